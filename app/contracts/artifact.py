@@ -1,0 +1,107 @@
+"""Model artifact contract (training -> serving).
+
+What the training container writes to ``/opt/ml/model`` (SageMaker tars it to ``model.tar.gz``; serving finds it
+untarred in ``/opt/ml/model``)::
+
+    model.onnx    what serving runs (see ExportInfo for its exact input/output)
+    model.pt      ultralytics checkpoint, for further fine-tuning
+    model.json    ModelCard below
+    results.csv   ultralytics per-epoch results
+    loss.png      train vs val loss per epoch
+
+ONNX graph (``raw`` layout, no NMS inside, so conf/iou/max_det stay per-request options):
+input ``images`` float32 [1, 3, imgsz, imgsz], RGB, 0..1, letterboxed (pad value 114/255, centred);
+output ``output0`` float32 [1, 4 + num_classes, num_anchors]: rows 0-3 are cx, cy, w, h in input pixels,
+rows 4.. are per-class scores (already sigmoid-ed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from app.contracts.errors import ContractError
+
+SCHEMA_VERSION = 1
+MODEL_ONNX = "model.onnx"
+MODEL_PT = "model.pt"
+MODEL_JSON = "model.json"
+RESULTS_CSV = "results.csv"
+LOSS_PNG = "loss.png"
+ARTIFACT_FILES: tuple[str, ...] = (MODEL_ONNX, MODEL_PT, MODEL_JSON, RESULTS_CSV, LOSS_PNG)
+SERVING_FILES: tuple[str, ...] = (MODEL_ONNX, MODEL_JSON)
+LETTERBOX_PAD_VALUE = 114
+
+OutputLayout = Literal["raw_cxcywh_scores"]
+
+
+class ArtifactError(ContractError):
+    """A model artifact that cannot be used."""
+
+
+class ExportInfo(BaseModel):
+    """How ``model.onnx`` was exported: everything serving needs to feed it and read it."""
+
+    model_config = ConfigDict(extra="allow")
+    format: Literal["onnx"] = "onnx"
+    opset: int
+    input_name: str = "images"
+    input_shape: list[int] = Field(min_length=4, max_length=4, description="[1, 3, imgsz, imgsz]")
+    output_name: str = "output0"
+    output_shape: list[int] = Field(min_length=3, max_length=3, description="[1, 4 + nc, anchors]")
+    output_layout: OutputLayout = "raw_cxcywh_scores"
+    nms_embedded: bool = False
+    half: bool = False
+    dynamic: bool = False
+
+
+class ModelCard(BaseModel):
+    """``model.json``: what the model is, how it was made, and how to run it."""
+
+    model_config = ConfigDict(extra="allow")
+    schema_version: int = SCHEMA_VERSION
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    task: Literal["detect"] = "detect"
+    class_names: list[str] = Field(min_length=1)
+    imgsz: int = Field(gt=0)
+    ultralytics_version: str
+    dataset_version: str
+    metrics: dict[str, float] = Field(default_factory=dict, description="final val metrics, e.g. mAP50-95")
+    export: ExportInfo
+    training: dict[str, object] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shapes_agree(self) -> ModelCard:
+        nc = len(self.class_names)
+        if self.export.output_shape[1] != 4 + nc:
+            raise ValueError(
+                f"export.output_shape[1] is {self.export.output_shape[1]}, expected 4 + {nc} classes = {4 + nc}"
+            )
+        if self.export.input_shape[2:] != [self.imgsz, self.imgsz]:
+            raise ValueError(f"export.input_shape {self.export.input_shape} does not match imgsz {self.imgsz}")
+        return self
+
+
+def read_model_card(model_dir: Path) -> ModelCard:
+    """Load ``model.json`` from an artifact folder; raise ArtifactError naming the file and field."""
+    path = model_dir / MODEL_JSON
+    if not path.is_file():
+        raise ArtifactError(f"{path}: missing; expected the model.json written by the training container")
+    try:
+        return ModelCard.model_validate(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise ArtifactError(f"{path}: field '{field}': {first['msg']}") from None
+
+
+def write_model_card(model_dir: Path, card: ModelCard) -> Path:
+    path = model_dir / MODEL_JSON
+    path.write_text(card.model_dump_json(indent=2) + "\n")
+    return path

@@ -1,0 +1,68 @@
+"""Per-epoch metric log line (training container -> CloudWatch via SageMaker ``MetricDefinitions``).
+
+The training container prints exactly one line per epoch, e.g.::
+
+    [metrics] epoch=3/10 train_box_loss=1.234567 train_cls_loss=2.1 train_dfl_loss=1.3 val_box_loss=1.4 \
+val_cls_loss=2.2 val_dfl_loss=1.35 precision=0.71 recall=0.64 mAP50=0.69 mAP50-95=0.41
+
+``METRIC_DEFINITIONS`` is what CDK / the launcher hands SageMaker; ``parse_epoch_line`` is the same regexes used
+locally (demo, tests), so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+
+PREFIX = "[metrics]"
+# (key in the log line, SageMaker metric name). Order is the order printed.
+FIELDS: tuple[tuple[str, str], ...] = (
+    ("train_box_loss", "train:box_loss"),
+    ("train_cls_loss", "train:cls_loss"),
+    ("train_dfl_loss", "train:dfl_loss"),
+    ("val_box_loss", "val:box_loss"),
+    ("val_cls_loss", "val:cls_loss"),
+    ("val_dfl_loss", "val:dfl_loss"),
+    ("precision", "val:precision"),
+    ("recall", "val:recall"),
+    ("mAP50", "val:mAP50"),
+    ("mAP50-95", "val:mAP50-95"),
+)
+KEYS: tuple[str, ...] = tuple(key for key, _ in FIELDS)
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+
+# Each regex is anchored on the prefix and a space before the key, so "mAP50=" never matches "mAP50-95=" and
+# "box_loss" never matches both train and val.
+METRIC_DEFINITIONS: list[dict[str, str]] = [
+    {"Name": "epoch", "Regex": re.escape(PREFIX) + r" epoch=([0-9]+)/"},
+    *(
+        {"Name": name, "Regex": re.escape(PREFIX) + r" .*?(?<= )" + re.escape(key) + "=" + _NUMBER}
+        for key, name in FIELDS
+    ),
+]
+
+
+def format_value(value: float) -> str:
+    return "nan" if value is None or math.isnan(value) else f"{value:.6g}"
+
+
+def format_epoch_line(epoch: int, epochs: int, values: Mapping[str, float]) -> str:
+    """Render one epoch's metrics; every key in KEYS must be present (nan where unknown)."""
+    missing = [k for k in KEYS if k not in values]
+    if missing:
+        raise KeyError(f"metric line is missing {missing}")
+    body = " ".join(f"{k}={format_value(float(values[k]))}" for k in KEYS)
+    return f"{PREFIX} epoch={epoch}/{epochs} {body}"
+
+
+def parse_epoch_line(line: str) -> dict[str, float] | None:
+    """Apply METRIC_DEFINITIONS to one log line, as SageMaker would; None when it is not a metric line."""
+    if not line.startswith(PREFIX):
+        return None
+    out: dict[str, float] = {}
+    for definition in METRIC_DEFINITIONS:
+        match = re.search(definition["Regex"], line)
+        if match:
+            out[definition["Name"]] = float(match.group(1))
+    return out

@@ -1,0 +1,1 @@
+"""AWS CDK app: composition root, typed stage config, stacks and constructs. Imports app.contracts only."""

@@ -1,0 +1,230 @@
+"""Typed, validated configuration of one deployment stage (dev, staging, prod).
+
+Stage differences are data, never ``if stage == "prod"``. The values live in ``infra/stages.py``; this module says
+what they mean and rejects impossible ones at synth time with the stage and field in the message.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from app.contracts import instance_types
+from app.contracts.hyperparameters import parse_hyperparameters
+
+
+class ConfigError(ValueError):
+    """A stage configuration that cannot be deployed."""
+
+
+def _instance_type(value: str) -> str:
+    instance_types.family(value)  # raises InstanceTypeError (a ValueError) with the reason
+    return value
+
+
+InstanceType = Annotated[str, AfterValidator(_instance_type)]
+_DIGEST_URI = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageSettings(_Strict):
+    """Where each container image comes from: built from ``containers/<name>`` (None) or a pinned digest.
+
+    Pin ``<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest>`` to promote the exact image a previous
+    stage ran.
+    """
+
+    dataprep: str | None = None
+    train: str | None = None
+    serve: str | None = None
+
+    @model_validator(mode="after")
+    def _digests(self) -> ImageSettings:
+        for name in ("dataprep", "train", "serve"):
+            uri = getattr(self, name)
+            if uri is not None and not _DIGEST_URI.match(uri):
+                raise ValueError(f"images.{name}: expected '<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:"
+                                 f"<64 hex>', got '{uri}'")
+        return self
+
+
+class TrainingSettings(_Strict):
+    """Training jobs started by the runner Lambda."""
+
+    instance_type: InstanceType = "ml.g5.xlarge"
+    instance_count: int = Field(1, ge=1, le=16)
+    volume_size_gb: int = Field(50, ge=5, le=16384)
+    max_runtime_hours: float = Field(12, gt=0, le=28 * 24)
+    use_spot: bool = True
+    max_wait_hours: float = Field(24, gt=0, le=28 * 24, description="spot: >= max_runtime_hours")
+    network_isolation: bool = True
+    quality_bar_map50_95: float = Field(0.5, ge=0, le=1, description="auto-approve a model version at or above")
+    default_hyperparameters: dict[str, str] = Field(default_factory=dict)
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingSettings:
+        if self.use_spot and self.max_wait_hours < self.max_runtime_hours:
+            raise ValueError(
+                f"max_wait_hours ({self.max_wait_hours}) must be >= max_runtime_hours ({self.max_runtime_hours})"
+                " when use_spot is on"
+            )
+        if bool(self.subnet_ids) != bool(self.security_group_ids):
+            raise ValueError("subnet_ids and security_group_ids must be given together (VPC config)")
+        parse_hyperparameters(self.default_hyperparameters, source="default_hyperparameters")
+        return self
+
+
+class ScheduledCapacity(_Strict):
+    """A scheduled change of the scaling bounds (e.g. business hours vs nights)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9-]{1,64}$")
+    schedule: str = Field(description="Application Auto Scaling expression, e.g. 'cron(0 7 ? * MON-FRI *)'")
+    min_capacity: int = Field(ge=0)
+    max_capacity: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScheduledCapacity:
+        if not re.match(r"^(cron|rate|at)\(.+\)$", self.schedule):
+            raise ValueError(f"schedule '{self.schedule}': expected cron(...), rate(...) or at(...)")
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(f"min_capacity ({self.min_capacity}) > max_capacity ({self.max_capacity})")
+        return self
+
+
+class AutoscalingSettings(_Strict):
+    """Target tracking on the endpoint variant. Give the invocation target directly, or the measured max RPS
+    one instance sustains (``scripts/loadtest.py`` prints it) and let the target be rps x safety x 60."""
+
+    min_capacity: int = Field(1, ge=1)
+    max_capacity: int = Field(2, ge=1)
+    invocations_per_instance_target: float | None = Field(None, gt=0, description="per minute")
+    measured_max_rps_per_instance: float | None = Field(None, gt=0)
+    safety_factor: float = Field(0.5, gt=0, le=1)
+    concurrency_target: float | None = Field(None, gt=0, description="high-resolution concurrent requests/model")
+    scale_in_cooldown_s: int = Field(300, ge=0)
+    scale_out_cooldown_s: int = Field(60, ge=0)
+    disable_scale_in: bool = False
+    scheduled: tuple[ScheduledCapacity, ...] = ()
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingSettings:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(f"min_capacity ({self.min_capacity}) > max_capacity ({self.max_capacity})")
+        if (self.invocations_per_instance_target is None) == (self.measured_max_rps_per_instance is None):
+            raise ValueError("set exactly one of invocations_per_instance_target and measured_max_rps_per_instance")
+        return self
+
+    @property
+    def invocations_target(self) -> float:
+        """SageMakerVariantInvocationsPerInstance target (invocations per instance per minute)."""
+        if self.invocations_per_instance_target is not None:
+            return self.invocations_per_instance_target
+        assert self.measured_max_rps_per_instance is not None
+        return round(self.measured_max_rps_per_instance * self.safety_factor * 60, 1)
+
+
+class DeploymentSettings(_Strict):
+    """Blue/green update policy of the endpoint."""
+
+    strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
+    canary_percent: int = Field(10, ge=1, le=99)
+    linear_step_percent: int = Field(25, ge=1, le=99)
+    wait_interval_s: int = Field(300, ge=0, le=3600)
+    termination_wait_s: int = Field(300, ge=0, le=3600)
+    max_execution_timeout_s: int = Field(3600, ge=600, le=14400)
+    rollback_on_alarms: bool = True
+
+
+class AlarmSettings(_Strict):
+    """Thresholds of the endpoint alarms (per stage)."""
+
+    error_5xx_rate_percent: float = Field(1.0, gt=0, le=100)
+    error_4xx_rate_percent: float = Field(10.0, gt=0, le=100)
+    model_latency_p90_ms: float = Field(500, gt=0)
+    model_latency_p99_ms: float = Field(1500, gt=0)
+    overhead_latency_p99_ms: float = Field(200, gt=0)
+    cpu_utilization_percent: float = Field(85, gt=0, description="per instance; SageMaker sums cores (x100)")
+    memory_utilization_percent: float = Field(85, gt=0, le=100)
+    disk_utilization_percent: float = Field(85, gt=0, le=100)
+    gpu_utilization_percent: float = Field(90, gt=0)
+    at_max_capacity_minutes: int = Field(30, ge=5)
+    evaluation_periods: int = Field(3, ge=1)
+
+
+class EndpointSettings(_Strict):
+    """The real-time endpoint. With no model version it is not created (the stage says so at synth)."""
+
+    model_package_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/.+$")
+    model_data_key: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9!_.*'()/-]+\.tar\.gz$", description="a model.tar.gz key in the artifacts bucket"
+    )
+    instance_type: InstanceType = "ml.c6i.xlarge"
+    initial_instance_count: int = Field(1, ge=1)
+    data_capture_percent: int = Field(0, ge=0, le=100)
+    startup_health_check_timeout_s: int = Field(600, ge=60, le=3600)
+    model_download_timeout_s: int = Field(600, ge=60, le=3600)
+    environment: dict[str, str] = Field(default_factory=dict, description="serving settings, e.g. SERVING_WORKERS")
+    autoscaling: AutoscalingSettings
+    deployment: DeploymentSettings = DeploymentSettings()
+    alarms: AlarmSettings = AlarmSettings()
+
+    @model_validator(mode="after")
+    def _one_model_source(self) -> EndpointSettings:
+        if self.model_package_arn and self.model_data_key:
+            raise ValueError("set at most one of model_package_arn and model_data_key")
+        if not self.autoscaling.min_capacity <= self.initial_instance_count <= self.autoscaling.max_capacity:
+            raise ValueError(
+                f"initial_instance_count ({self.initial_instance_count}) must lie within autoscaling min/max "
+                f"({self.autoscaling.min_capacity}..{self.autoscaling.max_capacity})"
+            )
+        return self
+
+    @property
+    def has_model_version(self) -> bool:
+        return bool(self.model_package_arn or self.model_data_key)
+
+
+class StageConfig(_Strict):
+    """Everything that differs between dev, staging and prod."""
+
+    name: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{1,15}$", description="construct id of the stage, e.g. Dev")
+    account: str | None = Field(None, pattern=r"^[0-9]{12}$", description="None = environment-agnostic")
+    region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+    retain_data: bool = Field(description="retain buckets/keys/repositories on delete + termination protection")
+    log_retention_days: int = 30
+    noncurrent_version_expiry_days: int = Field(30, ge=1)
+    abort_incomplete_upload_days: int = Field(7, ge=1)
+    access_log_expiry_days: int = Field(365, ge=1)
+    ecr_keep_images: int = Field(20, ge=1, le=1000)
+    alarm_emails: tuple[str, ...] = ()
+    tags: dict[str, str] = Field(default_factory=dict)
+    images: ImageSettings = ImageSettings()
+    training: TrainingSettings = TrainingSettings()
+    endpoint: EndpointSettings
+
+    @model_validator(mode="after")
+    def _log_retention(self) -> StageConfig:
+        allowed = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                   3288, 3653}
+        if self.log_retention_days not in allowed:
+            raise ValueError(f"log_retention_days ({self.log_retention_days}) must be one of {sorted(allowed)}")
+        return self
+
+
+def load_stage(name: str, values: dict[str, object]) -> StageConfig:
+    """Validate one stage's values; raise ConfigError naming the stage and the field."""
+    try:
+        return StageConfig.model_validate({"name": name, **values})
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(stage)"
+            problems.append(f"stage {name}: field '{field}': {err['msg']}")
+        raise ConfigError("; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Reusable CDK constructs (nouns with keyword-only typed props)."""

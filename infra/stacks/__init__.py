@@ -1,0 +1,1 @@
+"""CDK stacks: deploy units of a stage."""
