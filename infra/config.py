@@ -25,7 +25,9 @@ def _instance_type(value: str) -> str:
 
 
 InstanceType = Annotated[str, AfterValidator(_instance_type)]
-_DIGEST_URI = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$")
+_DIGEST_URI = re.compile(
+    r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$"
+)
 
 
 class _Strict(BaseModel):
@@ -48,8 +50,10 @@ class ImageSettings(_Strict):
         for name in ("dataprep", "train", "serve"):
             uri = getattr(self, name)
             if uri is not None and not _DIGEST_URI.match(uri):
-                raise ValueError(f"images.{name}: expected '<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:"
-                                 f"<64 hex>', got '{uri}'")
+                raise ValueError(
+                    f"images.{name}: expected '<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:"
+                    f"<64 hex>', got '{uri}'"
+                )
         return self
 
 
@@ -63,7 +67,9 @@ class TrainingSettings(_Strict):
     use_spot: bool = True
     max_wait_hours: float = Field(24, gt=0, le=28 * 24, description="spot: >= max_runtime_hours")
     network_isolation: bool = True
-    quality_bar_map50_95: float = Field(0.5, ge=0, le=1, description="auto-approve a model version at or above")
+    quality_bar_map50_95: float = Field(
+        0.5, ge=0, le=1, description="auto-approve a model version at or above"
+    )
     default_hyperparameters: dict[str, str] = Field(default_factory=dict)
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
@@ -107,7 +113,9 @@ class AutoscalingSettings(_Strict):
     invocations_per_instance_target: float | None = Field(None, gt=0, description="per minute")
     measured_max_rps_per_instance: float | None = Field(None, gt=0)
     safety_factor: float = Field(0.5, gt=0, le=1)
-    concurrency_target: float | None = Field(None, gt=0, description="high-resolution concurrent requests/model")
+    concurrency_target: float | None = Field(
+        None, gt=0, description="high-resolution concurrent requests/model"
+    )
     scale_in_cooldown_s: int = Field(300, ge=0)
     scale_out_cooldown_s: int = Field(60, ge=0)
     disable_scale_in: bool = False
@@ -118,7 +126,9 @@ class AutoscalingSettings(_Strict):
         if self.min_capacity > self.max_capacity:
             raise ValueError(f"min_capacity ({self.min_capacity}) > max_capacity ({self.max_capacity})")
         if (self.invocations_per_instance_target is None) == (self.measured_max_rps_per_instance is None):
-            raise ValueError("set exactly one of invocations_per_instance_target and measured_max_rps_per_instance")
+            raise ValueError(
+                "set exactly one of invocations_per_instance_target and measured_max_rps_per_instance"
+            )
         return self
 
     @property
@@ -161,16 +171,22 @@ class AlarmSettings(_Strict):
 class EndpointSettings(_Strict):
     """The real-time endpoint. With no model version it is not created (the stage says so at synth)."""
 
-    model_package_arn: str | None = Field(None, pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/.+$")
+    model_package_arn: str | None = Field(
+        None, pattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/.+$"
+    )
     model_data_key: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9!_.*'()/-]+\.tar\.gz$", description="a model.tar.gz key in the artifacts bucket"
+        None,
+        pattern=r"^[A-Za-z0-9!_.*'()/-]+\.tar\.gz$",
+        description="a model.tar.gz key in the artifacts bucket",
     )
     instance_type: InstanceType = "ml.c6i.xlarge"
     initial_instance_count: int = Field(1, ge=1)
     data_capture_percent: int = Field(0, ge=0, le=100)
     startup_health_check_timeout_s: int = Field(600, ge=60, le=3600)
     model_download_timeout_s: int = Field(600, ge=60, le=3600)
-    environment: dict[str, str] = Field(default_factory=dict, description="serving settings, e.g. SERVING_WORKERS")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="serving settings, e.g. SERVING_WORKERS"
+    )
     autoscaling: AutoscalingSettings
     deployment: DeploymentSettings = DeploymentSettings()
     alarms: AlarmSettings = AlarmSettings()
@@ -197,11 +213,15 @@ class StageConfig(_Strict):
     name: str = Field(pattern=r"^[A-Z][A-Za-z0-9]{1,15}$", description="construct id of the stage, e.g. Dev")
     account: str | None = Field(None, pattern=r"^[0-9]{12}$", description="None = environment-agnostic")
     region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
-    retain_data: bool = Field(description="retain buckets/keys/repositories on delete + termination protection")
+    retain_data: bool = Field(
+        description="retain buckets/keys/repositories on delete + termination protection"
+    )
     log_retention_days: int = 30
     noncurrent_version_expiry_days: int = Field(30, ge=1)
     abort_incomplete_upload_days: int = Field(7, ge=1)
     access_log_expiry_days: int = Field(365, ge=1)
+    checkpoint_expiry_days: int = Field(30, ge=1, description="artifacts bucket checkpoints/ prefix")
+    data_capture_expiry_days: int = Field(90, ge=1, description="artifacts bucket data-capture/ prefix")
     ecr_keep_images: int = Field(20, ge=1, le=1000)
     alarm_emails: tuple[str, ...] = ()
     tags: dict[str, str] = Field(default_factory=dict)
@@ -211,10 +231,34 @@ class StageConfig(_Strict):
 
     @model_validator(mode="after")
     def _log_retention(self) -> StageConfig:
-        allowed = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-                   3288, 3653}
+        allowed = {
+            1,
+            3,
+            5,
+            7,
+            14,
+            30,
+            60,
+            90,
+            120,
+            150,
+            180,
+            365,
+            400,
+            545,
+            731,
+            1096,
+            1827,
+            2192,
+            2557,
+            2922,
+            3288,
+            3653,
+        }
         if self.log_retention_days not in allowed:
-            raise ValueError(f"log_retention_days ({self.log_retention_days}) must be one of {sorted(allowed)}")
+            raise ValueError(
+                f"log_retention_days ({self.log_retention_days}) must be one of {sorted(allowed)}"
+            )
         return self
 
 

@@ -5,7 +5,9 @@ Promotion order is the order of STAGES (dev -> staging -> prod).
 
 from __future__ import annotations
 
-EXAMPLE_MODEL_KEY = "models/example/model.tar.gz"  # upload a training job's model.tar.gz here, or set a package ARN
+EXAMPLE_MODEL_KEY = (
+    "models/example/model.tar.gz"  # upload a training job's model.tar.gz here, or set a package ARN
+)
 
 DEV: dict[str, object] = {
     "retain_data": False,
@@ -47,8 +49,12 @@ STAGING: dict[str, object] = {
         "instance_type": "ml.c6i.xlarge",
         "initial_instance_count": 1,
         "data_capture_percent": 20,
-        "autoscaling": {"min_capacity": 1, "max_capacity": 4, "measured_max_rps_per_instance": 20,
-                        "safety_factor": 0.5},
+        "autoscaling": {
+            "min_capacity": 1,
+            "max_capacity": 4,
+            "measured_max_rps_per_instance": 20,
+            "safety_factor": 0.5,
+        },
         "deployment": {"strategy": "canary", "canary_percent": 10, "wait_interval_s": 300},
     },
 }
@@ -80,8 +86,12 @@ PROD: dict[str, object] = {
             "scale_in_cooldown_s": 600,
             "scale_out_cooldown_s": 60,
             "scheduled": [
-                {"name": "business-hours", "schedule": "cron(0 7 ? * MON-FRI *)", "min_capacity": 2,
-                 "max_capacity": 8},
+                {
+                    "name": "business-hours",
+                    "schedule": "cron(0 7 ? * MON-FRI *)",
+                    "min_capacity": 2,
+                    "max_capacity": 8,
+                },
                 {"name": "nights", "schedule": "cron(0 20 ? * * *)", "min_capacity": 2, "max_capacity": 4},
             ],
         },

@@ -82,7 +82,9 @@ class ModelCard(BaseModel):
                 f"export.output_shape[1] is {self.export.output_shape[1]}, expected 4 + {nc} classes = {4 + nc}"
             )
         if self.export.input_shape[2:] != [self.imgsz, self.imgsz]:
-            raise ValueError(f"export.input_shape {self.export.input_shape} does not match imgsz {self.imgsz}")
+            raise ValueError(
+                f"export.input_shape {self.export.input_shape} does not match imgsz {self.imgsz}"
+            )
         return self
 
 

@@ -10,7 +10,9 @@ import re
 
 from app.contracts.errors import ContractError
 
-_PATTERN = re.compile(r"^ml\.(?P<family>[a-z][a-z0-9-]*)\.(?P<size>(?:[0-9]+)?x?large|medium|small|micro|metal)$")
+_PATTERN = re.compile(
+    r"^ml\.(?P<family>[a-z][a-z0-9-]*)\.(?P<size>(?:[0-9]+)?x?large|medium|small|micro|metal)$"
+)
 
 GPU_FAMILIES: frozenset[str] = frozenset(
     {"p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "g4dn", "g5", "g6", "g6e", "gr6"}
@@ -18,8 +20,31 @@ GPU_FAMILIES: frozenset[str] = frozenset(
 ACCELERATOR_FAMILIES: frozenset[str] = frozenset({"inf1", "inf2", "trn1", "trn1n", "trn2"})
 CPU_FAMILIES: frozenset[str] = frozenset(
     {
-        "t2", "t3", "m4", "m5", "m5d", "m6i", "m6id", "m7i", "c4", "c5", "c5d", "c5n", "c6i", "c6id", "c7i",
-        "r5", "r5d", "r6i", "r6id", "r7i", "m6g", "c6g", "c7g", "r6g", "r7g",
+        "t2",
+        "t3",
+        "m4",
+        "m5",
+        "m5d",
+        "m6i",
+        "m6id",
+        "m7i",
+        "c4",
+        "c5",
+        "c5d",
+        "c5n",
+        "c6i",
+        "c6id",
+        "c7i",
+        "r5",
+        "r5d",
+        "r6i",
+        "r6id",
+        "r7i",
+        "m6g",
+        "c6g",
+        "c7g",
+        "r6g",
+        "r7g",
     }
 )
 KNOWN_FAMILIES: frozenset[str] = GPU_FAMILIES | ACCELERATOR_FAMILIES | CPU_FAMILIES
@@ -27,8 +52,26 @@ KNOWN_FAMILIES: frozenset[str] = GPU_FAMILIES | ACCELERATOR_FAMILIES | CPU_FAMIL
 # Families whose instance storage is local NVMe: no VolumeKmsKeyId / KmsKeyId for the storage volume.
 LOCAL_NVME_FAMILIES: frozenset[str] = frozenset(
     {
-        "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "g4dn", "g5", "g6", "g6e", "gr6",
-        "m5d", "m6id", "c5d", "c6id", "r5d", "r6id", "trn1", "trn1n", "trn2",
+        "p3dn",
+        "p4d",
+        "p4de",
+        "p5",
+        "p5e",
+        "p5en",
+        "g4dn",
+        "g5",
+        "g6",
+        "g6e",
+        "gr6",
+        "m5d",
+        "m6id",
+        "c5d",
+        "c6id",
+        "r5d",
+        "r6id",
+        "trn1",
+        "trn1n",
+        "trn2",
     }
 )
 
@@ -41,7 +84,9 @@ def family(instance_type: str) -> str:
     """``ml.g5.2xlarge`` -> ``g5``; raise InstanceTypeError for a malformed or unknown type."""
     match = _PATTERN.match(instance_type)
     if not match:
-        raise InstanceTypeError(f"'{instance_type}' is not a SageMaker instance type (expected e.g. ml.g5.xlarge)")
+        raise InstanceTypeError(
+            f"'{instance_type}' is not a SageMaker instance type (expected e.g. ml.g5.xlarge)"
+        )
     fam = match.group("family")
     if fam not in KNOWN_FAMILIES:
         raise InstanceTypeError(
