@@ -1,0 +1,21 @@
+"""Key prefixes of the artifacts bucket, shared by infra (lifecycle rules, grants) and the launcher/training code.
+
+The datasets bucket holds dataprep outputs (``<any prefix>/dataset.json`` starts a training run); the artifacts bucket
+is split by prefix so lifecycle rules and IAM grants can differ per kind of object.
+"""
+
+from __future__ import annotations
+
+MODELS_PREFIX = "models/"  # model.tar.gz of registered model versions (serving reads these)
+CHECKPOINTS_PREFIX = "checkpoints/"  # spot-training checkpoints (only needed while a job runs or resumes)
+DATA_CAPTURE_PREFIX = "data-capture/"  # endpoint request/response capture
+TRAINING_OUTPUT_PREFIX = (
+    "training-output/"  # SageMaker OutputDataConfig (model.tar.gz + output.tar.gz per job)
+)
+ARTIFACT_PREFIXES: tuple[str, ...] = (
+    MODELS_PREFIX,
+    CHECKPOINTS_PREFIX,
+    DATA_CAPTURE_PREFIX,
+    TRAINING_OUTPUT_PREFIX,
+)
+DATASET_MANIFEST_SUFFIX = "dataset.json"  # an "Object Created" event for a key ending in this starts training
