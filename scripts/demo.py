@@ -1,0 +1,403 @@
+"""`make demo`: the whole pipeline on this machine, through the same entrypoints the containers run.
+
+Ground Truth manifest (generated, or yours) -> data prep -> training (``/opt/ml``-shaped folder, CPU) -> serving on
+127.0.0.1 (held-out generated images + a real photo, annotated) -> ``cdk synth`` of every stage -> a summary of where
+everything is. Each step runs as its own process, exactly as SageMaker would start it; the first failing step stops
+the demo with its name and reason, and the server is always stopped (success, failure or Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from app.contracts import artifact, dataset, metrics
+from app.contracts.invocation import InvocationResponse
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PRETRAINED = "models/best.pt"  # inside the fall_detection package: a trained YOLOv8n (Apache-2.0)
+
+
+class StepFailed(RuntimeError):
+    """A demo step failed; the message says why (the step's name is added by the runner)."""
+
+
+@dataclass
+class Outputs:
+    """What the demo produced, for the final summary and for the e2e test."""
+
+    workdir: Path
+    manifest: Path | None = None
+    image_root: Path | None = None
+    dataset: Path | None = None
+    model_dir: Path | None = None
+    annotated: list[Path] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    held_out_recall: float | None = None
+    synthesized: bool = False
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _run(cmd: list[str], *, what: str, echo: Callable[[str], bool] | None = None) -> None:
+    """Run one entrypoint as a process; stream the lines ``echo`` keeps; raise StepFailed with its last lines."""
+    _say(f"  $ {' '.join(cmd)}")
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        line = line.rstrip("\n")
+        tail = [*tail[-19:], line]
+        if echo is None or echo(line):
+            _say(f"    {line}")
+    if proc.wait() != 0:
+        last = "\n".join(f"    | {t}" for t in tail[-12:])
+        raise StepFailed(f"{what} exited with {proc.returncode}; its last lines:\n{last}")
+
+
+# --- step 1: labels ------------------------------------------------------------------------------------------
+
+
+def generate_labels(out: Outputs, *, images: int, seed: int) -> tuple[Path, Path]:
+    from app.dataprep.synthetic import generate_ground_truth
+
+    generated = generate_ground_truth(out.workdir / "groundtruth", n_images=images, seed=seed)
+    _say(
+        f"  {images} images, classes {generated.class_names}, label attribute '{generated.label_attribute}'"
+        f"\n  manifest: {generated.manifest_path}"
+    )
+    return Path(generated.manifest_path), Path(generated.image_root)
+
+
+# --- step 2: data prep ---------------------------------------------------------------------------------------
+
+
+def prepare_dataset(out: Outputs, *, manifest: Path, image_root: Path, seed: int) -> Path:
+    target = out.workdir / "dataset"
+    shutil.rmtree(target, ignore_errors=True)
+    _run(
+        [
+            sys.executable, "-m", "app.dataprep",
+            "--manifest", str(manifest), "--image-root", str(image_root), "--out", str(target),
+            "--val-fraction", "0.2", "--seed", str(seed),
+            "--balance", "oversample",
+        ],
+        what="data prep",
+        echo=lambda line: not line.startswith("WARNING"),
+    )  # fmt: skip
+    info = dataset.validate_layout(target)
+    summary = next(iter(sorted(target.glob("qa/*.txt"))), None) or next(
+        iter(sorted(target.glob("*.txt"))), None
+    )
+    if summary is not None:
+        _say("  QA summary:\n" + "\n".join(f"    {line}" for line in summary.read_text().splitlines()))
+    _say(f"  dataset {info.version}: {info.splits} images per split, classes {info.class_names}")
+    return target
+
+
+# --- step 3: training ----------------------------------------------------------------------------------------
+
+
+def train(out: Outputs, *, data: Path, epochs: int, imgsz: int, batch: int, seed: int) -> Path:
+    opt_ml = out.workdir / "opt_ml"
+    shutil.rmtree(opt_ml, ignore_errors=True)
+    channels = opt_ml / "input" / "data"
+    (channels / "pretrained").mkdir(parents=True)
+    shutil.copytree(data, channels / "dataset")
+    shutil.copyfile(
+        Path(str(resources.files("fall_detection") / PRETRAINED)), channels / "pretrained" / "model.pt"
+    )
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    hyperparameters = {
+        "epochs": epochs, "imgsz": imgsz, "batch": batch, "seed": seed, "workers": 0, "device": "cpu",
+        "amp": "false", "patience": max(5, epochs), "name": "demo-tools-detector",
+    }  # fmt: skip
+    (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in hyperparameters.items()}))
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({"dataset": {"TrainingInputMode": "File"}, "pretrained": {"TrainingInputMode": "File"}})
+    )
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+
+    def keep(line: str) -> bool:
+        return line.startswith(metrics.PREFIX) or "overfit" in line.lower() or "transferred" in line.lower()
+
+    _run([sys.executable, "-m", "app.training", "--opt-ml", str(opt_ml)], what="training", echo=keep)
+    model_dir = opt_ml / "model"
+    missing = [name for name in artifact.ARTIFACT_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise StepFailed(f"training finished but {model_dir} lacks {missing}")
+    card = artifact.read_model_card(model_dir)
+    out.metrics = dict(card.metrics)
+    shown = {k: round(v, 3) for k, v in card.metrics.items()}
+    _say(f"  model '{card.name}' v{card.version}: classes {card.class_names}, final metrics {shown}")
+    return model_dir
+
+
+# --- step 4: serving -----------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving(model_dir: Path) -> Iterator[str]:
+    """Start the serving entrypoint on 127.0.0.1; always stop it (SIGTERM, then SIGKILL after 25 s)."""
+    port = _free_port()
+    env = {**os.environ, "SERVING_HOST": "127.0.0.1"}
+    cmd = [sys.executable, "-m", "app.serving", "--model-dir", str(model_dir), "--port", str(port)]
+    _say(f"  $ {' '.join(cmd)}")
+    log = (model_dir.parent / "serving.log").open("w")
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise StepFailed(f"server exited with {proc.returncode} before it was ready; see {log.name}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise StepFailed(f"/ping did not answer 200 within 60 s; see {log.name}")
+            time.sleep(0.2)
+        _say(f"  server ready at {url} (log: {log.name})")
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=25)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def invoke(url: str, body: bytes, content_type: str) -> InvocationResponse:
+    request = urllib.request.Request(
+        f"{url}/invocations", data=body, method="POST", headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return InvocationResponse.model_validate_json(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise StepFailed(f"/invocations answered {exc.code}: {exc.read().decode(errors='replace')}") from None
+
+
+def annotate(image_bytes: bytes, response: InvocationResponse, target: Path) -> None:
+    from PIL import Image, ImageDraw, ImageOps
+
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(image_bytes))).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for det in response.predictions[0].detections:
+        box = (det.box.x1, det.box.y1, det.box.x2, det.box.y2)
+        draw.rectangle(box, outline=(255, 40, 40), width=3)
+        draw.text((det.box.x1 + 3, det.box.y1 + 2), f"{det.label} {det.confidence:.2f}", fill=(255, 255, 0))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image.save(target, quality=90)
+
+
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def serve_and_detect(out: Outputs, *, model_dir: Path, held_out: int, seed: int) -> None:
+    from app.dataprep.synthetic import generate_ground_truth, read_boxes
+
+    # Images the model has never seen: same generator, another seed.
+    generated = generate_ground_truth(out.workdir / "held-out", n_images=held_out, seed=seed + 10_000)
+    truths = read_boxes(generated)
+    photo = Path(str(resources.files("ultralytics") / "assets" / "bus.jpg"))
+    annotated_dir = out.workdir / "annotated"
+    shutil.rmtree(annotated_dir, ignore_errors=True)
+    matched = total = 0
+    with serving(model_dir) as url:
+        for path, boxes in truths.items():
+            body = path.read_bytes()
+            response = invoke(url, body, "image/jpeg")
+            dets = response.predictions[0].detections
+            found = [(d.label, (d.box.x1, d.box.y1, d.box.x2, d.box.y2)) for d in dets]
+            for label, box in boxes:
+                total += 1
+                matched += any(lab == label and _iou(box, b) >= 0.5 for lab, b in found)
+            target = annotated_dir / f"{path.stem}.jpg"
+            annotate(body, response, target)
+            out.annotated.append(target)
+            listed = ", ".join(f"{d.label} {d.confidence:.2f}" for d in dets) or "nothing"
+            _say(f"  {path.name}: {len(boxes)} labelled, detected {listed}")
+        # A real photo, as base64 JSON: the model knows only the demo's tools, so few or no detections are right.
+        body = photo.read_bytes()
+        payload = json.dumps({"image": base64.b64encode(body).decode(), "conf": 0.25}).encode()
+        response = invoke(url, payload, "application/json")
+        target = annotated_dir / "real-photo-bus.jpg"
+        annotate(body, response, target)
+        out.annotated.append(target)
+        size = response.predictions[0].image
+        _say(
+            f"  real photo {photo.name} ({size.width}x{size.height}): {len(response.predictions[0].detections)} detections"
+        )
+    out.held_out_recall = matched / total if total else None
+    if out.held_out_recall is not None:
+        _say(f"  held-out recall at IoU 0.5 (right class): {matched}/{total} = {out.held_out_recall:.2f}")
+
+
+# --- step 5: infrastructure ----------------------------------------------------------------------------------
+
+
+def synthesize(out: Outputs) -> None:
+    _run([sys.executable, "-m", "scripts.synth"], what="cdk synth")
+    out.synthesized = True
+
+
+# --- runner --------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workdir", type=Path, default=REPO_ROOT / "demo-output", help="where everything goes"
+    )
+    parser.add_argument(
+        "--manifest", type=Path, help="your Ground Truth output.manifest (default: generate one)"
+    )
+    parser.add_argument(
+        "--image-root", type=Path, help="local folder that s3://bucket/key source-refs map onto"
+    )
+    parser.add_argument("--images", type=int, default=240, help="generated images (default 240)")
+    parser.add_argument(
+        "--held-out", type=int, default=6, help="generated held-out images to post (default 6)"
+    )
+    parser.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    parser.add_argument("--imgsz", type=int, default=320, help="training/serving image size (default 320)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-synth", action="store_true", help="skip cdk synth (the e2e test covers it elsewhere)"
+    )
+    args = parser.parse_args(argv)
+    if (args.manifest is None) != (args.image_root is None):
+        parser.error("--manifest and --image-root go together")
+    return args
+
+
+def step_labels(out: Outputs, args: argparse.Namespace) -> None:
+    if args.manifest:
+        out.manifest, out.image_root = args.manifest.resolve(), args.image_root.resolve()
+    else:
+        out.manifest, out.image_root = generate_labels(out, images=args.images, seed=args.seed)
+
+
+def step_dataprep(out: Outputs, args: argparse.Namespace) -> None:
+    assert out.manifest and out.image_root
+    out.dataset = prepare_dataset(out, manifest=out.manifest, image_root=out.image_root, seed=args.seed)
+
+
+def step_training(out: Outputs, args: argparse.Namespace) -> None:
+    assert out.dataset
+    out.model_dir = train(
+        out, data=out.dataset, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, seed=args.seed
+    )
+
+
+def step_serving(out: Outputs, args: argparse.Namespace) -> None:
+    assert out.model_dir
+    serve_and_detect(out, model_dir=out.model_dir, held_out=args.held_out, seed=args.seed)
+
+
+def step_synth(out: Outputs, args: argparse.Namespace) -> None:
+    synthesize(out)
+
+
+STEPS: list[tuple[str, Callable[[Outputs, argparse.Namespace], None]]] = [
+    ("1/6 labels (Ground Truth manifest)", step_labels),
+    ("2/6 data prep", step_dataprep),
+    ("3/6 training", step_training),
+    ("4/6 serving", step_serving),
+    ("5/6 infrastructure (cdk synth, cdk-nag, cfn-lint)", step_synth),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Outputs(workdir=args.workdir.resolve())
+    out.workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    for name, step in STEPS:
+        if step is step_synth and args.no_synth:
+            continue
+        _say(f"\n== {name}")
+        t0 = time.monotonic()
+        try:
+            step(out, args)
+        except StepFailed as exc:
+            _say(f"\nDEMO FAILED at step {name}: {exc}")
+            return 1
+        except KeyboardInterrupt:
+            _say(f"\nDEMO INTERRUPTED during step {name} (server stopped; partial outputs in {out.workdir})")
+            return 130
+        except Exception as exc:  # a bug or a contract error: name the step, keep the trace
+            _say(f"\nDEMO FAILED at step {name}: {type(exc).__name__}: {exc}")
+            raise
+        _say(f"   done in {time.monotonic() - t0:.0f} s")
+    print_summary(out, seconds=time.monotonic() - started)
+    summary = {
+        "dataset": str(out.dataset),
+        "model_dir": str(out.model_dir),
+        "metrics": out.metrics,
+        "held_out_recall": out.held_out_recall,
+        "annotated": [str(p) for p in out.annotated],
+        "synthesized": out.synthesized,
+    }
+    (out.workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+def print_summary(out: Outputs, *, seconds: float) -> None:
+    assert out.dataset and out.model_dir
+    plots = sorted(str(p) for p in out.dataset.rglob("*.png"))
+    _say("\n== 6/6 summary")
+    _say(f"  finished in {seconds / 60:.1f} min")
+    _say(f"  dataset:          {out.dataset}  (data.yaml, dataset.json, QA report)")
+    _say(f"  model artifact:   {out.model_dir}  (model.onnx, model.pt, model.json, results.csv, loss.png)")
+    _say(f"  loss curve:       {out.model_dir / artifact.LOSS_PNG}")
+    for plot in plots:
+        _say(f"  dataset plot:     {plot}")
+    _say(
+        f"  annotated images: {out.annotated[0].parent if out.annotated else '-'} ({len(out.annotated)} files)"
+    )
+    if out.metrics:
+        _say(
+            f"  validation mAP50: {out.metrics.get('mAP50', float('nan')):.3f}  mAP50-95: {out.metrics.get('mAP50-95', float('nan')):.3f}"
+        )
+    if out.synthesized:
+        _say("  CloudFormation:   cdk.out/ (deploy with: npx cdk deploy 'Dev/*')")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The demo pipeline end to end (issue 8), with small settings: the same steps `make demo` runs, as processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.contracts import artifact, dataset, metrics
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EPOCHS = 2
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    workdir = tmp_path_factory.mktemp("demo")
+    cmd = [
+        sys.executable, "-m", "scripts.demo", "--workdir", str(workdir), "--images", "48", "--held-out", "2",
+        "--epochs", str(EPOCHS), "--imgsz", "160", "--batch", "8", "--no-synth",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    return proc, workdir
+
+
+def test_demo_exits_zero_and_names_every_step(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, _ = demo_run
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    for step in ("1/6 labels", "2/6 data prep", "3/6 training", "4/6 serving", "6/6 summary"):
+        assert f"== {step}" in proc.stdout
+
+
+def test_demo_dataset_meets_the_dataset_contract(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, workdir = demo_run
+    info = dataset.validate_layout(workdir / "dataset")
+    assert info.splits["train"] > 0 and info.splits["val"] > 0
+
+
+def test_demo_training_prints_one_metric_line_per_epoch(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, _ = demo_run
+    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith(metrics.PREFIX)]
+    assert len(lines) == EPOCHS
+    assert all(metrics.parse_epoch_line(line) for line in lines)
+
+
+def test_demo_model_artifact_is_complete(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, workdir = demo_run
+    summary = json.loads((workdir / "summary.json").read_text())
+    model_dir = Path(summary["model_dir"])
+    assert all((model_dir / name).is_file() for name in artifact.ARTIFACT_FILES)
+    assert "mAP50" in summary["metrics"]
+
+
+def test_demo_annotates_held_out_images_and_a_real_photo(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, workdir = demo_run
+    summary = json.loads((workdir / "summary.json").read_text())
+    annotated = [Path(p) for p in summary["annotated"]]
+    assert len(annotated) == 3  # 2 held-out + 1 real photo
+    assert all(p.is_file() and p.stat().st_size > 0 for p in annotated)
+    assert summary["held_out_recall"] is not None
+
+
+def test_demo_names_the_failing_step(tmp_path: Path) -> None:
+    cmd = [
+        sys.executable, "-m", "scripts.demo", "--workdir", str(tmp_path),
+        "--manifest", str(tmp_path / "missing.manifest"), "--image-root", str(tmp_path), "--no-synth",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "DEMO FAILED at step 2/6 data prep" in proc.stdout
