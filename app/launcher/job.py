@@ -1,0 +1,181 @@
+"""A validated request + the stage's settings -> the exact CreateTrainingJob request, and the job's name.
+
+The name is derived from the resolved request (dataset, effective hyperparameters, instance config, pretrained
+checkpoint, run label), so a retried or duplicated event maps to the same job instead of a second one. SageMaker
+never reuses a training job name: to train again on the same inputs, give a new ``run_label``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from app.contracts import instance_types
+from app.contracts.hyperparameters import HyperparameterError, parse_hyperparameters, to_sagemaker
+from app.contracts.metrics import METRIC_DEFINITIONS
+from app.launcher.request import RequestError, TrainingRequest, Trigger
+from app.launcher.settings import RunnerSettings
+
+DATASET_CHANNEL = "dataset"  # /opt/ml/input/data/dataset (training container contract)
+PRETRAINED_CHANNEL = "pretrained"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+MAX_JOB_NAME = 63
+_DIGEST_CHARS = 12
+_TAG_UNSAFE = re.compile(r"[^\w .:/=+@-]")  # characters a SageMaker tag value may not hold
+
+
+@dataclass(frozen=True)
+class ResolvedJob:
+    """What will run: the request merged with the stage settings."""
+
+    request: TrainingRequest
+    trigger: Trigger
+    hyperparameters: dict[str, str]
+    instance_type: str
+    instance_count: int
+    volume_size_gb: int
+    use_spot: bool
+
+    def identity(self) -> dict[str, Any]:
+        """Everything that makes two requests 'the same request'."""
+        return {
+            "dataset_uri": self.request.dataset_uri,
+            "hyperparameters": self.hyperparameters,
+            "instance_type": self.instance_type,
+            "instance_count": self.instance_count,
+            "volume_size_gb": self.volume_size_gb,
+            "use_spot": self.use_spot,
+            "pretrained_uri": self.request.pretrained_uri,
+            "run_label": self.request.run_label,
+        }
+
+
+def _bucket(uri: str) -> str:
+    return uri.removeprefix("s3://").split("/", 1)[0]
+
+
+def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings) -> ResolvedJob:
+    """Merge overrides into the stage defaults and check what only the settings can tell (buckets, spot)."""
+    if request.dataset_bucket != settings.datasets_bucket:
+        raise RequestError(
+            "dataset_uri",
+            f"bucket '{request.dataset_bucket}' is not this stage's datasets bucket '{settings.datasets_bucket}' "
+            "(the training role can read only that one); upload the dataset there",
+        )
+    if request.pretrained_uri and _bucket(request.pretrained_uri) not in {
+        settings.datasets_bucket,
+        settings.artifacts_bucket,
+    }:
+        raise RequestError(
+            "pretrained_uri",
+            f"expected a checkpoint in the datasets bucket '{settings.datasets_bucket}' or the artifacts bucket "
+            f"'{settings.artifacts_bucket}', got '{request.pretrained_uri}'",
+        )
+    merged = {**settings.default_hyperparameters, **{k: _raw(v) for k, v in request.hyperparameters.items()}}
+    try:
+        params = parse_hyperparameters(merged, source="hyperparameters")
+    except HyperparameterError as exc:
+        raise RequestError("hyperparameters", str(exc)) from None
+    explicit = params.model_dump(include=set(merged))
+    return ResolvedJob(
+        request=request,
+        trigger=trigger,
+        hyperparameters=dict(sorted(to_sagemaker(explicit).items())),
+        instance_type=request.instance_type or settings.instance_type,
+        instance_count=request.instance_count or settings.instance_count,
+        volume_size_gb=request.volume_size_gb or settings.volume_size_gb,
+        use_spot=settings.use_spot if request.use_spot is None else request.use_spot,
+    )
+
+
+def _raw(value: object) -> str:
+    """Operator JSON values as the strings SageMaker would pass (bools the way to_sagemaker writes them)."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def _slug(dataset_uri: str) -> str:
+    last = dataset_uri.rstrip("/").rsplit("/", 1)[-1].lower()
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", last)).strip("-") or "dataset"
+
+
+def job_name(job: ResolvedJob, prefix: str) -> str:
+    """``<prefix><dataset folder>-<sha256 of the request, 12 hex>``, at most 63 characters."""
+    canonical = json.dumps(job.identity(), sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:_DIGEST_CHARS]
+    room = MAX_JOB_NAME - len(prefix) - 1 - _DIGEST_CHARS
+    slug = _slug(job.request.dataset_uri)[: max(room, 0)].strip("-")
+    return f"{prefix}{slug}-{digest}" if slug else f"{prefix}{digest}"
+
+
+def _channel(name: str, uri: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        "InputMode": "File",
+    }
+
+
+def create_training_job_request(job: ResolvedJob, settings: RunnerSettings) -> dict[str, Any]:
+    """The keyword arguments of ``sagemaker.create_training_job`` for ``job``."""
+    name = job_name(job, settings.job_name_prefix)
+    channels = [_channel(DATASET_CHANNEL, job.request.dataset_uri)]
+    if job.request.pretrained_uri:
+        channels.append(_channel(PRETRAINED_CHANNEL, job.request.pretrained_uri))
+    resources: dict[str, Any] = {
+        "InstanceType": job.instance_type,
+        "InstanceCount": job.instance_count,
+        "VolumeSizeInGB": job.volume_size_gb,
+    }
+    # Local NVMe instance storage is encrypted by the instance; SageMaker rejects a volume key there.
+    if instance_types.supports_volume_kms_key(job.instance_type):
+        resources["VolumeKmsKeyId"] = settings.kms_key_arn
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": settings.max_runtime_seconds}
+    if job.use_spot:
+        stopping["MaxWaitTimeInSeconds"] = max(settings.max_wait_seconds, settings.max_runtime_seconds)
+    tags = {
+        **settings.tags,
+        "stage": settings.stage,
+        "launcher:trigger": job.trigger,
+        "launcher:dataset": _TAG_UNSAFE.sub("_", job.request.dataset_uri)[:256],
+    }
+    if job.request.run_label:
+        tags["launcher:run-label"] = job.request.run_label
+    request: dict[str, Any] = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {
+            "TrainingImage": settings.training_image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [dict(d) for d in METRIC_DEFINITIONS],
+            "EnableSageMakerMetricsTimeSeries": True,
+        },
+        "RoleArn": settings.training_role_arn,
+        "HyperParameters": job.hyperparameters,
+        "InputDataConfig": channels,
+        "OutputDataConfig": {"S3OutputPath": settings.output_s3_uri, "KmsKeyId": settings.kms_key_arn},
+        "ResourceConfig": resources,
+        "StoppingCondition": stopping,
+        "EnableManagedSpotTraining": job.use_spot,
+        # Spot interruptions resume from here; on-demand jobs keep checkpoints too (cheap, helps retries).
+        "CheckpointConfig": {
+            "S3Uri": f"{settings.checkpoint_s3_uri}{name}/",
+            "LocalPath": CHECKPOINT_LOCAL_PATH,
+        },
+        "EnableNetworkIsolation": settings.network_isolation,
+        "EnableInterContainerTrafficEncryption": job.instance_count > 1,
+        "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
+    }
+    if settings.subnet_ids:
+        request["VpcConfig"] = {
+            "Subnets": list(settings.subnet_ids),
+            "SecurityGroupIds": list(settings.security_group_ids),
+        }
+    return request

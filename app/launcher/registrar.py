@@ -1,0 +1,145 @@
+"""Registrar Lambda: "SageMaker Training Job State Change" events of this stage's jobs.
+
+Completed -> a new model package version in the stage's model package group, with the job's final metrics;
+``Approved`` only when ``val:mAP50-95`` meets the stage's quality bar, else ``PendingManualApproval`` (and the
+notify topic says a version waits for review). Failed or Stopped -> the notify topic, with the failure reason.
+Unexpected AWS errors are raised, so Lambda retries the event and then sends it to the on-failure destination.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from app.contracts.invocation import JSON_TYPE, RAW_IMAGE_TYPES
+from app.launcher import aws
+from app.launcher.job import DATASET_CHANNEL
+from app.launcher.runner import console_url
+from app.launcher.settings import RegistrarSettings, load
+
+log = logging.getLogger(__name__)
+log.setLevel(logging.INFO)
+
+QUALITY_METRIC = "val:mAP50-95"
+DETAIL_TYPE = "SageMaker Training Job State Change"
+NOTIFY_STATUSES = ("Failed", "Stopped")
+_TOKEN_NAMESPACE = uuid.UUID("6f1c2a0e-8a53-4a55-9a0c-3d2b7c1f6e10")
+
+
+def final_metrics(description: Mapping[str, Any]) -> dict[str, float]:
+    """``FinalMetricDataList`` of DescribeTrainingJob as ``{metric name: value}``."""
+    return {m["MetricName"]: float(m["Value"]) for m in description.get("FinalMetricDataList", []) or []}
+
+
+def approval(metrics: Mapping[str, float], quality_bar: float) -> tuple[str, str]:
+    """(ModelApprovalStatus, why) for a version with ``metrics``."""
+    score = metrics.get(QUALITY_METRIC)
+    if score is None:
+        return (
+            "PendingManualApproval",
+            f"{QUALITY_METRIC} missing from the job's final metrics: review by hand",
+        )
+    if score >= quality_bar:
+        return "Approved", f"{QUALITY_METRIC} {score:.4f} >= quality bar {quality_bar:.4f}"
+    return (
+        "PendingManualApproval",
+        f"{QUALITY_METRIC} {score:.4f} < quality bar {quality_bar:.4f}: review by hand",
+    )
+
+
+def _dataset_uri(description: Mapping[str, Any]) -> str:
+    for channel in description.get("InputDataConfig", []) or []:
+        if channel.get("ChannelName") == DATASET_CHANNEL:
+            return str(channel["DataSource"]["S3DataSource"]["S3Uri"])
+    return "unknown"
+
+
+def register(
+    description: Mapping[str, Any], *, settings: RegistrarSettings, sagemaker: Any
+) -> dict[str, Any]:
+    """Create the model package version of a completed job; returns its ARN, status and metrics."""
+    metrics = final_metrics(description)
+    status, why = approval(metrics, settings.quality_bar_map50_95)
+    name = description["TrainingJobName"]
+    properties = {
+        "training_job": name,
+        "dataset_uri": _dataset_uri(description)[:256],
+        **{f"metric:{k}"[:128]: f"{v:.6g}" for k, v in sorted(metrics.items())},
+    }
+    created = sagemaker.create_model_package(
+        ModelPackageGroupName=settings.model_package_group_name,
+        ModelPackageDescription=f"{name}: {why}"[:1024],
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": settings.serve_image_uri,
+                    "ModelDataUrl": description["ModelArtifacts"]["S3ModelArtifacts"],
+                }
+            ],
+            "SupportedContentTypes": [*RAW_IMAGE_TYPES, JSON_TYPE],
+            "SupportedResponseMIMETypes": [JSON_TYPE],
+        },
+        CustomerMetadataProperties=dict(list(properties.items())[:50]),
+        # EventBridge may deliver an event twice: the same job always sends the same token, so one version.
+        ClientToken=str(uuid.uuid5(_TOKEN_NAMESPACE, description["TrainingJobArn"])),
+    )
+    arn = created["ModelPackageArn"]
+    log.info("model version registered", extra={"job_name": name, "arn": arn, "approval": status})
+    return {
+        "status": "registered",
+        "model_package_arn": arn,
+        "approval": status,
+        "reason": why,
+        "metrics": metrics,
+    }
+
+
+def _notify(settings: RegistrarSettings, sns: Any, subject: str, body: Mapping[str, Any]) -> None:
+    if settings.notify_topic_arn:
+        sns.publish(
+            TopicArn=settings.notify_topic_arn, Subject=subject[:100], Message=json.dumps(body, indent=2)
+        )
+
+
+def on_state_change(
+    event: Mapping[str, Any], *, settings: RegistrarSettings, sagemaker: Any, sns: Any
+) -> dict[str, Any]:
+    detail = event.get("detail") or {}
+    name = str(detail.get("TrainingJobName", ""))
+    status = str(detail.get("TrainingJobStatus", ""))
+    if event.get("detail-type") != DETAIL_TYPE or not name.startswith(settings.job_name_prefix):
+        log.warning("ignored event", extra={"detail_type": event.get("detail-type"), "job_name": name})
+        return {"status": "ignored", "job_name": name}
+    region = sagemaker.meta.region_name
+    if status == "Completed":
+        # The event can be partial; DescribeTrainingJob has the final metrics and the artifact location.
+        description = sagemaker.describe_training_job(TrainingJobName=name)
+        result = register(description, settings=settings, sagemaker=sagemaker)
+        if result["approval"] != "Approved":
+            _notify(settings, sns, f"[{settings.stage}] model version waits for review: {name}",
+                    {**result, "console_url": console_url(region, name)})  # fmt: skip
+        return {"job_name": name, **result}
+    if status in NOTIFY_STATUSES:
+        reason = detail.get("FailureReason") or "no failure reason given"
+        body = {"job_name": name, "job_status": status, "failure_reason": reason,
+                "console_url": console_url(region, name)}  # fmt: skip
+        _notify(settings, sns, f"[{settings.stage}] training job {status}: {name}", body)
+        log.error("training job did not complete", extra=body)
+        return {"status": "notified", **body}
+    return {"status": "ignored", "job_name": name, "job_status": status}
+
+
+@cache
+def _deps() -> tuple[RegistrarSettings, Any, Any]:
+    return load(RegistrarSettings), aws.client("sagemaker"), aws.client("sns")
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """Lambda entry point (app.launcher.registrar.handler)."""
+    settings, sagemaker, sns = _deps()
+    return on_state_change(event, settings=settings, sagemaker=sagemaker, sns=sns)

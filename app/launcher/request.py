@@ -1,0 +1,117 @@
+"""What the runner accepts: an operator request or an EventBridge S3 "Object Created" event for a dataset.json.
+
+Both become one ``TrainingRequest``. Everything here is pure (no AWS call), so a bad payload is rejected before
+the runner touches SageMaker; every error names the field and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+from app.contracts import instance_types
+from app.contracts.dataset import DATASET_JSON
+from app.contracts.errors import ContractError
+
+Trigger = Literal["operator", "dataset-event"]
+S3_SOURCE = "aws.s3"
+OBJECT_CREATED = "Object Created"
+_S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*$"
+HyperparameterValue = StrictStr | StrictInt | StrictFloat | StrictBool
+
+
+class RequestError(ContractError):
+    """A request the runner will not start: retrying it cannot help; the operator must change it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"field '{field}': {message}")
+        self.field = field
+
+
+class TrainingRequest(BaseModel):
+    """An operator's request. Only ``dataset_uri`` is required; everything else overrides the stage config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset_uri: str = Field(pattern=_S3_URI, description="s3://<datasets bucket>/<dataset prefix>/")
+    hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
+    instance_type: str | None = None
+    instance_count: int | None = Field(None, ge=1, le=16)
+    volume_size_gb: int | None = Field(None, ge=5, le=16384)
+    use_spot: bool | None = None
+    pretrained_uri: str | None = Field(
+        None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*\.pt$", description="s3://.../model.pt"
+    )
+    run_label: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9-]{1,32}$", description="change it to train again on the same inputs"
+    )
+
+    @property
+    def dataset_bucket(self) -> str:
+        return self.dataset_uri.removeprefix("s3://").split("/", 1)[0]
+
+
+def _from_model(raw: Mapping[str, Any]) -> TrainingRequest:
+    try:
+        request = TrainingRequest.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(request)"
+        raise RequestError(field, f"{first['msg']} (got {first.get('input')!r:.200})") from None
+    if request.instance_type is not None:
+        try:
+            instance_types.family(request.instance_type)
+        except instance_types.InstanceTypeError as exc:
+            raise RequestError("instance_type", str(exc)) from None
+    uri = request.dataset_uri
+    # Accept the dataset.json URI itself; a dataset is its folder.
+    if uri.endswith("/" + DATASET_JSON):
+        uri = uri[: -len(DATASET_JSON)]
+    if not uri.endswith("/") or uri.count("/") < 4:
+        raise RequestError("dataset_uri", f"expected a dataset folder 's3://<bucket>/<prefix>/', got '{uri}'")
+    return request.model_copy(update={"dataset_uri": uri})
+
+
+def _from_s3_event(event: Mapping[str, Any]) -> TrainingRequest:
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise RequestError("detail", "expected the S3 event detail object")
+    bucket = detail.get("bucket", {}).get("name") if isinstance(detail.get("bucket"), Mapping) else None
+    key = detail.get("object", {}).get("key") if isinstance(detail.get("object"), Mapping) else None
+    if not isinstance(bucket, str) or not bucket:
+        raise RequestError("detail.bucket.name", "expected the bucket name")
+    if not isinstance(key, str) or not key.endswith("/" + DATASET_JSON):
+        raise RequestError("detail.object.key", f"expected '<dataset prefix>/{DATASET_JSON}', got {key!r}")
+    # EventBridge gives the key URL-encoded (spaces as '+'); dataset prefixes are plain ASCII by contract.
+    prefix = key[: -len(DATASET_JSON)]
+    return _from_model({"dataset_uri": f"s3://{bucket}/{prefix}"})
+
+
+def parse_event(event: object) -> tuple[TrainingRequest, Trigger]:
+    """Turn a Lambda event into a request; raise RequestError naming the field when it is not one."""
+    if not isinstance(event, Mapping):
+        raise RequestError("(event)", f"expected a JSON object, got {type(event).__name__}")
+    if event.get("source") == S3_SOURCE:
+        if event.get("detail-type") != OBJECT_CREATED:
+            raise RequestError(
+                "detail-type", f"expected '{OBJECT_CREATED}', got {event.get('detail-type')!r}"
+            )
+        return _from_s3_event(event), "dataset-event"
+    if "dataset_uri" not in event:
+        raise RequestError(
+            "dataset_uri",
+            "missing; expected an operator request {'dataset_uri': 's3://...', 'hyperparameters': {...}} "
+            "or an EventBridge S3 'Object Created' event for a dataset.json",
+        )
+    return _from_model(event), "operator"

@@ -1,0 +1,124 @@
+"""Registrar Lambda against moto: a completed job becomes a model version with the right approval status,
+a failed one becomes an SNS message with its failure reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from moto.sagemaker.models import sagemaker_backends
+
+from app.launcher import registrar, runner
+from app.launcher.settings import RegistrarSettings, RunnerSettings
+from tests.app.launcher.conftest import ACCOUNT, DATASET_URI, REGION, SERVE_IMAGE
+
+
+def state_change(name: str, status: str, reason: str | None = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"TrainingJobName": name, "TrainingJobStatus": status}
+    if reason:
+        detail["FailureReason"] = reason
+    return {"source": "aws.sagemaker", "detail-type": registrar.DETAIL_TYPE, "detail": detail}
+
+
+def completed_job(runner_settings: RunnerSettings, sagemaker: Any, map50_95: float) -> str:
+    """A job started by the runner (moto completes it at once) whose container reported ``map50_95`` last."""
+    started = runner.start({"dataset_uri": DATASET_URI}, settings=runner_settings, sagemaker=sagemaker)
+    job = sagemaker_backends[ACCOUNT][REGION].training_jobs[started["job_name"]]
+    # moto reports only its own 'train:progress'; SageMaker would report our MetricDefinitions' last values.
+    job.final_metric_data_list = [
+        {"MetricName": "val:mAP50", "Value": map50_95 + 0.2, "Timestamp": job.creation_time},
+        {"MetricName": "val:mAP50-95", "Value": map50_95, "Timestamp": job.creation_time},
+    ]
+    return str(started["job_name"])
+
+
+@pytest.fixture
+def sns_inbox(aws: None) -> tuple[Any, str, Any, str]:
+    """An SNS topic with an SQS queue subscribed (raw delivery), to read what was published."""
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="notify")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return sns, topic, sqs, queue
+
+
+@pytest.fixture
+def group(sagemaker: Any, registrar_settings: RegistrarSettings) -> str:
+    sagemaker.create_model_package_group(ModelPackageGroupName=registrar_settings.model_package_group_name)
+    return registrar_settings.model_package_group_name
+
+
+@pytest.mark.parametrize(("map50_95", "expected"), [(0.62, "Approved"), (0.31, "PendingManualApproval")])
+def test_completed_job_becomes_a_model_version_approved_only_above_the_bar(
+    runner_settings: RunnerSettings, registrar_settings: RegistrarSettings, sagemaker: Any, group: str,
+    sns_inbox: tuple[Any, str, Any, str], map50_95: float, expected: str,
+) -> None:  # fmt: skip
+    sns, *_ = sns_inbox
+    name = completed_job(runner_settings, sagemaker, map50_95)
+    result = registrar.on_state_change(state_change(name, "Completed"), settings=registrar_settings,
+                                       sagemaker=sagemaker, sns=sns)  # fmt: skip
+    [summary] = sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+    assert result["model_package_arn"] == summary["ModelPackageArn"]
+    assert package["ModelApprovalStatus"] == expected
+    assert package["CustomerMetadataProperties"]["metric:val:mAP50-95"] == f"{map50_95:.6g}"
+    assert package["CustomerMetadataProperties"]["training_job"] == name
+    assert package["CustomerMetadataProperties"]["dataset_uri"] == DATASET_URI
+    [container] = package["InferenceSpecification"]["Containers"]
+    assert container["Image"] == SERVE_IMAGE
+    assert container["ModelDataUrl"].endswith(f"{name}/output/model.tar.gz")
+
+
+def test_version_below_the_bar_is_announced_for_review(
+    runner_settings: RunnerSettings, registrar_settings: RegistrarSettings, sagemaker: Any, group: str,
+    sns_inbox: tuple[Any, str, Any, str],
+) -> None:  # fmt: skip
+    sns, topic, sqs, queue = sns_inbox
+    settings = registrar_settings.model_copy(update={"notify_topic_arn": topic})
+    name = completed_job(runner_settings, sagemaker, 0.1)
+    registrar.on_state_change(
+        state_change(name, "Completed"), settings=settings, sagemaker=sagemaker, sns=sns
+    )
+    [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
+    envelope = json.loads(message["Body"])
+    assert "waits for review" in envelope["Subject"]
+    assert json.loads(envelope["Message"])["approval"] == "PendingManualApproval"
+
+
+def test_failed_job_is_published_with_its_failure_reason(
+    registrar_settings: RegistrarSettings, sagemaker: Any, sns_inbox: tuple[Any, str, Any, str]
+) -> None:
+    sns, topic, sqs, queue = sns_inbox
+    settings = registrar_settings.model_copy(update={"notify_topic_arn": topic})
+    event = state_change("yolo-dev-ds-0123456789ab", "Failed", "AlgorithmError: dataset.json missing")
+    result = registrar.on_state_change(event, settings=settings, sagemaker=sagemaker, sns=sns)
+    [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
+    envelope = json.loads(message["Body"])
+    body = json.loads(envelope["Message"])
+    assert result["status"] == "notified"
+    assert envelope["Subject"] == "[Dev] training job Failed: yolo-dev-ds-0123456789ab"
+    assert body["failure_reason"] == "AlgorithmError: dataset.json missing"
+    assert body["console_url"].endswith("#/jobs/yolo-dev-ds-0123456789ab")
+
+
+def test_other_stages_jobs_are_ignored(registrar_settings: RegistrarSettings, sagemaker: Any) -> None:
+    result = registrar.on_state_change(state_change("yolo-prod-ds-0123", "Completed"), settings=registrar_settings,
+                                       sagemaker=sagemaker, sns=None)  # fmt: skip
+    assert result["status"] == "ignored"
+    assert sagemaker.list_model_packages()["ModelPackageSummaryList"] == []
+
+
+def test_approval_at_exactly_the_bar_is_approved() -> None:
+    assert registrar.approval({"val:mAP50-95": 0.5}, 0.5)[0] == "Approved"
+
+
+def test_missing_quality_metric_needs_manual_approval() -> None:
+    status, why = registrar.approval({"val:mAP50": 0.9}, 0.5)
+    assert status == "PendingManualApproval"
+    assert "val:mAP50-95 missing" in why
