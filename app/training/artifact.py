@@ -1,0 +1,130 @@
+"""Write the model artifact to ``<opt_ml>/model`` exactly as app.contracts.artifact defines it.
+
+model.onnx is exported in the *raw* layout (no NMS inside the graph) on purpose: serving keeps conf, iou and max_det
+as per-request options, which an NMS-embedded graph would freeze at export time; NMS on <= a few thousand candidate
+boxes is cheap in numpy next to the network itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from app.contracts.artifact import (
+    LOSS_PNG,
+    MODEL_ONNX,
+    MODEL_PT,
+    RESULTS_CSV,
+    ExportInfo,
+    ModelCard,
+    write_model_card,
+)
+from app.contracts.dataset import DatasetInfo
+from app.contracts.hyperparameters import Hyperparameters
+
+LOSS_PARTS = ("box_loss", "cls_loss", "dfl_loss")
+FINAL_METRICS = {
+    "metrics/precision(B)": "precision",
+    "metrics/recall(B)": "recall",
+    "metrics/mAP50(B)": "mAP50",
+    "metrics/mAP50-95(B)": "mAP50-95",
+}
+
+
+def export_onnx(weights: Path, model_dir: Path, *, imgsz: int, opset: int) -> ExportInfo:
+    """Export ``weights`` to model_dir/model.onnx (fixed batch 1, fp32, simplified) and read back its real shapes."""
+    import onnx
+    from ultralytics import YOLO
+
+    exported = YOLO(str(weights)).export(
+        format="onnx",
+        imgsz=imgsz,
+        opset=opset,
+        simplify=True,
+        dynamic=False,
+        half=False,
+        nms=False,
+        device="cpu",
+    )
+    target = model_dir / MODEL_ONNX
+    shutil.move(str(exported), target)
+    graph = onnx.load(str(target), load_external_data=False).graph
+
+    def dims(value: Any) -> list[int]:
+        return [int(d.dim_value) for d in value.type.tensor_type.shape.dim]
+
+    return ExportInfo(
+        opset=opset,
+        input_name=graph.input[0].name,
+        input_shape=dims(graph.input[0]),
+        output_name=graph.output[0].name,
+        output_shape=dims(graph.output[0]),
+        simplified=True,
+    )
+
+
+def plot_losses(results: pd.DataFrame, path: Path) -> Path:
+    """Train vs val loss per epoch: the total on the left, each part on the right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = results.rename(columns=str.strip)
+    epochs = results["epoch"]
+    fig, (total, parts) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for split, style in (("train", "-"), ("val", "--")):
+        columns = [f"{split}/{p}" for p in LOSS_PARTS if f"{split}/{p}" in results]
+        total.plot(epochs, results[columns].sum(axis=1), style, marker="o", label=f"{split} loss")
+        for column in columns:
+            parts.plot(epochs, results[column], style, marker=".", label=column)
+    total.set(title="Total loss (box + cls + dfl)", xlabel="epoch", ylabel="loss")
+    parts.set(title="Loss parts", xlabel="epoch")
+    total.legend()
+    parts.legend(fontsize="small")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def model_version() -> str:
+    """The SageMaker job name when there is one (unique per job), else a UTC timestamp."""
+    return os.environ.get("TRAINING_JOB_NAME") or "local-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def write_artifact(
+    *,
+    model_dir: Path,
+    weights: Path,
+    results: pd.DataFrame,
+    metrics: dict[str, Any],
+    dataset: DatasetInfo,
+    hyperparameters: Hyperparameters,
+    training: dict[str, object],
+) -> ModelCard:
+    """model.pt, model.onnx, results.csv, loss.png, then model.json last (its presence means the rest is there)."""
+    import ultralytics
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(weights, model_dir / MODEL_PT)
+    export = export_onnx(weights, model_dir, imgsz=hyperparameters.imgsz, opset=hyperparameters.onnx_opset)
+    results.rename(columns=str.strip).to_csv(model_dir / RESULTS_CSV, index=False)
+    plot_losses(results, model_dir / LOSS_PNG)
+    card = ModelCard(
+        name=hyperparameters.name,
+        version=model_version(),
+        class_names=dataset.class_names,
+        imgsz=hyperparameters.imgsz,
+        ultralytics_version=ultralytics.__version__,
+        dataset_version=dataset.version,
+        metrics={FINAL_METRICS[k]: float(v) for k, v in metrics.items() if k in FINAL_METRICS},
+        export=export,
+        training=training,
+    )
+    write_model_card(model_dir, card)
+    return card

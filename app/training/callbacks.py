@@ -1,0 +1,151 @@
+"""ultralytics trainer callbacks: the per-epoch metric line, the overfitting guard, spot checkpoints, SIGTERM.
+
+They are registered on the trainer instance, so ultralytics pickles them into its DDP workers too; each acts on rank
+0 only (the rank that validates and saves), and a stop decided there is broadcast to the other ranks by ultralytics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from app.contracts.metrics import KEYS, format_epoch_line
+
+CHECKPOINT_NAME = "last.pt"
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", -1))
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stdout, flush=True)
+
+
+def epoch_values(trainer: Any) -> dict[str, float]:
+    """The contract's metric keys from ultralytics' names for the same numbers (nan where missing)."""
+    losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss is not None else {}
+    metrics = {**losses, **(trainer.metrics or {})}
+    source = {
+        "train_box_loss": "train/box_loss",
+        "train_cls_loss": "train/cls_loss",
+        "train_dfl_loss": "train/dfl_loss",
+        "val_box_loss": "val/box_loss",
+        "val_cls_loss": "val/cls_loss",
+        "val_dfl_loss": "val/dfl_loss",
+        "precision": "metrics/precision(B)",
+        "recall": "metrics/recall(B)",
+        "mAP50": "metrics/mAP50(B)",
+        "mAP50-95": "metrics/mAP50-95(B)",
+    }
+    return {key: float(metrics.get(source[key], float("nan"))) for key in KEYS}
+
+
+@dataclass
+class EpochMonitor:
+    """Prints exactly one metric line per epoch and runs the overfitting guard.
+
+    on_fit_epoch_end also fires once more in ultralytics' final evaluation (with epoch+1); the epoch recorded at
+    on_train_epoch_end tells the real epochs apart from that one.
+    """
+
+    overfit_patience: int = 0
+    history: list[tuple[float, float]] = field(default_factory=list)  # (train loss, val loss) per epoch
+    _current: int = -1
+    _printed: int = -1
+    stopped_for_overfitting: bool = False
+
+    def on_train_epoch_end(self, trainer: Any) -> None:
+        self._current = trainer.epoch
+
+    def on_fit_epoch_end(self, trainer: Any) -> None:
+        if _rank() not in {-1, 0} or trainer.epoch != self._current or trainer.epoch == self._printed:
+            return
+        self._printed = trainer.epoch
+        values = epoch_values(trainer)
+        _log(format_epoch_line(trainer.epoch + 1, trainer.epochs, values))
+        train_loss = sum(values[k] for k in ("train_box_loss", "train_cls_loss", "train_dfl_loss"))
+        val_loss = sum(values[k] for k in ("val_box_loss", "val_cls_loss", "val_dfl_loss"))
+        self.history.append((train_loss, val_loss))
+        if self.overfitting() and not trainer.stop:
+            n = self.overfit_patience
+            _log(
+                f"[overfit-guard] stopping after epoch {trainer.epoch + 1}: validation loss rose for {n} consecutive "
+                f"epoch(s) while training loss kept falling (overfit_patience={n}); last (train, val) losses: "
+                + ", ".join(f"({t:.4f}, {v:.4f})" for t, v in self.history[-(n + 1) :])
+            )
+            self.stopped_for_overfitting = True
+            trainer.stop = True  # ultralytics breaks after this callback (and broadcasts it to DDP ranks)
+
+    def overfitting(self) -> bool:
+        """True when the last N epochs each had val loss up and train loss down versus the epoch before."""
+        n = self.overfit_patience
+        if n <= 0 or len(self.history) < n + 1:
+            return False
+        window = self.history[-(n + 1) :]
+        return all(b[1] > a[1] and b[0] < a[0] for a, b in itertools.pairwise(window))
+
+
+class Terminated(Exception):
+    """SIGTERM received (SageMaker stop or spot interruption): the latest epoch checkpoint is already saved."""
+
+
+@dataclass
+class SpotCheckpointer:
+    """Copies ultralytics' last.pt to the SageMaker checkpoint dir after every epoch (S3-synced for spot training),
+    and turns SIGTERM into Terminated - except while a copy is in flight, which it lets finish first."""
+
+    checkpoint_dir: Path
+    _in_copy: bool = False
+    _pending: bool = False
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.checkpoint_dir / CHECKPOINT_NAME
+
+    def on_model_save(self, trainer: Any) -> None:
+        if _rank() not in {-1, 0}:
+            return
+        with self._critical():
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.checkpoint.with_suffix(".pt.partial")
+            shutil.copyfile(trainer.last, tmp)
+            os.replace(tmp, self.checkpoint)  # atomic: a kill mid-copy never leaves a torn last.pt
+        _log(f"[checkpoint] epoch {trainer.epoch + 1} saved to {self.checkpoint}")
+
+    @contextlib.contextmanager
+    def _critical(self) -> Iterator[None]:
+        self._in_copy = True
+        try:
+            yield
+        finally:
+            self._in_copy = False
+        if self._pending:
+            raise Terminated("SIGTERM received during checkpoint copy")
+
+    def handle_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        if self._in_copy:
+            self._pending = True
+            return
+        raise Terminated(f"signal {signum} received")
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self.handle_sigterm)
+
+    def uninstall(self) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def register(trainer: Any, monitor: EpochMonitor, checkpointer: SpotCheckpointer) -> None:
+    trainer.add_callback("on_train_epoch_end", monitor.on_train_epoch_end)
+    trainer.add_callback("on_fit_epoch_end", monitor.on_fit_epoch_end)
+    trainer.add_callback("on_model_save", checkpointer.on_model_save)

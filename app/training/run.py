@@ -1,0 +1,221 @@
+"""Orchestration of one training job: read the contract, check the data, train (or resume), write the artifact.
+
+Exit codes (what SageMaker sees):
+  0    the artifact is complete in <opt_ml>/model
+  1    failed; the reason is in <opt_ml>/output/failure (first line = what to fix)
+  143  SIGTERM (StopTrainingJob or a spot interruption): the last finished epoch is in <opt_ml>/checkpoints/last.pt
+       and a restarted job resumes from the next epoch. Non-zero on purpose, so nothing mistakes an interrupted run
+       for a finished one; SageMaker marks a job it stopped itself as Stopped whatever the code, and restarts
+       interrupted managed-spot jobs from the synced checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from app.contracts.errors import ContractError
+from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters
+from app.training.dataset_check import check_dataset, write_training_yaml
+from app.training.failure import failure_text, write_failure
+from app.training.offline import go_offline
+from app.training.sagemaker import OptMl, read_config
+
+EXIT_OK, EXIT_FAILED, EXIT_TERMINATED = 0, 1, 143
+_NOT_ULTRALYTICS = set(OUR_ADDITIONS)
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def resolve_device(device: str) -> str:
+    """'' = every GPU of the instance (ultralytics runs DDP when there are several), CPU when there is none."""
+    if device:
+        return device
+    import torch
+
+    count = torch.cuda.device_count()
+    return ",".join(str(i) for i in range(count)) if count else "cpu"
+
+
+def ultralytics_overrides(
+    hp: Hyperparameters, *, model: str, data: Path, save_dir: Path, device: str
+) -> dict:
+    """Our typed hyperparameters -> YOLO.train keyword arguments (same names; a few values translated)."""
+    args: dict[str, Any] = {k: v for k, v in hp.model_dump().items() if k not in _NOT_ULTRALYTICS}
+    args.update(
+        model=model,
+        data=str(data),
+        device=device,
+        cache=False if hp.cache == "false" else hp.cache,
+        amp=hp.amp and device != "cpu",  # AMP is a GPU feature; ultralytics' CPU path would only warn
+        save_dir=str(save_dir),
+        exist_ok=True,
+        verbose=True,
+    )
+    if hp.freeze is None:
+        args.pop("freeze")
+    return args
+
+
+def _usable_checkpoint(path: Path) -> dict | None:
+    """The checkpoint's metadata, or None (with a loud warning) when it is torn or unreadable."""
+    if not path.is_file():
+        return None
+    from ultralytics.utils.patches import torch_load
+
+    try:
+        ckpt = torch_load(path, map_location="cpu")
+        return {"epoch": int(ckpt["epoch"]), "epochs": int(ckpt["train_args"]["epochs"]), "ckpt": ckpt}
+    except Exception as exc:  # a half-synced object from S3 must not block the job forever
+        aside = path.with_suffix(".unreadable")
+        os.replace(path, aside)
+        _log(f"[checkpoint] WARNING {path} is unreadable ({exc}); moved to {aside} and starting from scratch")
+        return None
+
+
+def train(opt: OptMl) -> int:
+    config = read_config(opt)  # fails in ~1 s, before torch is imported
+    hp = config.hyperparameters
+    dataset = check_dataset(config.dataset_dir)
+    if config.ignored_hyperparameters:
+        _log(f"[config] ignoring SageMaker-reserved hyperparameters {list(config.ignored_hyperparameters)}")
+    work = opt.output_dir / "work"
+    go_offline(work)
+
+    import pandas as pd
+    from ultralytics.models.yolo.detect import DetectionTrainer
+    from ultralytics.utils import torch_utils
+
+    from app.training import callbacks, weights
+
+    device = resolve_device(hp.device)
+    if device == "cpu":
+        torch_utils.NUM_THREADS = (
+            os.cpu_count() or 1
+        )  # the container is ours alone; ultralytics leaves one idle
+    data_yaml = write_training_yaml(config.dataset_dir, dataset, work / "data.yaml")
+    save_dir = work / "run"
+    monitor = callbacks.EpochMonitor(overfit_patience=hp.overfit_patience)
+    checkpointer = callbacks.SpotCheckpointer(opt.checkpoint_dir)
+    training: dict[str, object] = {
+        "hyperparameters": hp.model_dump(),
+        "device": device,
+        "host": config.current_host,
+    }
+
+    resume = _usable_checkpoint(checkpointer.checkpoint)
+    if resume and resume["epoch"] + 1 >= resume["epochs"]:
+        _log(
+            f"[checkpoint] {checkpointer.checkpoint} is from the final epoch; packaging it without retraining"
+        )
+        return _package_finished(opt, resume["ckpt"], checkpointer.checkpoint, work, dataset, hp, training)
+    if resume:
+        _log(f"[checkpoint] resuming from {checkpointer.checkpoint} at epoch {resume['epoch'] + 2}")
+        overrides = {
+            "resume": str(checkpointer.checkpoint),
+            "data": str(data_yaml),
+            "save_dir": str(save_dir),
+            "device": device,
+            "workers": hp.workers,
+        }
+        training["resumed_from_epoch"] = resume["epoch"] + 2
+    else:
+        start = weights.resolve_start(hp.model, config.pretrained_dir, work)
+        if isinstance(start, Path):
+            report = weights.transfer_report(start, nc=len(dataset.classes))
+            _log(report.summary())
+            training["transfer"] = report.as_dict()
+        else:
+            _log(f"[transfer] none: building {start} from scratch for {len(dataset.classes)} classes")
+        overrides = ultralytics_overrides(
+            hp, model=str(start), data=data_yaml, save_dir=save_dir, device=device
+        )
+
+    trainer = DetectionTrainer(overrides=overrides)
+    callbacks.register(trainer, monitor, checkpointer)
+    checkpointer.install()
+    started = time.monotonic()
+    try:
+        trainer.train()
+    finally:
+        checkpointer.uninstall()
+    training["train_seconds"] = round(time.monotonic() - started, 1)
+    training["epochs_run"] = len(pd.read_csv(trainer.csv)) if trainer.csv.exists() else 0
+    training["stopped_by"] = (
+        "overfit_guard"
+        if monitor.stopped_for_overfitting
+        else "patience"
+        if trainer.stopper.possible_stop
+        else None
+    )
+    best = trainer.best if trainer.best.exists() else trainer.last
+    return _finish(
+        opt, best, pd.read_csv(trainer.csv), dict(trainer.metrics or {}), dataset, hp, training, save_dir
+    )
+
+
+def _package_finished(opt: OptMl, ckpt: dict, path: Path, work: Path, dataset, hp, training) -> int:  # type: ignore[no-untyped-def]
+    """A restart after the last epoch finished (e.g. killed during export): the checkpoint has all we need."""
+    import pandas as pd
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    final = work / "final.pt"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    strip_optimizer(path, str(final))
+    results = pd.DataFrame(ckpt.get("train_results") or {})
+    training["epochs_run"] = len(results)
+    return _finish(opt, final, results, dict(ckpt.get("train_metrics") or {}), dataset, hp, training, None)
+
+
+def _finish(opt, weights_path, results, metrics, dataset, hp, training, save_dir) -> int:  # type: ignore[no-untyped-def]
+    from app.training.artifact import write_artifact
+
+    card = write_artifact(
+        model_dir=opt.model_dir,
+        weights=weights_path,
+        results=results,
+        metrics=metrics,
+        dataset=dataset,
+        hyperparameters=hp,
+        training=training,
+    )
+    if (
+        save_dir is not None and save_dir.is_dir()
+    ):  # ultralytics' plots go to output.tar.gz, the weights do not
+        plots = opt.output_dir / "data" / "plots"
+        plots.mkdir(parents=True, exist_ok=True)
+        for path in save_dir.glob("*.png"):
+            shutil.copyfile(path, plots / path.name)
+    _log(
+        f"[artifact] {opt.model_dir}: {card.name} {card.version}, classes {card.class_names}, metrics {card.metrics}"
+    )
+    return EXIT_OK
+
+
+def main(opt: OptMl) -> int:
+    """Run the job; map every outcome onto the SageMaker exit contract."""
+    from app.training.callbacks import Terminated
+
+    (opt.output_dir / "failure").unlink(
+        missing_ok=True
+    )  # a stale reason from a previous attempt would mislead
+    try:
+        return train(opt)
+    except Terminated as exc:
+        _log(
+            f"[sigterm] {exc}; stopping. The last finished epoch is in {opt.checkpoint_dir}; a restart resumes there"
+        )
+        return EXIT_TERMINATED
+    except ContractError as exc:
+        text = failure_text(exc, expected=True)
+    except Exception as exc:  # reported, not hidden: the failure file carries the reason and traceback tail
+        text = failure_text(exc, expected=False)
+    path = write_failure(opt.output_dir, text)
+    print(f"[failure] {text.splitlines()[0]} (written to {path})", file=sys.stderr, flush=True)
+    return EXIT_FAILED

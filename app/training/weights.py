@@ -1,0 +1,133 @@
+"""Where the starting weights come from, and what transfer learning actually transferred.
+
+Order: the ``pretrained`` channel (a ``.pt``, or a previous job's ``model.tar.gz``), else the ``model``
+hyperparameter: a model yaml (built from scratch, shipped inside ultralytics) or a ``.pt`` baked into the image under
+``$TRAIN_WEIGHTS_DIR`` (default ``/opt/ml-weights``). Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.contracts.artifact import MODEL_PT
+from app.contracts.errors import ContractError
+
+WEIGHTS_DIR_ENV = "TRAIN_WEIGHTS_DIR"
+DEFAULT_WEIGHTS_DIR = Path("/opt/ml-weights")
+
+
+class WeightsError(ContractError):
+    """Starting weights that cannot be found or used."""
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get(WEIGHTS_DIR_ENV) or DEFAULT_WEIGHTS_DIR)
+
+
+def _from_channel(channel: Path, work_dir: Path) -> Path:
+    checkpoints = sorted(channel.rglob("*.pt"))
+    if not checkpoints:
+        tars = sorted(channel.rglob("*.tar.gz"))
+        if len(tars) == 1:  # a previous training job's model.tar.gz
+            with tarfile.open(tars[0]) as tar:
+                member = next((m for m in tar.getmembers() if Path(m.name).name == MODEL_PT), None)
+                if member is None:
+                    raise WeightsError(
+                        f"{tars[0]}: no {MODEL_PT} inside; expected a training job's model.tar.gz"
+                    )
+                tar.extract(member, work_dir / "pretrained", filter="data")
+                return work_dir / "pretrained" / member.name
+        raise WeightsError(f"{channel}: 'pretrained' channel has no .pt checkpoint (or one model.tar.gz)")
+    if len(checkpoints) > 1:
+        preferred = [p for p in checkpoints if p.name == MODEL_PT]
+        if len(preferred) != 1:
+            names = [str(p.relative_to(channel)) for p in checkpoints]
+            raise WeightsError(
+                f"{channel}: 'pretrained' channel has {len(checkpoints)} checkpoints {names}; give one"
+            )
+        return preferred[0]
+    return checkpoints[0]
+
+
+def resolve_start(model: str, pretrained_channel: Path | None, work_dir: Path) -> Path | str:
+    """Path of a .pt to start from, or a model yaml name for ultralytics to build."""
+    if pretrained_channel is not None:
+        return _from_channel(pretrained_channel, work_dir)
+    if model.endswith((".yaml", ".yml")):
+        return model  # ultralytics ships the architecture yamls; no download
+    if not model.endswith(".pt"):
+        raise WeightsError(
+            f"hyperparameter 'model'={model!r}: expected a model yaml (yolov8n.yaml) or a .pt name"
+        )
+    candidates = [Path(model), weights_dir() / model]
+    for path in candidates:
+        if path.is_file():
+            return path
+    baked = sorted(p.name for p in weights_dir().glob("*.pt")) if weights_dir().is_dir() else []
+    raise WeightsError(
+        f"hyperparameter 'model'={model!r}: no such checkpoint in {weights_dir()} (baked in: {baked or 'none'}); "
+        "the job runs offline, so give a 'pretrained' channel or a model yaml such as yolov8n.yaml"
+    )
+
+
+@dataclass
+class TransferReport:
+    """Which tensors of the new model came from the checkpoint, and which start fresh (e.g. a resized class head)."""
+
+    source: str
+    source_classes: int
+    target_classes: int
+    transferred: int
+    total: int
+    fresh: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        fresh_modules = sorted({name.rsplit(".", 1)[0] for name in self.fresh})
+        head = (
+            f"class head adapted {self.source_classes} -> {self.target_classes} classes"
+            if self.source_classes != self.target_classes
+            else f"{self.target_classes} classes, same as the checkpoint"
+        )
+        tail = f"; not transferred: {', '.join(fresh_modules)}" if fresh_modules else ""
+        return f"[transfer] {self.transferred}/{self.total} tensors transferred from {self.source} ({head}){tail}"
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "source_classes": self.source_classes,
+            "target_classes": self.target_classes,
+            "transferred": self.transferred,
+            "total": self.total,
+            "not_transferred": self.fresh,
+        }
+
+
+def transfer_report(checkpoint: Path, nc: int) -> TransferReport:
+    """Build the target model exactly as ultralytics' trainer will and load the checkpoint the same way, then see
+    which tensors changed from their initial values: that is what transferred."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+
+    source, _ = load_checkpoint(checkpoint)
+    model = DetectionModel(source.yaml, nc=nc, verbose=False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load(source, verbose=False)
+    after = model.state_dict()
+    fresh = [
+        k
+        for k, v in after.items()
+        if k in before and v.shape == before[k].shape and torch.equal(v, before[k])
+    ]
+    fresh = [k for k in fresh if not k.endswith("num_batches_tracked")]
+    counted = [k for k in after if not k.endswith("num_batches_tracked")]
+    return TransferReport(
+        source=checkpoint.name,
+        source_classes=int(getattr(source, "nc", len(getattr(source, "names", {})))),
+        target_classes=nc,
+        transferred=len(counted) - len(fresh),
+        total=len(counted),
+        fresh=fresh,
+    )

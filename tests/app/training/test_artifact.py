@@ -1,0 +1,82 @@
+"""The session's real training run (tests/fixtures/artifacts.py: 2 epochs, CPU, ~25 s) wrote a contract-exact artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from app.contracts.artifact import ARTIFACT_FILES, read_model_card
+from app.contracts.dataset import read_dataset_info
+from app.contracts.metrics import KEYS, PREFIX, parse_epoch_line
+from tests.fixtures.artifacts import TrainingRun
+
+pytestmark = pytest.mark.slow
+
+
+def test_training_exits_zero_without_failure_file(trained_run: TrainingRun) -> None:
+    assert trained_run.returncode == 0
+    assert trained_run.failure is None
+
+
+@pytest.mark.parametrize("name", ARTIFACT_FILES)
+def test_artifact_file_is_present_and_not_empty(trained_artifact: Path, name: str) -> None:
+    assert (trained_artifact / name).stat().st_size > 0
+
+
+def test_model_card_class_names_match_dataset_in_id_order(trained_artifact: Path, tiny_dataset: Path) -> None:
+    card = read_model_card(trained_artifact)
+    info = read_dataset_info(tiny_dataset)
+    assert card.class_names == info.class_names
+    assert card.dataset_version == info.version
+
+
+def test_model_card_records_export_and_final_metrics(trained_artifact: Path) -> None:
+    card = read_model_card(trained_artifact)
+    assert card.export.nms_embedded is False
+    assert card.export.opset == 17
+    assert card.export.input_shape == [1, 3, 160, 160]
+    assert set(card.metrics) == {"precision", "recall", "mAP50", "mAP50-95"}
+    assert card.training["epochs_run"] == 2
+
+
+def test_onnx_runs_in_onnxruntime_with_the_shape_the_card_promises(
+    trained_artifact: Path, tiny_dataset: Path
+) -> None:
+    card = read_model_card(trained_artifact)
+    session = ort.InferenceSession(str(trained_artifact / "model.onnx"), providers=["CPUExecutionProvider"])
+    image = next((tiny_dataset / "images" / "val").iterdir())
+    pixels = (
+        np.asarray(Image.open(image).convert("RGB").resize((card.imgsz, card.imgsz)), dtype=np.float32) / 255
+    )
+    (output,) = session.run(
+        [card.export.output_name], {card.export.input_name: pixels.transpose(2, 0, 1)[None]}
+    )
+    # 160 px: strides 8/16/32 -> 20*20 + 10*10 + 5*5 anchors; rows = 4 box coords + one score per class
+    assert list(output.shape) == card.export.output_shape == [1, 4 + 3, 525]
+    assert np.all((output[0, 4:] >= 0) & (output[0, 4:] <= 1))
+
+
+def test_one_metric_line_per_epoch_parsed_by_the_metric_definitions(trained_run: TrainingRun) -> None:
+    lines = [line for line in trained_run.output.splitlines() if line.startswith(PREFIX)]
+    assert [parse_epoch_line(line)["epoch"] for line in lines] == [1.0, 2.0]  # type: ignore[index]
+    for line in lines:
+        assert set(parse_epoch_line(line) or {}) == {"epoch", *(f"{s}" for s in _names())}
+
+
+def _names() -> list[str]:
+    from app.contracts.metrics import FIELDS
+
+    return [name for key, name in FIELDS if key in KEYS]
+
+
+def test_transfer_from_pretrained_reports_adapted_class_head(trained_run: TrainingRun) -> None:
+    card = read_model_card(trained_run.model_dir)
+    transfer = card.training["transfer"]
+    assert isinstance(transfer, dict)
+    assert (transfer["source_classes"], transfer["target_classes"]) == (2, 3)
+    assert 0 < transfer["transferred"] < transfer["total"]
+    assert "[transfer]" in trained_run.output and "class head adapted 2 -> 3" in trained_run.output
