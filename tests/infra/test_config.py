@@ -1,0 +1,71 @@
+"""Stage config validation: every shipped stage is valid; an impossible value fails with the stage and field named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.config import ConfigError, load_stage
+from infra.stages import STAGES
+
+
+def _with(name: str, path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in STAGES[name].items()}
+    node = values
+    for key in path[:-1]:
+        node[key] = dict(node[key])
+        node = node[key]
+    node[path[-1]] = value
+    return values
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_shipped_stage_config_is_valid(name: str) -> None:
+    assert load_stage(name, STAGES[name]).name == name
+
+
+def test_min_capacity_above_max_names_stage_and_field() -> None:
+    values = _with(
+        "Staging",
+        ("endpoint", "autoscaling"),
+        {"min_capacity": 5, "max_capacity": 2, "invocations_per_instance_target": 100},
+    )
+    with pytest.raises(
+        ConfigError, match=r"stage Staging: field 'endpoint.autoscaling'.*min_capacity \(5\) > max"
+    ):
+        load_stage("Staging", values)
+
+
+def test_unknown_instance_family_names_stage_and_field() -> None:
+    values = _with("Prod", ("endpoint", "instance_type"), "ml.zz9.xlarge")
+    with pytest.raises(
+        ConfigError, match=r"stage Prod: field 'endpoint.instance_type'.*unknown instance family 'zz9'"
+    ):
+        load_stage("Prod", values)
+
+
+def test_malformed_training_instance_type_names_stage_and_field() -> None:
+    values = _with("Dev", ("training", "instance_type"), "g5.xlarge")
+    with pytest.raises(ConfigError, match=r"stage Dev: field 'training.instance_type'"):
+        load_stage("Dev", values)
+
+
+def test_malformed_account_id_names_stage_and_field() -> None:
+    with pytest.raises(ConfigError, match=r"stage Dev: field 'account'.*\[0-9\]\{12\}"):
+        load_stage("Dev", {**STAGES["Dev"], "account": "12345"})
+
+
+def test_malformed_pinned_image_names_stage_and_field() -> None:
+    with pytest.raises(ConfigError, match=r"stage Prod: field 'images'.*images.serve"):
+        load_stage("Prod", {**STAGES["Prod"], "images": {"serve": "serve:latest"}})
+
+
+def test_unknown_field_is_rejected_with_its_name() -> None:
+    with pytest.raises(ConfigError, match=r"stage Dev: field 'retain_dta'"):
+        load_stage("Dev", {**STAGES["Dev"], "retain_dta": True})
+
+
+def test_stages_differ_in_retention_as_data() -> None:
+    retain = {name: load_stage(name, values).retain_data for name, values in STAGES.items()}
+    assert retain == {"Dev": False, "Staging": True, "Prod": True}

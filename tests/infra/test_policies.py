@@ -1,0 +1,94 @@
+"""Platform-wide infra policies over every synthesized template: no physical names, cdk-nag and cfn-lint clean,
+deterministic synth, checks wired into every app, infra importing only app.contracts from app/."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_s3 as s3
+
+from infra.app import build_app
+from infra.nag import acknowledge
+from scripts.synth import is_error, lint, nag_findings
+from tests.infra.conftest import SynthesizedApp, make_stage_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::ECR::Repository": "RepositoryName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::SageMaker::Model": "ModelName",
+    "AWS::SageMaker::EndpointConfig": "EndpointConfigName",
+    "AWS::SageMaker::Endpoint": "EndpointName",
+    "AWS::Lambda::Function": "FunctionName",
+}
+
+
+def test_no_resource_has_a_physical_name(synth: SynthesizedApp) -> None:
+    named, seen = [], set()
+    for stage, stack, template in synth.templates():
+        for logical_id, resource in template.get("Resources", {}).items():
+            prop = NAME_PROPERTIES.get(resource["Type"])
+            if prop:
+                seen.add(resource["Type"])
+                if prop in resource.get("Properties", {}):
+                    named.append(f"{stage}/{stack}/{logical_id}.{prop}")
+    assert {"AWS::S3::Bucket", "AWS::ECR::Repository"} <= seen  # the scan really looked at templates
+    assert named == []
+
+
+def test_cdk_nag_reports_no_findings(synth: SynthesizedApp) -> None:
+    assert nag_findings(synth.outdir / "validation-report.json") == ""
+
+
+def test_cfn_lint_reports_no_errors(synth: SynthesizedApp) -> None:
+    templates = sorted(synth.outdir.glob("assembly-*/*.template.json"))
+    assert len(templates) == 3 * len(synth.stages)
+    assert [str(m) for m in lint(templates) if is_error(m)] == []
+
+
+def test_templates_hold_no_local_paths(synth: SynthesizedApp) -> None:
+    leaking = [p.name for p in synth.outdir.glob("assembly-*/*.json") if str(REPO_ROOT) in p.read_text()]
+    assert leaking == []
+
+
+def test_synth_is_byte_identical_across_two_runs(synth: SynthesizedApp, tmp_path: Path) -> None:
+    build_app(outdir=str(tmp_path)).synth()
+    first = {p.relative_to(synth.outdir): p.read_bytes() for p in synth.outdir.glob("assembly-*/*.json")}
+    second = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.glob("assembly-*/*.json")}
+    assert sorted(first) == sorted(second)
+    assert [str(path) for path in first if first[path] != second[path]] == []
+
+
+def test_unacknowledged_nag_finding_fails_synth_and_names_it(tmp_path: Path) -> None:
+    app = build_app({"Dev": make_stage_config("Dev")}, outdir=str(tmp_path))
+    data = app.node.find_child("Dev").node.find_child("Data")
+    assert isinstance(data, cdk.Stack)
+    s3.Bucket(data, "Unsafe")
+    with pytest.raises(RuntimeError, match=r"Validation ?[Ff]ailed"):
+        app.synth()
+    assert "AwsSolutions-S1 at Dev/Data/Unsafe/Resource" in nag_findings(tmp_path / "validation-report.json")
+
+
+def test_acknowledgement_without_a_real_reason_is_refused() -> None:
+    stack = cdk.Stack(cdk.App(), "S")
+    with pytest.raises(ValueError, match="AwsSolutions-S1"):
+        acknowledge(stack, "AwsSolutions-S1", "ok")
+
+
+def test_infra_imports_no_runtime_code_from_app() -> None:
+    offending = []
+    for path in (REPO_ROOT / "infra").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module]
+            offending += [
+                f"{path.name}: {m}"
+                for m in modules
+                if m.startswith("app") and not m.startswith("app.contracts")
+            ]
+    assert offending == []

@@ -1,0 +1,175 @@
+"""The stateful stack of every stage: key, buckets and repositories carry the security baseline and the stage's
+retention; their logical IDs are pinned (a change would replace them and lose data)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from infra.config import load_stage
+from infra.stages import STAGES
+from tests.infra.conftest import SynthesizedApp
+
+STAGE_NAMES = list(STAGES)
+KMS_BUCKETS = ("DatasetsBucket", "ArtifactsBucket")
+ALL_BUCKETS = (*KMS_BUCKETS, "AccessLogsBucket")
+REPOSITORIES = ("DataprepRepository", "TrainRepository", "ServeRepository")
+PINNED_LOGICAL_IDS = {"DataKey", *ALL_BUCKETS, *REPOSITORIES}
+
+
+def _resources(synth: SynthesizedApp, stage: str) -> dict[str, Any]:
+    resources: dict[str, Any] = synth.template_json(stage, "Data")["Resources"]
+    return resources
+
+
+def _props(synth: SynthesizedApp, stage: str, logical_id: str) -> dict[str, Any]:
+    props: dict[str, Any] = _resources(synth, stage)[logical_id]["Properties"]
+    return props
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_stateful_logical_ids_are_pinned(synth: SynthesizedApp, stage: str) -> None:
+    stateful_types = {"AWS::KMS::Key", "AWS::S3::Bucket", "AWS::ECR::Repository"}
+    found = {lid for lid, r in _resources(synth, stage).items() if r["Type"] in stateful_types}
+    assert found == PINNED_LOGICAL_IDS
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_key_is_customer_managed_with_rotation(synth: SynthesizedApp, stage: str) -> None:
+    synth.template(stage, "Data").has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("bucket", ALL_BUCKETS)
+def test_bucket_blocks_public_access_and_versions(synth: SynthesizedApp, stage: str, bucket: str) -> None:
+    props = _props(synth, stage, bucket)
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("bucket", KMS_BUCKETS)
+def test_data_bucket_uses_sse_kms_with_stage_key_and_logs_access(
+    synth: SynthesizedApp, stage: str, bucket: str
+) -> None:
+    props = _props(synth, stage, bucket)
+    default = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ]
+    assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["DataKey", "Arn"]}}
+    assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "AccessLogsBucket"}
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_access_log_bucket_uses_sse_s3_as_log_delivery_requires(synth: SynthesizedApp, stage: str) -> None:
+    props = _props(synth, stage, "AccessLogsBucket")
+    default = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ]
+    assert default == {"SSEAlgorithm": "AES256"}
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("bucket", ALL_BUCKETS)
+def test_bucket_policy_denies_plain_http_and_old_tls(synth: SynthesizedApp, stage: str, bucket: str) -> None:
+    policies = [
+        r["Properties"]["PolicyDocument"]["Statement"]
+        for r in _resources(synth, stage).values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket}
+    ]
+    assert len(policies) == 1
+    denies = [s for s in policies[0] if s["Effect"] == "Deny"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
+    assert any(s["Condition"] == {"NumericLessThan": {"s3:TlsVersion": 1.2}} for s in denies)
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("bucket", ALL_BUCKETS)
+def test_bucket_lifecycle_expires_noncurrent_and_aborts_uploads(
+    synth: SynthesizedApp, stage: str, bucket: str
+) -> None:
+    config = load_stage(stage, STAGES[stage])
+    rules = _props(synth, stage, bucket)["LifecycleConfiguration"]["Rules"]
+    assert any(
+        r.get("NoncurrentVersionExpiration") == {"NoncurrentDays": config.noncurrent_version_expiry_days}
+        and r.get("AbortIncompleteMultipartUpload")
+        == {"DaysAfterInitiation": config.abort_incomplete_upload_days}
+        and "Prefix" not in r
+        for r in rules
+    )
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_artifacts_bucket_expires_checkpoints_and_data_capture_by_prefix(
+    synth: SynthesizedApp, stage: str
+) -> None:
+    config = load_stage(stage, STAGES[stage])
+    rules = {
+        r.get("Prefix"): r for r in _props(synth, stage, "ArtifactsBucket")["LifecycleConfiguration"]["Rules"]
+    }
+    assert rules["checkpoints/"]["ExpirationInDays"] == config.checkpoint_expiry_days
+    assert rules["data-capture/"]["ExpirationInDays"] == config.data_capture_expiry_days
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_datasets_bucket_sends_eventbridge_notifications(synth: SynthesizedApp, stage: str) -> None:
+    props = _props(synth, stage, "DatasetsBucket")
+    assert props["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("repository", REPOSITORIES)
+def test_repository_scans_is_immutable_kms_encrypted_and_keeps_last_n(
+    synth: SynthesizedApp, stage: str, repository: str
+) -> None:
+    config = load_stage(stage, STAGES[stage])
+    props = _props(synth, stage, repository)
+    assert props["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    assert props["ImageTagMutability"] == "IMMUTABLE"
+    assert props["EncryptionConfiguration"] == {
+        "EncryptionType": "KMS",
+        "KmsKey": {"Fn::GetAtt": ["DataKey", "Arn"]},
+    }
+    (rule,) = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    assert rule["selection"]["countType"] == "imageCountMoreThan"
+    assert rule["selection"]["countNumber"] == config.ecr_keep_images
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_retention_follows_stage_config(synth: SynthesizedApp, stage: str) -> None:
+    retain = load_stage(stage, STAGES[stage]).retain_data
+    resources = _resources(synth, stage)
+    expected = "Retain" if retain else "Delete"
+    assert {resources[lid]["DeletionPolicy"] for lid in PINNED_LOGICAL_IDS} == {expected}
+    auto_delete = [lid for lid, r in resources.items() if r["Type"] == "Custom::S3AutoDeleteObjects"]
+    assert len(auto_delete) == (0 if retain else len(ALL_BUCKETS))
+    empty_on_delete = {_props(synth, stage, lid)["EmptyOnDelete"] for lid in REPOSITORIES}
+    assert empty_on_delete == {not retain}
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_termination_protection_follows_stage_config(synth: SynthesizedApp, stage: str) -> None:
+    retain = load_stage(stage, STAGES[stage]).retain_data
+    manifest = json.loads((synth.outdir / f"assembly-{stage}" / "manifest.json").read_text())
+    (data,) = [a for a in manifest["artifacts"].values() if a.get("displayName") == f"{stage}/Data"]
+    assert data["properties"].get("terminationProtection", False) is retain
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_stack_outputs_name_the_unnamed_buckets_and_repositories(synth: SynthesizedApp, stage: str) -> None:
+    template = synth.template(stage, "Data")
+    for output in (
+        "DatasetsBucketName",
+        "ArtifactsBucketName",
+        "DataprepRepositoryUri",
+        "ServeRepositoryUri",
+    ):
+        template.has_output(output, {"Value": Match.any_value()})
