@@ -1,0 +1,130 @@
+"""The composition root and the image construct: stages in promotion order, each with its three stacks,
+env-agnostic unless configured, stage tags on resources; images pinned by digest or built from an allow-listed
+context."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Match, Template
+
+from infra.config import load_stage
+from infra.constructs.images import BUILD_CONTEXT, ContainerImage
+from infra.stages import STAGES
+from tests.infra.conftest import SynthesizedApp
+
+PINNED = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/platform/serve@sha256:" + "ab" * 32
+
+
+def _stack_artifacts(synth: SynthesizedApp, stage: str) -> dict[str, dict[str, object]]:
+    manifest = json.loads((synth.outdir / f"assembly-{stage}" / "manifest.json").read_text())
+    return {
+        a["displayName"].split("/")[-1]: a
+        for a in manifest["artifacts"].values()
+        if a["type"] == "aws:cloudformation:stack"
+    }
+
+
+def test_app_has_every_stage_in_promotion_order(synth: SynthesizedApp) -> None:
+    assert list(synth.stages) == list(STAGES) == ["Dev", "Staging", "Prod"]
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_stage_has_data_training_and_serving_stacks(synth: SynthesizedApp, stage: str) -> None:
+    assert sorted(_stack_artifacts(synth, stage)) == ["Data", "Serving", "Training"]
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_unconfigured_stage_is_environment_agnostic(synth: SynthesizedApp, stage: str) -> None:
+    envs = {a["environment"] for a in _stack_artifacts(synth, stage).values()}
+    assert envs == {"aws://unknown-account/unknown-region"}
+
+
+def test_configured_account_and_region_pin_the_environment(synth_stages, stage_config) -> None:  # type: ignore[no-untyped-def]
+    pinned = synth_stages(stage_config("Dev", account="123456789012", region="eu-west-1"))
+    envs = {a["environment"] for a in _stack_artifacts(pinned, "Dev").values()}
+    assert envs == {"aws://123456789012/eu-west-1"}
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_stage_tags_reach_resources(synth: SynthesizedApp, stage: str) -> None:
+    tags = synth.template_json(stage, "Data")["Resources"]["DatasetsBucket"]["Properties"]["Tags"]
+    expected = load_stage(stage, STAGES[stage]).tags
+    assert {t["Key"]: t["Value"] for t in tags if t["Key"] in expected} == expected
+
+
+def _image_stack(tmp_path: Path, **images: str | None) -> tuple[cdk.App, dict[str, ContainerImage]]:
+    app = cdk.App(outdir=str(tmp_path))
+    stack = cdk.Stack(app, "Images")
+    built = {
+        name: ContainerImage(stack, name.capitalize(), name=name, pinned_uri=uri)
+        for name, uri in images.items()
+    }  # type: ignore[arg-type]
+    return app, built
+
+
+def test_pinned_image_is_referenced_by_digest_without_building(tmp_path: Path) -> None:
+    app, images = _image_stack(tmp_path, serve=PINNED)
+    assert images["serve"].image_uri == PINNED
+    assert images["serve"].asset is None
+    assembly = app.synth()
+    assert not list(Path(assembly.directory).glob("asset.*"))
+
+
+def test_pinned_image_grants_pull_on_its_repository_arn(tmp_path: Path) -> None:
+    _, images = _image_stack(tmp_path, serve=PINNED)
+    stack = cdk.Stack.of(images["serve"])
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    images["serve"].grant_pull(role)
+    Template.from_stack(stack).has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Resource": {
+                                    "Fn::Join": [
+                                        "",
+                                        [
+                                            "arn:",
+                                            {"Ref": "AWS::Partition"},
+                                            ":ecr:eu-west-1:111122223333:repository/platform/serve",
+                                        ],
+                                    ]
+                                },
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_malformed_pinned_image_names_the_image(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"images.train: expected"):
+        _image_stack(tmp_path, train="train:latest")
+
+
+@pytest.mark.parametrize("name", list(BUILD_CONTEXT))
+def test_image_build_context_holds_only_its_allow_list(tmp_path: Path, name: str) -> None:
+    app, _ = _image_stack(tmp_path, **{name: None})
+    (asset_dir,) = Path(app.synth().directory).glob("asset.*")
+    staged = {p.relative_to(asset_dir).as_posix() for p in asset_dir.rglob("*") if p.is_file()}
+    allowed = BUILD_CONTEXT[name]
+    assert f"containers/{name}/Dockerfile" in staged
+    assert [p for p in staged if not any(p == a or p.startswith(f"{a}/") for a in allowed)] == []
+    assert not any(p.startswith("tests/") or "__pycache__" in p for p in staged)
+
+
+def test_image_asset_is_built_for_linux_amd64(tmp_path: Path) -> None:
+    app, _ = _image_stack(tmp_path, serve=None)
+    (assets_file,) = Path(app.synth().directory).glob("Images.assets.json")
+    (image,) = json.loads(assets_file.read_text())["dockerImages"].values()
+    assert image["source"]["platform"] == "linux/amd64"
