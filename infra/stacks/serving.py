@@ -1,5 +1,9 @@
-"""Serving stack of a stage: model, endpoint config, endpoint, autoscaling, alarms, dashboard.
-(Skeleton: issue 7 fills it in.)"""
+"""Serving stack of a stage: model, endpoint config, endpoint, autoscaling, alarms (+ SNS topic), dashboard.
+
+A stage without a model version gets the topic and the dashboard (training rows) but no endpoint, and says so in
+an ``EndpointStatus`` output and a synth-time info annotation. The endpoint's constructs sit under an id derived
+from the instance type (``Endpoint-<variant>``): see infra/constructs/endpoint.py for why.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,77 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.constructs.endpoint import ServingEndpoint, variant_name
+from infra.constructs.endpoint_scaling import EndpointAutoscaling
+from infra.constructs.images import ContainerImage
+from infra.constructs.monitoring import AlarmTopic, EndpointAlarms
+from infra.constructs.monitoring_dashboard import EndpointRef, ServingDashboard
 from infra.stacks.stateful import StatefulStack
 
 
 class ServingStack(cdk.Stack):
+    """Public: ``endpoint`` (None without a model version), ``scaling``, ``alarms``, ``topic``, ``dashboard``."""
+
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StageConfig, data: StatefulStack, **kwargs: Any
     ) -> None:
+        kwargs.setdefault("description", f"{config.name}: SageMaker endpoint, autoscaling, alarms, dashboard")
         super().__init__(scope, construct_id, **kwargs)
+        settings = config.endpoint
+        self.topic = AlarmTopic(self, "Alarms", emails=config.alarm_emails, retain=config.retain_data).topic
+        self.endpoint: ServingEndpoint | None = None
+        self.scaling: EndpointAutoscaling | None = None
+        self.alarms: EndpointAlarms | None = None
+        endpoint_ref: EndpointRef | None = None
+
+        if settings.has_model_version:
+            image = ContainerImage(self, "ServeImage", name="serve", pinned_uri=config.images.serve)
+            variant = variant_name(settings.instance_type)
+            scope_ = Construct(self, f"Endpoint-{variant}")  # identity follows the instance type
+            self.endpoint = ServingEndpoint(
+                scope_,
+                "Serving",
+                settings=settings,
+                image_uri=image.image_uri,
+                artifacts_bucket=data.artifacts_bucket,
+                key=data.key,
+            )
+            image.grant_pull(self.endpoint.role)
+            self.scaling = EndpointAutoscaling(
+                scope_,
+                "Scaling",
+                settings=settings.autoscaling,
+                endpoint_name=self.endpoint.endpoint_name,
+                variant_name=variant,
+            )
+            self.alarms = EndpointAlarms(
+                self,
+                "EndpointAlarms",
+                settings=settings.alarms,
+                endpoint_name=self.endpoint.endpoint_name,
+                variant_name=variant,
+                instance_type=settings.instance_type,
+                max_capacity=settings.autoscaling.max_capacity,
+                topic=self.topic,
+            )
+            self.endpoint.guard_with(self.alarms.rollback_alarm_names)
+            endpoint_ref = EndpointRef(self.endpoint.endpoint_name, variant)
+            # scripts/verify_endpoint.py compares the live endpoint with these.
+            cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
+            cdk.CfnOutput(self, "EndpointConfigName", value=self.endpoint.endpoint_config_name)
+            cdk.CfnOutput(self, "VariantName", value=variant)
+            cdk.CfnOutput(self, "ModelName", value=self.endpoint.model_name)
+            cdk.CfnOutput(self, "EndpointStatus", value="created")
+        else:
+            message = (
+                f"{config.name}: no endpoint, the stage has no model version yet (set endpoint.model_data_key or "
+                "endpoint.model_package_arn in infra/stages.py)"
+            )
+            cdk.Annotations.of(self).add_info(message)
+            cdk.CfnOutput(self, "EndpointStatus", value=message)
+
+        self.dashboard = ServingDashboard(
+            self, "Dashboard", stage=config.name, settings=settings, endpoint=endpoint_ref
+        ).dashboard
+        cdk.CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)
+        cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)

@@ -1,0 +1,316 @@
+"""ServingEndpoint: the SageMaker model, endpoint config and real-time endpoint of one stage (L1 constructs).
+
+- Model: the serve image (or the image of a registered model package) with the stage's model version, network
+  isolation on, and an execution role that reads only that model version, writes only data capture, pulls only the
+  serve image and logs only to the endpoint's log groups.
+- Endpoint config: one production variant (instance type, initial count, container start-up and model download
+  timeouts), data capture into ``data-capture/`` of the artifacts bucket under KMS, and a KMS volume key only where
+  the instance type has EBS storage (``app.contracts.instance_types.supports_volume_kms_key``).
+- Endpoint: blue/green updates (all-at-once, canary or linear traffic shifting) that roll back on the alarms passed
+  to ``guard_with``, and ``RetainAllVariantProperties`` so an update keeps the capacity autoscaling has set.
+
+Identity follows the instance type (``variant_name``), and the stack builds this construct under an id derived from
+it: changing the instance type creates a new endpoint (and scalable target) instead of an update that SageMaker
+refuses on an autoscaled variant. See docs/operating-endpoint.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct, IConstruct, IValidation
+
+from app.contracts import instance_types
+from app.contracts.storage import DATA_CAPTURE_PREFIX, MODELS_PREFIX, TRAINING_OUTPUT_PREFIX
+from infra.config import DeploymentSettings, EndpointSettings
+from infra.nag import acknowledge
+
+
+def _render(value: object) -> str:
+    """A resolved CloudFormation value as cdk-nag writes it in a finding id."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"Fn::Join"}:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_render(part) for part in parts)
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    return json.dumps(value, separators=(",", ":"))
+
+
+@jsii.implements(IValidation)
+class _LateAcknowledgement:
+    """Acknowledges an IAM5 wildcard-resource finding whose id contains a cross-stack reference: its text is only
+    known once CDK has resolved references, and node validation runs after that (and before cdk-nag)."""
+
+    def __init__(self, construct: IConstruct, resource: str, reason: str) -> None:
+        self.construct, self.resource, self.reason = construct, resource, reason
+
+    def validate(self) -> list[str]:
+        rendered = _render(cdk.Stack.of(self.construct).resolve(self.resource))
+        acknowledge(self.construct, "AwsSolutions-IAM5", self.reason, applies_to=f"Resource::{rendered}")
+        return []
+
+
+def acknowledge_resource_wildcard(construct: IConstruct, resource: str, reason: str) -> None:
+    """Acknowledge the IAM5 finding for one wildcard resource ARN (which may hold references) on ``construct``."""
+    construct.node.add_validation(_LateAcknowledgement(construct, resource, reason))
+
+
+def variant_name(instance_type: str) -> str:
+    """``ml.g5.xlarge`` -> ``g5-xlarge``: the variant (and endpoint identity) follows the instance type."""
+    return instance_type.removeprefix("ml.").replace(".", "-")
+
+
+def traffic_routing(deployment: DeploymentSettings) -> sagemaker.CfnEndpoint.TrafficRoutingConfigProperty:
+    """The blue/green traffic shift of a stage: all at once, a canary then the rest, or linear steps."""
+    percent = sagemaker.CfnEndpoint.CapacitySizeProperty
+    if deployment.strategy == "canary":
+        return sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+            type="CANARY",
+            canary_size=percent(type="CAPACITY_PERCENT", value=deployment.canary_percent),
+            wait_interval_in_seconds=deployment.wait_interval_s,
+        )
+    if deployment.strategy == "linear":
+        return sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+            type="LINEAR",
+            linear_step_size=percent(type="CAPACITY_PERCENT", value=deployment.linear_step_percent),
+            wait_interval_in_seconds=deployment.wait_interval_s,
+        )
+    return sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+        type="ALL_AT_ONCE", wait_interval_in_seconds=deployment.wait_interval_s
+    )
+
+
+class ServingEndpoint(Construct):
+    """Model + endpoint config + endpoint. Public: ``endpoint_name``, ``endpoint_config_name``, ``variant_name``,
+    ``model_name``, ``role``, ``endpoint`` (the CfnEndpoint)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: EndpointSettings,
+        image_uri: str,
+        artifacts_bucket: s3.IBucket,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not settings.has_model_version:
+            raise ValueError(
+                "ServingEndpoint needs a model version (endpoint.model_data_key or model_package_arn)"
+            )
+        stack = cdk.Stack.of(self)
+        self.settings = settings
+        self.variant_name = variant_name(settings.instance_type)
+
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker endpoint: reads its model version, writes data capture, pulls the serve image",
+        )
+        # Hand-scoped statements (exact actions), not grant_read/grant_put, whose action wildcards would need
+        # acknowledging: the role reads one object (or a package's prefixes) and writes only data capture.
+        reads = (
+            [artifacts_bucket.arn_for_objects(settings.model_data_key)]
+            if settings.model_data_key
+            else [
+                artifacts_bucket.arn_for_objects(f"{prefix}*")
+                for prefix in (MODELS_PREFIX, TRAINING_OUTPUT_PREFIX)
+            ]
+        )
+        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=reads))
+        self.role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
+        if settings.data_capture_percent:
+            capture = artifacts_bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")
+            self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[capture]))
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Encrypt"], resources=[key.key_arn])
+            )
+            acknowledge_resource_wildcard(
+                self.role,
+                capture,
+                "SageMaker names data-capture objects per endpoint, variant and hour; writes are limited to the "
+                "data-capture/ prefix of this stage's artifacts bucket.",
+            )
+        if settings.model_package_arn:
+            for arn in reads:
+                acknowledge_resource_wildcard(
+                    self.role,
+                    arn,
+                    "A registered model package points at a training job's model.tar.gz under models/ or "
+                    "training-output/; reads are limited to those prefixes of this stage's artifacts bucket.",
+                )
+        if settings.model_data_key:
+            container = sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image_uri,
+                model_data_url=artifacts_bucket.s3_url_for_object(settings.model_data_key),
+                environment=dict(settings.environment) or None,
+            )
+        else:  # a registered model package carries its own image and model data
+            container = sagemaker.CfnModel.ContainerDefinitionProperty(
+                model_package_name=settings.model_package_arn,
+                environment=dict(settings.environment) or None,
+            )
+        # The platform writes the container's stdout and its metrics with the execution role.
+        log_groups = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/Endpoints/*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[log_groups, f"{log_groups}:log-stream:*"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={
+                    "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints", "AWS/SageMaker"]}
+                },
+            )
+        )
+
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            primary_container=container,
+            enable_network_isolation=True,
+        )
+        # SageMaker checks the role's permissions when it creates the model: the policy must exist first.
+        self.model.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
+
+        kms_volume = instance_types.supports_volume_kms_key(settings.instance_type)
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=self.variant_name,
+                    model_name=self.model.attr_model_name,
+                    instance_type=settings.instance_type,
+                    initial_instance_count=settings.initial_instance_count,
+                    initial_variant_weight=1.0,
+                    container_startup_health_check_timeout_in_seconds=settings.startup_health_check_timeout_s,
+                    model_data_download_timeout_in_seconds=settings.model_download_timeout_s,
+                )
+            ],
+            kms_key_id=key.key_arn if kms_volume else None,
+            data_capture_config=self._data_capture(settings, artifacts_bucket, key),
+        )
+        if not kms_volume:
+            acknowledge(
+                self.endpoint_config,
+                "AwsSolutions-SM2",
+                f"{settings.instance_type} has local NVMe instance storage, which SageMaker encrypts with the "
+                "instance's hardware module and for which it rejects a KMS volume key.",
+            )
+
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            retain_all_variant_properties=True,
+            deployment_config=self._deployment_config(settings.deployment, alarm_names=()),
+        )
+        self.endpoint_name: str = self.endpoint.attr_endpoint_name
+        self.endpoint_config_name: str = self.endpoint_config.attr_endpoint_config_name
+        self.model_name: str = self.model.attr_model_name
+
+        acknowledge(
+            self.model,
+            "AwsSolutions-SM1",
+            "The model runs with network isolation (no network access at all), so there is no VPC traffic to "
+            "control; SageMaker fetches the model data and image on the container's behalf.",
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "CloudWatch Logs log-stream names are chosen by SageMaker per instance; scoped to this account's "
+            "/aws/sagemaker/Endpoints log groups.",
+            applies_to="Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            "/aws/sagemaker/Endpoints/*",
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "Log streams of the endpoint log groups are created by SageMaker per instance, names unknown at "
+            "deploy time.",
+            applies_to="Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+            "/aws/sagemaker/Endpoints/*:log-stream:*",
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "cloudwatch:PutMetricData supports no resource ARNs; the condition limits it to the SageMaker "
+            "endpoint namespaces.",
+            applies_to="Resource::*",
+        )
+
+    @staticmethod
+    def _data_capture(
+        settings: EndpointSettings, bucket: s3.IBucket, key: kms.IKey
+    ) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty | None:
+        if not settings.data_capture_percent:
+            return None
+        return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+            enable_capture=True,
+            initial_sampling_percentage=settings.data_capture_percent,
+            destination_s3_uri=bucket.s3_url_for_object(DATA_CAPTURE_PREFIX.rstrip("/")),
+            kms_key_id=key.key_arn,
+            capture_options=[
+                sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+            ],
+            capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                json_content_types=["application/json"]
+            ),
+        )
+
+    @staticmethod
+    def _deployment_config(
+        deployment: DeploymentSettings, *, alarm_names: Sequence[str]
+    ) -> sagemaker.CfnEndpoint.DeploymentConfigProperty:
+        rollback = None
+        if deployment.rollback_on_alarms and alarm_names:
+            rollback = sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=name) for name in alarm_names]
+            )
+        return sagemaker.CfnEndpoint.DeploymentConfigProperty(
+            blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                traffic_routing_configuration=traffic_routing(deployment),
+                termination_wait_in_seconds=deployment.termination_wait_s,
+                maximum_execution_timeout_in_seconds=deployment.max_execution_timeout_s,
+            ),
+            auto_rollback_configuration=rollback,
+        )
+
+    def guard_with(self, alarm_names: Sequence[str]) -> None:
+        """Roll a deployment back when one of these alarms fires (when the stage's config asks for it).
+
+        Plain names, not references: the alarms watch this endpoint, so a reference back would be a cycle.
+        """
+        self.endpoint.deployment_config = self._deployment_config(
+            self.settings.deployment, alarm_names=alarm_names
+        )

@@ -1,0 +1,212 @@
+"""Alarms of a stage's endpoint and the SNS topic they notify.
+
+``AlarmTopic``: KMS-encrypted (its own key, which CloudWatch may use), TLS-only, e-mail subscriptions from config.
+``EndpointAlarms``: 5XX and 4XX error rates, model latency p90/p99, overhead latency p99, CPU / memory / disk (and
+GPU on GPU instances) utilisation, and capacity pinned at the configured maximum for too long. The ones in
+``ROLLBACK`` guard deployments: the endpoint's blue/green update rolls back when one fires.
+
+Alarm names are set (``<stack>-<purpose>``) because the endpoint refers to its rollback alarms by name while the
+alarms refer to the endpoint: references both ways would be a cycle. Names are per stack, so stages never clash.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from app.contracts import instance_types
+from infra.config import AlarmSettings
+
+SAGEMAKER_NS = "AWS/SageMaker"  # invocations, errors, latency
+INSTANCE_NS = "/aws/sagemaker/Endpoints"  # per-instance utilisation
+ROLLBACK: frozenset[str] = frozenset({"error-5xx-rate", "model-latency-p90", "model-latency-p99"})
+
+
+def vcpus(instance_type: str) -> int:
+    """vCPUs of an instance size (large 2, xlarge 4, Nxlarge 4N): SageMaker's CPUUtilization sums its cores."""
+    size = instance_type.rsplit(".", 1)[-1]
+    if size.endswith("xlarge"):
+        return 4 * int(size.removesuffix("xlarge") or 1)
+    return 2
+
+
+class AlarmTopic(Construct):
+    """The stage's alarm topic. Public: ``topic``."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, emails: tuple[str, ...], retain: bool) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Encrypts the endpoint alarm topic (CloudWatch alarms publish to it)",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+            pending_window=cdk.Duration.days(7),
+        )
+        # CloudWatch publishes to an encrypted topic only when the key lets it (SNS calls KMS on its behalf).
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+            )
+        )
+        self.topic = sns.Topic(
+            self, "Topic", master_key=self.key, enforce_ssl=True, display_name="Endpoint alarms"
+        )
+        for email in emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+
+@dataclass(frozen=True)
+class _Spec:
+    purpose: str
+    description: str
+    metric: cloudwatch.IMetric
+    threshold: float
+    periods: int
+
+
+class EndpointAlarms(Construct):
+    """Alarms on one endpoint variant, all notifying ``topic``. Public: ``alarms`` (purpose -> Alarm),
+    ``rollback_alarm_names`` (what the endpoint's auto-rollback watches)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: AlarmSettings,
+        endpoint_name: str,
+        variant_name: str,
+        instance_type: str,
+        max_capacity: int,
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        dims = {"EndpointName": endpoint_name, "VariantName": variant_name}
+        minute = cdk.Duration.minutes(1)
+
+        def metric(name: str, stat: str, namespace: str = SAGEMAKER_NS) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=namespace, metric_name=name, dimensions_map=dims, statistic=stat, period=minute
+            )
+
+        def rate(errors: str) -> cloudwatch.MathExpression:
+            return cloudwatch.MathExpression(
+                expression="100 * errors / invocations",
+                using_metrics={"errors": metric(errors, "Sum"), "invocations": metric("Invocations", "Sum")},
+                period=minute,
+                label=f"{errors} rate (%)",
+            )
+
+        n = settings.evaluation_periods
+        specs = [
+            _Spec(
+                "error-5xx-rate",
+                "5XX responses (% of invocations)",
+                rate("Invocation5XXErrors"),
+                settings.error_5xx_rate_percent,
+                n,
+            ),
+            _Spec(
+                "error-4xx-rate",
+                "4XX responses (% of invocations)",
+                rate("Invocation4XXErrors"),
+                settings.error_4xx_rate_percent,
+                n,
+            ),
+            # Latencies are reported in microseconds.
+            _Spec(
+                "model-latency-p90",
+                "ModelLatency p90 (us)",
+                metric("ModelLatency", "p90"),
+                settings.model_latency_p90_ms * 1000,
+                n,
+            ),
+            _Spec(
+                "model-latency-p99",
+                "ModelLatency p99 (us)",
+                metric("ModelLatency", "p99"),
+                settings.model_latency_p99_ms * 1000,
+                n,
+            ),
+            _Spec(
+                "overhead-latency-p99",
+                "OverheadLatency p99 (us)",
+                metric("OverheadLatency", "p99"),
+                settings.overhead_latency_p99_ms * 1000,
+                n,
+            ),
+            _Spec(
+                "cpu-utilization",
+                f"CPUUtilization, summed over {vcpus(instance_type)} vCPUs (%)",
+                metric("CPUUtilization", "Average", INSTANCE_NS),
+                settings.cpu_utilization_percent * vcpus(instance_type),
+                n,
+            ),
+            _Spec(
+                "memory-utilization",
+                "MemoryUtilization (%)",
+                metric("MemoryUtilization", "Average", INSTANCE_NS),
+                settings.memory_utilization_percent,
+                n,
+            ),
+            _Spec(
+                "disk-utilization",
+                "DiskUtilization (%)",
+                metric("DiskUtilization", "Average", INSTANCE_NS),
+                settings.disk_utilization_percent,
+                n,
+            ),
+            # Every instance reports CPUUtilization once a minute: the sample count is the in-service count.
+            _Spec(
+                "capacity-at-max",
+                f"in-service instances at max capacity ({max_capacity}) for "
+                f"{settings.at_max_capacity_minutes} min: raise max or the target",
+                metric("CPUUtilization", "SampleCount", INSTANCE_NS),
+                max_capacity - 0.5,
+                settings.at_max_capacity_minutes,
+            ),
+        ]
+        if instance_types.is_gpu(instance_type):
+            specs.append(
+                _Spec(
+                    "gpu-utilization",
+                    "GPUUtilization (%)",
+                    metric("GPUUtilization", "Average", INSTANCE_NS),
+                    settings.gpu_utilization_percent,
+                    n,
+                )
+            )
+
+        stack_name = cdk.Stack.of(self).stack_name
+        action = actions.SnsAction(topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        for spec in specs:
+            alarm = cloudwatch.Alarm(
+                self,
+                spec.purpose,
+                alarm_name=f"{stack_name}-{spec.purpose}",
+                alarm_description=f"{spec.description} > {spec.threshold:g} for {spec.periods} min",
+                metric=spec.metric,
+                threshold=spec.threshold,
+                evaluation_periods=spec.periods,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+            self.alarms[spec.purpose] = alarm
+        self.rollback_alarm_names: list[str] = [
+            f"{stack_name}-{purpose}" for purpose in sorted(self.alarms) if purpose in ROLLBACK
+        ]

@@ -1,0 +1,365 @@
+"""The serving stack of every stage, asserted against its stage config (fine-grained template assertions).
+
+Uses the session synth of the whole app (tests/infra/conftest.py) plus one extra synth of three variants of Dev:
+no model version, a different instance type, a registered model package. Runtime: ~10 s on top of the session synth.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.config import StageConfig, load_stage
+from infra.constructs.endpoint import variant_name
+from infra.constructs.monitoring import ROLLBACK
+from infra.stages import STAGES
+from tests.infra.conftest import SynthesizedApp, make_stage_config
+
+STAGE_NAMES = list(STAGES)
+CONFIGS: dict[str, StageConfig] = {name: load_stage(name, values) for name, values in STAGES.items()}
+PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/yolo-detector-dev/3"
+
+
+def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def only(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    found = list(resources(template, kind).values())
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    props: dict[str, Any] = found[0].get("Properties", {})
+    return props
+
+
+def flat(value: Any) -> str:
+    """A CloudFormation string value with every intrinsic (reference) shown as <ref>."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(flat(part) for part in parts)
+    return "<ref>"
+
+
+def serving(synth: SynthesizedApp, stage: str) -> dict[str, Any]:
+    return synth.template_json(stage, "Serving")
+
+
+@pytest.fixture(scope="module")
+def variants(synth_stages: Any) -> SynthesizedApp:
+    """Dev without a model version, Dev on another instance type, Dev serving a registered model package."""
+    dev = dict(STAGES["Dev"])
+    endpoint: dict[str, Any] = dict(dev["endpoint"])  # type: ignore[call-overload]
+    return synth_stages(  # type: ignore[no-any-return]
+        make_stage_config("Dev", endpoint={"model_data_key": None}),
+        load_stage("Resized", {**dev, "endpoint": {**endpoint, "instance_type": "ml.c6i.2xlarge"}}),
+        load_stage(
+            "Package",
+            {**dev, "endpoint": {**endpoint, "model_data_key": None, "model_package_arn": PACKAGE_ARN}},
+        ),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ names, model
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_serving_resources_have_no_physical_names(synth: SynthesizedApp, stage: str) -> None:
+    template = serving(synth, stage)
+    names = {
+        "AWS::SageMaker::Model": "ModelName",
+        "AWS::SageMaker::EndpointConfig": "EndpointConfigName",
+        "AWS::SageMaker::Endpoint": "EndpointName",
+        "AWS::IAM::Role": "RoleName",
+        "AWS::SNS::Topic": "TopicName",
+        "AWS::CloudWatch::Dashboard": "DashboardName",
+        "AWS::KMS::Key": "AliasName",
+    }
+    named = [
+        f"{k}.{p}"
+        for kind, p in names.items()
+        for k, r in resources(template, kind).items()
+        if p in r.get("Properties", {})
+    ]
+    assert resources(template, "AWS::SageMaker::Endpoint")  # really looked at an endpoint
+    assert named == []
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_model_runs_network_isolated_with_the_stage_model_data(synth: SynthesizedApp, stage: str) -> None:
+    model = only(serving(synth, stage), "AWS::SageMaker::Model")
+    assert model["EnableNetworkIsolation"] is True
+    url = flat(model["PrimaryContainer"]["ModelDataUrl"])
+    assert url == f"s3://<ref>/{CONFIGS[stage].endpoint.model_data_key}"
+
+
+def test_model_package_stage_uses_the_package_not_an_image(variants: SynthesizedApp) -> None:
+    container = only(variants.template_json("Package", "Serving"), "AWS::SageMaker::Model")[
+        "PrimaryContainer"
+    ]
+    assert container["ModelPackageName"] == PACKAGE_ARN
+    assert "Image" not in container and "ModelDataUrl" not in container
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_execution_role_reads_only_the_model_object(synth: SynthesizedApp, stage: str) -> None:
+    template = serving(synth, stage)
+    statements = [
+        s
+        for p in resources(template, "AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    reads = [s for s in statements if "s3:GetObject" in json.dumps(s["Action"])]
+    assert [s["Action"] for s in reads] == ["s3:GetObject"]
+    assert flat(reads[0]["Resource"]) == f"<ref>/{CONFIGS[stage].endpoint.model_data_key}"
+    assert not [s for s in statements if "s3:Delete" in json.dumps(s["Action"])]
+
+
+# ------------------------------------------------------------------------------------------------ endpoint config
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_variant_has_the_configured_instances_and_timeouts(synth: SynthesizedApp, stage: str) -> None:
+    settings = CONFIGS[stage].endpoint
+    variant = only(serving(synth, stage), "AWS::SageMaker::EndpointConfig")["ProductionVariants"][0]
+    assert variant["VariantName"] == variant_name(settings.instance_type)
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == (
+        settings.instance_type,
+        settings.initial_instance_count,
+    )
+    assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == settings.startup_health_check_timeout_s
+    assert variant["ModelDataDownloadTimeoutInSeconds"] == settings.model_download_timeout_s
+
+
+@pytest.mark.parametrize(("stage", "expected"), [("Dev", True), ("Staging", True), ("Prod", False)])
+def test_kms_volume_key_only_where_the_instance_type_allows(
+    synth: SynthesizedApp, stage: str, expected: bool
+) -> None:
+    config = only(serving(synth, stage), "AWS::SageMaker::EndpointConfig")
+    assert ("KmsKeyId" in config) is expected
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_data_capture_samples_the_stage_percentage_into_the_artifacts_bucket(
+    synth: SynthesizedApp, stage: str
+) -> None:
+    capture = only(serving(synth, stage), "AWS::SageMaker::EndpointConfig")["DataCaptureConfig"]
+    assert capture["InitialSamplingPercentage"] == CONFIGS[stage].endpoint.data_capture_percent
+    assert capture["EnableCapture"] is True
+    assert flat(capture["DestinationS3Uri"]) == "s3://<ref>/data-capture"
+    assert "KmsKeyId" in capture
+    assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
+
+
+# ------------------------------------------------------------------------------------------------ endpoint
+@pytest.mark.parametrize(
+    ("stage", "routing"),
+    [
+        ("Dev", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}),
+        (
+            "Staging",
+            {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "WaitIntervalInSeconds": 300,
+            },
+        ),
+        (
+            "Prod",
+            {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                "WaitIntervalInSeconds": 300,
+            },
+        ),
+    ],
+)
+def test_blue_green_traffic_shifting_follows_the_stage(
+    synth: SynthesizedApp, stage: str, routing: dict
+) -> None:
+    policy = only(serving(synth, stage), "AWS::SageMaker::Endpoint")["DeploymentConfig"][
+        "BlueGreenUpdatePolicy"
+    ]
+    assert policy["TrafficRoutingConfiguration"] == routing
+    assert policy["TerminationWaitInSeconds"] == CONFIGS[stage].endpoint.deployment.termination_wait_s
+
+
+@pytest.mark.parametrize("stage", ["Staging", "Prod"])
+def test_rollback_alarms_are_the_guarding_alarms_of_the_stack(synth: SynthesizedApp, stage: str) -> None:
+    template = serving(synth, stage)
+    rollback = only(template, "AWS::SageMaker::Endpoint")["DeploymentConfig"]["AutoRollbackConfiguration"]
+    names = sorted(a["AlarmName"] for a in rollback["Alarms"])
+    alarms = {a["Properties"]["AlarmName"] for a in resources(template, "AWS::CloudWatch::Alarm").values()}
+    assert names == sorted(f"{stage}-Serving-{purpose}" for purpose in ROLLBACK)
+    assert set(names) <= alarms
+
+
+def test_dev_deploys_without_rollback_alarms(synth: SynthesizedApp) -> None:
+    assert (
+        "AutoRollbackConfiguration"
+        not in only(serving(synth, "Dev"), "AWS::SageMaker::Endpoint")["DeploymentConfig"]
+    )
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_endpoint_updates_retain_variant_capacity(synth: SynthesizedApp, stage: str) -> None:
+    assert only(serving(synth, stage), "AWS::SageMaker::Endpoint")["RetainAllVariantProperties"] is True
+
+
+# ------------------------------------------------------------------------------------------------ autoscaling
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_scalable_target_bounds_follow_config_and_the_endpoint(synth: SynthesizedApp, stage: str) -> None:
+    scaling = CONFIGS[stage].endpoint.autoscaling
+    target = only(serving(synth, stage), "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (scaling.min_capacity, scaling.max_capacity)
+    assert target["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
+    parts = target["ResourceId"]["Fn::Join"][1]
+    assert parts[1]["Fn::GetAtt"][1] == "EndpointName"  # a GetAtt: registered after the endpoint exists
+    assert (
+        flat(target["ResourceId"])
+        == f"endpoint/<ref>/variant/{variant_name(CONFIGS[stage].endpoint.instance_type)}"
+    )
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_target_tracking_policies_are_exactly_as_configured(synth: SynthesizedApp, stage: str) -> None:
+    scaling = CONFIGS[stage].endpoint.autoscaling
+    policies = resources(serving(synth, stage), "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    got = {
+        p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]: p["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+        for p in policies
+    }
+    common = {
+        "ScaleInCooldown": scaling.scale_in_cooldown_s,
+        "ScaleOutCooldown": scaling.scale_out_cooldown_s,
+        "DisableScaleIn": scaling.disable_scale_in,
+    }
+    expected = {
+        "SageMakerVariantInvocationsPerInstance": {**common, "TargetValue": scaling.invocations_target}
+    }
+    if scaling.concurrency_target is not None:
+        expected["SageMakerVariantConcurrentRequestsPerModelHighResolution"] = {
+            **common,
+            "TargetValue": scaling.concurrency_target,
+        }
+    assert {
+        m: {k: v for k, v in c.items() if k != "PredefinedMetricSpecification"} for m, c in got.items()
+    } == (expected)
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_scheduled_actions_are_exactly_as_configured(synth: SynthesizedApp, stage: str) -> None:
+    target = only(serving(synth, stage), "AWS::ApplicationAutoScaling::ScalableTarget")
+    got = [
+        (
+            a["ScheduledActionName"],
+            a["Schedule"],
+            a["ScalableTargetAction"]["MinCapacity"],
+            a["ScalableTargetAction"]["MaxCapacity"],
+        )
+        for a in target.get("ScheduledActions", [])
+    ]
+    assert got == [
+        (s.name, s.schedule, s.min_capacity, s.max_capacity)
+        for s in CONFIGS[stage].endpoint.autoscaling.scheduled
+    ]
+
+
+def test_instance_type_change_creates_a_new_endpoint_and_scalable_target(
+    synth: SynthesizedApp, variants: SynthesizedApp
+) -> None:
+    before = serving(synth, "Dev")
+    after = variants.template_json("Resized", "Serving")
+    for kind in ("AWS::SageMaker::Endpoint", "AWS::ApplicationAutoScaling::ScalableTarget"):
+        old, new = set(resources(before, kind)), set(resources(after, kind))
+        assert old and new and not old & new, f"{kind}: same logical id, CloudFormation would update in place"
+    target = only(after, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert flat(target["ResourceId"]) == "endpoint/<ref>/variant/c6i-2xlarge"
+
+
+# ------------------------------------------------------------------------------------------------ alarms, dashboard
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_every_alarm_notifies_the_stage_topic(synth: SynthesizedApp, stage: str) -> None:
+    template = serving(synth, stage)
+    (topic_id,) = resources(template, "AWS::SNS::Topic")
+    alarms = resources(template, "AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 9
+    assert [k for k, a in alarms.items() if a["Properties"]["AlarmActions"] != [{"Ref": topic_id}]] == []
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_alarm_topic_is_kms_encrypted_and_tls_only(synth: SynthesizedApp, stage: str) -> None:
+    template = Template.from_json(serving(synth, stage))
+    template.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    template.has_resource_properties(
+        "AWS::SNS::TopicPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_alarm_emails_subscribe_to_the_topic(synth_stages: Any) -> None:
+    app = synth_stages(make_stage_config("Dev", alarm_emails=["ops@example.com"]))
+    Template.from_json(app.template_json("Dev", "Serving")).has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
+    )
+
+
+@pytest.mark.parametrize(("stage", "gpu"), [("Dev", False), ("Prod", True)])
+def test_gpu_alarm_only_on_gpu_instances(synth: SynthesizedApp, stage: str, gpu: bool) -> None:
+    alarms = resources(serving(synth, stage), "AWS::CloudWatch::Alarm").values()
+    assert any(a["Properties"].get("MetricName") == "GPUUtilization" for a in alarms) is gpu
+
+
+def test_capacity_pinned_at_max_alarm_counts_instances_for_the_configured_minutes(
+    synth: SynthesizedApp,
+) -> None:
+    settings = CONFIGS["Prod"].endpoint
+    alarm = next(
+        a["Properties"]
+        for a in resources(serving(synth, "Prod"), "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == "Prod-Serving-capacity-at-max"
+    )
+    assert (alarm["Statistic"], alarm["Threshold"]) == (
+        "SampleCount",
+        settings.autoscaling.max_capacity - 0.5,
+    )
+    assert alarm["EvaluationPeriods"] == settings.alarms.at_max_capacity_minutes
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_dashboard_shows_endpoint_and_training_loss(synth: SynthesizedApp, stage: str) -> None:
+    body = json.dumps(only(serving(synth, stage), "AWS::CloudWatch::Dashboard")["DashboardBody"])
+    for needle in (
+        "InvocationsPerInstance",
+        "ModelLatency",
+        "Invocation5XXErrors",
+        "MemoryUtilization",
+        "train:box_loss",
+        "val:box_loss",
+        "/aws/sagemaker/TrainingJobs",
+    ):
+        assert needle in body, needle
+
+
+# ------------------------------------------------------------------------------------------------ no model version
+def test_stage_without_model_version_has_no_endpoint_and_says_so(variants: SynthesizedApp) -> None:
+    template = variants.template_json("Dev", "Serving")
+    for kind in (
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::Endpoint",
+        "AWS::ApplicationAutoScaling::ScalableTarget",
+    ):
+        assert not resources(template, kind), kind
+    assert "no model version" in template["Outputs"]["EndpointStatus"]["Value"]
+    assert resources(template, "AWS::CloudWatch::Dashboard")  # training loss is still worth a dashboard
