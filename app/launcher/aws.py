@@ -15,12 +15,23 @@ RETRY_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_t
 # Throttling and transient codes (the union botocore's standard retry mode treats as retryable).
 RETRYABLE_CODES: frozenset[str] = frozenset(
     {
-        "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-        "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
-        "RequestThrottled", "SlowDown", "PriorRequestNotComplete", "RequestTimeout", "RequestTimeoutException",
-        "InternalFailure", "InternalServerError", "ServiceUnavailable",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalFailure",
+        "InternalServerError",
+        "ServiceUnavailable",
     }
-)  # fmt: skip
+)
 # Not a throttle: the account has no quota (left) for the instance type. Retrying cannot help.
 QUOTA_CODE = "ResourceLimitExceeded"
 

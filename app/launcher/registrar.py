@@ -121,13 +121,21 @@ def on_state_change(
         description = sagemaker.describe_training_job(TrainingJobName=name)
         result = register(description, settings=settings, sagemaker=sagemaker)
         if result["approval"] != "Approved":
-            _notify(settings, sns, f"[{settings.stage}] model version waits for review: {name}",
-                    {**result, "console_url": console_url(region, name)})  # fmt: skip
+            _notify(
+                settings,
+                sns,
+                f"[{settings.stage}] model version waits for review: {name}",
+                {**result, "console_url": console_url(region, name)},
+            )
         return {"job_name": name, **result}
     if status in NOTIFY_STATUSES:
         reason = detail.get("FailureReason") or "no failure reason given"
-        body = {"job_name": name, "job_status": status, "failure_reason": reason,
-                "console_url": console_url(region, name)}  # fmt: skip
+        body = {
+            "job_name": name,
+            "job_status": status,
+            "failure_reason": reason,
+            "console_url": console_url(region, name),
+        }
         _notify(settings, sns, f"[{settings.stage}] training job {status}: {name}", body)
         log.error("training job did not complete", extra=body)
         return {"status": "notified", **body}

@@ -81,8 +81,12 @@ def start(
         log.info(
             "training job already exists", extra={"job_name": name, "status": existing["TrainingJobStatus"]}
         )
-        return {**found, "status": "already_started", "job_arn": existing["TrainingJobArn"],
-                "job_status": existing["TrainingJobStatus"]}  # fmt: skip
+        return {
+            **found,
+            "status": "already_started",
+            "job_arn": existing["TrainingJobArn"],
+            "job_status": existing["TrainingJobStatus"],
+        }
     try:
         created = sagemaker.create_training_job(**params)
     except ClientError as exc:

@@ -1,18 +1,453 @@
-"""Training stack of a stage: runner Lambda, roles, events, model registry. (Skeleton: issue 6 fills it in.)"""
+"""Training stack of a stage: the SageMaker training role, the runner and registrar Lambdas, the EventBridge rules
+that drive them, the model package group that finished jobs are registered in, the notify topic, and alarms.
+
+Flow: a ``dataset.json`` lands in the datasets bucket (or an operator invokes the runner) -> runner starts one
+training job named ``<stage prefix><dataset>-<hash>`` -> SageMaker's "Training Job State Change" event -> registrar
+registers a model package version (Completed) or publishes the failure (Failed/Stopped) to the notify topic.
+Operator scripts (``scripts/training.py``) find everything through this stack's outputs.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from app.contracts.storage import (
+    CHECKPOINTS_PREFIX,
+    DATASET_MANIFEST_SUFFIX,
+    MODELS_PREFIX,
+    TRAINING_OUTPUT_PREFIX,
+)
 from infra.config import StageConfig
+from infra.constructs.images import ContainerImage
+from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
+from infra.constructs.training_nag import acknowledge_resource
+from infra.nag import acknowledge
 from infra.stacks.stateful import StatefulStack
+
+TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
+RESERVED_CONCURRENCY = 2  # jobs start minutes apart; this caps a runaway event storm, not normal use
+_HOUR = 3600
+
+
+def job_name_prefix(config: StageConfig) -> str:
+    """Every training job of the stage starts with this (IAM scopes CreateTrainingJob to it)."""
+    return f"yolo-{config.name.lower()}-"
+
+
+def model_package_group_name(config: StageConfig) -> str:
+    return f"yolo-detector-{config.name.lower()}"
 
 
 class TrainingStack(cdk.Stack):
+    """Public attributes: ``training_role``, ``runner``, ``registrar``, ``notify_topic``, ``model_package_group``."""
+
     def __init__(
         self, scope: Construct, construct_id: str, *, config: StageConfig, data: StatefulStack, **kwargs: Any
     ) -> None:
+        kwargs.setdefault("description", f"{config.name}: training runner, events, model registry")
         super().__init__(scope, construct_id, **kwargs)
+        settings = config.training
+        prefix = job_name_prefix(config)
+        train_image = ContainerImage(self, "TrainImage", name="train", pinned_uri=config.images.train)
+        serve_image = ContainerImage(self, "ServeImage", name="serve", pinned_uri=config.images.serve)
+
+        self.training_role = self._training_role(config, data, train_image)
+
+        self.notify_topic = sns.Topic(
+            self, "NotifyTopic", display_name=f"{config.name} training", master_key=data.key, enforce_ssl=True
+        )
+        # CloudWatch alarms publish to the encrypted topic; only for alarms of this account.
+        data.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
+            )
+        )
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=cdk.Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letters,
+            "Serverless-SQSRedrivePolicy",
+            "This queue is the final stop for failed launcher events (inspected by an operator, alarmed on); "
+            "redriving it to another queue would only move the problem.",
+        )
+        acknowledge(
+            self.dead_letters,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the launcher Lambdas, the EventBridge targets and the "
+            "email subscriptions; a dead-letter queue of a dead-letter queue adds nothing.",
+        )
+        for email in config.alarm_emails:
+            self.notify_topic.add_subscription(
+                subscriptions.EmailSubscription(email, dead_letter_queue=self.dead_letters)
+            )
+        layer = dependencies_layer(self, "LauncherDependencies")
+        common: dict[str, Any] = {
+            "layer": layer,
+            "dead_letters": self.dead_letters,
+            "alarm_topic": self.notify_topic,
+            "log_retention_days": config.log_retention_days,
+            "reserved_concurrency": RESERVED_CONCURRENCY,
+        }
+        shared_env = {
+            "STAGE": config.name,
+            "JOB_NAME_PREFIX": prefix,
+            "NOTIFY_TOPIC_ARN": self.notify_topic.topic_arn,
+        }
+
+        artifacts = data.artifacts_bucket.bucket_name
+        self.runner = LauncherFunction(
+            self,
+            "Runner",
+            handler="app.launcher.runner.handler",
+            description=f"{config.name}: start a training job for a dataset",
+            timeout=cdk.Duration.seconds(60),
+            memory_mb=256,
+            environment={
+                **shared_env,
+                "TRAINING_IMAGE_URI": train_image.image_uri,
+                "TRAINING_ROLE_ARN": self.training_role.role_arn,
+                "INSTANCE_TYPE": settings.instance_type,
+                "INSTANCE_COUNT": str(settings.instance_count),
+                "VOLUME_SIZE_GB": str(settings.volume_size_gb),
+                "MAX_RUNTIME_SECONDS": str(round(settings.max_runtime_hours * _HOUR)),
+                "USE_SPOT": json.dumps(settings.use_spot),
+                "MAX_WAIT_SECONDS": str(round(settings.max_wait_hours * _HOUR)),
+                "NETWORK_ISOLATION": json.dumps(settings.network_isolation),
+                "SUBNET_IDS": json.dumps(list(settings.subnet_ids)),
+                "SECURITY_GROUP_IDS": json.dumps(list(settings.security_group_ids)),
+                "KMS_KEY_ARN": data.key.key_arn,
+                "DATASETS_BUCKET": data.datasets_bucket.bucket_name,
+                "OUTPUT_S3_URI": f"s3://{artifacts}/{TRAINING_OUTPUT_PREFIX}",
+                "CHECKPOINT_S3_URI": f"s3://{artifacts}/{CHECKPOINTS_PREFIX}",
+                "DEFAULT_HYPERPARAMETERS": json.dumps(settings.default_hyperparameters, sort_keys=True),
+                "TAGS": json.dumps(config.tags, sort_keys=True),
+            },
+            **common,
+        )
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=model_package_group_name(config),
+            model_package_group_description=f"{config.name}: YOLO detector versions, one per completed training job",
+        )
+        self.registrar = LauncherFunction(
+            self,
+            "Registrar",
+            handler="app.launcher.registrar.handler",
+            description=f"{config.name}: register finished training jobs as model versions",
+            timeout=cdk.Duration.seconds(30),
+            memory_mb=256,
+            environment={
+                **shared_env,
+                "MODEL_PACKAGE_GROUP_NAME": model_package_group_name(config),
+                "QUALITY_BAR_MAP50_95": str(settings.quality_bar_map50_95),
+                "SERVE_IMAGE_URI": serve_image.image_uri,
+            },
+            **common,
+        )
+        self._grant_launchers(prefix)
+        self._rules(config, data, prefix)
+        self._outputs(config, prefix)
+
+    def _training_role(self, config: StageConfig, data: StatefulStack, image: ContainerImage) -> iam.Role:
+        """What a training job may do: read datasets, write its output and checkpoints, use the key, log."""
+        role = iam.Role(
+            self,
+            "TrainingRole",
+            assumed_by=iam.ServicePrincipal(
+                "sagemaker.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
+            ),
+            description=f"{config.name}: SageMaker training jobs started by the runner Lambda",
+        )
+        data.datasets_bucket.grant_read(role)
+        data.artifacts_bucket.grant_read_write(role, f"{TRAINING_OUTPUT_PREFIX}*")
+        data.artifacts_bucket.grant_read_write(role, f"{CHECKPOINTS_PREFIX}*")
+        data.artifacts_bucket.grant_read(
+            role, f"{MODELS_PREFIX}*"
+        )  # pretrained checkpoints of earlier versions
+        # Encrypted training volumes: SageMaker creates a grant on the key for the instance.
+        data.key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
+        data.key.grant_encrypt_decrypt(role)
+        image.grant_pull(role)
+        log_groups = self.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/TrainingJobs:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[log_groups],
+            )
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            )
+        )
+        if config.training.subnet_ids:
+            # VPC mode: SageMaker attaches ENIs in the configured subnets; EC2 supports no resource scoping here.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "ec2:CreateNetworkInterface",
+                        "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:DeleteNetworkInterfacePermission",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeVpcs",
+                        "ec2:DescribeDhcpOptions",
+                        "ec2:DescribeSubnets",
+                        "ec2:DescribeSecurityGroups",
+                    ],
+                    resources=["*"],
+                )
+            )
+        self._acknowledge_training_role(role, data, log_groups)
+        return role
+
+    @staticmethod
+    def _acknowledge_training_role(role: iam.Role, data: StatefulStack, log_groups: str) -> None:
+        for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*", "s3:DeleteObject*"):
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                f"{action} comes from CDK's bucket grants: read-only on the datasets bucket, read/write "
+                "only under this stage's training-output/ and checkpoints/ prefixes",
+                applies_to=f"Action::{action}",
+            )
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                role,
+                "AwsSolutions-IAM5",
+                f"{action} comes from CDK's key grant and is scoped to this stage's data key only",
+                applies_to=f"Action::{action}",
+            )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            "Resource '*' is for ecr:GetAuthorizationToken (ECR supports no resource scope), "
+            "cloudwatch:PutMetricData (conditioned on the /aws/sagemaker/ namespace) and, in VPC mode, the "
+            "EC2 network-interface actions SageMaker needs (no resource scope)",
+            applies_to="Resource::*",
+        )
+        acknowledge_resource(
+            role,
+            "AwsSolutions-IAM5",
+            "SageMaker training jobs write to per-job log streams inside this one log group",
+            resource=log_groups,
+        )
+        reason = "object-level access is limited to this prefix of this stage's bucket"
+        acknowledge_resource(
+            role,
+            "AwsSolutions-IAM5",
+            "training reads every object of a dataset folder; the datasets bucket holds only datasets",
+            resource=f"{data.datasets_bucket.bucket_arn}/*",
+        )
+        for prefix in (TRAINING_OUTPUT_PREFIX, CHECKPOINTS_PREFIX, MODELS_PREFIX):
+            acknowledge_resource(
+                role,
+                "AwsSolutions-IAM5",
+                f"{prefix}: {reason}",
+                resource=f"{data.artifacts_bucket.bucket_arn}/{prefix}*",
+            )
+
+    def _grant_launchers(self, prefix: str) -> None:
+        jobs = self.format_arn(service="sagemaker", resource="training-job", resource_name=f"{prefix}*")
+        runner = self.runner.function
+        runner.add_to_role_policy(
+            iam.PolicyStatement(
+                # AddTags: CreateTrainingJob with Tags is authorized as both actions on the job.
+                actions=["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:AddTags"],
+                resources=[jobs],
+            )
+        )
+        self.training_role.grant_pass_role(runner.grant_principal)
+        self.notify_topic.grant_publish(runner)
+
+        registrar = self.registrar.function
+        group_versions = self.format_arn(
+            service="sagemaker",
+            resource="model-package",
+            resource_name=f"{self.model_package_group.model_package_group_name}/*",
+        )
+        registrar.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeTrainingJob"], resources=[jobs])
+        )
+        registrar.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:CreateModelPackage"],
+                resources=[
+                    self.model_package_group.attr_model_package_group_arn,
+                    group_versions,
+                ],
+            )
+        )
+        self.notify_topic.grant_publish(registrar)
+        for launcher in (self.runner, self.registrar):
+            fn = launcher.function
+            acknowledge(
+                fn,
+                "AwsSolutions-IAM4",
+                "AWSLambdaBasicExecutionRole only lets the function write its own logs (CloudWatch Logs)",
+                applies_to="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            )
+            acknowledge(
+                fn,
+                "AwsSolutions-IAM5",
+                "Resource '*' is X-Ray's PutTraceSegments/PutTelemetryRecords, "
+                "which support no resource scope",
+                applies_to="Resource::*",
+            )
+            acknowledge(
+                fn,
+                "AwsSolutions-IAM5",
+                "kms:GenerateDataKey* comes from the SNS publish grant and is "
+                "scoped to the stage key that encrypts the notify topic",
+                applies_to="Action::kms:GenerateDataKey*",
+            )
+            acknowledge_resource(
+                fn,
+                "AwsSolutions-IAM5",
+                "scoped to this stage's training jobs: every job the "
+                "runner starts is named with the stage prefix",
+                resource=jobs,
+            )
+            for rule in ("AwsSolutions-L1", "Serverless-LambdaLatestVersion"):
+                acknowledge(
+                    fn,
+                    rule,
+                    "python3.12 matches the dependency layer's wheels (scripts/"
+                    "build_lambda_layer.sh --python-version 3.12); bump both together",
+                )
+            acknowledge(
+                fn,
+                "Serverless-LambdaDLQ",
+                "async failures go to an SQS on-failure destination "
+                "(EventInvokeConfig), the successor of the legacy DeadLetterConfig",
+            )
+        acknowledge_resource(
+            registrar,
+            "AwsSolutions-IAM5",
+            "model package versions are numbered by SageMaker inside this stage's one model package group",
+            resource=f"{group_versions}",
+        )
+
+    def _rules(self, config: StageConfig, data: StatefulStack, prefix: str) -> None:
+        target_options: dict[str, Any] = {
+            "dead_letter_queue": self.dead_letters,
+            "retry_attempts": 4,
+            "max_event_age": cdk.Duration.hours(2),
+        }
+        self.dataset_rule = events.Rule(
+            self,
+            "DatasetLanded",
+            description=f"{config.name}: a dataset.json in the datasets bucket starts a training job",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created"],
+                detail={
+                    "bucket": {"name": [data.datasets_bucket.bucket_name]},
+                    "object": {"key": [{"suffix": f"/{DATASET_MANIFEST_SUFFIX}"}]},
+                },
+            ),
+            targets=[targets.LambdaFunction(self.runner.function, **target_options)],
+        )
+
+        def job_pattern(statuses: list[str]) -> events.EventPattern:
+            return events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=[TRAINING_JOB_STATE_CHANGE],
+                detail={"TrainingJobName": [{"prefix": prefix}], "TrainingJobStatus": statuses},
+            )
+
+        self.job_finished_rule = events.Rule(
+            self,
+            "TrainingJobFinished",
+            description=f"{config.name}: completed (or stopped) training jobs -> model registry / notify",
+            event_pattern=job_pattern(["Completed", "Stopped"]),
+            targets=[targets.LambdaFunction(self.registrar.function, **target_options)],
+        )
+        self.job_failed_rule = events.Rule(
+            self,
+            "TrainingJobFailed",
+            description=f"{config.name}: failed training jobs -> notify with the reason",
+            event_pattern=job_pattern(["Failed"]),
+            targets=[targets.LambdaFunction(self.registrar.function, **target_options)],
+        )
+        self.failed_jobs_alarm = cloudwatch.Alarm(
+            self,
+            "TrainingJobFailedAlarm",
+            alarm_description=f"{config.name}: a training job failed (the notify topic has the reason)",
+            metric=cloudwatch.Metric(
+                namespace="AWS/Events",
+                metric_name="MatchedEvents",
+                dimensions_map={"RuleName": self.job_failed_rule.rule_name},
+                statistic="Sum",
+                period=cdk.Duration.minutes(5),
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.failed_jobs_alarm.add_alarm_action(cw_actions.SnsAction(self.notify_topic))
+        self.dead_letters_alarm = cloudwatch.Alarm(
+            self,
+            "DeadLettersAlarm",
+            alarm_description=f"{config.name}: launcher events failed after all retries; inspect the queue",
+            metric=self.dead_letters.metric_approximate_number_of_messages_visible(
+                period=cdk.Duration.minutes(5), statistic="Maximum"
+            ),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.dead_letters_alarm.add_alarm_action(cw_actions.SnsAction(self.notify_topic))
+
+    def _outputs(self, config: StageConfig, prefix: str) -> None:
+        """What scripts/training.py reads (never hard-coded names)."""
+        outputs = {
+            "RunnerFunctionName": self.runner.function.function_name,
+            "RegistrarFunctionName": self.registrar.function.function_name,
+            "TrainingRoleArn": self.training_role.role_arn,
+            "ModelPackageGroupName": model_package_group_name(config),
+            "JobNamePrefix": prefix,
+            "NotifyTopicArn": self.notify_topic.topic_arn,
+            "TrainingInstanceType": config.training.instance_type,
+            "TrainingUsesSpot": json.dumps(config.training.use_spot),
+            "TrainingInstanceCount": str(config.training.instance_count),
+        }
+        for name, value in outputs.items():
+            cdk.CfnOutput(self, name, value=value)

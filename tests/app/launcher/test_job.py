@@ -21,10 +21,16 @@ def name_of(settings: RunnerSettings, event: dict[str, object]) -> str:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(folder=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/"),
-                      min_size=1, max_size=120))  # fmt: skip
-def test_job_name_is_a_valid_sagemaker_name_for_any_dataset_folder(runner_settings: RunnerSettings,
-                                                                    folder: str) -> None:  # fmt: skip
+@given(
+    folder=st.text(
+        alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="/"),
+        min_size=1,
+        max_size=120,
+    )
+)
+def test_job_name_is_a_valid_sagemaker_name_for_any_dataset_folder(
+    runner_settings: RunnerSettings, folder: str
+) -> None:
     name = name_of(runner_settings, {"dataset_uri": f"s3://{DATASETS}/datasets/{folder}/"})
     assert SAGEMAKER_NAME.match(name), name
     assert name.startswith(PREFIX)
@@ -34,8 +40,10 @@ def test_hyperparameter_order_and_spelling_do_not_change_the_name(runner_setting
     a = name_of(
         runner_settings, {"dataset_uri": f"s3://{DATASETS}/d/", "hyperparameters": {"epochs": 3, "lr0": 0.1}}
     )
-    b = name_of(runner_settings, {"dataset_uri": f"s3://{DATASETS}/d/dataset.json",
-                                  "hyperparameters": {"lr0": "0.1", "epochs": "3"}})  # fmt: skip
+    b = name_of(
+        runner_settings,
+        {"dataset_uri": f"s3://{DATASETS}/d/dataset.json", "hyperparameters": {"lr0": "0.1", "epochs": "3"}},
+    )
     assert a == b
 
 

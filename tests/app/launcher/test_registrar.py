@@ -56,13 +56,19 @@ def group(sagemaker: Any, registrar_settings: RegistrarSettings) -> str:
 
 @pytest.mark.parametrize(("map50_95", "expected"), [(0.62, "Approved"), (0.31, "PendingManualApproval")])
 def test_completed_job_becomes_a_model_version_approved_only_above_the_bar(
-    runner_settings: RunnerSettings, registrar_settings: RegistrarSettings, sagemaker: Any, group: str,
-    sns_inbox: tuple[Any, str, Any, str], map50_95: float, expected: str,
-) -> None:  # fmt: skip
+    runner_settings: RunnerSettings,
+    registrar_settings: RegistrarSettings,
+    sagemaker: Any,
+    group: str,
+    sns_inbox: tuple[Any, str, Any, str],
+    map50_95: float,
+    expected: str,
+) -> None:
     sns, *_ = sns_inbox
     name = completed_job(runner_settings, sagemaker, map50_95)
-    result = registrar.on_state_change(state_change(name, "Completed"), settings=registrar_settings,
-                                       sagemaker=sagemaker, sns=sns)  # fmt: skip
+    result = registrar.on_state_change(
+        state_change(name, "Completed"), settings=registrar_settings, sagemaker=sagemaker, sns=sns
+    )
     [summary] = sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
     package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
     assert result["model_package_arn"] == summary["ModelPackageArn"]
@@ -76,9 +82,12 @@ def test_completed_job_becomes_a_model_version_approved_only_above_the_bar(
 
 
 def test_version_below_the_bar_is_announced_for_review(
-    runner_settings: RunnerSettings, registrar_settings: RegistrarSettings, sagemaker: Any, group: str,
+    runner_settings: RunnerSettings,
+    registrar_settings: RegistrarSettings,
+    sagemaker: Any,
+    group: str,
     sns_inbox: tuple[Any, str, Any, str],
-) -> None:  # fmt: skip
+) -> None:
     sns, topic, sqs, queue = sns_inbox
     settings = registrar_settings.model_copy(update={"notify_topic_arn": topic})
     name = completed_job(runner_settings, sagemaker, 0.1)
@@ -108,8 +117,12 @@ def test_failed_job_is_published_with_its_failure_reason(
 
 
 def test_other_stages_jobs_are_ignored(registrar_settings: RegistrarSettings, sagemaker: Any) -> None:
-    result = registrar.on_state_change(state_change("yolo-prod-ds-0123", "Completed"), settings=registrar_settings,
-                                       sagemaker=sagemaker, sns=None)  # fmt: skip
+    result = registrar.on_state_change(
+        state_change("yolo-prod-ds-0123", "Completed"),
+        settings=registrar_settings,
+        sagemaker=sagemaker,
+        sns=None,
+    )
     assert result["status"] == "ignored"
     assert sagemaker.list_model_packages()["ModelPackageSummaryList"] == []
 

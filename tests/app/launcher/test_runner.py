@@ -97,8 +97,9 @@ def test_same_request_twice_starts_one_job(runner_settings: RunnerSettings, sage
 
 def test_new_run_label_starts_a_second_job(runner_settings: RunnerSettings, sagemaker: Any) -> None:
     first = runner.start({"dataset_uri": DATASET_URI}, settings=runner_settings, sagemaker=sagemaker)
-    again = runner.start({"dataset_uri": DATASET_URI, "run_label": "retry-2"}, settings=runner_settings,
-                         sagemaker=sagemaker)  # fmt: skip
+    again = runner.start(
+        {"dataset_uri": DATASET_URI, "run_label": "retry-2"}, settings=runner_settings, sagemaker=sagemaker
+    )
     assert again["status"] == "started"
     assert again["job_name"] != first["job_name"]
 
@@ -107,8 +108,9 @@ def test_dataset_json_event_starts_a_job_on_its_folder(
     runner_settings: RunnerSettings, sagemaker: Any
 ) -> None:
     calls = CallRecorder(sagemaker)
-    result = runner.start(s3_event("datasets/v-3f2a1b9c/dataset.json"), settings=runner_settings,
-                          sagemaker=sagemaker)  # fmt: skip
+    result = runner.start(
+        s3_event("datasets/v-3f2a1b9c/dataset.json"), settings=runner_settings, sagemaker=sagemaker
+    )
     assert result["status"] == "started"
     [sent] = calls.of("CreateTrainingJob")
     assert sent["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == DATASET_URI
@@ -127,11 +129,13 @@ def test_duplicate_dataset_event_reports_the_existing_job(
     assert again == {**event, "status": "already_started", "job_status": "Completed"}
 
 
-def test_dataset_in_another_bucket_is_rejected_naming_the_field(runner_settings: RunnerSettings,
-                                                                sagemaker: Any) -> None:  # fmt: skip
+def test_dataset_in_another_bucket_is_rejected_naming_the_field(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
     calls = CallRecorder(sagemaker)
-    result = runner.start({"dataset_uri": "s3://someone-elses-bucket/ds/"}, settings=runner_settings,
-                          sagemaker=sagemaker)  # fmt: skip
+    result = runner.start(
+        {"dataset_uri": "s3://someone-elses-bucket/ds/"}, settings=runner_settings, sagemaker=sagemaker
+    )
     assert result["status"] == "rejected"
     assert result["retryable"] is False
     assert result["error"]["field"] == "dataset_uri"
@@ -160,8 +164,9 @@ def test_rejected_dataset_event_is_sent_to_the_notify_topic(
     assert "not-the-datasets-bucket" in message["Body"]
 
 
-def test_handler_reads_its_settings_from_the_lambda_environment(runner_settings: RunnerSettings,
-                                                                 sagemaker: Any) -> None:  # fmt: skip
+def test_handler_reads_its_settings_from_the_lambda_environment(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
     runner._deps.cache_clear()
     try:
         result = runner.handler({"dataset_uri": DATASET_URI}, None)
@@ -178,7 +183,10 @@ def test_volume_kms_key_only_on_instance_types_with_ebs_storage(
     runner_settings: RunnerSettings, sagemaker: Any, instance_type: str, has_volume_key: bool
 ) -> None:
     calls = CallRecorder(sagemaker)
-    runner.start({"dataset_uri": DATASET_URI, "instance_type": instance_type}, settings=runner_settings,
-                 sagemaker=sagemaker)  # fmt: skip
+    runner.start(
+        {"dataset_uri": DATASET_URI, "instance_type": instance_type},
+        settings=runner_settings,
+        sagemaker=sagemaker,
+    )
     [sent] = calls.of("CreateTrainingJob")
     assert ("VolumeKmsKeyId" in sent["ResourceConfig"]) is has_volume_key

@@ -32,9 +32,10 @@ def test_no_gpu_quota_is_rejected_as_not_retryable_with_what_to_do(
     client, stubber = stubbed
     stubber.add_client_error("describe_training_job", *NOT_FOUND)
     stubber.add_client_error(
-        "create_training_job", "ResourceLimitExceeded",
+        "create_training_job",
+        "ResourceLimitExceeded",
         "The account-level service limit 'ml.g5.xlarge for spot training job usage' is 0 Instances",
-    )  # fmt: skip
+    )
     result = runner.start({"dataset_uri": DATASET_URI}, settings=runner_settings, sagemaker=client)
     assert result["status"] == "rejected"
     assert result["retryable"] is False

@@ -1,0 +1,135 @@
+"""LauncherFunction: one of the launcher Lambdas (app/launcher) with the platform's reliability defaults.
+
+Python 3.12 on x86_64, code = ``app/__init__.py`` + ``app/contracts`` + ``app/launcher`` straight from the repo
+(an allow-list, so nothing else is hashed or shipped), pydantic from a layer built offline by
+``scripts/build_lambda_layer.sh`` (pinned manylinux wheels: no Docker at synth). JSON logs with a retention,
+X-Ray active tracing, reserved concurrency, async retries then an on-failure SQS destination, and an alarm on
+errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LAYER_DIR = REPO_ROOT / "build" / "lambda-layer"
+LAMBDA_CODE: tuple[str, ...] = ("app/__init__.py", "app/contracts", "app/launcher")
+_NEVER = ("**/__pycache__", "**/*.pyc")
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+
+
+def code_exclude() -> list[str]:
+    """Docker-ignore patterns that leave only LAMBDA_CODE in the asset."""
+    return ["*", *(f"!{path}" for path in LAMBDA_CODE), *_NEVER]
+
+
+def dependencies_layer(scope: Construct, construct_id: str) -> lambda_.LayerVersion:
+    """pydantic (+ pydantic-settings) for the Lambda runtime, from build/lambda-layer (see the build script)."""
+    if not (LAYER_DIR / "python" / "pydantic").is_dir():
+        raise FileNotFoundError(
+            f"{LAYER_DIR / 'python'}: missing; run scripts/build_lambda_layer.sh (part of `make setup`) to build the "
+            "launcher Lambdas' pydantic layer from pinned wheels"
+        )
+    return lambda_.LayerVersion(
+        scope,
+        construct_id,
+        code=lambda_.Code.from_asset(str(LAYER_DIR), exclude=[".pins"]),
+        compatible_runtimes=[RUNTIME],
+        compatible_architectures=[lambda_.Architecture.X86_64],
+        description="pydantic + pydantic-settings (pinned manylinux wheels) for app/contracts and app/launcher",
+    )
+
+
+class LauncherFunction(Construct):
+    """A launcher Lambda. ``function`` for grants and targets, ``dead_letters`` for what failed after retries."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        environment: dict[str, str],
+        layer: lambda_.ILayerVersion,
+        dead_letters: sqs.IQueue,
+        alarm_topic: sns.ITopic,
+        log_retention_days: int,
+        timeout: cdk.Duration,
+        memory_mb: int,
+        reserved_concurrency: int | None,
+        retry_attempts: int = 2,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            retention=retention(log_retention_days),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=description,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.X86_64,
+            handler=handler,
+            code=lambda_.Code.from_asset(
+                str(REPO_ROOT), exclude=code_exclude(), ignore_mode=cdk.IgnoreMode.DOCKER
+            ),
+            layers=[layer],
+            environment=environment,
+            timeout=timeout,
+            memory_size=memory_mb,
+            reserved_concurrent_executions=reserved_concurrency,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=self.log_group,
+            # Async invocations (EventBridge): Lambda retries, then hands the event to the dead-letter queue.
+            retry_attempts=retry_attempts,
+            max_event_age=cdk.Duration.hours(6),
+            on_failure=destinations.SqsDestination(dead_letters),
+        )
+        self.errors_alarm = cloudwatch.Alarm(
+            self,
+            "ErrorsAlarm",
+            alarm_description=f"{description}: invocations failed (after this, events go to the dead-letter queue)",
+            metric=self.function.metric_errors(period=cdk.Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.errors_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
+
+
+_RETENTION: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS, 1096: logs.RetentionDays.THREE_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS, 2557: logs.RetentionDays.SEVEN_YEARS, 2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
+}  # fmt: skip
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The RetentionDays member for a number of days (infra/config.py allows only these)."""
+    try:
+        return _RETENTION[days]
+    except KeyError:
+        raise ValueError(f"log_retention_days ({days}) is not a CloudWatch Logs retention") from None
