@@ -160,11 +160,18 @@ def parse_manifest(path: Path, label_attribute: str | None = None) -> ParsedMani
         try:
             record = json.loads(raw)
         except ValueError as exc:
-            detail = f"not valid JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')})"
+            detail = (
+                f"not valid JSON ({getattr(exc, 'msg', exc)} at column {getattr(exc, 'colno', '?')}); "
+                "expected one JSON object per line"
+            )
             reject(Reject(number, "malformed_json", detail))
             continue
         if not isinstance(record, dict):
-            reject(Reject(number, "malformed_json", f"expected a JSON object, got {type(record).__name__}"))
+            reject(
+                Reject(
+                    number, "malformed_json", f"expected a JSON object per line, got {type(record).__name__}"
+                )
+            )
             continue
         ref = record.get("source-ref")
         if not isinstance(ref, str) or not ref:
@@ -174,7 +181,7 @@ def parse_manifest(path: Path, label_attribute: str | None = None) -> ParsedMani
         if not isinstance(label, dict):
             meta = record.get(meta_key)
             why = meta.get("failure-reason") if isinstance(meta, dict) else None
-            detail = f"no '{attr}' label object (failed or missing worker answer)" + (
+            detail = f"no '{attr}' label object; expected a worker answer (failed worker?)" + (
                 f": {why}" if why else ""
             )
             reject(Reject(number, "failed_worker", detail, source_ref=ref))
@@ -343,7 +350,7 @@ def _check_boxes(
         "unknown_class_id",
         "record",
         lambda i: (
-            f"annotation {ann[i]}: class_id {cls_int[i]} is not in the class-map (known ids: {known_ids})"
+            f"annotation {ann[i]}: class_id {cls_int[i]} is not in the class-map; expected one of {known_ids}"
         ),
     )
     bad_images = np.unique(img[bad_fields | unknown])

@@ -69,7 +69,9 @@ def _background(rng: random.Random, nrng: np.random.Generator, width: int, heigh
     return img
 
 
-def _draw(draw: ImageDraw.ImageDraw, name: str, box: tuple[int, int, int, int], fill: tuple[int, int, int]) -> None:
+def _draw(
+    draw: ImageDraw.ImageDraw, name: str, box: tuple[int, int, int, int], fill: tuple[int, int, int]
+) -> None:
     x1, y1, x2, y2 = box
     w, h = x2 - x1, y2 - y1
     if name == "drill":
@@ -149,7 +151,10 @@ def generate_ground_truth(
         n_boxes += len(annotations)
         record = {
             "source-ref": f"s3://{bucket}/{prefix}/{file}",
-            label_attribute: {"image_size": [{"width": width, "height": height, "depth": 3}], "annotations": annotations},
+            label_attribute: {
+                "image_size": [{"width": width, "height": height, "depth": 3}],
+                "annotations": annotations,
+            },
             f"{label_attribute}-metadata": {
                 "objects": [{"confidence": round(rng.uniform(0.8, 0.99), 2)} for _ in annotations],
                 "class-map": class_map,
