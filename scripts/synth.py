@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,7 +125,14 @@ def print_summary(summaries: list[StackSummary]) -> None:
         print(f"{stage}: {len(stacks)} stacks, {total} resources, endpoint {'yes' if endpoint else 'NO'}")
         for s in stacks:
             counts = ", ".join(f"{t.removeprefix('AWS::')} {n}" for t, n in sorted(s.resources.items()))
-            print(f"  {s.stack:<10} {counts}")
+            print(
+                textwrap.fill(
+                    counts or "(empty)",
+                    width=110,
+                    initial_indent=f"  {s.stack:<9} ",
+                    subsequent_indent=" " * 12,
+                )
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

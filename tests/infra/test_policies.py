@@ -8,10 +8,11 @@ from pathlib import Path
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
 from infra.app import build_app
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_resource, add_checks
 from scripts.synth import is_error, lint, nag_findings
 from tests.infra.conftest import SynthesizedApp, make_stage_config
 
@@ -92,3 +93,27 @@ def test_infra_imports_no_runtime_code_from_app() -> None:
                 if m.startswith("app") and not m.startswith("app.contracts")
             ]
     assert offending == []
+
+
+@pytest.mark.parametrize("env", [None, cdk.Environment(account="123456789012", region="eu-west-1")])
+def test_token_arn_acknowledgement_matches_in_agnostic_and_pinned_envs(
+    tmp_path: Path, env: cdk.Environment
+) -> None:
+    app = cdk.App(outdir=str(tmp_path), builtin_cloud_formation_validation=False)
+    add_checks(app)
+    stack = cdk.Stack(app, "S", env=env)
+    role = iam.Role(stack, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    log_groups = stack.format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name="/aws/x/*",
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+    role.add_to_policy(iam.PolicyStatement(actions=["logs:CreateLogStream"], resources=[log_groups]))
+    acknowledge_resource(
+        role,
+        "AwsSolutions-IAM5",
+        "log groups of one prefix, names chosen by the service",
+        resource=log_groups,
+    )
+    app.synth()  # raises on an unmatched (unacknowledged) finding
