@@ -1,0 +1,146 @@
+"""The model artifact as a ready-to-run detector: checks ``model.onnx`` against ``model.json``, opens an ONNX
+Runtime session (CUDA execution provider when present, CPU otherwise) and runs one letterboxed image through it.
+
+An artifact that cannot be served (missing files, a graph that disagrees with its card) raises ArtifactError with
+the file and what was expected, so the container fails at startup instead of answering 500s.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from app.contracts.artifact import MODEL_ONNX, ArtifactError, ModelCard, read_model_card
+from app.contracts.invocation import InferenceOptions
+from app.serving import postprocess
+from app.serving.images import Letterboxed
+
+log = logging.getLogger("app.serving.model")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+def choose_providers(device: str) -> list[str]:
+    """``auto``: CUDA when this onnxruntime build has it; ``cuda`` insists; ``cpu`` never uses it."""
+    available = ort.get_available_providers()
+    if device == "cuda" and CUDA not in available:
+        raise ArtifactError(
+            f"SERVING_DEVICE=cuda but this onnxruntime has only {available}; install onnxruntime-gpu"
+        )
+    if device != "cpu" and CUDA in available:
+        return [CUDA, CPU]
+    return [CPU]
+
+
+@dataclass
+class Detector:
+    """An ONNX Runtime session plus the card that says how to feed it and name its classes."""
+
+    session: ort.InferenceSession
+    card: ModelCard
+    path: Path
+    providers: list[str] = field(default_factory=list)
+
+    @property
+    def imgsz(self) -> int:
+        return self.card.imgsz
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.card.class_names
+
+    @classmethod
+    def load(cls, model_dir: Path, *, device: str = "auto", threads: int = 0) -> Detector:
+        """Open and check an artifact folder; raise ArtifactError naming the file and the expectation."""
+        if not model_dir.is_dir():
+            raise ArtifactError(f"{model_dir}: not a directory; expected the untarred model artifact")
+        card = read_model_card(model_dir)
+        path = model_dir / MODEL_ONNX
+        if not path.is_file():
+            raise ArtifactError(f"{path}: missing; expected the ONNX graph written by the training container")
+        if card.export.nms_embedded:
+            raise ArtifactError(
+                f"{model_dir / 'model.json'}: export.nms_embedded is true; serving expects the raw "
+                "layout (nms=False export) and applies NMS per request"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle ORT threads spinning for work would steal CPU from the other requests' decode/postprocess.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=choose_providers(device)
+            )
+        except Exception as exc:  # ORT's own error types; any of them means the file is unusable
+            raise ArtifactError(
+                f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})"
+            ) from None
+        detector = cls(session, card, path, session.get_providers())
+        detector._check_graph()
+        log.info(
+            "model loaded",
+            extra={
+                "fields": {
+                    "model": card.name,
+                    "version": card.version,
+                    "providers": detector.providers,
+                    "imgsz": card.imgsz,
+                    "classes": len(card.class_names),
+                }
+            },
+        )
+        return detector
+
+    def _check_graph(self) -> None:
+        inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        outputs = {o.name: o.shape for o in self.session.get_outputs()}
+        export, nc, s = self.card.export, len(self.card.class_names), self.card.imgsz
+        if export.input_name not in inputs:
+            raise ArtifactError(
+                f"{self.path}: no input '{export.input_name}' (model.json export.input_name); "
+                f"the graph has {sorted(inputs)}"
+            )
+        if export.output_name not in outputs:
+            raise ArtifactError(
+                f"{self.path}: no output '{export.output_name}' (model.json export.output_name); "
+                f"the graph has {sorted(outputs)}"
+            )
+        shape_in = inputs[export.input_name]
+        if len(shape_in) != 4 or any(
+            isinstance(d, int) and d != e for d, e in zip(shape_in, [1, 3, s, s], strict=False)
+        ):
+            raise ArtifactError(
+                f"{self.path}: input '{export.input_name}' has shape {shape_in}; expected "
+                f"[1, 3, {s}, {s}] for imgsz {s} in model.json"
+            )
+        shape_out = outputs[export.output_name]
+        rows = shape_out[1] if len(shape_out) == 3 else None
+        if not isinstance(rows, int) or rows != 4 + nc:
+            raise ArtifactError(
+                f"{self.path}: output '{export.output_name}' has shape {shape_out}, i.e. {rows} rows; model.json "
+                f"lists {nc} classes {self.card.class_names}, so expected 4 + {nc} = {4 + nc} rows. The graph and "
+                "model.json come from different models: re-export the artifact"
+            )
+
+    def infer(self, image: Letterboxed) -> np.ndarray:
+        result = self.session.run([self.card.export.output_name], {self.card.export.input_name: image.tensor})
+        return np.asarray(result[0])
+
+    def predict(self, image: Letterboxed, options: InferenceOptions) -> dict[str, Any]:
+        """One image -> one contract ``Prediction`` (as a plain dict, ready for JSON)."""
+        found = postprocess.detections(self.infer(image), image, options, self.class_names)
+        return {"image": {"width": image.width, "height": image.height}, "detections": found}
+
+    def warmup(self, runs: int) -> None:
+        """First runs allocate memory (and pick CUDA kernels): do them before /ping says ready."""
+        s = self.imgsz
+        blank = Letterboxed(np.full((1, 3, s, s), 114 / 255, dtype=np.float32), s, s, 0, 0, 1.0, 1.0)
+        for _ in range(runs):
+            self.infer(blank)

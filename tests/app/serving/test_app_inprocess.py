@@ -1,0 +1,133 @@
+"""The Starlette app in-process (httpx ASGI transport, real detector): readiness, overload, deadline, 500s.
+
+These rows of the error table need a server in a particular state (warming up, saturated, a tiny deadline, a
+model that fails at run time), which is cheaper and deterministic to set up in-process than as extra processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+import pytest
+from starlette.applications import Starlette
+
+from app.serving.app import create_app
+from app.serving.model import Detector
+from app.serving.settings import ServingSettings
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+def _settings(**values: object) -> ServingSettings:
+    return ServingSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def running(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's real lifespan (warm-up -> ready), then give a client bound to it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
+            yield client
+
+
+def test_before_warmup_ping_and_invocations_are_503_not_ready(
+    detector: Detector, photos: dict[str, bytes]
+) -> None:
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        app = create_app(detector, _settings())  # lifespan not run: not warmed up yet
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://serving"
+        ) as client:
+            return await client.get("/ping"), await client.post(
+                "/invocations", content=photos["bus.jpg"], headers=JPEG
+            )
+
+    ping, invocation = asyncio.run(scenario())
+    assert ping.status_code == 503 and ping.json()["error"]["code"] == "not_ready"
+    assert invocation.status_code == 503 and invocation.json()["error"]["code"] == "not_ready"
+
+
+def test_requests_beyond_the_queue_bound_get_503_overloaded(
+    detector: Detector, photos: dict[str, bytes]
+) -> None:
+    async def scenario() -> list[httpx.Response]:
+        app = create_app(detector, _settings(threads=1, max_queue=2))
+        async with running(app) as client:
+            batch = [client.post("/invocations", content=photos["bus.jpg"], headers=JPEG) for _ in range(8)]
+            return await asyncio.gather(*batch)
+
+    codes = sorted(r.status_code for r in asyncio.run(scenario()))
+    assert codes.count(200) >= 2 and codes.count(503) >= 1 and set(codes) == {200, 503}
+
+
+def test_past_the_deadline_is_504(detector: Detector, photos: dict[str, bytes]) -> None:
+    async def scenario() -> httpx.Response:
+        async with running(create_app(detector, _settings(deadline_s=0.001))) as client:
+            return await client.post("/invocations", content=photos["bus.jpg"], headers=JPEG)
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 504 and response.json()["error"]["code"] == "deadline_exceeded"
+
+
+@pytest.fixture()
+def broken_detector(detector: Detector, tmp_path: Path) -> Detector:
+    """A real ONNX graph that passes for the artifact's input but returns 3 rows instead of 4 + nc at run time
+    (what a dynamic-shape export bug looks like): built with onnx, run by ONNX Runtime."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    s = detector.imgsz
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["images", "shape"], ["output0"])],
+        "broken",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, s, s])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, None)],
+        initializer=[helper.make_tensor("shape", TensorProto.INT64, [3], [1, 3, -1])],
+    )
+    path = tmp_path / "broken.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return Detector(session, detector.card, path, ["CPUExecutionProvider"])
+
+
+def test_unexpected_failure_is_500_logged_with_trace_and_the_worker_keeps_serving(
+    broken_detector: Detector, photos: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> list[httpx.Response]:
+        async with running(create_app(broken_detector, _settings())) as client:
+            first = await client.post("/invocations", content=photos["bus.jpg"], headers=JPEG)
+            return [
+                first,
+                await client.get("/ping"),
+                await client.post("/invocations", content=b"x", headers=JPEG),
+            ]
+
+    failed, ping, after = asyncio.run(scenario())
+    assert failed.status_code == 500 and failed.json()["error"]["code"] == "internal_error"
+    assert failed.headers["x-request-id"] in failed.json()["error"]["message"]
+    assert any(r.exc_info and r.levelname == "ERROR" for r in caplog.records)
+    assert ping.status_code == 200 and after.status_code == 400
+
+
+def test_request_id_is_echoed(detector: Detector) -> None:
+    async def scenario() -> httpx.Response:
+        async with running(create_app(detector, _settings())) as client:
+            return await client.post("/invocations", content=b"", headers={**JPEG, "X-Request-Id": "abc-123"})
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 400 and response.headers["x-request-id"] == "abc-123"
+
+
+def test_warmup_output_is_finite(detector: Detector) -> None:
+    from app.serving.images import Letterboxed
+
+    s = detector.imgsz
+    raw = detector.infer(Letterboxed(np.zeros((1, 3, s, s), np.float32), s, s, 0, 0, 1.0, 1.0))
+    assert raw.shape[1] == 4 + len(detector.class_names) and np.isfinite(raw).all()

@@ -1,0 +1,104 @@
+"""Decoder and letterbox: EXIF orientation, sizes, mapping back to original pixels, and a fuzz of the decoder."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from app.serving import images
+from app.serving.errors import BadImage
+from tests.app.serving.conftest import generated_image, ultralytics_asset
+
+MAX_PIXELS = 50_000_000
+
+
+def _with_orientation(data: bytes, orientation: int) -> bytes:
+    """Store the pixels rotated so that EXIF ``orientation`` brings them back upright (PNG: lossless)."""
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    stored = img.transpose(Image.Transpose.ROTATE_90)  # orientation 6 = "rotate 90 CW to display"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buf = io.BytesIO()
+    stored.save(buf, format="PNG", exif=exif.tobytes())
+    return buf.getvalue()
+
+
+def test_decode_reports_exif_oriented_size() -> None:
+    rotated = _with_orientation(generated_image(480, 320), 6)
+    img, width, height = images.decode(rotated, imgsz=160, max_pixels=MAX_PIXELS)
+    assert (width, height) == (480, 320)
+    assert img.size == (480, 320)
+
+
+def test_exif_rotated_image_gives_the_same_model_input_as_upright() -> None:
+    upright = images.load(generated_image(480, 320), imgsz=160, max_pixels=MAX_PIXELS)
+    rotated = images.load(_with_orientation(generated_image(480, 320), 6), imgsz=160, max_pixels=MAX_PIXELS)
+    np.testing.assert_array_equal(upright.tensor, rotated.tensor)
+
+
+def test_letterbox_centres_with_pad_114_like_ultralytics() -> None:
+    lb = images.load(generated_image(480, 320), imgsz=160, max_pixels=MAX_PIXELS)
+    assert lb.tensor.shape == (1, 3, 160, 160) and lb.tensor.dtype == np.float32
+    # 480x320 -> 160x107: 53 rows of padding, 26 on top (ultralytics rounds d - 0.1), 27 below
+    assert (lb.pad_x, lb.pad_y) == (0, 26)
+    assert np.allclose(lb.tensor[0, :, :26, :], 114 / 255) and np.allclose(
+        lb.tensor[0, :, 26 + 107 :, :], 114 / 255
+    )
+    assert not np.allclose(lb.tensor[0, :, 26, :], 114 / 255)
+
+
+def test_to_original_maps_input_corners_to_image_corners_and_clips() -> None:
+    lb = images.load(generated_image(480, 320), imgsz=160, max_pixels=MAX_PIXELS)
+    content = np.array([[0.0, 26.0, 160.0, 26.0 + 107.0], [-5.0, 0.0, 170.0, 160.0]])
+    mapped = lb.to_original(content)
+    np.testing.assert_allclose(mapped[0], [0, 0, 480, 320], atol=1e-6)
+    np.testing.assert_allclose(mapped[1], [0, 0, 480, 320], atol=1e-6)
+
+
+def test_large_jpeg_decoded_at_reduced_scale_keeps_original_size() -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (10, 20, 30)).save(buf, format="JPEG")
+    img, width, height = images.decode(buf.getvalue(), imgsz=640, max_pixels=MAX_PIXELS)
+    assert (width, height) == (4000, 3000)
+    assert img.size[0] < 4000 and min(img.size) >= 640
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not an image", ultralytics_asset("bus.jpg")[:2000]],
+    ids=["empty", "text", "truncated-jpeg"],
+)
+def test_undecodable_bytes_raise_bad_image(data: bytes) -> None:
+    with pytest.raises(BadImage):
+        images.load(data, imgsz=160, max_pixels=MAX_PIXELS)
+
+
+def test_image_over_pixel_limit_is_bad_image() -> None:
+    with pytest.raises(BadImage, match="at most 1000 pixels"):
+        images.load(generated_image(480, 320), imgsz=160, max_pixels=1000)
+
+
+_SEED = ultralytics_asset("zidane.jpg")[:4096] + generated_image(64, 48)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(max_size=2048),
+        # mutations of real JPEG/PNG headers reach deeper into the decoders than random bytes
+        st.tuples(
+            st.integers(0, len(_SEED) - 1), st.binary(min_size=1, max_size=64), st.integers(16, len(_SEED))
+        ).map(lambda t: (_SEED[: t[0]] + t[1] + _SEED[t[0] + len(t[1]) :])[: t[2]]),
+    )
+)
+def test_decoder_fuzz_returns_an_input_or_bad_image(data: bytes) -> None:
+    try:
+        lb = images.load(data, imgsz=64, max_pixels=4_000_000)
+    except BadImage:
+        return
+    assert lb.tensor.shape == (1, 3, 64, 64) and lb.width >= 1 and lb.height >= 1

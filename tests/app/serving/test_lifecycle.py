@@ -1,0 +1,138 @@
+"""Process lifecycle of ``serve``: SIGTERM drains in-flight work and exits in time; unusable artifacts fail startup
+with a clear message; the serving path never imports torch or ultralytics. Runtime: ~8 s (two server starts)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.app.serving.conftest import REPO_ROOT, SERVE, serve_env, start_server, stop_server
+
+
+def _run_serve(model_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(SERVE),
+            "serve",
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "1",
+        ],
+        cwd=REPO_ROOT,
+        env=serve_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def _copy(trained_artifact: Path, target: Path) -> Path:
+    target.mkdir()
+    for name in ("model.onnx", "model.json"):
+        shutil.copyfile(trained_artifact / name, target / name)
+    return target
+
+
+def _send(url: str, body: bytes) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.sendall(
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    return sock
+
+
+def _status_and_finish(sock: socket.socket) -> tuple[int, float]:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    return int(data.split(b" ", 2)[1]), time.monotonic()
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_within_25_s(
+    trained_artifact: Path, tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    server = start_server(trained_artifact, tmp_path / "serve.log", SERVING_THREADS="1")
+    body = json.dumps({"images": [base64.b64encode(photos["bus.jpg"]).decode()] * 8}).encode()
+    sockets = [
+        _send(server.url, body) for _ in range(4)
+    ]  # 4 x 8 images on one inference thread: > 1 s of work
+    time.sleep(0.3)  # the server has read them; most are still queued or running
+    sigterm_at = time.monotonic()
+    code = stop_server(server, timeout=30)
+    exited_after = time.monotonic() - sigterm_at
+    answers = [_status_and_finish(sock) for sock in sockets]
+    assert code == 0, server.logs()[-2000:]
+    assert exited_after < 25
+    assert [status for status, _ in answers] == [200] * 4
+    assert max(finished for _, finished in answers) > sigterm_at, "no request was still in flight at SIGTERM"
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{server.url}/ping", timeout=2)
+
+
+def test_missing_model_onnx_fails_startup_with_a_clear_message(
+    trained_artifact: Path, tmp_path: Path
+) -> None:
+    model_dir = _copy(trained_artifact, tmp_path / "model")
+    (model_dir / "model.onnx").unlink()
+    proc = _run_serve(model_dir)
+    assert proc.returncode == 2
+    assert f"{model_dir / 'model.onnx'}: missing" in proc.stderr
+
+
+def test_class_count_mismatch_fails_startup_with_a_clear_message(
+    trained_artifact: Path, tmp_path: Path
+) -> None:
+    model_dir = _copy(trained_artifact, tmp_path / "model")
+    card = json.loads((model_dir / "model.json").read_text())
+    card["class_names"] = card["class_names"][:-1]
+    card["export"]["output_shape"][1] -= 1
+    (model_dir / "model.json").write_text(json.dumps(card))
+    proc = _run_serve(model_dir)
+    assert proc.returncode == 2
+    assert "cannot serve the model artifact" in proc.stderr and "classes" in proc.stderr
+
+
+def test_serving_path_imports_neither_torch_nor_ultralytics() -> None:
+    code = (
+        "import sys, app.serving.__main__, app.serving.server; "
+        "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=serve_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_serve_help_names_the_settings() -> None:
+    out = subprocess.run(
+        [sys.executable, str(SERVE), "--help"],
+        cwd=REPO_ROOT,
+        env=serve_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--model-dir" in out and "SERVING_" in out
