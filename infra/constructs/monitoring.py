@@ -24,6 +24,7 @@ from constructs import Construct
 
 from app.contracts import instance_types
 from infra.config import AlarmSettings
+from infra.nag import acknowledge
 
 SAGEMAKER_NS = "AWS/SageMaker"  # invocations, errors, latency
 INSTANCE_NS = "/aws/sagemaker/Endpoints"  # per-instance utilisation
@@ -64,7 +65,13 @@ class AlarmTopic(Construct):
             self, "Topic", master_key=self.key, enforce_ssl=True, display_name="Endpoint alarms"
         )
         for email in emails:
-            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            acknowledge(
+                subscription,
+                "Serverless-SNSRedrivePolicy",
+                "An e-mail notification that cannot be delivered loses nothing: the alarm state and its history "
+                "stay in CloudWatch, and SNS retries e-mail delivery itself.",
+            )
 
 
 @dataclass(frozen=True)
