@@ -1,0 +1,191 @@
+"""Promote one container image, by digest, into a stage's ECR repository (the next stage in promotion order).
+
+Copies the exact image (manifest bytes and layers, so the digest stays the same) with the ECR API only - no Docker
+daemon - into the repository that the stage's ``Data`` stack created (found through its stack outputs, since the
+repositories have no physical names), tags it ``sha256-<digest>`` (tags are immutable), verifies the digest and
+prints the ``images.<name>`` pin to put into ``infra/stages.py`` for that stage.
+
+    python -m scripts.promote_image --image serve \
+        --source 111122223333.dkr.ecr.eu-west-1.amazonaws.com/cdk-hnb659fds-container-assets-...:<tag> \
+        --to-stage Staging [--region eu-west-1] [--dry-run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+IMAGE_NAMES = ("dataprep", "train", "serve")
+_URI = re.compile(
+    r"^(?P<registry>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repo>[a-z0-9._/-]+)"
+    r"(?::(?P<tag>[A-Za-z0-9_.-]{1,128})|@(?P<digest>sha256:[0-9a-f]{64}))$"
+)
+_SINGLE_MANIFESTS = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+)
+_PART = 20 * 1024 * 1024
+
+
+class PromotionError(RuntimeError):
+    """The image cannot be promoted as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    registry: str
+    region: str
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @classmethod
+    def parse(cls, uri: str, *, what: str) -> ImageRef:
+        match = _URI.match(uri)
+        if not match:
+            raise PromotionError(
+                f"{what}: expected '<account>.dkr.ecr.<region>.amazonaws.com/<repo>(:<tag>|@sha256:<digest>)', "
+                f"got '{uri}'"
+            )
+        return cls(match["registry"], match["region"], match["repo"], match["tag"], match["digest"])
+
+    @property
+    def image_id(self) -> dict[str, str]:
+        return {"imageDigest": self.digest} if self.digest else {"imageTag": str(self.tag)}
+
+
+def target_repository_uri(cloudformation: Any, stage: str, image: str) -> str:
+    """The URI of ``image``'s repository in ``stage``, from the ``<Stage>-Data`` stack outputs."""
+    stack, output = f"{stage}-Data", f"{image.capitalize()}RepositoryUri"
+    try:
+        (described,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except cloudformation.exceptions.ClientError as exc:
+        raise PromotionError(
+            f"stack {stack}: {exc} (is stage {stage} deployed in this account/region?)"
+        ) from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    if output not in outputs:
+        raise PromotionError(f"stack {stack} has no output {output} (have: {sorted(outputs)})")
+    return outputs[output]
+
+
+def source_manifest(ecr: Any, source: ImageRef) -> tuple[str, str, str]:
+    """(manifest, media type, digest) of the source image; refuses manifest lists (we build linux/amd64 only)."""
+    response = ecr.batch_get_image(
+        registryId=source.registry,
+        repositoryName=source.repository,
+        imageIds=[source.image_id],
+        acceptedMediaTypes=list(_SINGLE_MANIFESTS),
+    )
+    if not response["images"]:
+        reasons = "; ".join(f"{f['failureCode']}: {f['failureReason']}" for f in response.get("failures", []))
+        raise PromotionError(f"source image not found: {reasons or source}")
+    image = response["images"][0]
+    media_type = image.get("imageManifestMediaType", _SINGLE_MANIFESTS[0])
+    if media_type not in _SINGLE_MANIFESTS:
+        raise PromotionError(f"source is a {media_type}; promote a single linux/amd64 image manifest")
+    return image["imageManifest"], media_type, image["imageId"]["imageDigest"]
+
+
+def copy_layers(ecr: Any, source: ImageRef, target: ImageRef, digests: list[str]) -> int:
+    """Copy the blobs the target repository lacks; returns how many were copied."""
+    available = ecr.batch_check_layer_availability(
+        registryId=target.registry, repositoryName=target.repository, layerDigests=digests
+    )
+    present = {
+        layer["layerDigest"]
+        for layer in available.get("layers", [])
+        if layer["layerAvailability"] == "AVAILABLE"
+    }
+    missing = [d for d in digests if d not in present]
+    for digest in missing:
+        url = ecr.get_download_url_for_layer(
+            registryId=source.registry, repositoryName=source.repository, layerDigest=digest
+        )["downloadUrl"]
+        upload = ecr.initiate_layer_upload(registryId=target.registry, repositoryName=target.repository)
+        first = 0
+        with urllib.request.urlopen(url, timeout=300) as blob:  # presigned S3 URL from ECR
+            while chunk := blob.read(_PART):
+                ecr.upload_layer_part(
+                    registryId=target.registry,
+                    repositoryName=target.repository,
+                    uploadId=upload["uploadId"],
+                    partFirstByte=first,
+                    partLastByte=first + len(chunk) - 1,
+                    layerPartBlob=chunk,
+                )
+                first += len(chunk)
+        ecr.complete_layer_upload(
+            registryId=target.registry,
+            repositoryName=target.repository,
+            uploadId=upload["uploadId"],
+            layerDigests=[digest],
+        )
+    return len(missing)
+
+
+def promote(ecr: Any, source: ImageRef, target_repo_uri: str, *, dry_run: bool) -> str:
+    """Copy ``source`` into ``target_repo_uri`` keeping its digest; returns the pinned target URI."""
+    manifest, media_type, digest = source_manifest(ecr, source)
+    target = ImageRef.parse(f"{target_repo_uri}@{digest}", what="target repository")
+    pinned = f"{target_repo_uri}@{digest}"
+    if dry_run:
+        return pinned
+    parsed = json.loads(manifest)
+    blobs = [parsed["config"]["digest"], *(layer["digest"] for layer in parsed["layers"])]
+    copied = copy_layers(ecr, source, target, blobs)
+    with contextlib.suppress(
+        ecr.exceptions.ImageAlreadyExistsException
+    ):  # already promoted: same tag, manifest
+        ecr.put_image(
+            registryId=target.registry,
+            repositoryName=target.repository,
+            imageManifest=manifest,
+            imageManifestMediaType=media_type,
+            imageTag=digest.replace(":", "-"),
+        )
+    (described,) = ecr.describe_images(
+        registryId=target.registry, repositoryName=target.repository, imageIds=[{"imageDigest": digest}]
+    )["imageDetails"]
+    if described["imageDigest"] != digest:
+        raise PromotionError(f"target digest {described['imageDigest']} != source digest {digest}")
+    print(f"copied {copied} of {len(blobs)} blobs", file=sys.stderr)
+    return pinned
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.promote_image", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--image", required=True, choices=IMAGE_NAMES)
+    parser.add_argument(
+        "--source", required=True, help="ECR image URI (tag or digest) that the previous stage ran"
+    )
+    parser.add_argument("--to-stage", required=True, help="stage construct id, e.g. Staging")
+    parser.add_argument("--region", help="region of the target stage (default: the AWS SDK default)")
+    parser.add_argument("--dry-run", action="store_true", help="resolve source and target, copy nothing")
+    args = parser.parse_args(argv)
+    try:
+        source = ImageRef.parse(args.source, what="--source")
+        session = boto3.Session(region_name=args.region)
+        target_uri = target_repository_uri(session.client("cloudformation"), args.to_stage, args.image)
+        pinned = promote(
+            session.client("ecr", region_name=source.region), source, target_uri, dry_run=args.dry_run
+        )
+    except PromotionError as exc:
+        print(f"promote_image: {exc}", file=sys.stderr)
+        return 1
+    print(f'{args.to_stage}: images.{args.image} = "{pinned}"')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
