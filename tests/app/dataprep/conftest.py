@@ -73,7 +73,7 @@ def realistic_records() -> tuple[list[dict[str, Any] | str], list[str]]:
     refs: list[str] = []
     for i in range(24):
         folder = "site-a" if i % 2 else "site-b"
-        name = f"img{i % 12}.jpg"  # same basename under two prefixes
+        name = f"img{i // 2}.jpg"  # same basename under two prefixes
         ref = f"s3://gt-bucket/raw/{folder}/{name}"
         refs.append(ref)
         boxes = [box(7, 5, 5, 20, 15)]
@@ -99,3 +99,6 @@ def realistic(tmp_path: Path) -> tuple[Path, Path]:
     root = tmp_path / "images"
     make_images(root, refs)
     return manifest, root
+
+
+REPO_ROOT_HINT = Path(__file__).resolve().parents[3]
