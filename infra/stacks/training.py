@@ -33,8 +33,7 @@ from app.contracts.storage import (
 from infra.config import StageConfig
 from infra.constructs.images import ContainerImage
 from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
-from infra.constructs.training_nag import acknowledge_resource
-from infra.nag import acknowledge
+from infra.nag import acknowledge, acknowledge_resource
 from infra.stacks.stateful import StatefulStack
 
 TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
@@ -314,13 +313,17 @@ class TrainingStack(cdk.Stack):
             )
         )
         self.notify_topic.grant_publish(registrar)
+        basic_execution = iam.ManagedPolicy.from_aws_managed_policy_name(
+            "service-role/AWSLambdaBasicExecutionRole"
+        )
         for launcher in (self.runner, self.registrar):
             fn = launcher.function
-            acknowledge(
+            acknowledge_resource(
                 fn,
                 "AwsSolutions-IAM4",
                 "AWSLambdaBasicExecutionRole only lets the function write its own logs (CloudWatch Logs)",
-                applies_to="Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                kind="Policy",
+                resource=basic_execution.managed_policy_arn,
             )
             acknowledge(
                 fn,

@@ -190,3 +190,25 @@ def test_volume_kms_key_only_on_instance_types_with_ebs_storage(
     )
     [sent] = calls.of("CreateTrainingJob")
     assert ("VolumeKmsKeyId" in sent["ResourceConfig"]) is has_volume_key
+
+
+def test_vpc_settings_put_the_job_in_the_stage_subnets(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    settings = runner_settings.model_copy(
+        update={"subnet_ids": ("subnet-1",), "security_group_ids": ("sg-1",)}
+    )
+    calls = CallRecorder(sagemaker)
+    runner.start({"dataset_uri": DATASET_URI}, settings=settings, sagemaker=sagemaker)
+    [sent] = calls.of("CreateTrainingJob")
+    assert sent["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
+
+
+def test_on_demand_override_drops_max_wait(runner_settings: RunnerSettings, sagemaker: Any) -> None:
+    calls = CallRecorder(sagemaker)
+    runner.start(
+        {"dataset_uri": DATASET_URI, "use_spot": False}, settings=runner_settings, sagemaker=sagemaker
+    )
+    [sent] = calls.of("CreateTrainingJob")
+    assert sent["EnableManagedSpotTraining"] is False
+    assert sent["StoppingCondition"] == {"MaxRuntimeInSeconds": 14400}
