@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import aws_cdk as cdk
 import pytest
@@ -13,7 +14,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
 from infra.config import load_stage
-from infra.constructs.images import BUILD_CONTEXT, ContainerImage
+from infra.constructs.images import BUILD_CONTEXT, ContainerImage, ImageName
 from infra.stages import STAGES
 from tests.infra.conftest import SynthesizedApp
 
@@ -61,9 +62,9 @@ def _image_stack(tmp_path: Path, **images: str | None) -> tuple[cdk.App, dict[st
     app = cdk.App(outdir=str(tmp_path))
     stack = cdk.Stack(app, "Images")
     built = {
-        name: ContainerImage(stack, name.capitalize(), name=name, pinned_uri=uri)
+        name: ContainerImage(stack, name.capitalize(), name=cast(ImageName, name), pinned_uri=uri)
         for name, uri in images.items()
-    }  # type: ignore[arg-type]
+    }
     return app, built
 
 
