@@ -1,0 +1,321 @@
+"""Find the highest request rate one serving instance sustains, and the autoscaling settings that follow from it.
+
+Closed-loop load (N clients, each sends its next request when the previous one is answered) against a local serving
+container (``--url http://127.0.0.1:8080``) or a real endpoint (``--endpoint NAME``, boto3 ``invoke_endpoint``;
+point it at an endpoint with one instance). Concurrency is stepped up (``--concurrency 1,2,4,8``); each step is
+bounded by ``--requests`` and ``--seconds`` and the whole run by ``--max-seconds``, so it always stops by itself. The
+sustainable rate is the best step with 0 errors and p99 within ``--p99-ms``. Prints the
+``SageMakerVariantInvocationsPerInstance`` target (max RPS x safety factor x 60, the same formula as
+``infra.config.AutoscalingSettings.invocations_target``) and min/max capacity for ``--peak-rps``.
+
+    python -m scripts.loadtest --url http://127.0.0.1:8080 --image photo.jpg --p99-ms 800 --peak-rps 40
+    python -m scripts.loadtest --endpoint my-endpoint --region eu-west-1 --peak-rps 40 --json result.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from infra.config import AutoscalingSettings
+
+Invoke = Callable[[], int]  # sends one request, returns the HTTP status
+
+
+class InputError(ValueError):
+    """Bad command-line input."""
+
+
+@dataclass(frozen=True)
+class Step:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    rps: float  # successful requests per second
+    p50_ms: float
+    p99_ms: float
+    error_codes: dict[str, int]
+
+    def sustainable(self, p99_bound_ms: float) -> bool:
+        return self.requests > 0 and self.errors == 0 and self.p99_ms <= p99_bound_ms
+
+
+@dataclass(frozen=True)
+class Advice:
+    max_rps_per_instance: float
+    concurrency: int
+    safety_factor: float
+    invocations_per_instance_target: float  # per minute
+    peak_rps: float | None
+    min_capacity: int
+    max_capacity: int | None
+
+
+def http_invoker(url: str, body: bytes, content_type: str, timeout: float) -> Callable[[], Invoke]:
+    """One keep-alive HTTP client per load thread, posting to ``<url>/invocations``."""
+    import httpx
+
+    def make() -> Invoke:
+        client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+        headers = {"Content-Type": content_type}
+        return lambda: client.post("/invocations", content=body, headers=headers).status_code
+
+    return make
+
+
+def endpoint_invoker(
+    endpoint: str, region: str | None, body: bytes, content_type: str, timeout: float, pool: int
+) -> Callable[[], Invoke]:
+    """A SageMaker runtime client (thread-safe, one pool sized for the highest concurrency)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    client = boto3.client(
+        "sagemaker-runtime",
+        region_name=region,
+        config=Config(max_pool_connections=pool, read_timeout=timeout, retries={"max_attempts": 0}),
+    )
+
+    def invoke() -> int:
+        try:
+            response = client.invoke_endpoint(EndpointName=endpoint, ContentType=content_type, Body=body)
+            return int(response["ResponseMetadata"]["HTTPStatusCode"])
+        except ClientError as exc:
+            meta = exc.response.get("ResponseMetadata", {})
+            return int(exc.response.get("OriginalStatusCode") or meta.get("HTTPStatusCode") or 599)
+
+    return lambda: invoke
+
+
+def run_step(
+    make_invoke: Callable[[], Invoke], concurrency: int, max_requests: int, max_seconds: float
+) -> Step:
+    """Closed loop: ``concurrency`` threads until ``max_requests`` are answered or ``max_seconds`` pass."""
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    lock = threading.Lock()
+    issued = 0
+    start = time.perf_counter()
+    stop_at = start + max_seconds
+
+    def worker() -> None:
+        nonlocal issued
+        invoke = make_invoke()
+        with contextlib.suppress(Exception):
+            invoke()  # warm the connection; not measured
+        while True:
+            with lock:
+                if issued >= max_requests or time.perf_counter() >= stop_at:
+                    return
+                issued += 1
+            t0 = time.perf_counter()
+            try:
+                status = invoke()
+                code = str(status) if status != 200 else ""
+            except Exception as exc:  # a transport failure is an error of the step, not of the tool
+                code = type(exc).__name__
+            elapsed = time.perf_counter() - t0
+            with lock:
+                if code:
+                    errors[code] = errors.get(code, 0) + 1
+                else:
+                    latencies.append(elapsed)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max_seconds + 120)
+    seconds = time.perf_counter() - start
+    ms = np.asarray(latencies) * 1000 if latencies else np.asarray([math.inf])
+    return Step(
+        concurrency=concurrency,
+        requests=len(latencies) + sum(errors.values()),
+        errors=sum(errors.values()),
+        seconds=round(seconds, 2),
+        rps=round(len(latencies) / seconds, 2) if seconds > 0 else 0.0,
+        p50_ms=round(float(np.percentile(ms, 50)), 1),
+        p99_ms=round(float(np.percentile(ms, 99)), 1),
+        error_codes=errors,
+    )
+
+
+def advise(best: Step, *, safety_factor: float, peak_rps: float | None, min_capacity: int) -> Advice:
+    """The autoscaling settings that follow from the best sustainable step (formula owned by infra.config)."""
+    target = AutoscalingSettings(
+        measured_max_rps_per_instance=best.rps, safety_factor=safety_factor, min_capacity=1, max_capacity=1
+    ).invocations_target
+    max_capacity = None
+    if peak_rps is not None:
+        # target tracking holds each instance near target/60 rps; the peak needs peak / that many instances
+        max_capacity = max(min_capacity, math.ceil(peak_rps * 60 / target - 1e-9))
+    return Advice(best.rps, best.concurrency, safety_factor, target, peak_rps, min_capacity, max_capacity)
+
+
+def parse_concurrency(text: str) -> list[int]:
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise InputError(f"--concurrency '{text}': expected comma-separated integers, e.g. 1,2,4,8") from None
+    if not steps or any(c < 1 or c > 256 for c in steps) or steps != sorted(set(steps)):
+        raise InputError(f"--concurrency '{text}': expected increasing integers between 1 and 256")
+    return steps
+
+
+def default_image() -> bytes:
+    """A generated 1280x720 JPEG (real photos are better: pass --image)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (1280, 720), (70, 110, 90))
+    draw = ImageDraw.Draw(img)
+    for i in range(12):
+        draw.rectangle(
+            (60 + 100 * i, 200 + 20 * (i % 3), 130 + 100 * i, 420 + 15 * (i % 4)), fill=(20 * i, 90, 160)
+        )
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.loadtest",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--url", help="local serving container, e.g. http://127.0.0.1:8080")
+    target.add_argument("--endpoint", help="SageMaker endpoint name (use one with a single instance)")
+    parser.add_argument("--region", help="AWS region of --endpoint (default: your AWS config)")
+    parser.add_argument("--image", type=Path, help="image to send (default: a generated 1280x720 JPEG)")
+    parser.add_argument("--content-type", default="image/jpeg")
+    parser.add_argument("--concurrency", default="1,2,4,8", help="concurrency steps, increasing")
+    parser.add_argument("--requests", type=int, default=200, help="per step: stop after this many requests")
+    parser.add_argument("--seconds", type=float, default=30.0, help="per step: stop after this long")
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="whole run: no new step after this")
+    parser.add_argument("--p99-ms", type=float, default=1000.0, help="latency bound a sustainable step keeps")
+    parser.add_argument("--timeout", type=float, default=60.0, help="per request, seconds")
+    parser.add_argument(
+        "--safety-factor", type=float, default=0.5, help="fraction of max RPS to target (0..1]"
+    )
+    parser.add_argument(
+        "--peak-rps", type=float, help="expected peak load (requests/s) for the capacity bounds"
+    )
+    parser.add_argument("--min-capacity", type=int, default=1, help="instances kept at all times (2 for HA)")
+    parser.add_argument("--json", type=Path, help="also write steps + advice to this file")
+    return parser
+
+
+def _print_steps(steps: list[Step], bound: float) -> None:
+    print(f"{'conc':>5} {'requests':>9} {'errors':>7} {'rps':>8} {'p50 ms':>9} {'p99 ms':>9}  within bound")
+    for s in steps:
+        ok = (
+            "yes" if s.sustainable(bound) else f"no ({'errors ' + str(s.error_codes) if s.errors else 'p99'})"
+        )
+        print(
+            f"{s.concurrency:>5} {s.requests:>9} {s.errors:>7} {s.rps:>8.2f} {s.p50_ms:>9.1f} {s.p99_ms:>9.1f}  {ok}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        steps_wanted = parse_concurrency(args.concurrency)
+        if not 0 < args.safety_factor <= 1:
+            raise InputError(f"--safety-factor {args.safety_factor}: expected a fraction in (0, 1]")
+        if args.requests < 1 or args.seconds <= 0 or args.max_seconds <= 0:
+            raise InputError("--requests, --seconds and --max-seconds must be positive")
+        if args.peak_rps is not None and args.peak_rps <= 0:
+            raise InputError(f"--peak-rps {args.peak_rps}: expected a positive rate")
+        if args.min_capacity < 1:
+            raise InputError(f"--min-capacity {args.min_capacity}: expected >= 1")
+        if args.image is not None and not args.image.is_file():
+            raise InputError(f"--image {args.image}: no such file")
+    except InputError as exc:
+        print(f"loadtest: {exc}", file=sys.stderr)
+        return 2
+    body = args.image.read_bytes() if args.image else default_image()
+    if args.url:
+        make = http_invoker(args.url, body, args.content_type, args.timeout)
+        where = args.url
+    else:
+        make = endpoint_invoker(
+            args.endpoint, args.region, body, args.content_type, args.timeout, max(steps_wanted)
+        )
+        where = f"endpoint {args.endpoint}"
+    print(
+        f"load test of {where}: {len(body)} byte {args.content_type} body, steps {steps_wanted}, "
+        f"<= {args.requests} requests / {args.seconds:g} s per step, p99 bound {args.p99_ms:g} ms"
+    )
+    started = time.monotonic()
+    steps: list[Step] = []
+    for concurrency in steps_wanted:
+        if time.monotonic() - started > args.max_seconds:
+            print(f"stopping: --max-seconds {args.max_seconds:g} reached")
+            break
+        step = run_step(make, concurrency, args.requests, args.seconds)
+        steps.append(step)
+        if not step.sustainable(args.p99_ms):
+            break  # more clients only queue more
+    _print_steps(steps, args.p99_ms)
+    sustainable = [s for s in steps if s.sustainable(args.p99_ms)]
+    advice = None
+    if sustainable:
+        best = max(sustainable, key=lambda s: s.rps)
+        advice = advise(
+            best, safety_factor=args.safety_factor, peak_rps=args.peak_rps, min_capacity=args.min_capacity
+        )
+        print(
+            f"\nmax sustainable: {advice.max_rps_per_instance:.2f} requests/s per instance at concurrency "
+            f"{advice.concurrency} (0 errors, p99 {best.p99_ms:.0f} ms <= {args.p99_ms:g} ms)"
+        )
+        print(
+            f"SageMakerVariantInvocationsPerInstance target: {advice.invocations_per_instance_target:g} per minute "
+            f"(= {advice.max_rps_per_instance:.2f} x {advice.safety_factor:g} x 60)"
+        )
+        if advice.max_capacity is not None:
+            print(
+                f"capacity for a peak of {args.peak_rps:g} requests/s: min {advice.min_capacity}, "
+                f"max {advice.max_capacity}"
+            )
+        print(
+            "stage config (infra/stages.py, endpoint.autoscaling): "
+            f"measured_max_rps_per_instance={advice.max_rps_per_instance}, safety_factor={advice.safety_factor}"
+            + (
+                f", min_capacity={advice.min_capacity}, max_capacity={advice.max_capacity}"
+                if advice.max_capacity is not None
+                else ""
+            )
+        )
+    else:
+        print(
+            "\nno step was sustainable (0 errors and p99 within the bound): raise --p99-ms, send a smaller "
+            "image, or use a larger instance type",
+            file=sys.stderr,
+        )
+    if args.json:
+        doc: dict[str, Any] = {
+            "steps": [asdict(s) for s in steps],
+            "p99_bound_ms": args.p99_ms,
+            "advice": asdict(advice) if advice else None,
+        }
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    return 0 if advice else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

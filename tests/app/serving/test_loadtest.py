@@ -1,0 +1,81 @@
+"""scripts/loadtest.py: bounded stepped load against the live server, and the autoscaling advice it prints.
+Runtime: ~10 s (two bounded runs of <= 40 requests against the session's server)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts import loadtest
+from tests.app.serving.conftest import REPO_ROOT, LiveServer, serve_env
+
+
+def _step(rps: float, concurrency: int = 2) -> loadtest.Step:
+    return loadtest.Step(concurrency, 100, 0, 10.0, rps, 50.0, 90.0, {})
+
+
+def test_target_is_rps_times_safety_times_60() -> None:
+    advice = loadtest.advise(_step(12.5), safety_factor=0.5, peak_rps=None, min_capacity=1)
+    assert advice.invocations_per_instance_target == 375.0 and advice.max_capacity is None
+
+
+def test_max_capacity_covers_the_peak_at_the_target() -> None:
+    # target 375/min = 6.25 rps per instance; a 40 rps peak needs 6.4 -> 7 instances
+    advice = loadtest.advise(_step(12.5), safety_factor=0.5, peak_rps=40, min_capacity=2)
+    assert (advice.min_capacity, advice.max_capacity) == (2, 7)
+
+
+@pytest.mark.parametrize("text", ["", "4,2", "1,x", "0,1"])
+def test_bad_concurrency_steps_are_rejected(text: str) -> None:
+    with pytest.raises(loadtest.InputError, match="--concurrency"):
+        loadtest.parse_concurrency(text)
+
+
+def test_help_runs_without_aws_or_a_server() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "scripts.loadtest", "--help"],
+        cwd=REPO_ROOT,
+        env=serve_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--peak-rps" in out and "--endpoint" in out
+
+
+def test_sustainable_concurrency_found_holds_zero_errors(
+    live_server: LiveServer, photos: dict[str, bytes], tmp_path: Path
+) -> None:
+    image = tmp_path / "bus.jpg"
+    image.write_bytes(photos["bus.jpg"])
+    common = [
+        "--url",
+        live_server.url,
+        "--image",
+        str(image),
+        "--requests",
+        "40",
+        "--seconds",
+        "6",
+        "--max-seconds",
+        "30",
+        "--p99-ms",
+        "5000",
+        "--peak-rps",
+        "20",
+    ]
+    assert loadtest.main([*common, "--concurrency", "1,2,4", "--json", str(tmp_path / "find.json")]) == 0
+    found = json.loads((tmp_path / "find.json").read_text())
+    concurrency = found["advice"]["concurrency"]
+    assert found["advice"]["invocations_per_instance_target"] > 0 and found["advice"]["max_capacity"] >= 1
+    # hold it: a second bounded run at that concurrency
+    assert (
+        loadtest.main([*common, "--concurrency", str(concurrency), "--json", str(tmp_path / "hold.json")])
+        == 0
+    )
+    held = json.loads((tmp_path / "hold.json").read_text())["steps"][0]
+    assert held["errors"] == 0 and held["requests"] > 0
