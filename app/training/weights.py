@@ -106,23 +106,21 @@ class TransferReport:
 
 
 def transfer_report(checkpoint: Path, nc: int) -> TransferReport:
-    """Build the target model exactly as ultralytics' trainer will and load the checkpoint the same way, then see
-    which tensors changed from their initial values: that is what transferred."""
+    """Build the target model exactly as ultralytics' trainer will and load the checkpoint the same way; a tensor was
+    transferred when it now equals the checkpoint's tensor of the same name."""
     import torch
     from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 
     source, _ = load_checkpoint(checkpoint)
+    src = {k: v.float() for k, v in source.state_dict().items()}
     model = DetectionModel(source.yaml, nc=nc, verbose=False)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
     model.load(source, verbose=False)
-    after = model.state_dict()
+    counted = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     fresh = [
         k
-        for k, v in after.items()
-        if k in before and v.shape == before[k].shape and torch.equal(v, before[k])
+        for k, v in counted.items()
+        if not (k in src and v.shape == src[k].shape and torch.equal(v.float(), src[k]))
     ]
-    fresh = [k for k in fresh if not k.endswith("num_batches_tracked")]
-    counted = [k for k in after if not k.endswith("num_batches_tracked")]
     return TransferReport(
         source=checkpoint.name,
         source_classes=int(getattr(source, "nc", len(getattr(source, "names", {})))),

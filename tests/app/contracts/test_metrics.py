@@ -1,0 +1,86 @@
+"""The MetricDefinitions regexes (what SageMaker applies to the training log) against real training log lines."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from app.contracts.metrics import FIELDS, METRIC_DEFINITIONS, PREFIX, format_epoch_line, parse_epoch_line
+from tests.fixtures.artifacts import TrainingRun
+
+# Captured verbatim from `python -m app.training train` (tiny shapes dataset, 2 epochs, CPU) with the lines of
+# ultralytics' own log around it, which must not match.
+REAL_LOG = """\
+                   all          8         11    0.00457      0.367    0.00369    0.00123
+[checkpoint] epoch 1 saved to /tmp/t1/checkpoints/last.pt
+[metrics] epoch=1/2 train_box_loss=3.34275 train_cls_loss=4.37732 train_dfl_loss=2.21047 val_box_loss=2.28638 \
+val_cls_loss=4.25013 val_dfl_loss=1.55043 precision=0.00457 recall=0.36667 mAP50=0.00369 mAP50-95=0.00123
+      Epoch    GPU_mem   box_loss   cls_loss   dfl_loss  Instances       Size
+        2/2         0G      3.072      4.251      2.166         11        160: 100% 3/3 3.3it/s 0.9s
+"""
+NAMES = ["epoch", *(name for _, name in FIELDS)]
+
+
+def _sagemaker_values(log: str) -> dict[str, list[float]]:
+    """What SageMaker does: every regex over every line, first group as the value."""
+    found: dict[str, list[float]] = {d["Name"]: [] for d in METRIC_DEFINITIONS}
+    for line in log.splitlines():
+        for definition in METRIC_DEFINITIONS:
+            match = re.search(definition["Regex"], line)
+            if match:
+                found[definition["Name"]].append(float(match.group(1)))
+    return found
+
+
+def test_every_metric_matches_the_real_line_exactly_once() -> None:
+    found = _sagemaker_values(REAL_LOG)
+    assert {name: len(values) for name, values in found.items()} == dict.fromkeys(NAMES, 1)
+
+
+def test_regexes_pick_the_right_value_for_lookalike_keys() -> None:
+    found = _sagemaker_values(REAL_LOG)
+    assert found["val:mAP50"] == [0.00369]  # not mAP50-95's value
+    assert found["val:mAP50-95"] == [0.00123]
+    assert found["train:box_loss"] == [3.34275]  # not val_box_loss
+    assert found["val:box_loss"] == [2.28638]
+    assert found["epoch"] == [1.0]
+
+
+def test_metric_names_are_valid_for_sagemaker() -> None:
+    # SageMaker: Name 1-255 chars of [\w:.\-/ ]... regex <= 500 chars
+    for definition in METRIC_DEFINITIONS:
+        assert re.fullmatch(r".{1,255}", definition["Name"])
+        assert len(definition["Regex"]) <= 500
+
+
+def test_format_then_parse_round_trips_every_field() -> None:
+    values = {key: 0.1 * (i + 1) for i, (key, _) in enumerate(FIELDS)}
+    parsed = parse_epoch_line(format_epoch_line(7, 9, values))
+    assert parsed is not None
+    assert parsed["epoch"] == 7
+    assert [parsed[name] for _, name in FIELDS] == pytest.approx(list(values.values()))
+
+
+def test_nan_is_printed_and_not_reported_as_a_number() -> None:
+    values = {key: float("nan") for key, _ in FIELDS}
+    line = format_epoch_line(1, 1, values)
+    assert "mAP50=nan" in line
+    assert set(parse_epoch_line(line) or {}) == {"epoch"}
+
+
+def test_ultralytics_progress_lines_are_not_metric_lines() -> None:
+    for line in REAL_LOG.splitlines():
+        if not line.startswith(PREFIX):
+            assert parse_epoch_line(line) is None
+            assert not any(re.search(d["Regex"], line) for d in METRIC_DEFINITIONS)
+
+
+@pytest.mark.slow
+def test_session_training_run_lines_parse_with_finite_values(trained_run: TrainingRun) -> None:
+    lines = [line for line in trained_run.output.splitlines() if line.startswith(PREFIX)]
+    assert len(lines) == 2
+    for line in lines:
+        parsed = _sagemaker_values(line)
+        assert all(len(v) == 1 and math.isfinite(v[0]) for v in parsed.values()), line

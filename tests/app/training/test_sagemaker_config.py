@@ -1,0 +1,68 @@
+"""The /opt/ml input contract: config files and channels read into TrainingConfig, or a ContractError naming them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from app.contracts.errors import ContractError
+from app.training.sagemaker import OPT_ML_ENV, OptMl, read_config, resolve_opt_ml
+from tests.fixtures.artifacts import make_opt_ml, pretrained_checkpoint
+
+
+def test_flag_beats_env_beats_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(OPT_ML_ENV, str(tmp_path / "env"))
+    assert resolve_opt_ml(str(tmp_path / "flag")).root == tmp_path / "flag"
+    assert resolve_opt_ml(None).root == tmp_path / "env"
+    monkeypatch.delenv(OPT_ML_ENV)
+    assert resolve_opt_ml(None).root == Path("/opt/ml")
+
+
+def test_full_tree_reads_typed_config(tmp_path: Path, tiny_dataset: Path) -> None:
+    opt = OptMl(make_opt_ml(tmp_path, dataset=tiny_dataset, pretrained=pretrained_checkpoint()))
+    config = read_config(opt)
+    assert config.hyperparameters.epochs == 2
+    assert config.dataset_dir == opt.channel("dataset")
+    assert config.pretrained_dir == opt.channel("pretrained")
+    assert config.current_host == "algo-1"
+
+
+def test_sagemaker_reserved_hyperparameters_are_set_aside(tmp_path: Path, tiny_dataset: Path) -> None:
+    opt = OptMl(
+        make_opt_ml(tmp_path, dataset=tiny_dataset, hyperparameters={"sagemaker_region": '"us-east-1"'})
+    )
+    assert read_config(opt).ignored_hyperparameters == ("sagemaker_region",)
+
+
+def test_several_hosts_are_rejected(tmp_path: Path, tiny_dataset: Path) -> None:
+    opt = OptMl(make_opt_ml(tmp_path, dataset=tiny_dataset))
+    (opt.config_dir / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "a", "hosts": ["a", "b"]})
+    )
+    with pytest.raises(ContractError, match=r"resourceconfig\.json: 2 hosts"):
+        read_config(opt)
+
+
+def test_pipe_mode_channel_is_rejected(tmp_path: Path, tiny_dataset: Path) -> None:
+    opt = OptMl(make_opt_ml(tmp_path, dataset=tiny_dataset))
+    (opt.config_dir / "inputdataconfig.json").write_text(
+        json.dumps({"dataset": {"TrainingInputMode": "Pipe"}})
+    )
+    with pytest.raises(ContractError, match="channel 'dataset' uses TrainingInputMode Pipe"):
+        read_config(opt)
+
+
+def test_unknown_channel_is_rejected(tmp_path: Path, tiny_dataset: Path) -> None:
+    opt = OptMl(make_opt_ml(tmp_path, dataset=tiny_dataset))
+    (opt.config_dir / "inputdataconfig.json").write_text(json.dumps({"dataset": {}, "validation": {}}))
+    with pytest.raises(ContractError, match=r"unknown channel\(s\) \['validation'\]"):
+        read_config(opt)
+
+
+def test_malformed_hyperparameters_json_names_file_and_line(tmp_path: Path, tiny_dataset: Path) -> None:
+    opt = OptMl(make_opt_ml(tmp_path, dataset=tiny_dataset))
+    (opt.config_dir / "hyperparameters.json").write_text('{"epochs": "2",\n')
+    with pytest.raises(ContractError, match=r"hyperparameters.json: line 2: not valid JSON"):
+        read_config(opt)
