@@ -1,0 +1,57 @@
+"""containers/serve: pinned requirements without torch, the SageMaker port label, exec-form entrypoint, and a build
+context allow-list that matches what the Dockerfile copies and what infra stages. Runtime: < 1 s."""
+
+from __future__ import annotations
+
+import re
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from infra.constructs.images import BUILD_CONTEXT
+from tests.app.serving.conftest import REPO_ROOT
+
+SERVE_DIR = REPO_ROOT / "containers" / "serve"
+DOCKERFILE = (SERVE_DIR / "Dockerfile").read_text()
+
+
+def _pins(path: Path) -> dict[str, str]:
+    lines = [
+        line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
+    ]
+    pins = dict(line.split("==") for line in lines if "==" in line)
+    assert len(pins) == len(lines), f"{path}: every requirement must be pinned with =="
+    return pins
+
+
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-gpu.txt"])
+def test_requirements_are_pinned_and_free_of_torch(name: str) -> None:
+    pins = _pins(SERVE_DIR / name)
+    assert not {"torch", "torchvision", "ultralytics", "opencv-python"} & set(pins)
+
+
+def test_cpu_requirements_match_the_versions_the_tests_run() -> None:
+    mismatched = {
+        p: (v, version(p)) for p, v in _pins(SERVE_DIR / "requirements.txt").items() if version(p) != v
+    }
+    assert not mismatched
+
+
+def test_gpu_requirements_differ_only_by_onnxruntime_gpu() -> None:
+    cpu, gpu = _pins(SERVE_DIR / "requirements.txt"), _pins(SERVE_DIR / "requirements-gpu.txt")
+    assert gpu.pop("onnxruntime-gpu") == cpu.pop("onnxruntime") and gpu == cpu
+
+
+def test_dockerfile_has_the_sagemaker_port_label_and_exec_form_entrypoint() -> None:
+    assert "LABEL com.amazonaws.sagemaker.capabilities.accept-bind-to-port=true" in DOCKERFILE
+    assert re.search(r'^ENTRYPOINT \["[^"]+"\]$', DOCKERFILE, re.M)
+    assert re.search(r"^USER (?!root|0\b)", DOCKERFILE, re.M)
+
+
+def test_build_context_allow_list_matches_copies_and_infra() -> None:
+    ignore = (SERVE_DIR / "Dockerfile.dockerignore").read_text().splitlines()
+    allowed = {line[1:] for line in ignore if line.startswith("!")}
+    assert allowed == set(BUILD_CONTEXT["serve"])
+    copied = re.findall(r"^COPY (\S+) ", DOCKERFILE, re.M)
+    assert copied and all(any(src == a or src.startswith(a + "/") for a in allowed) for src in copied)
