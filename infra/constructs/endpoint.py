@@ -16,54 +16,19 @@ refuses on an autoscaled variant. See docs/operating-endpoint.md.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
-from constructs import Construct, IConstruct, IValidation
+from constructs import Construct
 
 from app.contracts import instance_types
 from app.contracts.storage import DATA_CAPTURE_PREFIX, MODELS_PREFIX, TRAINING_OUTPUT_PREFIX
 from infra.config import DeploymentSettings, EndpointSettings
-from infra.nag import acknowledge
-
-
-def _render(value: object) -> str:
-    """A resolved CloudFormation value as cdk-nag writes it in a finding id."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and set(value) == {"Fn::Join"}:
-        separator, parts = value["Fn::Join"]
-        return str(separator).join(_render(part) for part in parts)
-    if isinstance(value, dict) and set(value) == {"Ref"}:
-        return f"<{value['Ref']}>"
-    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
-        return f"<{'.'.join(value['Fn::GetAtt'])}>"
-    return json.dumps(value, separators=(",", ":"))
-
-
-@jsii.implements(IValidation)
-class _LateAcknowledgement:
-    """Acknowledges an IAM5 wildcard-resource finding whose id contains a cross-stack reference: its text is only
-    known once CDK has resolved references, and node validation runs after that (and before cdk-nag)."""
-
-    def __init__(self, construct: IConstruct, resource: str, reason: str) -> None:
-        self.construct, self.resource, self.reason = construct, resource, reason
-
-    def validate(self) -> list[str]:
-        rendered = _render(cdk.Stack.of(self.construct).resolve(self.resource))
-        acknowledge(self.construct, "AwsSolutions-IAM5", self.reason, applies_to=f"Resource::{rendered}")
-        return []
-
-
-def acknowledge_resource_wildcard(construct: IConstruct, resource: str, reason: str) -> None:
-    """Acknowledge the IAM5 finding for one wildcard resource ARN (which may hold references) on ``construct``."""
-    construct.node.add_validation(_LateAcknowledgement(construct, resource, reason))
+from infra.nag import acknowledge, acknowledge_resource
 
 
 def variant_name(instance_type: str) -> str:
@@ -138,18 +103,20 @@ class ServingEndpoint(Construct):
             self.role.add_to_policy(
                 iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Encrypt"], resources=[key.key_arn])
             )
-            acknowledge_resource_wildcard(
+            acknowledge_resource(
                 self.role,
-                capture,
-                "SageMaker names data-capture objects per endpoint, variant and hour; writes are limited to the "
+                "AwsSolutions-IAM5",
+                resource=capture,
+                reason="SageMaker names data-capture objects per endpoint, variant and hour; writes are limited to the "
                 "data-capture/ prefix of this stage's artifacts bucket.",
             )
         if settings.model_package_arn:
             for arn in reads:
-                acknowledge_resource_wildcard(
+                acknowledge_resource(
                     self.role,
-                    arn,
-                    "A registered model package points at a training job's model.tar.gz under models/ or "
+                    "AwsSolutions-IAM5",
+                    resource=arn,
+                    reason="A registered model package points at a training job's model.tar.gz under models/ or "
                     "training-output/; reads are limited to those prefixes of this stage's artifacts bucket.",
                 )
         if settings.model_data_key:
@@ -244,21 +211,19 @@ class ServingEndpoint(Construct):
             "The model runs with network isolation (no network access at all), so there is no VPC traffic to "
             "control; SageMaker fetches the model data and image on the container's behalf.",
         )
-        acknowledge(
+        acknowledge_resource(
             self.role,
             "AwsSolutions-IAM5",
             "CloudWatch Logs log-stream names are chosen by SageMaker per instance; scoped to this account's "
             "/aws/sagemaker/Endpoints log groups.",
-            applies_to="Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-            "/aws/sagemaker/Endpoints/*",
+            resource=log_groups,
         )
-        acknowledge(
+        acknowledge_resource(
             self.role,
             "AwsSolutions-IAM5",
             "Log streams of the endpoint log groups are created by SageMaker per instance, names unknown at "
             "deploy time.",
-            applies_to="Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-            "/aws/sagemaker/Endpoints/*:log-stream:*",
+            resource=f"{log_groups}:log-stream:*",
         )
         acknowledge(
             self.role,
