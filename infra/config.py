@@ -6,6 +6,7 @@ what they mean and rejects impossible ones at synth time with the stage and fiel
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal
 
@@ -144,8 +145,8 @@ class DeploymentSettings(_Strict):
     """Blue/green update policy of the endpoint."""
 
     strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
-    canary_percent: int = Field(10, ge=1, le=99)
-    linear_step_percent: int = Field(25, ge=1, le=99)
+    canary_percent: int = Field(10, ge=1, le=50)
+    linear_step_percent: int = Field(25, ge=10, le=50)
     wait_interval_s: int = Field(300, ge=0, le=3600)
     termination_wait_s: int = Field(300, ge=0, le=3600)
     max_execution_timeout_s: int = Field(3600, ge=600, le=14400)
@@ -200,7 +201,32 @@ class EndpointSettings(_Strict):
                 f"initial_instance_count ({self.initial_instance_count}) must lie within autoscaling min/max "
                 f"({self.autoscaling.min_capacity}..{self.autoscaling.max_capacity})"
             )
+        self._check_traffic_shifting()
         return self
+
+    def _check_traffic_shifting(self) -> None:
+        """SageMaker rejects a canary or linear step above 50% of the variant's instances (at least one instance
+        each), and stops a deployment that runs past its maximum execution timeout. Check against the smallest
+        fleet the endpoint can have (autoscaling min), so the failure shows at synth, not mid-deployment."""
+        deploy, fleet = self.deployment, self.autoscaling.min_capacity
+        if deploy.strategy == "all_at_once":
+            return
+        percent = deploy.canary_percent if deploy.strategy == "canary" else deploy.linear_step_percent
+        step_instances = math.ceil(percent / 100 * fleet)
+        if step_instances * 2 > fleet:
+            raise ValueError(
+                f"deployment.strategy {deploy.strategy}: a {percent}% step of {fleet} instance(s) (autoscaling "
+                f"min_capacity) is {step_instances} instance(s), above SageMaker's 50% limit; raise min_capacity to "
+                f"at least {2 * step_instances} or use all_at_once"
+            )
+        steps = 1 if deploy.strategy == "canary" else math.ceil(100 / percent)
+        needed = steps * deploy.wait_interval_s + deploy.termination_wait_s
+        if needed > deploy.max_execution_timeout_s:
+            raise ValueError(
+                f"deployment: {steps} wait interval(s) of {deploy.wait_interval_s} s + termination wait "
+                f"{deploy.termination_wait_s} s = {needed} s exceed max_execution_timeout_s "
+                f"({deploy.max_execution_timeout_s})"
+            )
 
     @property
     def has_model_version(self) -> bool:

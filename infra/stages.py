@@ -47,10 +47,10 @@ STAGING: dict[str, object] = {
     "endpoint": {
         "model_data_key": EXAMPLE_MODEL_KEY,
         "instance_type": "ml.c6i.xlarge",
-        "initial_instance_count": 1,
+        "initial_instance_count": 2,  # a canary needs >= 2 instances (SageMaker: canary <= 50% of the fleet)
         "data_capture_percent": 20,
         "autoscaling": {
-            "min_capacity": 1,
+            "min_capacity": 2,
             "max_capacity": 4,
             "measured_max_rps_per_instance": 20,
             "safety_factor": 0.5,
@@ -82,7 +82,8 @@ PROD: dict[str, object] = {
             "max_capacity": 8,
             "measured_max_rps_per_instance": 60,
             "safety_factor": 0.5,
-            "concurrency_target": 4,
+            # Fast scale-out at the same load point: 30 rps target x ~0.1 s model latency = 3 in flight.
+            "concurrency_target": 3,
             "scale_in_cooldown_s": 600,
             "scale_out_cooldown_s": 60,
             "scheduled": [

@@ -69,3 +69,26 @@ def test_unknown_field_is_rejected_with_its_name() -> None:
 def test_stages_differ_in_retention_as_data() -> None:
     retain = {name: load_stage(name, values).retain_data for name, values in STAGES.items()}
     assert retain == {"Dev": False, "Staging": True, "Prod": True}
+
+
+def test_canary_on_a_single_instance_fleet_is_rejected_with_the_fix() -> None:
+    values = _with(
+        "Staging",
+        ("endpoint",),
+        {
+            **STAGES["Staging"]["endpoint"],  # type: ignore[dict-item]
+            "initial_instance_count": 1,
+            "autoscaling": {"min_capacity": 1, "max_capacity": 4, "invocations_per_instance_target": 600},
+        },
+    )
+    with pytest.raises(
+        ConfigError, match=r"stage Staging: field 'endpoint'.*50% limit; raise min_capacity to at least 2"
+    ):
+        load_stage("Staging", values)
+
+
+def test_linear_rollout_longer_than_its_timeout_is_rejected() -> None:
+    endpoint = dict(STAGES["Prod"]["endpoint"])  # type: ignore[call-overload]
+    endpoint["deployment"] = {"strategy": "linear", "linear_step_percent": 25, "wait_interval_s": 900}
+    with pytest.raises(ConfigError, match=r"stage Prod: field 'endpoint'.*4 wait interval\(s\) of 900 s"):
+        load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
