@@ -65,19 +65,24 @@ def parse_strategy(spec: str) -> Strategy:
 
 def count_by_split(images: pd.DataFrame, boxes: pd.DataFrame, class_names: list[str]) -> SplitCounts:
     """split -> class name -> {images, boxes}; every class appears in every split present (zeros included)."""
-    split_of_box = images["split"].to_numpy()[boxes["image"].to_numpy()]
-    frame = pd.DataFrame(
-        {"split": split_of_box, "cls": boxes["cls"].to_numpy(), "image": boxes["image"].to_numpy()}
-    )
-    n_boxes = frame.groupby(["split", "cls"]).size()
-    n_images = frame.drop_duplicates(["image", "cls"]).groupby(["split", "cls"]).size()
-    out: SplitCounts = {}
-    for split in sorted(images["split"].unique(), key=lambda s: ("train", "val", "test").index(s)):
-        out[split] = {
-            name: ClassCount(images=int(n_images.get((split, i), 0)), boxes=int(n_boxes.get((split, i), 0)))
-            for i, name in enumerate(class_names)
+    order = ("train", "val", "test")
+    present = [s for s in order if (images["split"].to_numpy() == s).any()]
+    code = np.zeros(len(images), dtype=np.int64)
+    for i, split in enumerate(present):
+        code[images["split"].to_numpy() == split] = i
+    n = len(class_names)
+    img = boxes["image"].to_numpy()
+    cls = boxes["cls"].to_numpy()
+    n_boxes = np.bincount(code[img] * n + cls, minlength=len(present) * n)
+    pairs = np.unique(img * n + cls)  # one entry per (image, class)
+    n_images = np.bincount(code[pairs // n] * n + pairs % n, minlength=len(present) * n)
+    return {
+        split: {
+            name: ClassCount(images=int(n_images[i * n + c]), boxes=int(n_boxes[i * n + c]))
+            for c, name in enumerate(class_names)
         }
-    return out
+        for i, split in enumerate(present)
+    }
 
 
 @dataclass
@@ -123,16 +128,22 @@ class _Train:
         return imgs, bxs
 
     def cap(self, keep: np.ndarray, limit: int, by_boxes: bool) -> np.ndarray:
-        used = np.zeros(self.n_classes, dtype=np.int64)
+        # plain lists: per-image numpy calls would cost more than the arithmetic
+        used = [0] * self.n_classes
         out = np.zeros_like(keep)
-        for i in self.order:
-            if not keep[i]:
+        cls, cnt, spans, alive = self.cls.tolist(), self.cnt.tolist(), self.spans.tolist(), keep.tolist()
+        for i in self.order.tolist():
+            if not alive[i]:
                 continue
-            s, e = self.spans[i]
-            classes = self.cls[s:e]
-            add = self.cnt[s:e] if by_boxes else 1
-            if classes.size == 0 or np.all(used[classes] + add <= limit):
-                used[classes] += add
+            s, e = spans[i]
+            if by_boxes:
+                if all(used[cls[j]] + cnt[j] <= limit for j in range(s, e)):
+                    for j in range(s, e):
+                        used[cls[j]] += cnt[j]
+                    out[i] = True
+            elif all(used[cls[j]] < limit for j in range(s, e)):
+                for j in range(s, e):
+                    used[cls[j]] += 1
                 out[i] = True
         return out
 

@@ -21,7 +21,7 @@ from app.dataprep.balance import balance, count_by_split, parse_strategy
 from app.dataprep.errors import DataprepError
 from app.dataprep.manifest import ParsedManifest, Reject, parse_manifest
 from app.dataprep.split import assign_splits
-from app.dataprep.yolo import output_name, to_yolo
+from app.dataprep.yolo import output_names, to_yolo
 
 REJECTS_FILE = "qa/rejects.jsonl"
 XYWH = ["cx", "cy", "w", "h"]
@@ -166,9 +166,7 @@ def build_plan(
                 f"--val-fraction {options.val_fraction}; expected enough images for train and val"
             )
     counts_after = count_by_split(images, boxes, names)
-    images["name"] = [
-        output_name(ref, copy) for ref, copy in zip(images["source_ref"], images["copy"], strict=True)
-    ]
+    images["name"] = output_names(images["source_ref"], images["copy"])
     if images["name"].duplicated().any():  # 48-bit hashes; would need ~10^7 images to matter
         dup = images.loc[images["name"].duplicated(), "source_ref"].iloc[0]
         raise DataprepError(f"{dup}: output name collision; rename the image")

@@ -7,10 +7,12 @@ import os
 import re
 
 import numpy as np
+import pandas as pd
 
 from app.contracts.dataset import LABEL_DECIMALS
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_SAFE = re.compile(r"[A-Za-z0-9-][A-Za-z0-9_-]{0,58}[A-Za-z0-9-]")  # already clean: no substitution needed
 NAME_STEM_MAX = 60
 
 
@@ -47,12 +49,21 @@ def output_name(source_ref: str, copy: int = 0) -> str:
     distinct names; dots are removed from the stem so the label file is simply ``<stem>.txt``. ``copy`` > 0 names
     an oversampled duplicate.
     """
-    base = source_ref.rsplit("/", 1)[-1]
-    stem, suffix = os.path.splitext(base)
-    safe = _UNSAFE.sub("_", stem).strip("_")[:NAME_STEM_MAX] or "image"
+    base = source_ref[source_ref.rfind("/") + 1 :]
+    dot = base.rfind(".")
+    if dot > 0 and base[:dot].strip("."):
+        stem, suffix = base[:dot], base[dot:].lower()
+    else:
+        stem, suffix = base, ""
+    if not _SAFE.fullmatch(stem):
+        stem = _UNSAFE.sub("_", stem).strip("_")[:NAME_STEM_MAX] or "image"
     digest = hashlib.sha1(source_ref.encode("utf-8")).hexdigest()[:12]
-    dup = f"_dup{copy}" if copy else ""
-    return f"{safe}_{digest}{dup}{suffix.lower()}"
+    return f"{stem}_{digest}_dup{copy}{suffix}" if copy else f"{stem}_{digest}{suffix}"
+
+
+def output_names(source_refs: pd.Series, copies: pd.Series) -> list[str]:
+    """:func:`output_name` for every image of a plan."""
+    return [output_name(ref, copy) for ref, copy in zip(source_refs.tolist(), copies.tolist(), strict=True)]
 
 
 def label_name(image_name: str) -> str:

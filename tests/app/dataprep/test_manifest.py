@@ -146,3 +146,24 @@ def test_arbitrary_lines_never_crash_and_every_record_is_accounted_for(
     assert kept_lines.isdisjoint(record_rejects)
     assert len(kept_lines | record_rejects) == parsed.records
     assert all(r.line >= 1 for r in parsed.rejects)
+
+
+def test_parallel_chunked_scan_matches_a_single_pass(tmp_path: Path) -> None:
+    items: list[object] = []
+    for i in range(300):
+        items.append(record(f"s3://b/{i % 250}.jpg", [box(7, i % 50, 1, 10, 10), box(0, 1, 1, 5, 5)]))
+        if i % 40 == 0:
+            items += ["{oops", failed_worker(f"s3://b/f{i}.jpg"), ""]
+    items.append(
+        record("s3://b/late.jpg", [box(7, 1, 1, 5, 5)], class_map={"7": "chisel"})
+    )  # clash, far away
+    path = write_manifest(tmp_path / "m", items)  # type: ignore[arg-type]
+    single = parse_manifest(path, ATTR, workers=1)
+    chunked = parse_manifest(path, ATTR, workers=2, chunk_bytes=4096)
+    assert chunked.rejects == single.rejects
+    assert chunked.images.equals(single.images) and chunked.boxes.equals(single.boxes)
+    assert {"duplicate_source_ref", "malformed_json", "failed_worker", "bad_class_map"} <= {
+        r.reason for r in chunked.rejects
+    }
+    clash = next(r for r in chunked.rejects if r.reason == "bad_class_map")
+    assert clash.line == len(items) and "on line 1;" in clash.detail

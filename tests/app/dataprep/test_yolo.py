@@ -57,3 +57,12 @@ def test_dotted_name_keeps_a_single_suffix_for_the_label_swap() -> None:
 
 def test_oversampled_copy_has_its_own_name() -> None:
     assert output_name("s3://b/x.jpg", copy=1) != output_name("s3://b/x.jpg")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab._-/ xJPG", min_size=1, max_size=12), min_size=2, max_size=6, unique=True)
+)
+def test_distinct_uris_never_share_a_name(keys: list[str]) -> None:
+    names = [output_name(f"s3://bucket/{k}") for k in keys]
+    assert len(set(names)) == len(names) and all("/" not in n for n in names)
