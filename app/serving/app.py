@@ -47,6 +47,7 @@ def _error_response(code: str, status: int, message: str, request_id: str) -> JS
 def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
     service = InferenceService(detector, settings)
     model_ref = {"name": detector.card.name, "version": detector.card.version}
+    stride = detector.stride
     openapi_doc = document(settings.max_images)
     execution_parameters = {
         "MaxConcurrentTransforms": settings.workers * settings.threads,
@@ -64,7 +65,9 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
         for data, name in zip(parsed.images, parsed.names, strict=True):
             if predictions and time.monotonic() > deadline:
                 break  # the caller already got 504; stop spending CPU on it
-            item = images.load(data, imgsz=detector.imgsz, max_pixels=settings.max_image_pixels, what=name)
+            item = images.load(
+                data, imgsz=detector.imgsz, max_pixels=settings.max_image_pixels, what=name, stride=stride
+            )
             predictions.append(detector.predict(item, opts))
         return {"model": model_ref, "predictions": predictions}
 

@@ -27,7 +27,7 @@ _EXIF_ORIENTATION = 0x0112
 class Letterboxed:
     """The model input for one image and how to map its pixels back to the original image."""
 
-    tensor: np.ndarray  # float32 [1, 3, imgsz, imgsz], RGB 0..1
+    tensor: np.ndarray  # float32 [1, 3, H, W], RGB 0..1 (H = W = imgsz unless letterboxed to a stride)
     width: int  # original image, EXIF orientation applied
     height: int
     pad_x: int
@@ -77,22 +77,34 @@ def decode(data: bytes, *, imgsz: int, max_pixels: int, what: str = "image") -> 
     return rgb, width, height
 
 
-def letterbox(img: Image.Image, width: int, height: int, imgsz: int) -> Letterboxed:
-    """Resize to fit imgsz x imgsz keeping the aspect ratio, centre it on a 114-grey canvas, scale to 0..1."""
+def letterbox(
+    img: Image.Image, width: int, height: int, imgsz: int, stride: int | None = None
+) -> Letterboxed:
+    """Resize to fit imgsz x imgsz keeping the aspect ratio, centre it on a 114-grey canvas, scale to 0..1.
+
+    With ``stride`` (graphs exported with dynamic height/width) the canvas is the smallest multiple of the stride
+    that holds the image, as ultralytics does for PyTorch models (``LetterBox(auto=True)``): a 4:3 photo costs
+    a quarter less compute than on the full square.
+    """
     w, h = img.size
     r = min(imgsz / w, imgsz / h)
     new_w, new_h = max(1, round(w * r)), max(1, round(h * r))
+    canvas_w, canvas_h = (
+        (imgsz, imgsz) if stride is None else (-(-new_w // stride) * stride, -(-new_h // stride) * stride)
+    )
     # ultralytics' centring: round(d - 0.1) puts the odd pixel of padding at the bottom/right
-    left, top = round((imgsz - new_w) / 2 - 0.1), round((imgsz - new_h) / 2 - 0.1)
+    left, top = round((canvas_w - new_w) / 2 - 0.1), round((canvas_h - new_h) / 2 - 0.1)
     if (new_w, new_h) != (w, h):
         img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
-    canvas = np.full((imgsz, imgsz, 3), LETTERBOX_PAD_VALUE, dtype=np.uint8)
+    canvas = np.full((canvas_h, canvas_w, 3), LETTERBOX_PAD_VALUE, dtype=np.uint8)
     canvas[top : top + new_h, left : left + new_w] = np.asarray(img)
     tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32, order="C")
     tensor *= 1.0 / 255.0
     return Letterboxed(tensor, width, height, left, top, width / new_w, height / new_h)
 
 
-def load(data: bytes, *, imgsz: int, max_pixels: int, what: str = "image") -> Letterboxed:
+def load(
+    data: bytes, *, imgsz: int, max_pixels: int, what: str = "image", stride: int | None = None
+) -> Letterboxed:
     img, width, height = decode(data, imgsz=imgsz, max_pixels=max_pixels, what=what)
-    return letterbox(img, width, height, imgsz)
+    return letterbox(img, width, height, imgsz, stride)

@@ -23,6 +23,7 @@ from app.serving.images import Letterboxed
 log = logging.getLogger("app.serving.model")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+DEFAULT_STRIDE = 32  # largest YOLO detection stride; ultralytics also writes it to the ONNX metadata
 
 
 def choose_providers(device: str) -> list[str]:
@@ -53,6 +54,15 @@ class Detector:
     @property
     def class_names(self) -> list[str]:
         return self.card.class_names
+
+    @property
+    def stride(self) -> int | None:
+        """None for a fixed imgsz x imgsz input; the model's stride when the graph takes any height/width
+        (exported with ``dynamic=True``): then images are letterboxed to the smallest stride multiple."""
+        shape = next(i.shape for i in self.session.get_inputs() if i.name == self.card.export.input_name)
+        if all(isinstance(d, int) for d in shape[2:]):
+            return None
+        return int(self.session.get_modelmeta().custom_metadata_map.get("stride", DEFAULT_STRIDE))
 
     @classmethod
     def load(cls, model_dir: Path, *, device: str = "auto", threads: int = 0) -> Detector:

@@ -102,3 +102,19 @@ def test_decoder_fuzz_returns_an_input_or_bad_image(data: bytes) -> None:
     except BadImage:
         return
     assert lb.tensor.shape == (1, 3, 64, 64) and lb.width >= 1 and lb.height >= 1
+
+
+@pytest.mark.parametrize("size", [(480, 320), (320, 480), (333, 111), (160, 160)])
+@pytest.mark.parametrize("stride", [None, 32])
+def test_letterbox_geometry_matches_ultralytics(size: tuple[int, int], stride: int | None) -> None:
+    """Canvas shape and content placement agree with ultralytics' LetterBox (auto=False static, auto=True rect)."""
+    augment = pytest.importorskip("ultralytics.data.augment")
+    colour = (10, 200, 30)
+    img = Image.new("RGB", size, colour)
+    ours = images.letterbox(img, *size, imgsz=160, stride=stride)
+    theirs = augment.LetterBox((160, 160), auto=stride is not None, stride=stride or 32)(
+        image=np.asarray(img)[..., ::-1]
+    )
+    assert ours.tensor.shape[2:] == theirs.shape[:2]
+    content = np.argwhere((theirs == colour[::-1]).all(axis=2))
+    assert (ours.pad_y, ours.pad_x) == tuple(content.min(axis=0))
