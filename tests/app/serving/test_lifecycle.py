@@ -136,3 +136,26 @@ def test_serve_help_names_the_settings() -> None:
         check=True,
     ).stdout
     assert "--model-dir" in out and "SERVING_" in out
+
+
+def test_multi_worker_mode_serves_and_drains(
+    trained_artifact: Path, tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    """SERVING_WORKERS=2: uvicorn's supervisor with one session per worker process; SIGTERM stops them all."""
+    server = start_server(trained_artifact, tmp_path / "serve.log", SERVING_WORKERS="2")
+    deadline = time.monotonic() + 30
+    while server.logs().count('"message": "ready"') < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    answers = [
+        httpx.post(
+            f"{server.url}/invocations",
+            content=photos["bus.jpg"],
+            headers={"Content-Type": "image/jpeg"},
+            timeout=30,
+        ).status_code
+        for _ in range(4)
+    ]
+    code = stop_server(server, timeout=30)
+    assert server.logs().count('"message": "ready"') == 2
+    assert answers == [200] * 4
+    assert code == 0, server.logs()[-2000:]
