@@ -17,7 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 
-def plan_baseline(manifest: Path, job_name: str, max_lines: int | None = None, seed: int = 0) -> dict[str, object]:
+def plan_baseline(
+    manifest: Path, job_name: str, max_lines: int | None = None, seed: int = 0
+) -> dict[str, object]:
     rows = []
     with open(manifest) as handle:
         for n, line in enumerate(handle):

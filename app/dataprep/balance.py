@@ -24,7 +24,7 @@ import pandas as pd
 
 from app.contracts.dataset import TRAIN, ClassCount, SplitCounts
 from app.dataprep.errors import DataprepError
-from app.dataprep.split import seeded_hash
+from app.dataprep.split import image_class_pairs, seeded_hash
 
 MAX_REPEAT = 10
 STRATEGIES = ("cap-images", "cap-instances", "max-ratio", "oversample", "class-weights", "none")
@@ -74,8 +74,8 @@ def count_by_split(images: pd.DataFrame, boxes: pd.DataFrame, class_names: list[
     img = boxes["image"].to_numpy()
     cls = boxes["cls"].to_numpy()
     n_boxes = np.bincount(code[img] * n + cls, minlength=len(present) * n)
-    pairs = np.unique(img * n + cls)  # one entry per (image, class)
-    n_images = np.bincount(code[pairs // n] * n + pairs % n, minlength=len(present) * n)
+    pair_img, pair_cls = image_class_pairs(img, cls, len(images), n)
+    n_images = np.bincount(code[pair_img] * n + pair_cls, minlength=len(present) * n)
     return {
         split: {
             name: ClassCount(images=int(n_images[i * n + c]), boxes=int(n_boxes[i * n + c]))

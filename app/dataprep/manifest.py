@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +129,8 @@ def parse_manifest(
     boxes, box_rejects, bad_images, clipped = _check_boxes(col, images, classes)
     bad_images = np.union1d(bad_images, duplicates)
     rejects = col.rejects + duplicate_rejects + box_rejects
+    late = {r.line for r in duplicate_rejects + box_rejects if r.scope == "record"}
+    offsets = dict(zip(col.img_line.tolist(), col.img_offset.tolist(), strict=True)) if late else {}
     if bad_images.size:
         keep = np.ones(len(images), dtype=bool)
         keep[bad_images] = False
@@ -137,7 +139,7 @@ def parse_manifest(
         boxes = boxes[keep[boxes["image"].to_numpy()]].copy()
         boxes["image"] = new_index[boxes["image"].to_numpy()]
         boxes = boxes.reset_index(drop=True)
-    rejects = _attach_raw_records(path, rejects)
+    rejects = _attach_raw_records(path, rejects, {line: offsets[line] for line in late})
     return ParsedManifest(
         label_attribute=attr,
         images=images,
@@ -264,18 +266,14 @@ def _check_boxes(
     return boxes, rejects, bad_images, clipped
 
 
-def _attach_raw_records(path: Path, rejects: list[Reject]) -> list[Reject]:
-    """Fill ``record`` with the raw manifest text for record-level rejects (a second streaming pass)."""
-    wanted = {r.line for r in rejects if r.scope == "record" and r.record is None}
+def _attach_raw_records(path: Path, rejects: list[Reject], line_offsets: dict[int, int]) -> list[Reject]:
+    """Fill ``record`` with the raw manifest text of record-level rejects found after the scan."""
+    wanted = {r.line for r in rejects if r.scope == "record" and r.record is None and r.line in line_offsets}
     if not wanted:
         return rejects
     raw: dict[int, str] = {}
-    for number, line in iter_lines(path):
-        if number in wanted:
-            raw[number] = line.decode("utf-8", errors="replace").rstrip("\r\n")
-            if len(raw) == len(wanted):
-                break
-    return [
-        Reject(r.line, r.reason, r.detail, r.scope, r.source_ref, raw.get(r.line)) if r.line in wanted else r
-        for r in rejects
-    ]
+    with open(path, "rb") as handle:
+        for line in sorted(wanted):
+            handle.seek(line_offsets[line])
+            raw[line] = handle.readline().decode("utf-8", errors="replace").rstrip("\r\n")
+    return [replace(r, record=raw[r.line]) if r.line in wanted and r.record is None else r for r in rejects]

@@ -1,4 +1,4 @@
-"""The dataset plan: parse -> validate -> YOLO geometry -> split -> balance -> names, version and shards.
+"""The dataset plan: parse -> validate -> YOLO geometry -> split -> balance -> version and shards.
 
 A plan is a pure function of the manifest bytes and the options, so every Processing instance computes the same
 one and copies only its shard (``image_row % shard_count == shard_index``); metadata files are identical on
@@ -45,7 +45,7 @@ class Plan:
     source_manifest: str
     options: PlanOptions
     parsed: ParsedManifest
-    images: pd.DataFrame  # line, source_ref, width, height, split, copy, name
+    images: pd.DataFrame  # line, source_ref, width, height, split, copy
     boxes: pd.DataFrame  # image, line, cls, cx, cy, w, h (normalised)
     counts_before: SplitCounts
     counts_after: SplitCounts
@@ -75,6 +75,12 @@ class Plan:
         for r in self.rejects:
             out[r.reason] = out.get(r.reason, 0) + 1
         return dict(sorted(out.items()))
+
+    def names(self, rows: np.ndarray) -> list[str]:
+        """Output file names of ``rows`` (a pure function of source-ref and copy number, so any shard can name
+        its own images without naming all of them)."""
+        picked = self.images.iloc[rows]
+        return output_names(picked["source_ref"], picked["copy"])
 
     def shard_rows(self, index: int, count: int) -> np.ndarray:
         if count < 1 or not 0 <= index < count:
@@ -166,10 +172,6 @@ def build_plan(
                 f"--val-fraction {options.val_fraction}; expected enough images for train and val"
             )
     counts_after = count_by_split(images, boxes, names)
-    images["name"] = output_names(images["source_ref"], images["copy"])
-    if images["name"].duplicated().any():  # 48-bit hashes; would need ~10^7 images to matter
-        dup = images.loc[images["name"].duplicated(), "source_ref"].iloc[0]
-        raise DataprepError(f"{dup}: output name collision; rename the image")
     idx = boxes["image"].to_numpy()
     xywhn = to_yolo(
         boxes["x1"].to_numpy(),
@@ -204,14 +206,14 @@ def build_plan(
 
 
 def content_version(plan: Plan) -> str:
-    """sha256 over the class list, each image's split/name/source/size and every label value (6 decimals).
+    """sha256 over the class list, each image's split/source/copy/size and every label value (6 decimals).
 
     Images are identified by their source URI and size rather than their bytes, so every shard can compute the
     version without reading all images.
     """
     digest = hashlib.sha256()
     digest.update(json.dumps([c.model_dump() for c in plan.classes], sort_keys=True).encode())
-    cols = plan.images[["split", "name", "source_ref", "width", "height"]]
+    cols = plan.images[["split", "source_ref", "copy", "width", "height"]]
     digest.update(pd.util.hash_pandas_object(cols, index=False).to_numpy().tobytes())
     b = plan.boxes
     digest.update(b["image"].to_numpy(np.int64).tobytes())

@@ -41,6 +41,19 @@ def group_keys(source_refs: pd.Series, group_by: str | None) -> pd.Series:
     raise DataprepError(f"--group-by {group_by!r}: expected 'prefix' or 'regex:PATTERN'")
 
 
+def image_class_pairs(
+    img: np.ndarray, cls: np.ndarray, n_images: int, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct (image, class) of the boxes once, ordered by image then class."""
+    if n_images * n_classes <= 64_000_000:  # a presence bitmap is linear; np.unique would sort
+        seen = np.zeros((n_images, n_classes), dtype=bool)
+        seen[img, cls] = True
+        found = np.nonzero(seen)
+        return found[0], found[1]
+    pairs = np.unique(img.astype(np.int64) * n_classes + cls)
+    return pairs // n_classes, pairs % n_classes
+
+
 def seeded_hash(keys: pd.Series, seed: int) -> np.ndarray:
     """A stable 64-bit hash of each key mixed with the seed (siphash via pandas; same on every machine)."""
     hash_key = f"{seed & 0xFFFFFFFFFFFFFFFF:016x}"
@@ -67,20 +80,17 @@ def assign_splits(
         return np.empty(0, dtype=object)
     keys = group_keys(images["source_ref"], group_by)
     unit_codes, unit_keys = pd.factorize(keys, sort=False)
-    # rarest class per image (by image frequency), then rarest per unit
-    img_cls = boxes[["image", "cls"]].drop_duplicates()
-    freq = img_cls["cls"].value_counts()
-    rarity = img_cls["cls"].map(freq).to_numpy()
-    order = np.lexsort((img_cls["cls"].to_numpy(), rarity))
-    rarest_img = (
-        pd.Series(img_cls["cls"].to_numpy()[order], index=img_cls["image"].to_numpy()[order])
-        .groupby(level=0, sort=False)
-        .first()
-    )
-    image_stratum = np.full(n, NEGATIVE_STRATUM, dtype=np.int64)
-    image_stratum[rarest_img.index.to_numpy()] = rarest_img.to_numpy()
+    # rarest class per image (by image frequency; ties -> lower id), then rarest per unit
+    n_classes = int(boxes["cls"].max()) + 1 if len(boxes) else 1
+    pair_img, pair_cls = image_class_pairs(boxes["image"].to_numpy(), boxes["cls"].to_numpy(), n, n_classes)
+    freq = np.bincount(pair_cls, minlength=n_classes)
+    none = np.iinfo(np.int64).max
+    best = np.full(n, none, dtype=np.int64)
+    np.minimum.at(best, pair_img, freq[pair_cls] * n_classes + pair_cls)
+    image_stratum = np.where(best == none, NEGATIVE_STRATUM, best % n_classes)
+    freq_map = pd.Series(freq)
     stratum_rarity = np.where(
-        image_stratum >= 0, pd.Series(image_stratum).map(freq).fillna(np.inf).to_numpy(), np.inf
+        image_stratum >= 0, pd.Series(image_stratum).map(freq_map).fillna(np.inf).to_numpy(), np.inf
     )
     per_image = pd.DataFrame({"unit": unit_codes, "stratum": image_stratum, "rarity": stratum_rarity})
     unit_stratum = (

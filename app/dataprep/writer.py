@@ -70,7 +70,7 @@ def write_dataset(
     """Copy this shard's images and write their labels in parallel, then the (shard-independent) metadata."""
     rows = plan.shard_rows(shard_index, shard_count)
     images = plan.images
-    names = images["name"].to_numpy()
+    names = dict(zip(rows.tolist(), plan.names(rows), strict=True))
     splits = images["split"].to_numpy()
     refs = images["source_ref"].to_numpy()
     box_img = plan.boxes["image"].to_numpy()

@@ -57,7 +57,7 @@ def output_name(source_ref: str, copy: int = 0) -> str:
         stem, suffix = base, ""
     if not _SAFE.fullmatch(stem):
         stem = _UNSAFE.sub("_", stem).strip("_")[:NAME_STEM_MAX] or "image"
-    digest = hashlib.sha1(source_ref.encode("utf-8")).hexdigest()[:12]
+    digest = hashlib.sha1(source_ref.encode("utf-8")).hexdigest()[:16]  # 64 bits: no clash among millions
     return f"{stem}_{digest}_dup{copy}{suffix}" if copy else f"{stem}_{digest}{suffix}"
 
 

@@ -167,3 +167,17 @@ def test_parallel_chunked_scan_matches_a_single_pass(tmp_path: Path) -> None:
     }
     clash = next(r for r in chunked.rejects if r.reason == "bad_class_map")
     assert clash.line == len(items) and "on line 1;" in clash.detail
+
+
+def test_class_map_with_a_non_text_name_is_rejected(tmp_path: Path) -> None:
+    odd = record("s3://b/odd.jpg", [box(7, 1, 1, 5, 5)], class_map={"7": ["screwdriver"]})  # type: ignore[dict-item]
+    parsed = parse_manifest(write_manifest(tmp_path / "m", [GOOD, odd]))
+    assert reasons_by_line(parsed) == {2: {"bad_class_map"}}
+
+
+def test_box_check_rejects_also_keep_the_raw_record(tmp_path: Path) -> None:
+    bad = record("s3://b/unknown.jpg", [box(5, 1, 1, 5, 5)])
+    (reject,) = parse_manifest(
+        write_manifest(tmp_path / "m", [GOOD, bad, GOOD | {"source-ref": "s3://b/z.jpg"}])
+    ).rejects
+    assert reject.reason == "unknown_class_id" and json.loads(reject.record or "") == bad

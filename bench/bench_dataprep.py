@@ -1,0 +1,205 @@
+"""Benchmark: planning a dataset (parse, validate, split, balance) from large generated Ground Truth manifests.
+
+Two manifests are generated: 100k lines (0-6 boxes each) and 1M boxes (200k lines x 5 boxes), both with some
+failed-worker records and out-of-bounds boxes. Each run happens in a child process; we report lines/s and peak
+RSS (the child's own peak, its worker processes' peak, and the sampled sum over the process tree), side by side
+with the row-by-row baseline of the original notebook (bench/baseline_notebook_dataprep.py). The baseline is
+timed on the first BASELINE_LINES lines of each manifest (it is linear in lines; the whole files would take
+minutes), and so is ours for the like-for-like ratio; ours is also timed on the whole file.
+
+    .venv/bin/python bench/bench_dataprep.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ATTR = "tools-labeling-job"
+CLASS_MAP = {"0": "drill", "3": "hammer", "5": "paintbrush", "7": "screwdriver"}
+BASELINE_LINES = 30_000
+TARGET_RATIO = 20.0
+RSS_LIMIT_MB = 1536
+
+
+def generate(path: Path, lines: int, boxes_per_line: int | None, seed: int = 0) -> tuple[int, int]:
+    """Write a manifest; ``boxes_per_line`` None -> 0..6 boxes. Returns (lines, boxes)."""
+    rng = random.Random(seed)
+    ids = [0, 3, 5, 7]
+    weights = [0.2, 0.2, 0.1, 0.5]
+    total = 0
+    with open(path, "w") as handle:
+        for i in range(lines):
+            ref = f"s3://gt-bucket/raw/site-{i % 97}/img_{i:07d}.jpg"
+            if i % 211 == 0:  # a failed worker
+                record = {
+                    "source-ref": ref,
+                    f"{ATTR}-metadata": {
+                        "failure-reason": "ClientError: tasks expired",
+                        "type": "groundtruth/object-detection",
+                    },
+                }
+                handle.write(json.dumps(record) + "\n")
+                continue
+            n = boxes_per_line if boxes_per_line is not None else rng.randint(0, 6)
+            anns = []
+            for _ in range(n):
+                w, h = rng.randint(10, 300), rng.randint(10, 300)
+                anns.append(
+                    {
+                        "class_id": rng.choices(ids, weights)[0],
+                        "left": rng.randint(-20, 800 - w // 2),  # some boxes poke out and get clipped
+                        "top": rng.randint(0, 600 - h // 2),
+                        "width": w,
+                        "height": h,
+                    }
+                )
+            total += n
+            record = {
+                "source-ref": ref,
+                ATTR: {"image_size": [{"width": 800, "height": 600, "depth": 3}], "annotations": anns},
+                f"{ATTR}-metadata": {
+                    "objects": [{"confidence": 0.93} for _ in anns],
+                    "class-map": {str(a["class_id"]): CLASS_MAP[str(a["class_id"])] for a in anns},
+                    "type": "groundtruth/object-detection",
+                    "human-annotated": "yes",
+                    "creation-date": "2024-05-01T12:00:00.000000",
+                    "job-name": f"labeling-job/{ATTR}",
+                },
+            }
+            handle.write(json.dumps(record) + "\n")
+    return lines, total
+
+
+def _prefix(path: Path, lines: int) -> Path:
+    out = path.with_name(f"{path.stem}.first{lines}.manifest")
+    with open(path) as src, open(out, "w") as dst:
+        for n, line in enumerate(src):
+            if n >= lines:
+                break
+            dst.write(line)
+    return out
+
+
+def child(kind: str, path: Path) -> None:
+    """Run one plan in this process and print its figures as JSON."""
+    sys.path.insert(0, str(REPO))
+    if kind == "ours":
+        from app.dataprep.plan import PlanOptions, build_plan
+
+        started = time.perf_counter()
+        plan = build_plan(
+            path, PlanOptions(balance=("max-ratio=3", "class-weights"), max_reject_fraction=1.0)
+        )
+        seconds = time.perf_counter() - started
+        boxes = len(plan.boxes)
+    else:
+        from bench.baseline_notebook_dataprep import plan_baseline
+
+        started = time.perf_counter()
+        result = plan_baseline(path, ATTR)
+        seconds = time.perf_counter() - started
+        boxes = sum(len(v) for v in result["labels"].values())  # type: ignore[attr-defined]
+    lines = sum(1 for _ in open(path))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "lines": lines,
+                "boxes": boxes,
+                "rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+def measure(kind: str, path: Path) -> dict[str, float]:
+    """Run ``child`` in a subprocess, sampling the RSS of its whole process tree."""
+    import psutil
+
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", kind, str(path)], stdout=subprocess.PIPE, text=True, cwd=REPO
+    )
+    peak_tree = 0
+    ps = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            tree = [ps, *ps.children(recursive=True)]
+            peak_tree = max(peak_tree, sum(p.memory_info().rss for p in tree))
+        except psutil.Error:
+            pass
+        time.sleep(0.02)
+    out, _ = proc.communicate()
+    if proc.returncode:
+        raise SystemExit(f"{kind} on {path} failed with exit code {proc.returncode}")
+    figures = json.loads(out.strip().splitlines()[-1])
+    figures["rss_tree_mb"] = peak_tree / 2**20
+    figures["lines_per_s"] = figures["lines"] / figures["seconds"]
+    return figures
+
+
+def row(label: str, f: dict[str, float]) -> str:
+    return (
+        f"  {label:<34} {f['lines']:>9,.0f} lines {f['boxes']:>10,.0f} boxes {f['seconds']:>7.2f} s "
+        f"{f['lines_per_s']:>10,.0f} lines/s   peak RSS main {f['rss_self_mb']:>6.0f} MB, "
+        f"workers {f['rss_workers_mb']:>5.0f} MB, tree sum {f['rss_tree_mb']:>6.0f} MB"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "MANIFEST"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="10x smaller manifests (a smoke run)")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]))
+        return 0
+    scale = 10 if args.quick else 1
+    baseline_lines = BASELINE_LINES // scale
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="bench-dataprep-") as tmp:
+        cases = [
+            ("100k-line manifest", 100_000 // scale, None),
+            ("1M-box manifest", 200_000 // scale, 5),
+        ]
+        print("data prep planning (parse + validate + split + balance), each run in a child process")
+        for title, lines, per_line in cases:
+            path = Path(tmp) / f"{title.split()[0]}.manifest"
+            started = time.perf_counter()
+            n_lines, n_boxes = generate(path, lines, per_line)
+            size_mb = path.stat().st_size / 2**20
+            print(f"\n{title}: {n_lines:,} lines, {n_boxes:,} boxes, {size_mb:.0f} MB "
+                  f"(generated in {time.perf_counter() - started:.1f} s)")  # fmt: skip
+            prefix = _prefix(path, baseline_lines)
+            ours_full = measure("ours", path)
+            ours_prefix = measure("ours", prefix)
+            base_prefix = measure("baseline", prefix)
+            print(row("ours, whole manifest", ours_full))
+            print(row(f"ours, first {baseline_lines:,} lines", ours_prefix))
+            print(row(f"BASELINE notebook, first {baseline_lines:,}", base_prefix))
+            same = ours_prefix["lines_per_s"] / base_prefix["lines_per_s"]
+            scaled = ours_full["lines_per_s"] / base_prefix["lines_per_s"]
+            print(f"  speed-up (lines/s): {same:.1f}x on the same lines, {scaled:.1f}x whole manifest vs baseline "
+                  f"(target >= {TARGET_RATIO:.0f}x)")  # fmt: skip
+            ok &= min(same, scaled) >= TARGET_RATIO
+            if per_line is not None:
+                rss_ok = max(ours_full["rss_self_mb"], ours_full["rss_workers_mb"]) < RSS_LIMIT_MB
+                print(f"  1M-box plan peak RSS per process: main {ours_full['rss_self_mb']:.0f} MB, worker "
+                      f"{ours_full['rss_workers_mb']:.0f} MB (limit {RSS_LIMIT_MB} MB: {'ok' if rss_ok else 'OVER'}); "
+                      f"sampled tree sum {ours_full['rss_tree_mb']:.0f} MB (counts shared pages once per process)")  # fmt: skip
+                ok &= rss_ok
+    print(f"\nresult: {'targets met' if ok else 'targets NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
