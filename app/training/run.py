@@ -16,14 +16,18 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from app.contracts.dataset import DatasetInfo
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters
 from app.training.dataset_check import check_dataset, write_training_yaml
 from app.training.failure import failure_text, write_failure
 from app.training.offline import go_offline
 from app.training.sagemaker import OptMl, read_config
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_OK, EXIT_FAILED, EXIT_TERMINATED = 0, 1, 143
 _NOT_ULTRALYTICS = set(OUR_ADDITIONS)
@@ -63,7 +67,7 @@ def ultralytics_overrides(
     return args
 
 
-def _usable_checkpoint(path: Path) -> dict | None:
+def _usable_checkpoint(path: Path) -> dict[str, Any] | None:
     """The checkpoint's metadata, or None (with a loud warning) when it is torn or unreadable."""
     if not path.is_file():
         return None
@@ -125,6 +129,7 @@ def train(opt: OptMl) -> int:
             "workers": hp.workers,
         }
         training["resumed_from_epoch"] = resume["epoch"] + 2
+        _restore_results(resume["ckpt"], save_dir / "results.csv")
     else:
         start = weights.resolve_start(hp.model, config.pretrained_dir, work)
         if isinstance(start, Path):
@@ -140,27 +145,55 @@ def train(opt: OptMl) -> int:
     trainer = DetectionTrainer(overrides=overrides)
     callbacks.register(trainer, monitor, checkpointer)
     checkpointer.install()
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     try:
         trainer.train()
     finally:
         checkpointer.uninstall()
     training["train_seconds"] = round(time.monotonic() - started, 1)
-    training["epochs_run"] = len(pd.read_csv(trainer.csv)) if trainer.csv.exists() else 0
+    training["train_cpu_seconds"] = round(
+        time.process_time() - cpu_started, 1
+    )  # this process only (not DDP workers)
+    epochs_run = len(pd.read_csv(trainer.csv)) if trainer.csv.exists() else 0
+    training["epochs_run"] = epochs_run
+    # On multi-GPU the guard ran in a DDP worker, so this process only knows that training stopped early.
+    stopped_early = epochs_run < trainer.epochs
     training["stopped_by"] = (
-        "overfit_guard"
-        if monitor.stopped_for_overfitting
-        else "patience"
-        if trainer.stopper.possible_stop
+        ("overfit_guard" if monitor.stopped_for_overfitting else "patience_or_guard")
+        if stopped_early
         else None
     )
     best = trainer.best if trainer.best.exists() else trainer.last
-    return _finish(
-        opt, best, pd.read_csv(trainer.csv), dict(trainer.metrics or {}), dataset, hp, training, save_dir
-    )
+    metrics = dict(trainer.metrics or {}) or _checkpoint_metrics(best)  # DDP: the workers held the metrics
+    return _finish(opt, best, pd.read_csv(trainer.csv), metrics, dataset, hp, training, save_dir)
 
 
-def _package_finished(opt: OptMl, ckpt: dict, path: Path, work: Path, dataset, hp, training) -> int:  # type: ignore[no-untyped-def]
+def _restore_results(ckpt: dict[str, Any], csv: Path) -> None:
+    """A restarted spot job runs on a fresh instance: bring back the per-epoch rows so far, which ultralytics keeps in
+    the checkpoint, so results.csv and loss.png cover every epoch (ultralytics appends the new ones)."""
+    import pandas as pd
+
+    if csv.exists() or not ckpt.get("train_results"):
+        return
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(ckpt["train_results"]).to_csv(csv, index=False)
+
+
+def _checkpoint_metrics(path: Path) -> dict[str, Any]:
+    from ultralytics.utils.patches import torch_load
+
+    return dict(torch_load(path, map_location="cpu").get("train_metrics") or {})
+
+
+def _package_finished(
+    opt: OptMl,
+    ckpt: dict[str, Any],
+    path: Path,
+    work: Path,
+    dataset: DatasetInfo,
+    hp: Hyperparameters,
+    training: dict[str, object],
+) -> int:
     """A restart after the last epoch finished (e.g. killed during export): the checkpoint has all we need."""
     import pandas as pd
     from ultralytics.utils.torch_utils import strip_optimizer
@@ -173,7 +206,16 @@ def _package_finished(opt: OptMl, ckpt: dict, path: Path, work: Path, dataset, h
     return _finish(opt, final, results, dict(ckpt.get("train_metrics") or {}), dataset, hp, training, None)
 
 
-def _finish(opt, weights_path, results, metrics, dataset, hp, training, save_dir) -> int:  # type: ignore[no-untyped-def]
+def _finish(
+    opt: OptMl,
+    weights_path: Path,
+    results: pd.DataFrame,
+    metrics: dict[str, Any],
+    dataset: DatasetInfo,
+    hp: Hyperparameters,
+    training: dict[str, object],
+    save_dir: Path | None,
+) -> int:
     from app.training.artifact import write_artifact
 
     card = write_artifact(

@@ -5,10 +5,12 @@ Runtime on 2 cores: transfer run ~20 s; SIGTERM + resume ~35 s (2 epochs in all)
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from app.contracts.artifact import read_model_card
@@ -79,8 +81,15 @@ def test_sigterm_after_epoch_one_then_restart_resumes_at_epoch_two(
     assert (opt_ml / "checkpoints" / "last.pt").is_file()
     assert not (opt_ml / "model" / "model.json").exists()
 
+    shutil.rmtree(
+        opt_ml / "output"
+    )  # a restarted spot job is a fresh instance: only the checkpoints come back
     second = run_training(opt_ml)
     assert second.returncode == 0, second.output[-3000:]
     assert "resuming from" in second.output
     assert _epochs(second.output) == [2]
     assert read_model_card(second.model_dir).training["resumed_from_epoch"] == 2
+    assert pd.read_csv(second.model_dir / "results.csv")["epoch"].tolist() == [
+        1,
+        2,
+    ]  # history kept across restart
