@@ -8,6 +8,7 @@ Cross-record checks (duplicate ``source-ref``s, box geometry, class ids) happen 
 
 from __future__ import annotations
 
+import gc
 import itertools
 import multiprocessing
 import os
@@ -161,6 +162,18 @@ def scan_range(
 
     ``known_map`` seeds the class map with the names earlier ranges gave.
     """
+    # Decoded JSON holds no reference cycles, but the cyclic GC would keep re-walking the annotation lists
+    # kept until the range is done (about a fifth of the scan time): pause it for the range.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _scan_range(path, start, end, attr, known_map)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _scan_range(path: Path, start: int, end: int, attr: str, known_map: dict[str, str] | None) -> Columns:
     with open(path, "rb") as handle:
         handle.seek(start)
         raw_lines = handle.read(end - start).split(b"\n")

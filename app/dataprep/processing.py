@@ -86,7 +86,12 @@ def processing_argv(
 
 
 def entrypoint(argv: Sequence[str] | None = None) -> int:
-    built = processing_argv(sys.argv[1:] if argv is None else argv, os.environ)
+    # the two path overrides exist for local runs and tests of the container entrypoint (a fake /opt/ml)
+    root = Path(os.environ.get("DATAPREP_PROCESSING_ROOT", PROCESSING))
+    config = Path(os.environ.get("DATAPREP_RESOURCE_CONFIG", RESOURCE_CONFIG))
+    built = processing_argv(
+        sys.argv[1:] if argv is None else argv, os.environ, root=root, resource_config=config
+    )
     if isinstance(built, str):
         print(f"error: {built}", file=sys.stderr)
         return EXIT_ERROR

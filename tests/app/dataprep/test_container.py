@@ -1,0 +1,68 @@
+"""The data prep image: pinned requirements consistent with pyproject, allow-listed context, entrypoint runs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from app.contracts.dataset import validate_layout
+from tests.app.dataprep.conftest import REPO_ROOT_HINT as REPO
+
+FOLDER = REPO / "containers" / "dataprep"
+
+
+def requirements() -> dict[str, str]:
+    lines = [ln.strip() for ln in (FOLDER / "requirements.txt").read_text().splitlines()]
+    pins = [ln for ln in lines if ln and not ln.startswith("#")]
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.]+", p) for p in pins), pins
+    return {re.sub(r"[-_.]+", "-", p.split("==")[0]).lower(): p.split("==")[1] for p in pins}
+
+
+def test_requirements_match_the_pyproject_pins_and_leave_out_torch() -> None:
+    pinned = requirements()
+    core = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for dep in core:
+        name, version = dep.split("==")
+        key = re.sub(r"[-_.]+", "-", name).lower()
+        if key in pinned:
+            assert pinned[key] == version, key
+    assert not {"torch", "ultralytics", "aws-cdk-lib", "onnxruntime"} & set(pinned)
+
+
+def test_every_copied_path_is_in_the_allow_list() -> None:
+    copies = re.findall(r"^COPY (\S+) ", (FOLDER / "Dockerfile").read_text(), flags=re.M)
+    allowed = [
+        ln[1:] for ln in (FOLDER / "Dockerfile.dockerignore").read_text().splitlines() if ln.startswith("!")
+    ]
+    assert copies and all(any(c == a or c.startswith(a + "/") for a in allowed) for c in copies)
+
+
+def test_entrypoint_runs_as_a_process_against_a_fake_opt_ml(
+    realistic: tuple[Path, Path], tmp_path: Path
+) -> None:
+    entry = re.search(
+        r'^ENTRYPOINT \["python", "-m", "([\w.]+)"\]', (FOLDER / "Dockerfile").read_text(), re.M
+    )
+    assert entry
+    manifest, images = realistic
+    root = tmp_path / "processing"
+    (root / "input" / "manifest").mkdir(parents=True)
+    shutil.copy(manifest, root / "input" / "manifest")
+    shutil.copytree(images, root / "input" / "images")
+    env = {**os.environ, "DATAPREP_PROCESSING_ROOT": str(root), "DATAPREP_MAX_REJECT_FRACTION": "0.1",
+           "DATAPREP_RESOURCE_CONFIG": str(tmp_path / "absent.json")}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", entry.group(1), "--quiet"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert validate_layout(root / "output").label_attribute == "tools-2024-bbox"
