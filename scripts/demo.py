@@ -31,6 +31,7 @@ from app.contracts import artifact, dataset, metrics
 from app.contracts.invocation import InvocationResponse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+Box = tuple[float, float, float, float]
 PRETRAINED = "models/best.pt"  # inside the fall_detection package: a trained YOLOv8n (Apache-2.0)
 
 
@@ -76,10 +77,10 @@ def _run(cmd: list[str], *, what: str, echo: Callable[[str], bool] | None = None
 # --- step 1: labels ------------------------------------------------------------------------------------------
 
 
-def generate_labels(out: Outputs, *, images: int, seed: int) -> tuple[Path, Path]:
+def generate_labels(out: Outputs, *, images: int, seed: int, imgsz: int) -> tuple[Path, Path]:
     from app.dataprep.synthetic import generate_ground_truth
 
-    generated = generate_ground_truth(out.workdir / "groundtruth", n_images=images, seed=seed)
+    generated = generate_ground_truth(out.workdir / "groundtruth", n_images=images, seed=seed, imgsz=imgsz)
     _say(
         f"  {images} images, classes {generated.class_names}, label attribute '{generated.label_attribute}'"
         f"\n  manifest: {generated.manifest_path}"
@@ -104,11 +105,6 @@ def prepare_dataset(out: Outputs, *, manifest: Path, image_root: Path, seed: int
         echo=lambda line: not line.startswith("WARNING"),
     )  # fmt: skip
     info = dataset.validate_layout(target)
-    summary = next(iter(sorted(target.glob("qa/*.txt"))), None) or next(
-        iter(sorted(target.glob("*.txt"))), None
-    )
-    if summary is not None:
-        _say("  QA summary:\n" + "\n".join(f"    {line}" for line in summary.read_text().splitlines()))
     _say(f"  dataset {info.version}: {info.splits} images per split, classes {info.class_names}")
     return target
 
@@ -219,7 +215,7 @@ def annotate(image_bytes: bytes, response: InvocationResponse, target: Path) -> 
     image.save(target, quality=90)
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+def _iou(a: Box, b: Box) -> float:
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -227,12 +223,33 @@ def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return inter / union if union > 0 else 0.0
 
 
-def serve_and_detect(out: Outputs, *, model_dir: Path, held_out: int, seed: int) -> None:
-    from app.dataprep.synthetic import generate_ground_truth, read_boxes
+def labelled_boxes(
+    manifest: Path, image_root: Path, label_attribute: str
+) -> dict[Path, list[tuple[str, Box]]]:
+    """The generator's own manifest (trusted, well-formed): image path -> [(class name, x1 y1 x2 y2)]."""
+    truths: dict[Path, list[tuple[str, Box]]] = {}
+    for line in manifest.read_text().splitlines():
+        record = json.loads(line)
+        key = record["source-ref"].split("/", 3)[3]  # s3://bucket/<key>
+        class_map = record[f"{label_attribute}-metadata"]["class-map"]
+        truths[image_root / key] = [
+            (
+                class_map[str(a["class_id"])],
+                (a["left"], a["top"], a["left"] + a["width"], a["top"] + a["height"]),
+            )
+            for a in record[label_attribute]["annotations"]
+        ]
+    return truths
+
+
+def serve_and_detect(out: Outputs, *, model_dir: Path, held_out: int, seed: int, imgsz: int) -> None:
+    from app.dataprep.synthetic import generate_ground_truth
 
     # Images the model has never seen: same generator, another seed.
-    generated = generate_ground_truth(out.workdir / "held-out", n_images=held_out, seed=seed + 10_000)
-    truths = read_boxes(generated)
+    generated = generate_ground_truth(
+        out.workdir / "held-out", n_images=held_out, seed=seed + 10_000, imgsz=imgsz
+    )
+    truths = labelled_boxes(generated.manifest_path, generated.image_root, generated.label_attribute)
     photo = Path(str(resources.files("ultralytics") / "assets" / "bus.jpg"))
     annotated_dir = out.workdir / "annotated"
     shutil.rmtree(annotated_dir, ignore_errors=True)
@@ -310,7 +327,9 @@ def step_labels(out: Outputs, args: argparse.Namespace) -> None:
     if args.manifest:
         out.manifest, out.image_root = args.manifest.resolve(), args.image_root.resolve()
     else:
-        out.manifest, out.image_root = generate_labels(out, images=args.images, seed=args.seed)
+        out.manifest, out.image_root = generate_labels(
+            out, images=args.images, seed=args.seed, imgsz=args.imgsz
+        )
 
 
 def step_dataprep(out: Outputs, args: argparse.Namespace) -> None:
@@ -327,7 +346,7 @@ def step_training(out: Outputs, args: argparse.Namespace) -> None:
 
 def step_serving(out: Outputs, args: argparse.Namespace) -> None:
     assert out.model_dir
-    serve_and_detect(out, model_dir=out.model_dir, held_out=args.held_out, seed=args.seed)
+    serve_and_detect(out, model_dir=out.model_dir, held_out=args.held_out, seed=args.seed, imgsz=args.imgsz)
 
 
 def step_synth(out: Outputs, args: argparse.Namespace) -> None:
