@@ -108,7 +108,8 @@ def child(kind: str, path: Path) -> None:
         result = plan_baseline(path, ATTR)
         seconds = time.perf_counter() - started
         boxes = sum(len(v) for v in result["labels"].values())  # type: ignore[attr-defined]
-    lines = sum(1 for _ in open(path))
+    with open(path, "rb") as handle:
+        lines = sum(1 for _ in handle)
     print(
         json.dumps(
             {

@@ -158,3 +158,23 @@ def test_balancing_via_cli_records_counts_before_and_after(
 def test_data_yaml_uses_relative_paths(built: Path) -> None:
     doc = yaml.safe_load((built / "data.yaml").read_text())
     assert doc["train"] == "images/train" and "path" not in doc
+
+
+def test_link_mode_hard_links_local_images(realistic: tuple[Path, Path], tmp_path: Path) -> None:
+    manifest, root = realistic
+    out = tmp_path / "linked"
+    args = ["--manifest", str(manifest), "--out", str(out), "--image-root", str(root), "--quiet", "--link"]
+    assert main([*args, "--max-reject-fraction", "0.1"]) == 0
+    assert all(p.stat().st_nlink == 2 for p in (out / "images").rglob("*.*"))
+
+
+def test_dry_run_plans_without_writing(
+    realistic: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest, _ = realistic
+    out = tmp_path / "dry"
+    assert (
+        main(["--manifest", str(manifest), "--out", str(out), "--dry-run", "--max-reject-fraction", "0.1"])
+        == 0
+    )
+    assert "planned: 25 images" in capsys.readouterr().out and not out.exists()
