@@ -128,6 +128,9 @@ class _Train:
         return imgs, bxs
 
     def cap(self, keep: np.ndarray, limit: int, by_boxes: bool) -> np.ndarray:
+        imgs, bxs = self.counts(keep)
+        if (bxs if by_boxes else imgs).max(initial=0) <= limit:
+            return keep.copy()  # nothing over the cap: the greedy pass would keep everything
         # plain lists: per-image numpy calls would cost more than the arithmetic
         used = [0] * self.n_classes
         out = np.zeros_like(keep)
