@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -24,8 +25,8 @@ from app.serving.settings import ServingSettings
 JPEG = {"Content-Type": "image/jpeg"}
 
 
-def _settings(**values: object) -> ServingSettings:
-    return ServingSettings(_env_file=None, **values)  # type: ignore[call-arg]
+def _settings(**values: Any) -> ServingSettings:
+    return ServingSettings(**values)
 
 
 @asynccontextmanager
