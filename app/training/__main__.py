@@ -6,18 +6,41 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.training.run import main
+from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters
+from app.training.run import EXIT_FAILED, EXIT_TERMINATED, main
 from app.training.sagemaker import OPT_ML_ENV, resolve_opt_ml
+
+EPILOG = (
+    f"exit codes: 0 = artifact written to <opt_ml>/model; {EXIT_FAILED} = failed, reason in "
+    f"<opt_ml>/output/failure; {EXIT_TERMINATED} = SIGTERM, last finished epoch kept in <opt_ml>/checkpoints "
+    "(a restart resumes there)"
+)
+
+
+def hyperparameter_table() -> str:
+    """One table of every hyperparameter: ultralytics' own names (see its docs) and ours (described here)."""
+    rows = []
+    for name, field in Hyperparameters.model_fields.items():
+        note = OUR_ADDITIONS.get(name) or field.description or "ultralytics train argument"
+        rows.append(f"{name:<16} {field.default!s:<14} {note}")
+    return "\n".join([f"{'name':<16} {'default':<14} meaning", *rows])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="train", description=__doc__)
+    parser = argparse.ArgumentParser(prog="train", description=__doc__, epilog=EPILOG)
     parser.add_argument(
         "mode", nargs="?", default="train", choices=["train"], help="SageMaker passes 'train'"
     )
     parser.add_argument("--opt-ml", help=f"stands in for /opt/ml (default: env {OPT_ML_ENV} or /opt/ml)")
+    parser.add_argument(
+        "--hyperparameters", action="store_true", help="print the hyperparameter table and exit"
+    )
     return parser.parse_args(argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main(resolve_opt_ml(parse_args().opt_ml)))
+    args = parse_args()
+    if args.hyperparameters:
+        print(hyperparameter_table())
+        sys.exit(0)
+    sys.exit(main(resolve_opt_ml(args.opt_ml)))

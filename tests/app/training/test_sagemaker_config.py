@@ -66,3 +66,11 @@ def test_malformed_hyperparameters_json_names_file_and_line(tmp_path: Path, tiny
     (opt.config_dir / "hyperparameters.json").write_text('{"epochs": "2",\n')
     with pytest.raises(ContractError, match=r"hyperparameters.json: line 2: not valid JSON"):
         read_config(opt)
+
+
+def test_hyperparameter_table_documents_every_field() -> None:
+    from app.contracts.hyperparameters import Hyperparameters
+    from app.training.__main__ import hyperparameter_table
+
+    names = [line.split()[0] for line in hyperparameter_table().splitlines()[1:]]
+    assert names == list(Hyperparameters.model_fields)
