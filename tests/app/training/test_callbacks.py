@@ -65,3 +65,48 @@ def test_checkpoint_copy_replaces_last_pt_without_leftovers(tmp_path: Path) -> N
         checkpointer.on_model_save(SimpleNamespace(last=source, epoch=epoch))
     assert checkpointer.checkpoint.read_bytes() == b"epoch-2"
     assert [p.name for p in checkpointer.checkpoint_dir.iterdir()] == ["last.pt"]
+
+
+class _Trainer:
+    """The slice of ultralytics' trainer the monitor reads (its attributes, not our code)."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epoch, self.epochs, self.stop = 0, epochs, False
+        self.tloss: list[float] = []
+        self.metrics: dict[str, float] = {}
+
+    def label_loss_items(self, loss: list[float], prefix: str) -> dict[str, float]:
+        return dict(
+            zip((f"{prefix}/box_loss", f"{prefix}/cls_loss", f"{prefix}/dfl_loss"), loss, strict=True)
+        )
+
+    def end_epoch(self, monitor: EpochMonitor, epoch: int, train: float, val: float) -> None:
+        self.epoch, self.tloss = epoch, [train, 0.0, 0.0]
+        self.metrics = {
+            "val/box_loss": val,
+            "val/cls_loss": 0.0,
+            "val/dfl_loss": 0.0,
+            "metrics/mAP50(B)": 0.5,
+        }
+        monitor.on_train_epoch_end(self)
+        monitor.on_fit_epoch_end(self)
+
+
+def test_one_metric_line_per_epoch_despite_final_eval_callback(capsys: pytest.CaptureFixture[str]) -> None:
+    monitor, trainer = EpochMonitor(), _Trainer(epochs=2)
+    trainer.end_epoch(monitor, 0, 3.0, 2.0)
+    trainer.end_epoch(monitor, 1, 2.5, 1.9)
+    trainer.epoch += 1  # ultralytics' final_eval fires on_fit_epoch_end again with epoch + 1
+    monitor.on_fit_epoch_end(trainer)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines] == ["epoch=1/2", "epoch=2/2"]
+    assert "mAP50=0.5 " in lines[0] and "precision=nan" in lines[0]
+
+
+def test_guard_stops_the_trainer_and_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    monitor, trainer = EpochMonitor(overfit_patience=2), _Trainer(epochs=10)
+    for epoch, (train, val) in enumerate([(3.0, 2.0), (2.5, 2.1), (2.0, 2.2)]):
+        assert not trainer.stop
+        trainer.end_epoch(monitor, epoch, train, val)
+    assert trainer.stop and monitor.stopped_for_overfitting
+    assert "[overfit-guard] stopping after epoch 3" in capsys.readouterr().out
