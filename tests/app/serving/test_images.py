@@ -118,3 +118,17 @@ def test_letterbox_geometry_matches_ultralytics(size: tuple[int, int], stride: i
     assert ours.tensor.shape[2:] == theirs.shape[:2]
     content = np.argwhere((theirs == colour[::-1]).all(axis=2))
     assert (ours.pad_y, ours.pad_x) == tuple(content.min(axis=0))
+
+
+def test_exif_rotated_large_jpeg_is_decoded_reduced_and_upright() -> None:
+    upright = Image.new("RGB", (2400, 1200), (200, 30, 30))
+    upright.paste((30, 30, 200), (0, 0, 600, 1200))  # blue band on the left when displayed
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buf, format="JPEG", exif=exif.tobytes())
+    img, width, height = images.decode(buf.getvalue(), imgsz=320, max_pixels=MAX_PIXELS)
+    assert (width, height) == (2400, 1200)
+    assert img.width > img.height and img.width < 2400  # upright and DCT-reduced
+    left, right = np.asarray(img)[img.height // 2, 5], np.asarray(img)[img.height // 2, -5]
+    assert left[2] > 150 > left[0] and right[0] > 150 > right[2]
