@@ -17,13 +17,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.contracts.invocation import CUSTOM_ATTRIBUTES_HEADER, InferenceOptions
 from app.serving import images, payload
-from app.serving.errors import ServingError
+from app.serving.errors import BadRequest, ServingError
 from app.serving.model import Detector
 from app.serving.openapi import document
 from app.serving.service import InferenceService
@@ -83,9 +83,12 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
         try:
             kind = payload.media_type(request.headers.get("content-type"))
             header_options = payload.custom_attributes(request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
-            body = await payload.read_body(
-                request.headers.get("content-length"), request.stream(), settings.max_body_bytes
-            )
+            try:
+                body = await payload.read_body(
+                    request.headers.get("content-length"), request.stream(), settings.max_body_bytes
+                )
+            except ClientDisconnect:  # the client's doing, not a bug: no trace, nobody to answer
+                raise BadRequest("the client disconnected before sending the whole body") from None
             fields["bytes"] = len(body)
             result = await service.run(lambda d: infer(body, kind, header_options, d), deadline)
             fields.update(

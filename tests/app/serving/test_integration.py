@@ -220,3 +220,17 @@ def test_openapi_document_is_served(live_server: LiveServer) -> None:
         "503",
         "504",
     }
+
+
+def test_client_disconnect_mid_body_is_logged_without_trace(live_server: LiveServer) -> None:
+    host, port = live_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nX-Request-Id: gone-1\r\n"
+            b"Content-Length: 100000\r\n\r\n" + b"\xff" * 1000
+        )
+        time.sleep(0.2)
+    assert httpx.get(f"{live_server.url}/ping").status_code == 200
+    time.sleep(0.3)
+    mine = [json.loads(line) for line in live_server.logs().splitlines() if '"gone-1"' in line]
+    assert mine and mine[0]["code"] == "bad_request" and "exc" not in mine[0]
