@@ -10,6 +10,7 @@ part never rebuilds it. Nothing here looks anything up: synth stays offline.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,8 @@ from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+
+from app.contracts import instance_types
 
 ImageName = Literal["dataprep", "train", "serve"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -38,6 +41,12 @@ _PINNED = re.compile(
 )
 
 
+def serve_build_args(instance_type: str) -> dict[str, str]:
+    """Build arguments of the serve image for an endpoint instance type: the CUDA variant (onnxruntime-gpu) on GPU
+    instances, the slim CPU image elsewhere. A pinned serve digest must be of the matching variant."""
+    return {"VARIANT": "gpu"} if instance_types.is_gpu(instance_type) else {}
+
+
 def context_exclude(name: ImageName) -> list[str]:
     """Docker-ignore patterns that leave only BUILD_CONTEXT[name] in the build context."""
     return ["*", *(f"!{path}" for path in BUILD_CONTEXT[name]), *_NEVER]
@@ -47,7 +56,13 @@ class ContainerImage(Construct):
     """An image the platform runs: ``image_uri`` for SageMaker/Lambda, ``grant_pull`` for the roles that run it."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, name: ImageName, pinned_uri: str | None
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: ImageName,
+        pinned_uri: str | None,
+        build_args: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.name = name
@@ -82,6 +97,7 @@ class ContainerImage(Construct):
                 exclude=context_exclude(name),
                 ignore_mode=cdk.IgnoreMode.DOCKER,
                 display_name=f"{name} image",
+                build_args=dict(build_args) if build_args else None,
             )
             self.repository = self.asset.repository
             self.image_uri = self.asset.image_uri

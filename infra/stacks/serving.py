@@ -15,7 +15,7 @@ from constructs import Construct
 from infra.config import StageConfig
 from infra.constructs.endpoint import ServingEndpoint, variant_name
 from infra.constructs.endpoint_scaling import EndpointAutoscaling
-from infra.constructs.images import ContainerImage
+from infra.constructs.images import ContainerImage, serve_build_args
 from infra.constructs.monitoring import AlarmTopic, EndpointAlarms
 from infra.constructs.monitoring_dashboard import EndpointRef, ServingDashboard
 from infra.stacks.stateful import StatefulStack
@@ -37,7 +37,13 @@ class ServingStack(cdk.Stack):
         endpoint_ref: EndpointRef | None = None
 
         if settings.has_model_version:
-            image = ContainerImage(self, "ServeImage", name="serve", pinned_uri=config.images.serve)
+            image = ContainerImage(
+                self,
+                "ServeImage",
+                name="serve",
+                pinned_uri=config.images.serve,
+                build_args=serve_build_args(config.endpoint.instance_type),
+            )
             variant = variant_name(settings.instance_type)
             scope_ = Construct(self, f"Endpoint-{variant}")  # identity follows the instance type
             self.endpoint = ServingEndpoint(

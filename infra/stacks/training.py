@@ -31,7 +31,7 @@ from app.contracts.storage import (
     TRAINING_OUTPUT_PREFIX,
 )
 from infra.config import StageConfig
-from infra.constructs.images import ContainerImage
+from infra.constructs.images import ContainerImage, serve_build_args
 from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
 from infra.nag import acknowledge, acknowledge_resource
 from infra.stacks.stateful import StatefulStack
@@ -61,7 +61,13 @@ class TrainingStack(cdk.Stack):
         settings = config.training
         prefix = job_name_prefix(config)
         train_image = ContainerImage(self, "TrainImage", name="train", pinned_uri=config.images.train)
-        serve_image = ContainerImage(self, "ServeImage", name="serve", pinned_uri=config.images.serve)
+        serve_image = ContainerImage(
+            self,
+            "ServeImage",
+            name="serve",
+            pinned_uri=config.images.serve,
+            build_args=serve_build_args(config.endpoint.instance_type),
+        )
 
         self.training_role = self._training_role(config, data, train_image)
 

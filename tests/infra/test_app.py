@@ -129,3 +129,12 @@ def test_image_asset_is_built_for_linux_amd64(tmp_path: Path) -> None:
     (assets_file,) = Path(app.synth().directory).glob("Images.assets.json")
     (image,) = json.loads(assets_file.read_text())["dockerImages"].values()
     assert image["source"]["platform"] == "linux/amd64"
+
+
+@pytest.mark.parametrize(("stage", "variant"), [("Dev", None), ("Prod", "gpu")])
+def test_serve_image_variant_follows_the_endpoint_instance_type(
+    synth: SynthesizedApp, stage: str, variant: str | None
+) -> None:
+    (assets_file,) = (synth.outdir / f"assembly-{stage}").glob("*Serving*.assets.json")
+    (image,) = json.loads(assets_file.read_text())["dockerImages"].values()
+    assert image["source"].get("dockerBuildArgs", {}).get("VARIANT") == variant
