@@ -30,6 +30,7 @@ class Hyperparameters(BaseModel):
     epochs: int = Field(100, ge=1, le=10_000)
     imgsz: int = Field(640, ge=32, le=4096, multiple_of=32)
     batch: int = Field(16, ge=-1, description="-1 = ultralytics AutoBatch")
+    nbs: int = Field(64, ge=1, description="nominal batch size: gradients accumulate over batches up to it")
     lr0: float = Field(0.01, gt=0, le=1)
     lrf: float = Field(0.01, gt=0, le=1)
     momentum: float = Field(0.937, ge=0, le=1)
