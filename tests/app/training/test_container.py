@@ -1,0 +1,76 @@
+"""containers/train: the lock agrees with pyproject.toml, the allow-list admits every COPY source, hadolint passes,
+and the image's entrypoint runs our module with `train` (~1 s, no Docker needed)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tomllib
+
+import pytest
+
+from tests.fixtures.artifacts import REPO_ROOT
+
+TRAIN = REPO_ROOT / "containers" / "train"
+# pyproject core deps the training code imports; the whole `training` extra is checked too
+CORE_USED = {"pydantic", "pyyaml", "numpy", "pillow", "matplotlib", "pandas"}
+
+
+def _pins(lines: list[str]) -> dict[str, str]:
+    pins = {}
+    for line in lines:
+        match = re.match(r"^\s*([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
+        if match:
+            pins[match[1].lower().replace("_", "-")] = match[2]
+    return pins
+
+
+def test_lock_pins_the_same_versions_as_pyproject() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = _pins(project["optional-dependencies"]["training"])
+    wanted |= {k: v for k, v in _pins(project["dependencies"]).items() if k in CORE_USED}
+    lock = _pins((TRAIN / "requirements.txt").read_text().splitlines())
+    assert {k: lock.get(k) for k in wanted} == wanted
+
+
+def test_dockerignore_admits_every_copy_source() -> None:
+    allowed = [
+        line[1:]
+        for line in (TRAIN / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
+    sources = [
+        line.split()[1]
+        for line in (TRAIN / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+    ]
+    assert sources
+    for source in sources:
+        assert any(source == a or source.startswith(a.rstrip("/") + "/") for a in allowed), source
+
+
+def test_entrypoint_is_exec_form_and_runs_train() -> None:
+    text = (TRAIN / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["python", "-m", "app.training"]' in text
+    assert 'CMD ["train"]' in text
+    assert "YOLO_OFFLINE=1" in text and "YOLO_AUTOINSTALL=false" in text
+
+
+def test_hadolint_is_clean() -> None:
+    hadolint = shutil.which("hadolint", path=str(REPO_ROOT / ".venv" / "bin")) or shutil.which("hadolint")
+    if hadolint is None:
+        pytest.fail("hadolint not installed; run `make setup`")
+    result = subprocess.run(
+        [hadolint, str(TRAIN / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cli_accepts_the_train_argument_sagemaker_passes() -> None:
+    from app.training.__main__ import parse_args
+
+    assert parse_args(["train", "--opt-ml", "/x"]).opt_ml == "/x"
+    with pytest.raises(SystemExit):
+        parse_args(["serve"])
+    assert parse_args([]).mode == "train"
