@@ -111,7 +111,15 @@ def transfer_report(checkpoint: Path, nc: int) -> TransferReport:
     import torch
     from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 
-    source, _ = load_checkpoint(checkpoint)
+    try:
+        source, _ = load_checkpoint(checkpoint)
+    except (
+        Exception
+    ) as exc:  # a truncated upload or a file that is not a checkpoint: the user's input, say which
+        raise WeightsError(
+            f"{checkpoint}: not a loadable ultralytics checkpoint ({type(exc).__name__}: {exc}); "
+            "expected a .pt written by ultralytics training (e.g. a previous job's model.pt)"
+        ) from None
     src = {k: v.float() for k, v in source.state_dict().items()}
     model = DetectionModel(source.yaml, nc=nc, verbose=False)
     model.load(source, verbose=False)

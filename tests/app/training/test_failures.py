@@ -1,5 +1,7 @@
-"""Bad input makes the entrypoint exit non-zero with a clear reason in <opt_ml>/output/failure (~2 s each: it fails
-before torch is imported)."""
+"""Bad input makes the entrypoint exit non-zero with a clear reason in <opt_ml>/output/failure.
+
+~2 s each (they fail before torch is imported), ~8 s for the unloadable checkpoint (it gets as far as torch).
+"""
 
 from __future__ import annotations
 
@@ -76,3 +78,11 @@ def test_stale_failure_file_is_replaced_by_this_attempts_reason(tmp_path: Path, 
     reason = _failed(opt_ml)
     assert "REASON-FROM-AN-EARLIER-ATTEMPT" not in reason
     assert "hyperparameter 'epochs'='0'" in reason
+
+
+def test_unloadable_pretrained_checkpoint_fails_naming_the_file(tmp_path: Path, tiny_dataset: Path) -> None:
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    opt_ml = make_opt_ml(tmp_path / "opt_ml", dataset=tiny_dataset, pretrained=broken)
+    reason = _failed(opt_ml)
+    assert reason.startswith(f"{opt_ml / 'input' / 'data' / 'pretrained' / 'broken.pt'}: not a loadable")
