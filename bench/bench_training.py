@@ -146,7 +146,9 @@ def main() -> None:
     print(
         f"\n48 train + 16 val images, {ns.epochs} epochs, imgsz 160, CPU ({os.cpu_count()} cores), best of {ns.reps}"
     )
-    print("CPU seconds are robust to other load on a shared machine; wall seconds are not.")
+    print(
+        "Best-of-N: interference from other load only adds time; CPU seconds are less sensitive to it than wall."
+    )
     print(_row("train phase, CPU", best(direct, "train_cpu"), best(ours, "train_cpu"), "(target < +5%)"))
     print(_row("train phase, wall", best(direct, "train_wall"), best(ours, "train_wall")))
     note = "(ours also checks the data, reports the transfer, exports ONNX, writes model.json + loss.png)"
