@@ -1,6 +1,6 @@
 """Transfer learning from a previous artifact and spot-style resume, each with the real entrypoint as a process.
 
-Runtime on 2 cores: transfer run ~20 s; SIGTERM + resume ~35 s (2 epochs in all).
+Runtime on 2 idle cores: transfer run ~13 s; SIGTERM + resume ~18 s (2 epochs in all); final-epoch restart ~5 s.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from app.contracts.metrics import PREFIX, parse_epoch_line
 from tests.fixtures.artifacts import (
     FAST_HYPERPARAMETERS,
     REPO_ROOT,
+    TrainingRun,
     make_opt_ml,
     run_training,
     training_command,
@@ -93,3 +94,17 @@ def test_sigterm_after_epoch_one_then_restart_resumes_at_epoch_two(
         1,
         2,
     ]  # history kept across restart
+
+
+def test_restart_after_the_final_epoch_packages_the_checkpoint_without_training(
+    tmp_path: Path, trained_run: TrainingRun, tiny_dataset: Path
+) -> None:
+    """A job killed after its last epoch (e.g. during export) restarts with a final-epoch checkpoint (~8 s)."""
+    opt_ml = make_opt_ml(tmp_path, dataset=tiny_dataset)
+    shutil.copytree(trained_run.opt_ml / "checkpoints", opt_ml / "checkpoints")
+    run = run_training(opt_ml)
+    assert run.returncode == 0, run.output[-3000:]
+    assert "packaging it without retraining" in run.output
+    assert _epochs(run.output) == []
+    assert pd.read_csv(run.model_dir / "results.csv")["epoch"].tolist() == [1, 2]
+    assert read_model_card(run.model_dir).class_names == read_model_card(trained_run.model_dir).class_names
