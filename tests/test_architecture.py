@@ -1,0 +1,71 @@
+"""The dependency rules of DESIGN.md section 1, checked on the code itself (static imports) and at run time."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RUNTIME_PARTS = ("dataprep", "training", "serving", "launcher")
+
+
+def _imports(package: str) -> dict[str, set[str]]:
+    """Module file -> every module it imports (absolute names, top of tree included)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO_ROOT / package).rglob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[str(path.relative_to(REPO_ROOT))] = names
+    return found
+
+
+def _offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
+    return sorted(
+        f"{module} imports {name}"
+        for module, names in _imports(package).items()
+        for name in names
+        if any(name == f or name.startswith(f"{f}.") for f in forbidden)
+    )
+
+
+def test_runtime_code_never_imports_cdk_or_infra() -> None:
+    assert _offenders("app", ("aws_cdk", "constructs", "cdk_nag", "infra")) == []
+
+
+def test_serving_never_imports_torch_or_ultralytics() -> None:
+    assert _offenders("app/serving", ("torch", "torchvision", "ultralytics")) == []
+
+
+def test_infra_imports_only_the_contracts_of_the_runtime_code() -> None:
+    assert _offenders("infra", tuple(f"app.{part}" for part in RUNTIME_PARTS)) == []
+
+
+def test_contracts_stay_light_enough_for_the_lambda() -> None:
+    heavy = ("torch", "ultralytics", "numpy", "pandas", "PIL", "onnxruntime", "boto3", "cv2", "matplotlib")
+    assert _offenders("app/contracts", heavy) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "absent"),
+    [
+        ("app.serving.__main__", ("torch", "ultralytics")),
+        ("app.launcher.runner", ("torch", "ultralytics", "pandas", "numpy")),
+        ("infra.app", ("torch", "ultralytics", "onnxruntime")),
+    ],
+)
+def test_importing_an_entrypoint_loads_none_of_the_forbidden_packages(
+    module: str, absent: tuple[str, ...]
+) -> None:
+    code = f"import sys, importlib; importlib.import_module({module!r}); print(sorted(m for m in {absent!r} if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
