@@ -99,7 +99,7 @@ def prepare_dataset(out: Outputs, *, manifest: Path, image_root: Path, seed: int
             sys.executable, "-m", "app.dataprep",
             "--manifest", str(manifest), "--image-root", str(image_root), "--out", str(target),
             "--val-fraction", "0.2", "--seed", str(seed),
-            "--balance", "oversample",
+            "--balance", "max-ratio=2",
         ],
         what="data prep",
         echo=lambda line: not line.startswith("WARNING"),
@@ -126,6 +126,8 @@ def train(out: Outputs, *, data: Path, epochs: int, imgsz: int, batch: int, seed
     hyperparameters = {
         "epochs": epochs, "imgsz": imgsz, "batch": batch, "seed": seed, "workers": 0, "device": "cpu",
         "amp": "false", "patience": max(5, epochs), "name": "demo-tools-detector",
+        # A short CPU run: update weights every batch and skip the long warm-up, or a few epochs learn little.
+        "nbs": batch, "warmup_epochs": 1, "close_mosaic": max(1, epochs // 3),
     }  # fmt: skip
     (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in hyperparameters.items()}))
     (config / "inputdataconfig.json").write_text(
@@ -306,11 +308,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--image-root", type=Path, help="local folder that s3://bucket/key source-refs map onto"
     )
-    parser.add_argument("--images", type=int, default=240, help="generated images (default 240)")
+    parser.add_argument("--images", type=int, default=200, help="generated images (default 200)")
     parser.add_argument(
         "--held-out", type=int, default=6, help="generated held-out images to post (default 6)"
     )
-    parser.add_argument("--epochs", type=int, default=15, help="training epochs (default 15)")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
     parser.add_argument("--imgsz", type=int, default=320, help="training/serving image size (default 320)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
