@@ -11,7 +11,7 @@
 
 Identity follows the instance type (``variant_name``), and the stack builds this construct under an id derived from
 it: changing the instance type creates a new endpoint (and scalable target) instead of an update that SageMaker
-refuses on an autoscaled variant. See docs/operating-endpoint.md.
+refuses on an autoscaled variant. See README.md, "Operating the endpoint".
 """
 
 from __future__ import annotations
