@@ -3,10 +3,9 @@
 Two manifests are generated: 100k lines (0-6 boxes each) and 1M boxes (200k lines x 5 boxes), both with some
 failed-worker records and out-of-bounds boxes. Each run happens in a child process; we report lines/s and peak
 RSS (the child's own peak, its worker processes' peak, and the sampled sum over the process tree), side by side
-with the row-by-row baseline of the original notebook (bench/baseline_notebook_dataprep.py). The baseline is
-timed on the first BASELINE_LINES lines of each manifest (it is linear in lines; the whole files would take
-minutes), and so is ours for the like-for-like ratio; ours is also timed on the whole file. Each figure is the
-best of a few runs (REPEATS), since CI machines are shared.
+with the row-by-row baseline of the original notebook (bench/baseline_notebook_dataprep.py) on the same whole
+manifest. Ours is the best of a few runs (REPEATS), since machines are shared; the baseline takes over a minute on
+the 1M-box manifest, so it runs once (interference only slows it, which is noted in the ratio's favour).
 
     .venv/bin/python bench/bench_dataprep.py [--quick]
 """
@@ -26,8 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ATTR = "tools-labeling-job"
 CLASS_MAP = {"0": "drill", "3": "hammer", "5": "paintbrush", "7": "screwdriver"}
-BASELINE_LINES = 15_000
-REPEATS = {"ours": 3, "baseline": 2}  # best of N: the machine is shared, so take the least disturbed run
+REPEATS = {
+    "ours": 3,
+    "baseline": 1,
+}  # best of N for ours (seconds per run); the baseline takes a minute, run once
 TARGET_RATIO = 20.0
 RSS_LIMIT_MB = 1536
 
@@ -79,16 +80,6 @@ def generate(path: Path, lines: int, boxes_per_line: int | None, seed: int = 0) 
             }
             handle.write(json.dumps(record) + "\n")
     return lines, total
-
-
-def _prefix(path: Path, lines: int) -> Path:
-    out = path.with_name(f"{path.stem}.first{lines}.manifest")
-    with open(path) as src, open(out, "w") as dst:
-        for n, line in enumerate(src):
-            if n >= lines:
-                break
-            dst.write(line)
-    return out
 
 
 def child(kind: str, path: Path) -> None:
@@ -177,7 +168,6 @@ def main() -> int:
         child(args.child[0], Path(args.child[1]))
         return 0
     scale = 10 if args.quick else 1
-    baseline_lines = BASELINE_LINES // scale
     ok = True
     with tempfile.TemporaryDirectory(prefix="bench-dataprep-") as tmp:
         cases = [
@@ -192,23 +182,18 @@ def main() -> int:
             size_mb = path.stat().st_size / 2**20
             print(f"\n{title}: {n_lines:,} lines, {n_boxes:,} boxes, {size_mb:.0f} MB "
                   f"(generated in {time.perf_counter() - started:.1f} s)")  # fmt: skip
-            prefix = _prefix(path, baseline_lines)
-            ours_full = measure("ours", path)
-            ours_prefix = measure("ours", prefix)
-            base_prefix = measure("baseline", prefix)
-            print(row("ours, whole manifest", ours_full))
-            print(row(f"ours, first {baseline_lines:,} lines", ours_prefix))
-            print(row(f"BASELINE notebook, first {baseline_lines:,}", base_prefix))
-            same = ours_prefix["lines_per_s"] / base_prefix["lines_per_s"]
-            scaled = ours_full["lines_per_s"] / base_prefix["lines_per_s"]
-            print(f"  speed-up (lines/s): {same:.1f}x on the same lines, {scaled:.1f}x whole manifest vs baseline "
-                  f"(target >= {TARGET_RATIO:.0f}x)")  # fmt: skip
-            ok &= min(same, scaled) >= TARGET_RATIO
+            ours = measure("ours", path)
+            base = measure("baseline", path)
+            print(row("ours", ours))
+            print(row("BASELINE notebook (row by row)", base))
+            ratio = ours["lines_per_s"] / base["lines_per_s"]
+            print(f"  speed-up on the same manifest: {ratio:.1f}x (target >= {TARGET_RATIO:.0f}x)")
+            ok &= ratio >= TARGET_RATIO
             if per_line is not None:
-                rss_ok = max(ours_full["rss_self_mb"], ours_full["rss_workers_mb"]) < RSS_LIMIT_MB
-                print(f"  1M-box plan peak RSS per process: main {ours_full['rss_self_mb']:.0f} MB, worker "
-                      f"{ours_full['rss_workers_mb']:.0f} MB (limit {RSS_LIMIT_MB} MB: {'ok' if rss_ok else 'OVER'}); "
-                      f"sampled tree sum {ours_full['rss_tree_mb']:.0f} MB (counts shared pages once per process)")  # fmt: skip
+                rss_ok = max(ours["rss_self_mb"], ours["rss_workers_mb"]) < RSS_LIMIT_MB
+                print(f"  1M-box plan peak RSS per process: main {ours['rss_self_mb']:.0f} MB, worker "
+                      f"{ours['rss_workers_mb']:.0f} MB (limit {RSS_LIMIT_MB} MB: {'ok' if rss_ok else 'OVER'}); "
+                      f"sampled tree sum {ours['rss_tree_mb']:.0f} MB (counts shared pages once per process)")  # fmt: skip
                 ok &= rss_ok
     print(f"\nresult: {'targets met' if ok else 'targets NOT met'}")
     return 0
