@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from app.contracts.invocation import CUSTOM_ATTRIBUTES_HEADER, InferenceOptions
 from app.serving import images, payload
-from app.serving.errors import BadRequest, ServingError
+from app.serving.errors import BadRequest, DeadlineExceeded, ServingError
 from app.serving.model import Detector
 from app.serving.openapi import document
 from app.serving.service import InferenceService
@@ -63,8 +63,13 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
         )
         predictions: list[dict[str, Any]] = []
         for data, name in zip(parsed.images, parsed.names, strict=True):
-            if predictions and time.monotonic() > deadline:
-                break  # the caller already got 504; stop spending CPU on it
+            if time.monotonic() > deadline:
+                # Never a partial batch: every image is answered or the request is a 504 (the caller may already
+                # have it; either way, stop spending CPU on it).
+                raise DeadlineExceeded(
+                    f"the deadline of {settings.deadline_s:g} s passed after {len(predictions)} of "
+                    f"{len(parsed.images)} images"
+                )
             item = images.load(
                 data, imgsz=detector.imgsz, max_pixels=settings.max_image_pixels, what=name, stride=stride
             )

@@ -7,6 +7,7 @@ model that fails at run time), which is cheaper and deterministic to set up in-p
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -75,6 +76,20 @@ def test_past_the_deadline_is_504(detector: Detector, photos: dict[str, bytes]) 
 
     response = asyncio.run(scenario())
     assert response.status_code == 504 and response.json()["error"]["code"] == "deadline_exceeded"
+
+
+def test_a_batch_past_its_deadline_is_504_never_a_partial_200(
+    detector: Detector, photos: dict[str, bytes]
+) -> None:
+    body = {"images": [base64.b64encode(photos["bus.jpg"]).decode()] * 16}
+
+    async def scenario() -> httpx.Response:
+        async with running(create_app(detector, _settings(deadline_s=0.05))) as client:
+            return await client.post("/invocations", json=body)
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 504, response.text[:300]
+    assert response.json()["error"]["code"] == "deadline_exceeded"
 
 
 @pytest.fixture()
