@@ -78,8 +78,10 @@ def serve(settings: ServingSettings) -> int:
         server = uvicorn.Server(uvicorn.Config(create_app(detector, settings), **common))  # type: ignore[arg-type]
         server.run()
         return 0 if server.started else 1
-    # Each worker process loads its own session from the environment; the check above already vetted it.
+    # Each worker process rebuilds its settings and session from the environment (the check above already vetted
+    # the artifact): hand it every resolved value, command-line overrides included, so workers agree with us.
     del detector
-    os.environ["SERVING_MODEL_DIR"] = str(settings.model_dir)
+    for name, value in settings.model_dump().items():
+        os.environ[f"SERVING_{name.upper()}"] = str(value)
     uvicorn.run("app.serving.app:app_from_env", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
     return 0

@@ -72,7 +72,9 @@ class LiveServer:
         return self.log_path.read_text()
 
 
-def start_server(model_dir: Path, log_path: Path, *, timeout: float = 60, **env: str) -> LiveServer:
+def start_server(
+    model_dir: Path, log_path: Path, *, timeout: float = 60, args: tuple[str, ...] = (), **env: str
+) -> LiveServer:
     """Start ``serve`` as a process on 127.0.0.1 and wait for its first 200 on /ping."""
     port = free_port()
     log = log_path.open("wb")
@@ -88,6 +90,7 @@ def start_server(model_dir: Path, log_path: Path, *, timeout: float = 60, **env:
             "127.0.0.1",
             "--port",
             str(port),
+            *args,
         ],
         cwd=REPO_ROOT,
         env=serve_env(**env),

@@ -141,8 +141,11 @@ def test_serve_help_names_the_settings() -> None:
 def test_multi_worker_mode_serves_and_drains(
     trained_artifact: Path, tmp_path: Path, photos: dict[str, bytes]
 ) -> None:
-    """SERVING_WORKERS=2: uvicorn's supervisor with one session per worker process; SIGTERM stops them all."""
-    server = start_server(trained_artifact, tmp_path / "serve.log", SERVING_WORKERS="2")
+    """--workers 2: uvicorn's supervisor with one session per worker process, each with the command line's
+    settings; SIGTERM stops them all."""
+    server = start_server(
+        trained_artifact, tmp_path / "serve.log", args=("--workers", "2"), SERVING_THREADS="3"
+    )
     deadline = time.monotonic() + 30
     while server.logs().count('"message": "ready"') < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -155,7 +158,9 @@ def test_multi_worker_mode_serves_and_drains(
         ).status_code
         for _ in range(4)
     ]
+    parameters = httpx.get(f"{server.url}/execution-parameters", timeout=10).json()
     code = stop_server(server, timeout=30)
     assert server.logs().count('"message": "ready"') == 2
     assert answers == [200] * 4
+    assert parameters["MaxConcurrentTransforms"] == 2 * 3  # workers x threads, as the worker sees them
     assert code == 0, server.logs()[-2000:]
