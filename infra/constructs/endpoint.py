@@ -97,6 +97,16 @@ class ServingEndpoint(Construct):
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=reads))
         self.role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
+        if instance_types.supports_volume_kms_key(settings.instance_type):
+            # The instances' EBS volumes are encrypted with the stage key (KmsKeyId below): SageMaker creates a
+            # grant on it for the instances, on this role's behalf, and only for AWS resources.
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["kms:CreateGrant", "kms:DescribeKey"],
+                    resources=[key.key_arn],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                )
+            )
         if settings.data_capture_percent:
             capture = artifacts_bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")
             self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[capture]))

@@ -138,6 +138,20 @@ def test_kms_volume_key_only_where_the_instance_type_allows(
     assert ("KmsKeyId" in config) is expected
 
 
+@pytest.mark.parametrize(("stage", "expected"), [("Dev", True), ("Prod", False)])
+def test_execution_role_may_grant_the_volume_key_only_where_it_is_used(
+    synth: SynthesizedApp, stage: str, expected: bool
+) -> None:
+    statements = [
+        st
+        for policy in resources(serving(synth, stage), "AWS::IAM::Policy").values()
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "kms:CreateGrant" in st["Action"]
+    ]
+    assert bool(statements) is expected
+    assert all(st["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}} for st in statements)
+
+
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_data_capture_samples_the_stage_percentage_into_the_artifacts_bucket(
     synth: SynthesizedApp, stage: str
