@@ -95,8 +95,8 @@ def source_manifest(ecr: Any, source: ImageRef) -> tuple[str, str, str]:
     return image["imageManifest"], media_type, image["imageId"]["imageDigest"]
 
 
-def copy_layers(ecr: Any, source: ImageRef, target: ImageRef, digests: list[str]) -> int:
-    """Copy the blobs the target repository lacks; returns how many were copied."""
+def copy_layers(source_ecr: Any, ecr: Any, source: ImageRef, target: ImageRef, digests: list[str]) -> int:
+    """Copy the blobs the target repository lacks (``ecr``: a client in the target's region); returns how many."""
     available = ecr.batch_check_layer_availability(
         registryId=target.registry, repositoryName=target.repository, layerDigests=digests
     )
@@ -107,7 +107,7 @@ def copy_layers(ecr: Any, source: ImageRef, target: ImageRef, digests: list[str]
     }
     missing = [d for d in digests if d not in present]
     for digest in missing:
-        url = ecr.get_download_url_for_layer(
+        url = source_ecr.get_download_url_for_layer(
             registryId=source.registry, repositoryName=source.repository, layerDigest=digest
         )["downloadUrl"]
         upload = ecr.initiate_layer_upload(registryId=target.registry, repositoryName=target.repository)
@@ -132,16 +132,18 @@ def copy_layers(ecr: Any, source: ImageRef, target: ImageRef, digests: list[str]
     return len(missing)
 
 
-def promote(ecr: Any, source: ImageRef, target_repo_uri: str, *, dry_run: bool) -> str:
-    """Copy ``source`` into ``target_repo_uri`` keeping its digest; returns the pinned target URI."""
-    manifest, media_type, digest = source_manifest(ecr, source)
+def promote(source_ecr: Any, ecr: Any, source: ImageRef, target_repo_uri: str, *, dry_run: bool) -> str:
+    """Copy ``source`` into ``target_repo_uri`` keeping its digest; returns the pinned target URI.
+
+    ``source_ecr`` and ``ecr`` are clients in the source's and the target's region (stages may differ)."""
+    manifest, media_type, digest = source_manifest(source_ecr, source)
     target = ImageRef.parse(f"{target_repo_uri}@{digest}", what="target repository")
     pinned = f"{target_repo_uri}@{digest}"
     if dry_run:
         return pinned
     parsed = json.loads(manifest)
     blobs = [parsed["config"]["digest"], *(layer["digest"] for layer in parsed["layers"])]
-    copied = copy_layers(ecr, source, target, blobs)
+    copied = copy_layers(source_ecr, ecr, source, target, blobs)
     with contextlib.suppress(
         ecr.exceptions.ImageAlreadyExistsException
     ):  # already promoted: same tag, manifest
@@ -177,8 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         source = ImageRef.parse(args.source, what="--source")
         session = boto3.Session(region_name=args.region)
         target_uri = target_repository_uri(session.client("cloudformation"), args.to_stage, args.image)
+        target_region = target_uri.split(".")[3]  # <account>.dkr.ecr.<region>.amazonaws.com/<repo>
         pinned = promote(
-            session.client("ecr", region_name=source.region), source, target_uri, dry_run=args.dry_run
+            session.client("ecr", region_name=source.region),
+            session.client("ecr", region_name=target_region),
+            source,
+            target_uri,
+            dry_run=args.dry_run,
         )
     except PromotionError as exc:
         print(f"promote_image: {exc}", file=sys.stderr)

@@ -65,7 +65,7 @@ def test_dry_run_pins_the_source_digest_in_the_target_repository() -> None:
     (source,) = ecr.describe_images(repositoryName="cdk-assets")["imageDetails"]
     digest = source["imageDigest"]
     pinned = promote(
-        ecr, ImageRef.parse(f"{repo}:abc", what="source"), f"{repo[:-10]}staging-serve", dry_run=True
+        ecr, ecr, ImageRef.parse(f"{repo}:abc", what="source"), f"{repo[:-10]}staging-serve", dry_run=True
     )
     assert pinned == f"{repo[:-10]}staging-serve@{digest}"
 
