@@ -5,9 +5,10 @@ Promotion order is the order of STAGES (dev -> staging -> prod).
 
 from __future__ import annotations
 
-EXAMPLE_MODEL_KEY = (
-    "models/example/model.tar.gz"  # upload a training job's model.tar.gz here, or set a package ARN
-)
+# The model version each stage serves: a model.tar.gz in the stage's artifacts bucket (or set model_package_arn).
+# Treat keys as immutable - a new model gets a new key - so a change rolls out blue/green instead of new instances
+# silently downloading a different object. Upload it after deploying <Stage>/Data (README: "Deploying a stage").
+EXAMPLE_MODEL_KEY = "models/yolo-detector/v1/model.tar.gz"
 
 DEV: dict[str, object] = {
     "retain_data": False,
