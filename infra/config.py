@@ -12,8 +12,13 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.contracts import instance_types
+from app.contracts import instance_types, storage
 from app.contracts.hyperparameters import parse_hyperparameters
+
+# CloudWatch Logs retention periods (days); infra/constructs/training_lambda.py uses this list too.
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
 
 
 class ConfigError(ValueError):
@@ -58,11 +63,21 @@ class ImageSettings(_Strict):
         return self
 
 
+def _one_training_instance(value: int) -> int:
+    # app/training/sagemaker.py refuses more than one host; refuse it at synth, not after provisioning.
+    if value > 1:
+        raise ValueError(
+            f"instance_count {value}: the training container runs on one instance only; multi-GPU on one "
+            "instance is the supported scale-up: pick a larger ml.g5/ml.p4d instance_type"
+        )
+    return value
+
+
 class TrainingSettings(_Strict):
     """Training jobs started by the runner Lambda."""
 
     instance_type: InstanceType = "ml.g5.xlarge"
-    instance_count: int = Field(1, ge=1, le=16)
+    instance_count: Annotated[int, Field(ge=1), AfterValidator(_one_training_instance)] = 1
     volume_size_gb: int = Field(50, ge=5, le=16384)
     max_runtime_hours: float = Field(12, gt=0, le=28 * 24)
     use_spot: bool = True
@@ -196,6 +211,12 @@ class EndpointSettings(_Strict):
     def _one_model_source(self) -> EndpointSettings:
         if self.model_package_arn and self.model_data_key:
             raise ValueError("set at most one of model_package_arn and model_data_key")
+        readable = (storage.MODELS_PREFIX, storage.TRAINING_OUTPUT_PREFIX)
+        if self.model_data_key and not self.model_data_key.startswith(readable):
+            raise ValueError(
+                f"model_data_key '{self.model_data_key}' must start with one of {list(readable)}: the endpoint's "
+                "role reads only those prefixes of the artifacts bucket"
+            )
         if not self.autoscaling.min_capacity <= self.initial_instance_count <= self.autoscaling.max_capacity:
             raise ValueError(
                 f"initial_instance_count ({self.initial_instance_count}) must lie within autoscaling min/max "
@@ -257,33 +278,9 @@ class StageConfig(_Strict):
 
     @model_validator(mode="after")
     def _log_retention(self) -> StageConfig:
-        allowed = {
-            1,
-            3,
-            5,
-            7,
-            14,
-            30,
-            60,
-            90,
-            120,
-            150,
-            180,
-            365,
-            400,
-            545,
-            731,
-            1096,
-            1827,
-            2192,
-            2557,
-            2922,
-            3288,
-            3653,
-        }
-        if self.log_retention_days not in allowed:
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
             raise ValueError(
-                f"log_retention_days ({self.log_retention_days}) must be one of {sorted(allowed)}"
+                f"log_retention_days ({self.log_retention_days}) must be one of {list(LOG_RETENTION_DAYS)}"
             )
         return self
 

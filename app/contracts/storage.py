@@ -1,7 +1,9 @@
-"""Key prefixes of the artifacts bucket, shared by infra (lifecycle rules, grants) and the launcher/training code.
+"""Key prefixes of the datasets and artifacts buckets, shared by infra (lifecycle rules, grants) and the
+launcher/training code.
 
-The datasets bucket holds dataprep outputs (``<any prefix>/dataset.json`` starts a training run); the artifacts bucket
-is split by prefix so lifecycle rules and IAM grants can differ per kind of object.
+The datasets bucket holds raw Ground Truth manifests and images under ``raw/`` (dataprep reads them) and dataprep
+outputs under any other prefix (``<any prefix>/dataset.json`` starts a training run); the artifacts bucket is split
+by prefix so lifecycle rules and IAM grants can differ per kind of object.
 """
 
 from __future__ import annotations
@@ -19,3 +21,8 @@ ARTIFACT_PREFIXES: tuple[str, ...] = (
     TRAINING_OUTPUT_PREFIX,
 )
 DATASET_MANIFEST_SUFFIX = "dataset.json"  # an "Object Created" event for a key ending in this starts training
+
+RAW_PREFIX = "raw/"  # datasets bucket: raw manifests and images that dataprep reads (never a dataset itself)
+# Artifacts-bucket prefixes the training role can read (infra/stacks/training.py grants exactly these): a
+# pretrained checkpoint anywhere else is refused by the launcher before any AWS call.
+TRAINING_READABLE_PREFIXES: tuple[str, ...] = (MODELS_PREFIX, TRAINING_OUTPUT_PREFIX, CHECKPOINTS_PREFIX)

@@ -59,3 +59,8 @@ def is_not_found(exc: ClientError) -> bool:
     return error_code(exc) in {"ValidationException", "ResourceNotFound"} and (
         "not found" in message or "could not find" in message or "does not exist" in message
     )
+
+
+def console_url(region: str, job_name: str) -> str:
+    """The SageMaker console page of a training job (runner answers and registrar notifications link it)."""
+    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{job_name}"

@@ -1,7 +1,8 @@
 """A validated request + the stage's settings -> the exact CreateTrainingJob request, and the job's name.
 
 The name is derived from the resolved request (dataset, effective hyperparameters, instance config, pretrained
-checkpoint, run label), so a retried or duplicated event maps to the same job instead of a second one. SageMaker
+checkpoint, run label; for a dataset.json event also the object's etag/version), so a retried or duplicated event
+maps to the same job instead of a second one, while a new dataset.json in the same prefix starts a new job. SageMaker
 never reuses a training job name: to train again on the same inputs, give a new ``run_label``.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 from app.contracts import instance_types
 from app.contracts.hyperparameters import HyperparameterError, parse_hyperparameters, to_sagemaker
 from app.contracts.metrics import METRIC_DEFINITIONS
+from app.contracts.storage import TRAINING_READABLE_PREFIXES
 from app.launcher.request import RequestError, TrainingRequest, Trigger
 from app.launcher.settings import RunnerSettings
 
@@ -41,7 +43,7 @@ class ResolvedJob:
 
     def identity(self) -> dict[str, Any]:
         """Everything that makes two requests 'the same request'."""
-        return {
+        identity: dict[str, Any] = {
             "dataset_uri": self.request.dataset_uri,
             "hyperparameters": self.hyperparameters,
             "instance_type": self.instance_type,
@@ -51,6 +53,10 @@ class ResolvedJob:
             "pretrained_uri": self.request.pretrained_uri,
             "run_label": self.request.run_label,
         }
+        # Only events carry it (operator identities, and so their job names, stay as they were).
+        if self.request.dataset_version is not None:
+            identity["dataset_version"] = self.request.dataset_version
+        return identity
 
 
 def _bucket(uri: str) -> str:
@@ -65,16 +71,9 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
             f"bucket '{request.dataset_bucket}' is not this stage's datasets bucket '{settings.datasets_bucket}' "
             "(the training role can read only that one); upload the dataset there",
         )
-    if request.pretrained_uri and _bucket(request.pretrained_uri) not in {
-        settings.datasets_bucket,
-        settings.artifacts_bucket,
-    }:
-        raise RequestError(
-            "pretrained_uri",
-            f"expected a checkpoint in the datasets bucket '{settings.datasets_bucket}' or the artifacts bucket "
-            f"'{settings.artifacts_bucket}', got '{request.pretrained_uri}'",
-        )
-    merged = {**settings.default_hyperparameters, **{k: _raw(v) for k, v in request.hyperparameters.items()}}
+    if request.pretrained_uri:
+        _check_pretrained(request.pretrained_uri, settings)
+    merged = {**settings.default_hyperparameters, **to_sagemaker(request.hyperparameters)}
     try:
         params = parse_hyperparameters(merged, source="hyperparameters")
     except HyperparameterError as exc:
@@ -91,9 +90,24 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
     )
 
 
-def _raw(value: object) -> str:
-    """Operator JSON values as the strings SageMaker would pass (bools the way to_sagemaker writes them)."""
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+def _check_pretrained(uri: str, settings: RunnerSettings) -> None:
+    """The training role reads the whole datasets bucket but only some prefixes of the artifacts bucket
+    (infra/stacks/training.py): refuse anything else now, not as AccessDenied after the instance is provisioned."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if bucket == settings.datasets_bucket:
+        return
+    readable = ", ".join(f"s3://{settings.artifacts_bucket}/{p}" for p in TRAINING_READABLE_PREFIXES)
+    if bucket != settings.artifacts_bucket:
+        raise RequestError(
+            "pretrained_uri",
+            f"expected a checkpoint in the datasets bucket '{settings.datasets_bucket}' or under {readable}, "
+            f"got '{uri}'",
+        )
+    if not key.startswith(TRAINING_READABLE_PREFIXES):
+        raise RequestError(
+            "pretrained_uri",
+            f"the training role cannot read '{uri}': in the artifacts bucket it reads only {readable}",
+        )
 
 
 def _slug(dataset_uri: str) -> str:
@@ -142,8 +156,8 @@ def create_training_job_request(job: ResolvedJob, settings: RunnerSettings) -> d
     if job.use_spot:
         stopping["MaxWaitTimeInSeconds"] = max(settings.max_wait_seconds, settings.max_runtime_seconds)
     tags = {
-        **settings.tags,
-        "stage": settings.stage,
+        **settings.tags,  # the stage's tags unchanged (its "stage" tag matches every other resource's)
+        "platform:stage": settings.stage,
         "launcher:trigger": job.trigger,
         "launcher:dataset": _TAG_UNSAFE.sub("_", job.request.dataset_uri)[:256],
     }
@@ -170,7 +184,6 @@ def create_training_job_request(job: ResolvedJob, settings: RunnerSettings) -> d
             "LocalPath": CHECKPOINT_LOCAL_PATH,
         },
         "EnableNetworkIsolation": settings.network_isolation,
-        "EnableInterContainerTrafficEncryption": job.instance_count > 1,
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
     }
     if settings.subnet_ids:

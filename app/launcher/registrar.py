@@ -18,7 +18,6 @@ from typing import Any
 from app.contracts.invocation import JSON_TYPE, RAW_IMAGE_TYPES
 from app.launcher import aws
 from app.launcher.job import DATASET_CHANNEL
-from app.launcher.runner import console_url
 from app.launcher.settings import RegistrarSettings, load
 
 log = logging.getLogger(__name__)
@@ -125,7 +124,7 @@ def on_state_change(
                 settings,
                 sns,
                 f"[{settings.stage}] model version waits for review: {name}",
-                {**result, "console_url": console_url(region, name)},
+                {**result, "console_url": aws.console_url(region, name)},
             )
         return {"job_name": name, **result}
     if status in NOTIFY_STATUSES:
@@ -134,7 +133,7 @@ def on_state_change(
             "job_name": name,
             "job_status": status,
             "failure_reason": reason,
-            "console_url": console_url(region, name),
+            "console_url": aws.console_url(region, name),
         }
         _notify(settings, sns, f"[{settings.stage}] training job {status}: {name}", body)
         log.error("training job did not complete", extra=body)

@@ -7,9 +7,11 @@ the runner touches SageMaker; every error names the field and what was expected.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote_plus
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,6 +31,19 @@ S3_SOURCE = "aws.s3"
 OBJECT_CREATED = "Object Created"
 _S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*$"
 HyperparameterValue = StrictStr | StrictInt | StrictFloat | StrictBool
+MAX_INSTANCE_COUNT = 1  # the training container runs on one host (app/training/sagemaker.py refuses more)
+
+
+def _single_instance(value: int) -> int:
+    if value > MAX_INSTANCE_COUNT:
+        raise ValueError(
+            f"instance_count {value}: the training container runs on one instance only; multi-GPU on one "
+            "instance is the supported scale-up: pick a larger ml.g5/ml.p4d instance_type instead"
+        )
+    return value
+
+
+InstanceCount = Annotated[int, Field(ge=1), AfterValidator(_single_instance)]
 
 
 class RequestError(ContractError):
@@ -47,15 +62,21 @@ class TrainingRequest(BaseModel):
     dataset_uri: str = Field(pattern=_S3_URI, description="s3://<datasets bucket>/<dataset prefix>/")
     hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
     instance_type: str | None = None
-    instance_count: int | None = Field(None, ge=1, le=16)
+    instance_count: InstanceCount | None = None
     volume_size_gb: int | None = Field(None, ge=5, le=16384)
     use_spot: bool | None = None
     pretrained_uri: str | None = Field(
-        None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*\.pt$", description="s3://.../model.pt"
+        None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*\.(pt|tar\.gz)$",
+        description="s3://.../best.pt, or a previous job's s3://.../model.tar.gz",
     )
     run_label: str | None = Field(
         None, pattern=r"^[A-Za-z0-9-]{1,32}$", description="change it to train again on the same inputs"
     )
+
+    # Set from the S3 event only (object etag, plus version-id when versioned): a new dataset.json in the same
+    # prefix is a new dataset, so it must give a new job. Operators re-train with run_label instead.
+    dataset_version: str | None = Field(None, exclude=True)
 
     @property
     def dataset_bucket(self) -> str:
@@ -93,9 +114,17 @@ def _from_s3_event(event: Mapping[str, Any]) -> TrainingRequest:
         raise RequestError("detail.bucket.name", "expected the bucket name")
     if not isinstance(key, str) or not key.endswith("/" + DATASET_JSON):
         raise RequestError("detail.object.key", f"expected '<dataset prefix>/{DATASET_JSON}', got {key!r}")
-    # EventBridge gives the key URL-encoded (spaces as '+'); dataset prefixes are plain ASCII by contract.
-    prefix = key[: -len(DATASET_JSON)]
-    return _from_model({"dataset_uri": f"s3://{bucket}/{prefix}"})
+    obj = detail["object"]
+    etag, version_id = obj.get("etag"), obj.get("version-id")
+    if not isinstance(etag, str) or not etag:
+        raise RequestError(
+            "detail.object.etag", "expected the object's etag (S3 'Object Created' events carry it)"
+        )
+    # EventBridge gives the key URL-encoded (spaces as '+', '=' as %3D): decode it before it names a prefix.
+    prefix = unquote_plus(key)[: -len(DATASET_JSON)]
+    request = _from_model({"dataset_uri": f"s3://{bucket}/{prefix}"})
+    version = f"{etag}/{version_id}" if isinstance(version_id, str) and version_id else etag
+    return request.model_copy(update={"dataset_version": version})
 
 
 def parse_event(event: object) -> tuple[TrainingRequest, Trigger]:
@@ -113,5 +142,10 @@ def parse_event(event: object) -> tuple[TrainingRequest, Trigger]:
             "dataset_uri",
             "missing; expected an operator request {'dataset_uri': 's3://...', 'hyperparameters': {...}} "
             "or an EventBridge S3 'Object Created' event for a dataset.json",
+        )
+    if "dataset_version" in event:
+        raise RequestError(
+            "dataset_version",
+            "set from the S3 event only; to train again on the same inputs give a new run_label",
         )
     return _from_model(event), "operator"

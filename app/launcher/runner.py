@@ -30,10 +30,6 @@ class RetryableError(RuntimeError):
     """SageMaker is throttling or briefly unavailable: raising lets Lambda retry the invocation."""
 
 
-def console_url(region: str, job_name: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{job_name}"
-
-
 def _rejected(
     code: str, message: str, *, field: str | None = None, job_name: str | None = None
 ) -> dict[str, Any]:
@@ -71,7 +67,7 @@ def start(
     params = create_training_job_request(job, settings)
     name = params["TrainingJobName"]
     region = sagemaker.meta.region_name
-    found = {"job_name": name, "console_url": console_url(region, name), "retryable": False}
+    found = {"job_name": name, "console_url": aws.console_url(region, name), "retryable": False}
     try:
         existing = sagemaker.describe_training_job(TrainingJobName=name)
     except ClientError as exc:

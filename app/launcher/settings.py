@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.contracts.errors import ContractError
+from app.launcher.request import InstanceCount
 
 _PREFIX = r"^[a-z0-9][a-z0-9-]{0,30}-$"
 _S3_PREFIX_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^\s]*/)?$"
@@ -38,7 +39,7 @@ class RunnerSettings(_Base):
     training_image_uri: str = Field(min_length=1)
     training_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")
     instance_type: str
-    instance_count: int = Field(ge=1, le=16)
+    instance_count: InstanceCount
     volume_size_gb: int = Field(ge=5, le=16384)
     max_runtime_seconds: int = Field(ge=60)
     use_spot: bool

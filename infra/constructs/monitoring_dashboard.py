@@ -2,12 +2,14 @@
 
 Rows: invocations (vs the scaling target), latency (vs the alarm thresholds), errors, instance count (vs the scaling
 bounds), utilisation, and the training jobs' train / val losses (the SageMaker metric names of
-``app.contracts.metrics.FIELDS`` in ``/aws/sagemaker/TrainingJobs``, found by SEARCH because job names vary). A
+``app.contracts.metrics.FIELDS`` in ``/aws/sagemaker/TrainingJobs``, found by SEARCH because job names vary, and
+filtered to this stage's job-name prefix so stages sharing an account do not see each other's jobs). A
 stage without an endpoint gets the training rows only.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -17,6 +19,7 @@ from constructs import Construct
 from app.contracts.metrics import FIELDS
 from infra.config import EndpointSettings
 from infra.constructs.monitoring import INSTANCE_NS, SAGEMAKER_NS, vcpus
+from infra.constructs.training_names import job_name_prefix
 
 TRAINING_NS = "/aws/sagemaker/TrainingJobs"
 WIDTH = 8
@@ -34,9 +37,18 @@ def _line(value: float, label: str) -> cloudwatch.HorizontalAnnotation:
     return cloudwatch.HorizontalAnnotation(value=value, label=label)
 
 
-def _training_search(metric_name: str) -> cloudwatch.MathExpression:
+def training_search_expression(metric_name: str, stage: str) -> str:
+    """SEARCH for ``metric_name`` of this stage's training jobs only. Their ``Host`` dimension is
+    ``<job name>/algo-1`` and every job name starts with the stage prefix (the one the training stack uses);
+    SEARCH has no prefix operator, so every token of the prefix must match a token of Host (a partial match)."""
+    tokens = re.findall(r"[A-Za-z0-9]+", job_name_prefix(stage))
+    host = " ".join(f"Host={token}" for token in tokens)
+    return f"SEARCH('{{\"{TRAINING_NS}\",Host}} MetricName=\"{metric_name}\" {host}', 'Average', 60)"
+
+
+def _training_search(metric_name: str, stage: str) -> cloudwatch.MathExpression:
     return cloudwatch.MathExpression(
-        expression=f"SEARCH('Namespace=\"{TRAINING_NS}\" MetricName=\"{metric_name}\"', 'Average', 60)",
+        expression=training_search_expression(metric_name, stage),
         using_metrics={},
         label=metric_name,
         period=cdk.Duration.minutes(1),
@@ -71,16 +83,16 @@ class ServingDashboard(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Training: train loss",
-                left=[_training_search(n) for n in losses if n.startswith("train:")],
+                left=[_training_search(n, stage) for n in losses if n.startswith("train:")],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
                 title="Training: val loss",
-                left=[_training_search(n) for n in losses if n.startswith("val:")],
+                left=[_training_search(n, stage) for n in losses if n.startswith("val:")],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
-                title="Training: val quality", left=[_training_search(n) for n in quality], width=WIDTH
+                title="Training: val quality", left=[_training_search(n, stage) for n in quality], width=WIDTH
             ),
         )
 

@@ -21,6 +21,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.config import LOG_RETENTION_DAYS
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAYER_DIR = REPO_ROOT / "build" / "lambda-layer"
 LAMBDA_CODE: tuple[str, ...] = ("app/__init__.py", "app/contracts", "app/launcher")
@@ -71,12 +73,16 @@ class LauncherFunction(Construct):
         retry_attempts: int = 2,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=retention(log_retention_days),
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        if log_retention_days not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"log_retention_days ({log_retention_days}) must be one of {list(LOG_RETENTION_DAYS)}"
+            )
+        self.log_group = logs.LogGroup(self, "Logs", removal_policy=cdk.RemovalPolicy.DESTROY)
+        # RetentionDays is keyed by name, not days: set the number on the L1 so infra/config.py's list stays the
+        # only list of allowed values.
+        cfn_log_group = self.log_group.node.default_child
+        assert isinstance(cfn_log_group, logs.CfnLogGroup)
+        cfn_log_group.retention_in_days = log_retention_days
         self.function = lambda_.Function(
             self,
             "Function",
@@ -113,23 +119,3 @@ class LauncherFunction(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.errors_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))
-
-
-_RETENTION: dict[int, logs.RetentionDays] = {
-    1: logs.RetentionDays.ONE_DAY, 3: logs.RetentionDays.THREE_DAYS, 5: logs.RetentionDays.FIVE_DAYS,
-    7: logs.RetentionDays.ONE_WEEK, 14: logs.RetentionDays.TWO_WEEKS, 30: logs.RetentionDays.ONE_MONTH,
-    60: logs.RetentionDays.TWO_MONTHS, 90: logs.RetentionDays.THREE_MONTHS, 120: logs.RetentionDays.FOUR_MONTHS,
-    150: logs.RetentionDays.FIVE_MONTHS, 180: logs.RetentionDays.SIX_MONTHS, 365: logs.RetentionDays.ONE_YEAR,
-    400: logs.RetentionDays.THIRTEEN_MONTHS, 545: logs.RetentionDays.EIGHTEEN_MONTHS,
-    731: logs.RetentionDays.TWO_YEARS, 1096: logs.RetentionDays.THREE_YEARS, 1827: logs.RetentionDays.FIVE_YEARS,
-    2192: logs.RetentionDays.SIX_YEARS, 2557: logs.RetentionDays.SEVEN_YEARS, 2922: logs.RetentionDays.EIGHT_YEARS,
-    3288: logs.RetentionDays.NINE_YEARS, 3653: logs.RetentionDays.TEN_YEARS,
-}  # fmt: skip
-
-
-def retention(days: int) -> logs.RetentionDays:
-    """The RetentionDays member for a number of days (infra/config.py allows only these)."""
-    try:
-        return _RETENTION[days]
-    except KeyError:
-        raise ValueError(f"log_retention_days ({days}) is not a CloudWatch Logs retention") from None

@@ -1,5 +1,6 @@
 """Training stack of a stage: the SageMaker training role, the runner and registrar Lambdas, the EventBridge rules
-that drive them, the model package group that finished jobs are registered in, the notify topic, and alarms.
+that drive them, the model package group that finished jobs are registered in, the notify topic, alarms, and the
+dataprep image + Processing role (``scripts/dataprep_job.py`` turns a raw manifest into a dataset with them).
 
 Flow: a ``dataset.json`` lands in the datasets bucket (or an operator invokes the runner) -> runner starts one
 training job named ``<stage prefix><dataset>-<hash>`` -> SageMaker's "Training Job State Change" event -> registrar
@@ -29,8 +30,11 @@ from app.contracts.storage import (
     DATASET_MANIFEST_SUFFIX,
     MODELS_PREFIX,
     TRAINING_OUTPUT_PREFIX,
+    TRAINING_READABLE_PREFIXES,
 )
 from infra.config import StageConfig
+from infra.constructs import training_names as names
+from infra.constructs.dataprep_job import DataprepJob
 from infra.constructs.images import ContainerImage, serve_build_args
 from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
 from infra.nag import acknowledge, acknowledge_resource
@@ -43,11 +47,11 @@ _HOUR = 3600
 
 def job_name_prefix(config: StageConfig) -> str:
     """Every training job of the stage starts with this (IAM scopes CreateTrainingJob to it)."""
-    return f"yolo-{config.name.lower()}-"
+    return names.job_name_prefix(config.name)
 
 
 def model_package_group_name(config: StageConfig) -> str:
-    return f"yolo-detector-{config.name.lower()}"
+    return names.model_package_group_name(config.name)
 
 
 class TrainingStack(cdk.Stack):
@@ -70,6 +74,14 @@ class TrainingStack(cdk.Stack):
         )
 
         self.training_role = self._training_role(config, data, train_image)
+        self.dataprep = DataprepJob(
+            self,
+            "Dataprep",
+            stage=config.name,
+            pinned_uri=config.images.dataprep,
+            datasets_bucket=data.datasets_bucket,
+            key=data.key,
+        )
 
         self.notify_topic = sns.Topic(
             self, "NotifyTopic", display_name=f"{config.name} training", master_key=data.key, enforce_ssl=True
@@ -121,6 +133,8 @@ class TrainingStack(cdk.Stack):
         }
 
         artifacts = data.artifacts_bucket.bucket_name
+        self.datasets_bucket_name = data.datasets_bucket.bucket_name
+        self.data_key_arn = data.key.key_arn
         self.runner = LauncherFunction(
             self,
             "Runner",
@@ -189,9 +203,9 @@ class TrainingStack(cdk.Stack):
         data.datasets_bucket.grant_read(role)
         data.artifacts_bucket.grant_read_write(role, f"{TRAINING_OUTPUT_PREFIX}*")
         data.artifacts_bucket.grant_read_write(role, f"{CHECKPOINTS_PREFIX}*")
-        data.artifacts_bucket.grant_read(
-            role, f"{MODELS_PREFIX}*"
-        )  # pretrained checkpoints of earlier versions
+        # Pretrained checkpoints of earlier versions. The launcher refuses a pretrained_uri outside
+        # TRAINING_READABLE_PREFIXES, so what it accepts and what this role reads must stay the same set.
+        data.artifacts_bucket.grant_read(role, f"{MODELS_PREFIX}*")
         # Encrypted training volumes: SageMaker creates a grant on the key for the instance.
         data.key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
         data.key.grant_encrypt_decrypt(role)
@@ -279,7 +293,7 @@ class TrainingStack(cdk.Stack):
             "training reads every object of a dataset folder; the datasets bucket holds only datasets",
             resource=f"{data.datasets_bucket.bucket_arn}/*",
         )
-        for prefix in (TRAINING_OUTPUT_PREFIX, CHECKPOINTS_PREFIX, MODELS_PREFIX):
+        for prefix in TRAINING_READABLE_PREFIXES:
             acknowledge_resource(
                 role,
                 "AwsSolutions-IAM5",
@@ -457,6 +471,11 @@ class TrainingStack(cdk.Stack):
             "TrainingInstanceType": config.training.instance_type,
             "TrainingUsesSpot": json.dumps(config.training.use_spot),
             "TrainingInstanceCount": str(config.training.instance_count),
+            # scripts/dataprep_job.py: SageMaker Processing jobs of the dataprep image
+            "DataprepImageUri": self.dataprep.image.image_uri,
+            "DataprepRoleArn": self.dataprep.role.role_arn,
+            "DatasetsBucketName": self.datasets_bucket_name,
+            "DataKeyArn": self.data_key_arn,
         }
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)

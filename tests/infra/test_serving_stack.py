@@ -7,6 +7,7 @@ no model version, a different instance type, a registered model package. Runtime
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -364,6 +365,15 @@ def test_dashboard_shows_endpoint_and_training_loss(synth: SynthesizedApp, stage
         "/aws/sagemaker/TrainingJobs",
     ):
         assert needle in body, needle
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_dashboard_training_graphs_show_only_this_stages_jobs(synth: SynthesizedApp, stage: str) -> None:
+    body = json.dumps(only(serving(synth, stage), "AWS::CloudWatch::Dashboard")["DashboardBody"])
+    searches = re.findall(r"SEARCH\('[^']*'", body.replace('\\"', '"'))
+    assert searches
+    own = f"Host=yolo Host={stage.lower()}"  # the tokens of job_name_prefix(stage), every job's Host prefix
+    assert all(own in s for s in searches), searches
 
 
 # ------------------------------------------------------------------------------------------------ no model version

@@ -9,9 +9,16 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from aws_cdk.assertions import Template
 
-from infra.config import StageConfig, load_stage
+from app.contracts.storage import RAW_PREFIX, TRAINING_READABLE_PREFIXES
+from infra.config import LOG_RETENTION_DAYS, ConfigError, StageConfig, load_stage
+from infra.constructs.training_lambda import LauncherFunction
 from infra.stages import STAGES
 from tests.infra.conftest import SynthesizedApp
 
@@ -50,6 +57,18 @@ def statements_with(statements: list[dict[str, Any]], action: str) -> list[dict[
 
 def function_role(props: dict[str, Any]) -> str:
     return str(props["Role"]["Fn::GetAtt"][0])
+
+
+def role_id(template: dict[str, Any], logical_id_start: str) -> str:
+    [found] = [k for k in resources(template, "AWS::IAM::Role") if k.startswith(logical_id_start)]
+    return found
+
+
+def object_suffixes(statement: dict[str, Any]) -> list[str]:
+    """The key patterns of a statement's object ARNs (``/raw/*``), bucket ARNs left out."""
+    found = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    joins = [r["Fn::Join"][1] for r in found if isinstance(r, dict) and "Fn::Join" in r]
+    return sorted(part for parts in joins for part in parts if isinstance(part, str) and part.startswith("/"))
 
 
 def rule(template: dict[str, Any], description_start: str) -> dict[str, Any]:
@@ -160,13 +179,7 @@ def test_runner_may_create_jobs_only_under_the_stage_prefix(dev: dict[str, Any])
 def test_runner_may_pass_exactly_the_training_role(dev: dict[str, Any]) -> None:
     _, props = function(dev, RUNNER)
     [pass_role] = statements_with(role_statements(dev, function_role(props)), "iam:PassRole")
-    [training_role] = [
-        k
-        for k, v in resources(dev, "AWS::IAM::Role").items()
-        if v["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
-        == {"Service": "sagemaker.amazonaws.com"}
-    ]
-    assert pass_role["Resource"] == {"Fn::GetAtt": [training_role, "Arn"]}
+    assert pass_role["Resource"] == {"Fn::GetAtt": [role_id(dev, "TrainingRole"), "Arn"]}
 
 
 def test_registrar_may_only_describe_stage_jobs_and_add_versions_to_its_group(dev: dict[str, Any]) -> None:
@@ -184,12 +197,7 @@ def test_registrar_may_only_describe_stage_jobs_and_add_versions_to_its_group(de
 def test_training_role_reads_datasets_and_writes_only_output_and_checkpoint_prefixes(
     dev: dict[str, Any],
 ) -> None:
-    [role_id] = [
-        k
-        for k, v in resources(dev, "AWS::IAM::Role").items()
-        if "sagemaker" in json.dumps(v["Properties"]["AssumeRolePolicyDocument"])
-    ]
-    writes = [s for s in role_statements(dev, role_id) if "s3:PutObject" in s["Action"]]
+    writes = [s for s in role_statements(dev, role_id(dev, "TrainingRole")) if "s3:PutObject" in s["Action"]]
     objects = [r for s in writes for r in s["Resource"] if "Fn::Join" in r]  # the rest are bucket ARNs
     suffixes = sorted(part for r in objects for part in r["Fn::Join"][1] if isinstance(part, str))
     assert suffixes == ["/checkpoints/*", "/training-output/*"]
@@ -256,3 +264,75 @@ def test_dependency_layer_ships_pydantic_for_python_3_12(synth: SynthesizedApp, 
     assert any(
         n.startswith("python/pydantic_core/_pydantic_core.cpython-312-x86_64-linux-gnu") for n in names
     )
+
+
+def test_training_role_reads_exactly_the_artifact_prefixes_the_launcher_accepts_pretrained_from(
+    dev: dict[str, Any],
+) -> None:
+    reads = [s for s in role_statements(dev, role_id(dev, "TrainingRole")) if "s3:GetObject*" in s["Action"]]
+    artifact_reads = {suffix for s in reads for suffix in object_suffixes(s) if suffix != "/*"}
+    assert artifact_reads == {f"/{p}*" for p in TRAINING_READABLE_PREFIXES}
+
+
+def test_dataprep_role_reads_raw_and_writes_datasets_but_never_over_raw(dev: dict[str, Any]) -> None:
+    statements = role_statements(dev, role_id(dev, "DataprepRole"))
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    [read] = [s for s in allows if "s3:GetObject*" in s["Action"]]
+    assert object_suffixes(read) == [f"/{RAW_PREFIX}*"]
+    [write] = [s for s in allows if "s3:PutObject" in s["Action"]]
+    assert object_suffixes(write) == ["/*"]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
+    assert set(deny["Action"]) == {"s3:PutObject*", "s3:DeleteObject*"}
+    assert object_suffixes(deny) == [f"/{RAW_PREFIX}*"]
+    assert statements_with(allows, "ecr:BatchGetImage"), "the role must pull the dataprep image"
+    assert statements_with(allows, "kms:Decrypt"), "the datasets bucket is KMS-encrypted"
+
+
+def test_dataprep_role_logs_only_to_processing_job_log_groups(dev: dict[str, Any]) -> None:
+    statements = role_statements(dev, role_id(dev, "DataprepRole"))
+    [logs] = statements_with(statements, "logs:PutLogEvents")
+    assert logs["Resource"]["Fn::Join"][1][-1] == ":log-group:/aws/sagemaker/ProcessingJobs:*"
+    assert not statements_with(statements, "sagemaker:CreateTrainingJob")
+
+
+def test_dataprep_image_and_role_are_outputs_for_the_dataprep_script(dev: dict[str, Any]) -> None:
+    outputs = dev["Outputs"]
+    assert outputs["DataprepRoleArn"]["Value"] == {"Fn::GetAtt": [role_id(dev, "DataprepRole"), "Arn"]}
+    image = json.dumps(outputs["DataprepImageUri"]["Value"])
+    assert "container-assets" in image or "dkr.ecr" in image  # a built asset (Dev pins nothing)
+    assert {"DatasetsBucketName", "DataKeyArn"} <= set(outputs)
+
+
+def test_pinned_dataprep_image_is_used_as_is(synth_stages: Any, stage_config: Any) -> None:
+    pinned = f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/dataprep@sha256:{'c' * 64}"
+    app = synth_stages(stage_config("Dev", images={"dataprep": pinned}))
+    assert app.template_json("Dev", "Training")["Outputs"]["DataprepImageUri"]["Value"] == pinned
+
+
+def test_training_instance_count_above_one_is_refused_with_the_supported_scale_up() -> None:
+    with pytest.raises(ConfigError, match=r"training.instance_count.*ml.g5/ml.p4d"):
+        load_stage("Dev", {**STAGES["Dev"], "training": {"instance_count": 2}})
+
+
+def test_launcher_log_group_takes_any_retention_the_config_allows_and_nothing_else() -> None:
+    stack = cdk.Stack()
+    common: dict[str, Any] = {
+        "handler": "app.launcher.runner.handler",
+        "description": "test",
+        "environment": {},
+        "layer": lambda_.LayerVersion.from_layer_version_arn(
+            stack, "Layer", "arn:aws:lambda:us-east-1:123456789012:layer:deps:1"
+        ),
+        "dead_letters": sqs.Queue(stack, "Queue"),
+        "alarm_topic": sns.Topic(stack, "Topic"),
+        "timeout": cdk.Duration.seconds(10),
+        "memory_mb": 128,
+        "reserved_concurrency": None,
+    }
+    rare = [d for d in LOG_RETENTION_DAYS if d in (400, 2192)]  # two of the less common allowed values
+    for days in rare:
+        LauncherFunction(stack, f"Fn{days}", log_retention_days=days, **common)
+    groups = resources(Template.from_stack(stack).to_json(), "AWS::Logs::LogGroup").values()
+    assert sorted(g["Properties"]["RetentionInDays"] for g in groups) == rare
+    with pytest.raises(ValueError, match="log_retention_days"):
+        LauncherFunction(stack, "Bad", log_retention_days=4, **common)

@@ -39,7 +39,7 @@ RUNNER_ENV: dict[str, str] = {
     "OUTPUT_S3_URI": f"s3://{ARTIFACTS}/training-output/",
     "CHECKPOINT_S3_URI": f"s3://{ARTIFACTS}/checkpoints/",
     "DEFAULT_HYPERPARAMETERS": '{"epochs": "50", "imgsz": "640"}',
-    "TAGS": '{"project": "yolo-detector"}',
+    "TAGS": '{"project": "yolo-detector", "stage": "dev"}',
 }
 
 

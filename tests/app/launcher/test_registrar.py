@@ -4,6 +4,8 @@ a failed one becomes an SNS message with its failure reason."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import boto3
@@ -135,3 +137,9 @@ def test_missing_quality_metric_needs_manual_approval() -> None:
     status, why = registrar.approval({"val:mAP50": 0.9}, 0.5)
     assert status == "PendingManualApproval"
     assert "val:mAP50-95 missing" in why
+
+
+def test_registrar_lambda_does_not_load_the_runner_module() -> None:
+    code = "import sys, app.launcher.registrar; print('app.launcher.runner' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -9,7 +9,7 @@ import pytest
 
 from app.contracts.metrics import METRIC_DEFINITIONS
 from app.launcher import runner
-from app.launcher.settings import RunnerSettings
+from app.launcher.settings import RunnerSettings, SettingsError, load
 from tests.app.launcher.conftest import (
     ARTIFACTS,
     DATASET_URI,
@@ -19,12 +19,21 @@ from tests.app.launcher.conftest import (
     PREFIX,
     REGION,
     ROLE_ARN,
+    RUNNER_ENV,
     CallRecorder,
 )
 
 
-def s3_event(key: str, bucket: str = DATASETS) -> dict[str, Any]:
+def s3_event(
+    key: str,
+    bucket: str = DATASETS,
+    etag: str = "b1946ac92492d2347c6235b4d2611184",
+    version_id: str | None = None,
+) -> dict[str, Any]:
     """An EventBridge S3 'Object Created' event as S3 sends it (trimmed to the fields we read + a few)."""
+    obj: dict[str, Any] = {"key": key, "size": 1234, "etag": etag}
+    if version_id is not None:
+        obj["version-id"] = version_id
     return {
         "version": "0",
         "id": "17793124-05d4-b198-2fde-7ededc63b103",
@@ -36,7 +45,7 @@ def s3_event(key: str, bucket: str = DATASETS) -> dict[str, Any]:
         "detail": {
             "version": "0",
             "bucket": {"name": bucket},
-            "object": {"key": key, "size": 1234, "etag": "b1946ac92492d2347c6235b4d2611184"},
+            "object": obj,
             "request-id": "N4N7GDK58NMKJ12R",
             "reason": "PutObject",
         },
@@ -75,7 +84,9 @@ def test_valid_request_starts_one_job_with_the_stage_request(
     assert sent["EnableNetworkIsolation"] is True
     tags = {t["Key"]: t["Value"] for t in sent["Tags"]}
     assert tags["project"] == "yolo-detector"
-    assert tags["stage"] == "Dev"
+    assert tags["stage"] == "dev"  # the stage's own tag, as on every other resource of the stage
+    assert tags["platform:stage"] == "Dev"
+    assert "EnableInterContainerTrafficEncryption" not in sent
     assert tags["launcher:trigger"] == "operator"
     jobs = sagemaker.list_training_jobs()["TrainingJobSummaries"]
     assert [j["TrainingJobName"] for j in jobs] == [result["job_name"]]
@@ -212,3 +223,123 @@ def test_on_demand_override_drops_max_wait(runner_settings: RunnerSettings, sage
     [sent] = calls.of("CreateTrainingJob")
     assert sent["EnableManagedSpotTraining"] is False
     assert sent["StoppingCondition"] == {"MaxRuntimeInSeconds": 14400}
+
+
+def test_new_dataset_json_in_the_same_prefix_starts_a_new_job(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    key = "datasets/v-3f2a1b9c/dataset.json"
+    first = runner.start(s3_event(key, etag="1" * 32), settings=runner_settings, sagemaker=sagemaker)
+    relanded = runner.start(s3_event(key, etag="2" * 32), settings=runner_settings, sagemaker=sagemaker)
+    assert (first["status"], relanded["status"]) == ("started", "started")
+    assert relanded["job_name"] != first["job_name"]
+
+
+def test_new_version_of_a_versioned_dataset_json_starts_a_new_job(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    key = "datasets/v-3f2a1b9c/dataset.json"
+    first = runner.start(s3_event(key, version_id="v1"), settings=runner_settings, sagemaker=sagemaker)
+    second = runner.start(s3_event(key, version_id="v2"), settings=runner_settings, sagemaker=sagemaker)
+    assert second["status"] == "started"
+    assert second["job_name"] != first["job_name"]
+
+
+def test_dataset_event_without_etag_is_rejected_naming_the_field(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    event = s3_event("datasets/v-3f2a1b9c/dataset.json")
+    del event["detail"]["object"]["etag"]
+    result = runner.start(event, settings=runner_settings, sagemaker=sagemaker)
+    assert result["status"] == "rejected"
+    assert result["error"]["field"] == "detail.object.etag"
+
+
+def test_operator_cannot_set_the_event_only_dataset_version(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    result = runner.start(
+        {"dataset_uri": DATASET_URI, "dataset_version": "x"}, settings=runner_settings, sagemaker=sagemaker
+    )
+    assert result["status"] == "rejected"
+    assert result["error"]["field"] == "dataset_version"
+    assert "run_label" in result["error"]["message"]
+
+
+def test_url_encoded_event_key_is_decoded_to_the_real_prefix(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    calls = CallRecorder(sagemaker)
+    result = runner.start(
+        s3_event("datasets/date%3D2024-05-01/dataset.json"), settings=runner_settings, sagemaker=sagemaker
+    )
+    assert result["status"] == "started"
+    [sent] = calls.of("CreateTrainingJob")
+    uri = sent["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert uri == f"s3://{DATASETS}/datasets/date=2024-05-01/"
+
+
+def test_event_key_with_an_encoded_space_is_rejected_not_trained_on_a_wrong_prefix(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    result = runner.start(
+        s3_event("datasets/my+set/dataset.json"), settings=runner_settings, sagemaker=sagemaker
+    )
+    assert result["status"] == "rejected"
+    assert result["error"]["field"] == "dataset_uri"
+    assert "datasets/my set/" in result["error"]["message"]
+    assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_previous_jobs_model_tar_gz_is_accepted_as_pretrained(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    calls = CallRecorder(sagemaker)
+    pretrained = f"s3://{ARTIFACTS}/training-output/yolo-dev-d-0123456789ab/output/model.tar.gz"
+    result = runner.start(
+        {"dataset_uri": DATASET_URI, "pretrained_uri": pretrained},
+        settings=runner_settings,
+        sagemaker=sagemaker,
+    )
+    assert result["status"] == "started"
+    [sent] = calls.of("CreateTrainingJob")
+    [channel] = [c for c in sent["InputDataConfig"] if c["ChannelName"] == "pretrained"]
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == pretrained
+
+
+@pytest.mark.parametrize("key", ["data-capture/x/model.pt", "elsewhere/best.pt"])
+def test_pretrained_outside_what_the_training_role_reads_is_rejected_before_aws(
+    runner_settings: RunnerSettings, sagemaker: Any, key: str
+) -> None:
+    calls = CallRecorder(sagemaker)
+    result = runner.start(
+        {"dataset_uri": DATASET_URI, "pretrained_uri": f"s3://{ARTIFACTS}/{key}"},
+        settings=runner_settings,
+        sagemaker=sagemaker,
+    )
+    assert result["status"] == "rejected"
+    assert result["error"]["field"] == "pretrained_uri"
+    assert "models/" in result["error"]["message"]
+    assert calls.calls == []
+
+
+def test_more_than_one_instance_is_rejected_with_the_supported_scale_up(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    calls = CallRecorder(sagemaker)
+    result = runner.start(
+        {"dataset_uri": DATASET_URI, "instance_count": 2}, settings=runner_settings, sagemaker=sagemaker
+    )
+    assert result["status"] == "rejected"
+    assert result["error"]["field"] == "instance_count"
+    assert "ml.p4d" in result["error"]["message"]
+    assert calls.calls == []
+
+
+def test_stage_settings_with_more_than_one_instance_fail_the_cold_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in {**RUNNER_ENV, "INSTANCE_COUNT": "2"}.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError, match=r"INSTANCE_COUNT: .*one instance only"):
+        load(RunnerSettings)

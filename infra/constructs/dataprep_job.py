@@ -1,0 +1,119 @@
+"""DataprepJob: what a SageMaker Processing job of the data-prep container needs (the image and its execution role).
+
+The dataprep image (``containers/dataprep``, or the stage's pinned ``images.dataprep`` digest) runs
+``python -m app.dataprep.processing``. Its role reads raw Ground Truth manifests and images under the datasets
+bucket's ``raw/`` prefix and writes datasets under any other prefix (never over raw data). ``scripts/dataprep_job.py``
+starts jobs with it, found through the Training stack's outputs.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from app.contracts.storage import RAW_PREFIX
+from infra.constructs.images import ContainerImage
+from infra.nag import acknowledge, acknowledge_resource
+
+PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+
+
+class DataprepJob(Construct):
+    """Public: ``image`` (``image.image_uri``) and ``role``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        stage: str,
+        pinned_uri: str | None,
+        datasets_bucket: s3.IBucket,
+        key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.image = ContainerImage(self, "Image", name="dataprep", pinned_uri=pinned_uri)
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal(
+                "sagemaker.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
+            ),
+            description=f"{stage}: SageMaker Processing jobs of the dataprep image (scripts/dataprep_job.py)",
+        )
+        raw = f"{datasets_bucket.bucket_arn}/{RAW_PREFIX}*"
+        datasets_bucket.grant_read(self.role, f"{RAW_PREFIX}*")
+        datasets_bucket.grant_put(self.role, "*")
+        # Datasets go anywhere but raw/: a wrong --out must not overwrite the labelled source data.
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                effect=iam.Effect.DENY, actions=["s3:PutObject*", "s3:DeleteObject*"], resources=[raw]
+            )
+        )
+        key.grant_encrypt_decrypt(self.role)
+        key.grant(self.role, "kms:CreateGrant", "kms:DescribeKey")  # encrypted processing volumes
+        self.image.grant_pull(self.role)
+        self.log_groups = cdk.Stack.of(self).format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{PROCESSING_LOG_GROUP}:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:PutLogEvents",
+                    "logs:DescribeLogStreams",
+                ],
+                resources=[self.log_groups],
+            )
+        )
+        self._acknowledge(datasets_bucket, raw)
+
+    def _acknowledge(self, datasets_bucket: s3.IBucket, raw: str) -> None:
+        for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*"):
+            acknowledge(
+                self.role,
+                "AwsSolutions-IAM5",
+                f"{action} comes from CDK's bucket grants on this stage's datasets bucket only: read under raw/, "
+                "multipart-upload cleanup of the dataset objects the job writes",
+                applies_to=f"Action::{action}",
+            )
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                self.role,
+                "AwsSolutions-IAM5",
+                f"{action} comes from CDK's key grant and is scoped to this stage's data key only",
+                applies_to=f"Action::{action}",
+            )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5",
+            "Resource '*' is ecr:GetAuthorizationToken, which ECR supports on '*' only (pulling the dataprep "
+            "image itself is scoped to its repository)",
+            applies_to="Resource::*",
+        )
+        acknowledge_resource(
+            self.role,
+            "AwsSolutions-IAM5",
+            "SageMaker Processing jobs write to per-job log streams inside this one log group",
+            resource=self.log_groups,
+        )
+        acknowledge_resource(
+            self.role,
+            "AwsSolutions-IAM5",
+            "dataprep reads every manifest and image of a labelling job; raw/ holds only raw labelled data",
+            resource=raw,
+        )
+        acknowledge_resource(
+            self.role,
+            "AwsSolutions-IAM5",
+            "a dataset's prefix is chosen per run (--out); writes under raw/ are denied explicitly",
+            resource=f"{datasets_bucket.bucket_arn}/*",
+        )
