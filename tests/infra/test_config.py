@@ -92,3 +92,10 @@ def test_linear_rollout_longer_than_its_timeout_is_rejected() -> None:
     endpoint["deployment"] = {"strategy": "linear", "linear_step_percent": 25, "wait_interval_s": 900}
     with pytest.raises(ConfigError, match=r"stage Prod: field 'endpoint'.*4 wait interval\(s\) of 900 s"):
         load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
+
+
+def test_model_key_outside_the_readable_prefixes_is_rejected() -> None:
+    endpoint = dict(STAGES["Dev"]["endpoint"])  # type: ignore[call-overload]
+    endpoint["model_data_key"] = "data-capture/model.tar.gz"
+    with pytest.raises(ConfigError, match=r"stage Dev: field 'endpoint'.*must start with one of \['models/'"):
+        load_stage("Dev", _with("Dev", ("endpoint",), endpoint))
