@@ -10,7 +10,9 @@ import sys
 import time
 from collections.abc import Sequence
 
+from app.contracts.dataset import DATASET_JSON
 from app.dataprep.errors import DataprepError
+from app.dataprep.out_check import check_out
 from app.dataprep.plan import REJECTS_FILE, Plan, PlanOptions, build_plan
 from app.dataprep.qa import summary_text
 from app.dataprep.storage import Destination, ImageSource, fetch_manifest
@@ -97,10 +99,11 @@ def run(args: argparse.Namespace) -> Plan:
         cleanup()
     if args.dry_run:
         return plan
+    check_out(plan, dest)  # before anything is written: never mix this dataset into another one
     if plan.reject_fraction > plan.options.max_reject_fraction:
         write_qa(plan, dest)  # keep the evidence before failing
         plan.check_rejects(dest.location(REJECTS_FILE))
-    write_dataset(
+    result = write_dataset(
         plan,
         dest,
         source,
@@ -110,6 +113,10 @@ def run(args: argparse.Namespace) -> Plan:
         progress=not args.quiet and sys.stderr.isatty(),
         link=args.link,
     )
+    if not result.committed:
+        print(
+            f"shard {args.shard_index}/{args.shard_count} done; {DATASET_JSON} follows when the last shard finishes"
+        )
     return plan
 
 

@@ -4,6 +4,8 @@ Defaults follow SageMaker Processing paths: the manifest is the single file unde
 ``/opt/ml/processing/input/manifest``, images (when given as an input) under ``/opt/ml/processing/input/images``,
 output to ``/opt/ml/processing/output``, which SageMaker uploads. With several instances, each takes its shard
 from ``/opt/ml/config/resourceconfig.json`` (its host's position among the hosts); the plan is the same on all.
+Several hosts need ``--out s3://...`` (e.g. ``DATAPREP_OUT``): shards commit the dataset through done markers in the
+shared output, and each host's local output folder only ever holds its own shard.
 Options come from container arguments, or from ``DATAPREP_<OPTION>`` environment variables (e.g.
 ``DATAPREP_VAL_FRACTION=0.1``, ``DATAPREP_BALANCE="max-ratio=3 class-weights"``); arguments win.
 """
@@ -82,6 +84,20 @@ def processing_argv(
                 "--shard-count",
                 str(len(hosts)),
             ]
+    return _check_shared_out(args)
+
+
+def _check_shared_out(args: list[str]) -> list[str] | str:
+    """Sharded runs commit dataset.json once all shards' markers are visible: only a shared (S3) --out shows them."""
+    value = {a: args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--out", "--shard-count")}
+    count = value.get("--shard-count", "1")
+    out = value.get("--out", "")
+    if count.isdigit() and int(count) > 1 and not out.startswith("s3://"):
+        return (
+            f"--out {out}: {count} hosts share the work, so --out must be an s3:// prefix (set DATAPREP_OUT); "
+            "a host's local output only holds its own shard, so no host could see all shards done and commit "
+            "dataset.json"
+        )
     return args
 
 

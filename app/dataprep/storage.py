@@ -109,6 +109,27 @@ class Destination:
     def location(self, rel: str) -> str:
         return f"{self.uri}/{rel}"
 
+    def read_bytes(self, rel: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        if not self.s3:
+            path = self.root / rel
+            return path.read_bytes() if path.is_file() else None
+        try:
+            return bytes(self.client.get_object(Bucket=self.bucket, Key=self.prefix + rel)["Body"].read())
+        except self.client.exceptions.NoSuchKey:
+            return None
+
+    def list_files(self, rel_dir: str) -> list[str]:
+        """Relative keys of every file under ``rel_dir`` (sorted; empty when there is none)."""
+        if not self.s3:
+            base = self.root / rel_dir
+            if not base.is_dir():
+                return []
+            return sorted(str(p.relative_to(self.root).as_posix()) for p in base.rglob("*") if p.is_file())
+        start = f"{self.prefix}{rel_dir.rstrip('/')}/"
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start)
+        return sorted(o["Key"][len(self.prefix) :] for page in pages for o in page.get("Contents", []))
+
     def write_bytes(self, rel: str, data: bytes) -> None:
         if self.s3:
             self.client.put_object(Bucket=self.bucket, Key=self.prefix + rel, Body=data)

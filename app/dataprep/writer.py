@@ -1,7 +1,9 @@
 """Write a planned dataset (see app.contracts.dataset): this shard's images + labels, then the metadata files.
 
 Metadata (``data.yaml``, ``dataset.json``, ``qa/*``) depends on the plan only, so every shard writes the same
-bytes and any number of shards together make one consistent dataset.
+bytes and any number of shards together make one consistent dataset. With several shards the metadata is the
+commit: it is written only once every shard's images are there (see app.dataprep.shards), because dataset.json
+arriving in the datasets bucket starts training.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 import yaml
 
 from app.contracts.dataset import DATA_YAML, DATASET_JSON, IMAGES_DIR, LABELS_DIR, SPLITS
-from app.dataprep import qa
+from app.dataprep import qa, shards
 from app.dataprep.errors import DataprepError
 from app.dataprep.plan import REJECTS_FILE, XYWH, Plan
 from app.dataprep.storage import Destination, ImageSource, run_parallel
@@ -25,6 +27,7 @@ from app.dataprep.yolo import format_label_lines, label_name
 class WriteResult:
     images: int
     labels: int
+    committed: bool = True  # False: this shard is done, but other shards' images are still missing
 
 
 def data_yaml(plan: Plan) -> bytes:
@@ -95,5 +98,11 @@ def write_dataset(
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise DataprepError(f"{len(errors)} of {len(rows)} images failed to copy: {errors[0]}{more}")
+    if shard_count > 1:
+        shards.mark_done(dest, shard_index, shard_count, plan.version)
+        if not shards.all_done(dest, shard_count, plan.version):
+            return WriteResult(images=len(rows), labels=len(rows), committed=False)
+        # Two shards finishing together may both get here and both write the metadata: the bytes are identical
+        # (a function of the plan alone) and the training launcher is idempotent on the same dataset URI.
     write_metadata(plan, dest)
     return WriteResult(images=len(rows), labels=len(rows))

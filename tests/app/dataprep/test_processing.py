@@ -48,9 +48,18 @@ def test_environment_options_apply_and_arguments_win(opt_ml: Path, tmp_path: Pat
 def test_shard_comes_from_the_resource_config(opt_ml: Path, tmp_path: Path) -> None:
     config = tmp_path / "resourceconfig.json"
     config.write_text(json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2", "algo-3"]}))
-    argv = processing_argv([], {}, root=opt_ml, resource_config=config)
+    argv = processing_argv([], {"DATAPREP_OUT": "s3://datasets/v1"}, root=opt_ml, resource_config=config)
     assert isinstance(argv, list)
     assert argv[argv.index("--shard-index") + 1] == "1" and argv[argv.index("--shard-count") + 1] == "3"
+
+
+def test_several_hosts_with_a_local_output_are_refused(opt_ml: Path, tmp_path: Path) -> None:
+    config = tmp_path / "resourceconfig.json"
+    config.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]}))
+    reason = processing_argv([], {}, root=opt_ml, resource_config=config)
+    assert (
+        isinstance(reason, str) and "must be an s3:// prefix" in reason and str(opt_ml / "output") in reason
+    )
 
 
 def test_missing_manifest_input_is_a_one_line_reason(tmp_path: Path) -> None:

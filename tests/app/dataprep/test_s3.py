@@ -114,3 +114,31 @@ def test_s3_to_s3_copy_is_server_side(s3) -> None:  # type: ignore[no-untyped-de
     )
     assert "CopyObject" in calls and "GetObject" not in calls
     assert s3.get_object(Bucket="datasets", Key="v3/images/train/a.jpg")["Body"].read() == b"jpeg-bytes"
+
+
+def test_s3_out_holding_another_version_is_refused(  # type: ignore[no-untyped-def]
+    s3, s3_manifest: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = [
+        "--manifest",
+        s3_manifest,
+        "--out",
+        "s3://datasets/v4",
+        "--quiet",
+        "--max-reject-fraction",
+        "0.1",
+    ]
+    assert main(common) == 0 and main(common) == 0  # the same plan again: fine
+    capsys.readouterr()
+    assert main([*common, "--val-fraction", "0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "s3://datasets/v4/dataset.json: --out already holds dataset version" in err
+
+
+def test_s3_shards_commit_dataset_json_only_when_both_are_done(s3, s3_manifest: str) -> None:  # type: ignore[no-untyped-def]
+    common = ["--manifest", s3_manifest, "--out", "s3://datasets/v5", "--quiet", "--max-reject-fraction", "0.1",
+              "--shard-count", "2"]  # fmt: skip
+    assert main([*common, "--shard-index", "0"]) == 0
+    assert "dataset.json" not in keys(s3, "datasets", "v5/")
+    assert main([*common, "--shard-index", "1"]) == 0
+    assert "dataset.json" in keys(s3, "datasets", "v5/")
