@@ -1,9 +1,17 @@
-"""Per-epoch metric log line (training container -> CloudWatch via SageMaker ``MetricDefinitions``).
+"""Metric log lines (training container -> CloudWatch via SageMaker ``MetricDefinitions``).
 
 The training container prints exactly one line per epoch, e.g.::
 
     [metrics] epoch=3/10 train_box_loss=1.234567 train_cls_loss=2.1 train_dfl_loss=1.3 val_box_loss=1.4 \
 val_cls_loss=2.2 val_dfl_loss=1.35 precision=0.71 recall=0.64 mAP50=0.69 mAP50-95=0.41
+
+and, after training, ONE final line for the model it ships (the best epoch's weights, re-validated)::
+
+    [metrics] final train_box_loss=1.3 ... mAP50=0.72 mAP50-95=0.44
+
+SageMaker's ``FinalMetricDataList`` keeps each metric's last value, so every metric but ``epoch`` ends on the
+shipped model's values (the ones in model.json), not on the last epoch's. The final line carries the losses of
+the shipped epoch too, so train/val loss finals describe the same weights.
 
 ``METRIC_DEFINITIONS`` is what CDK / the launcher hands SageMaker; ``parse_epoch_line`` is the same regexes used
 locally (demo, tests), so the two can never drift apart.
@@ -16,6 +24,7 @@ import re
 from collections.abc import Mapping
 
 PREFIX = "[metrics]"
+FINAL = "final"
 # (key in the log line, SageMaker metric name). Order is the order printed.
 FIELDS: tuple[tuple[str, str], ...] = (
     ("train_box_loss", "train:box_loss"),
@@ -47,16 +56,32 @@ def format_value(value: float) -> str:
     return "nan" if value is None or math.isnan(value) else f"{value:.6g}"
 
 
-def format_epoch_line(epoch: int, epochs: int, values: Mapping[str, float]) -> str:
-    """Render one epoch's metrics; every key in KEYS must be present (nan where unknown)."""
+def _body(values: Mapping[str, float], what: str) -> str:
     missing = [k for k in KEYS if k not in values]
     if missing:
-        raise KeyError(f"metric line is missing {missing}")
-    body = " ".join(f"{k}={format_value(float(values[k]))}" for k in KEYS)
-    return f"{PREFIX} epoch={epoch}/{epochs} {body}"
+        raise KeyError(f"{what} is missing {missing}")
+    return " ".join(f"{k}={format_value(float(values[k]))}" for k in KEYS)
 
 
-def parse_epoch_line(line: str) -> dict[str, float] | None:
+def format_epoch_line(epoch: int, epochs: int, values: Mapping[str, float]) -> str:
+    """Render one epoch's metrics; every key in KEYS must be present (nan where unknown)."""
+    return f"{PREFIX} epoch={epoch}/{epochs} {_body(values, 'metric line')}"
+
+
+def format_final_line(values: Mapping[str, float]) -> str:
+    """Render the shipped model's metrics (printed once, after the last epoch line); same keys as an epoch line."""
+    return f"{PREFIX} {FINAL} {_body(values, 'final metric line')}"
+
+
+def is_epoch_line(line: str) -> bool:
+    return line.startswith(f"{PREFIX} epoch=")
+
+
+def is_final_line(line: str) -> bool:
+    return line.startswith(f"{PREFIX} {FINAL} ")
+
+
+def parse_line(line: str) -> dict[str, float] | None:
     """Apply METRIC_DEFINITIONS to one log line, as SageMaker would; None when it is not a metric line."""
     if not line.startswith(PREFIX):
         return None
@@ -66,3 +91,13 @@ def parse_epoch_line(line: str) -> dict[str, float] | None:
         if match:
             out[definition["Name"]] = float(match.group(1))
     return out
+
+
+def parse_epoch_line(line: str) -> dict[str, float] | None:
+    """:func:`parse_line` for a per-epoch line; None for any other line (the final line included)."""
+    return parse_line(line) if is_epoch_line(line) else None
+
+
+def parse_final_line(line: str) -> dict[str, float] | None:
+    """:func:`parse_line` for the final (shipped model) line; None for any other line."""
+    return parse_line(line) if is_final_line(line) else None

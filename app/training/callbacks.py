@@ -1,5 +1,8 @@
 """ultralytics trainer callbacks: the per-epoch metric line, the overfitting guard, spot checkpoints, SIGTERM.
 
+The final metric line (the shipped model's) is printed by app.training.run after training, not here: ultralytics'
+extra on_fit_epoch_end after final_eval is skipped so there is exactly one ``[metrics] epoch=`` line per epoch.
+
 They are registered on the trainer instance, so ultralytics pickles them into its DDP workers too; each acts on rank
 0 only (the rank that validates and saves), and a stop decided there is broadcast to the other ranks by ultralytics.
 """
@@ -21,6 +24,7 @@ from typing import Any
 from app.contracts.metrics import KEYS, format_epoch_line
 
 CHECKPOINT_NAME = "last.pt"
+BEST_NAME = "best.pt"
 
 
 def _rank() -> int:
@@ -99,28 +103,64 @@ class Terminated(Exception):
     """SIGTERM received (SageMaker stop or spot interruption): the latest epoch checkpoint is already saved."""
 
 
+def _signature(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    tmp = target.with_suffix(".pt.partial")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)  # atomic: a kill mid-copy never leaves a torn checkpoint
+
+
 @dataclass
 class SpotCheckpointer:
-    """Copies ultralytics' last.pt to the SageMaker checkpoint dir after every epoch (S3-synced for spot training),
-    and turns SIGTERM into Terminated - except while a copy is in flight, which it lets finish first."""
+    """Copies ultralytics' last.pt - and best.pt whenever it changed - to the SageMaker checkpoint dir after every
+    epoch (S3-synced for spot training), and turns SIGTERM into Terminated - except while a copy is in flight, which
+    it lets finish first.
+
+    best.pt must travel too: on resume ultralytics restores best_fitness from last.pt and rewrites best.pt only when
+    a later epoch beats it, so without the copy a restarted job would have no best.pt and ship last.pt.
+    """
 
     checkpoint_dir: Path
     _in_copy: bool = False
     _pending: bool = False
+    _best_seen: tuple[int, int] | None = None
 
     @property
     def checkpoint(self) -> Path:
         return self.checkpoint_dir / CHECKPOINT_NAME
 
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoint_dir / BEST_NAME
+
     def on_model_save(self, trainer: Any) -> None:
         if _rank() not in {-1, 0}:
             return
+        best = Path(trainer.best)
         with self._critical():
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self.checkpoint.with_suffix(".pt.partial")
-            shutil.copyfile(trainer.last, tmp)
-            os.replace(tmp, self.checkpoint)  # atomic: a kill mid-copy never leaves a torn last.pt
+            # best first: a hard kill between the two copies then leaves a best.pt at least as new as last.pt
+            if best.is_file() and _signature(best) != self._best_seen:
+                _copy_atomic(best, self.best_checkpoint)
+                self._best_seen = _signature(best)
+                _log(
+                    f"[checkpoint] epoch {trainer.epoch + 1} is the best so far; saved to {self.best_checkpoint}"
+                )
+            _copy_atomic(Path(trainer.last), self.checkpoint)
         _log(f"[checkpoint] epoch {trainer.epoch + 1} saved to {self.checkpoint}")
+
+    def restore_best(self, target: Path) -> bool:
+        """On resume: put the checkpointed best.pt where the trainer keeps its best.pt (True when there was one)."""
+        if not self.best_checkpoint.is_file():
+            return False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.best_checkpoint, target)
+        self._best_seen = _signature(target)
+        return True
 
     @contextlib.contextmanager
     def _critical(self) -> Iterator[None]:

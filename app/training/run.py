@@ -4,7 +4,7 @@ Exit codes (what SageMaker sees):
   0    the artifact is complete in <opt_ml>/model
   1    failed; the reason is in <opt_ml>/output/failure (first line = what to fix)
   143  SIGTERM (StopTrainingJob or a spot interruption): the last finished epoch is in <opt_ml>/checkpoints/last.pt
-       and a restarted job resumes from the next epoch. Non-zero on purpose, so nothing mistakes an interrupted run
+       (the best so far in best.pt) and a restarted job resumes from the next epoch. Non-zero on purpose, so nothing mistakes an interrupted run
        for a finished one; SageMaker marks a job it stopped itself as Stopped whatever the code, and restarts
        interrupted managed-spot jobs from the synced checkpoints.
 """
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from app.contracts.dataset import DatasetInfo
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters
+from app.contracts.metrics import format_final_line
 from app.training.dataset_check import check_dataset, write_training_yaml
 from app.training.failure import failure_text, write_failure
 from app.training.offline import go_offline
@@ -28,6 +29,8 @@ from app.training.sagemaker import OptMl, read_config
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from app.training.callbacks import SpotCheckpointer
 
 EXIT_OK, EXIT_FAILED, EXIT_TERMINATED = 0, 1, 143
 _NOT_ULTRALYTICS = set(OUR_ADDITIONS)
@@ -114,11 +117,12 @@ def train(opt: OptMl) -> int:
     }
 
     resume = _usable_checkpoint(checkpointer.checkpoint)
+    best_ckpt = _usable_checkpoint(checkpointer.best_checkpoint) if resume else None
     if resume and resume["epoch"] + 1 >= resume["epochs"]:
         _log(
             f"[checkpoint] {checkpointer.checkpoint} is from the final epoch; packaging it without retraining"
         )
-        return _package_finished(opt, resume["ckpt"], checkpointer.checkpoint, work, dataset, hp, training)
+        return _package_finished(opt, resume, checkpointer, best_ckpt, work, dataset, hp, training)
     if resume:
         _log(f"[checkpoint] resuming from {checkpointer.checkpoint} at epoch {resume['epoch'] + 2}")
         overrides = {
@@ -143,6 +147,8 @@ def train(opt: OptMl) -> int:
         )
 
     trainer = DetectionTrainer(overrides=overrides)
+    if best_ckpt and checkpointer.restore_best(trainer.best):
+        _log(f"[checkpoint] restored best.pt of epoch {best_ckpt['epoch'] + 1} to {trainer.best}")
     callbacks.register(trainer, monitor, checkpointer)
     checkpointer.install()
     started, cpu_started = time.monotonic(), time.process_time()
@@ -163,9 +169,14 @@ def train(opt: OptMl) -> int:
         if stopped_early
         else None
     )
-    best = trainer.best if trainer.best.exists() else trainer.last
-    metrics = dict(trainer.metrics or {}) or _checkpoint_metrics(best)  # DDP: the workers held the metrics
-    return _finish(opt, best, pd.read_csv(trainer.csv), metrics, dataset, hp, training, save_dir)
+    # ship best.pt (final_eval re-validated it into trainer.metrics); last.pt only when no epoch was validated
+    shipped, copy = (
+        (trainer.best, checkpointer.best_checkpoint) if trainer.best.exists() else (trainer.last, None)
+    )
+    training["weights"] = shipped.name
+    training["shipped_epoch"] = _checkpoint_epoch(copy or checkpointer.checkpoint)
+    metrics = dict(trainer.metrics or {}) or _checkpoint_metrics(shipped)  # DDP: the workers held the metrics
+    return _finish(opt, shipped, pd.read_csv(trainer.csv), metrics, dataset, hp, training, save_dir)
 
 
 def _restore_results(ckpt: dict[str, Any], csv: Path) -> None:
@@ -185,25 +196,58 @@ def _checkpoint_metrics(path: Path) -> dict[str, Any]:
     return dict(torch_load(path, map_location="cpu").get("train_metrics") or {})
 
 
+def _checkpoint_epoch(path: Path) -> int | None:
+    """The 1-based epoch an unstripped checkpoint copy was saved at (ultralytics' stripped files say -1)."""
+    from ultralytics.utils.patches import torch_load
+
+    if not path.is_file():
+        return None
+    epoch = int(torch_load(path, map_location="cpu").get("epoch", -1))
+    return epoch + 1 if epoch >= 0 else None
+
+
 def _package_finished(
     opt: OptMl,
-    ckpt: dict[str, Any],
-    path: Path,
+    last: dict[str, Any],
+    checkpointer: SpotCheckpointer,
+    best: dict[str, Any] | None,
     work: Path,
     dataset: DatasetInfo,
     hp: Hyperparameters,
     training: dict[str, object],
 ) -> int:
-    """A restart after the last epoch finished (e.g. killed during export): the checkpoint has all we need."""
+    """A restart after the last epoch finished (e.g. killed during export): the checkpoints have all we need.
+
+    best.pt is shipped as a normal run would; last.pt only for checkpoints written before best.pt was kept."""
     import pandas as pd
     from ultralytics.utils.torch_utils import strip_optimizer
 
+    chosen, path = (best, checkpointer.best_checkpoint) if best else (last, checkpointer.checkpoint)
+    if best is None:
+        _log(f"[checkpoint] WARNING no usable {checkpointer.best_checkpoint}; packaging last.pt")
     final = work / "final.pt"
     final.parent.mkdir(parents=True, exist_ok=True)
     strip_optimizer(path, str(final))
-    results = pd.DataFrame(ckpt.get("train_results") or {})
+    results = pd.DataFrame(last["ckpt"].get("train_results") or {})  # last.pt holds every epoch's row
     training["epochs_run"] = len(results)
-    return _finish(opt, final, results, dict(ckpt.get("train_metrics") or {}), dataset, hp, training, None)
+    training["weights"] = path.name
+    training["shipped_epoch"] = chosen["epoch"] + 1
+    metrics = {k: v for k, v in (chosen["ckpt"].get("train_metrics") or {}).items() if k != "fitness"}
+    return _finish(opt, final, results, metrics, dataset, hp, training, None)
+
+
+def final_values(metrics: dict[str, float], results: pd.DataFrame, epoch: object) -> dict[str, float]:
+    """The final metric line's values: model.json's metrics plus the losses of the shipped epoch's results row."""
+    from app.contracts.metrics import KEYS
+
+    results = results.rename(columns=str.strip)
+    rows = results[results["epoch"] == epoch] if "epoch" in results else results.iloc[0:0]
+    values = {key: float(metrics.get(key, float("nan"))) for key in KEYS}
+    for key in KEYS:
+        column = key.replace("_", "/", 1)  # train_box_loss -> train/box_loss
+        if column.startswith(("train/", "val/")) and column in rows and len(rows):
+            values[key] = float(rows[column].iloc[-1])
+    return values
 
 
 def _finish(
@@ -237,6 +281,8 @@ def _finish(
     _log(
         f"[artifact] {opt.model_dir}: {card.name} {card.version}, classes {card.class_names}, metrics {card.metrics}"
     )
+    # last [metrics] line = the shipped model's, so SageMaker's final values (the registrar's gate) match model.json
+    _log(format_final_line(final_values(card.metrics, results, training.get("shipped_epoch"))))
     return EXIT_OK
 
 

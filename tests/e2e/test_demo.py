@@ -48,8 +48,21 @@ def test_demo_training_prints_one_metric_line_per_epoch(
 ) -> None:
     proc, _ = demo_run
     lines = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith(metrics.PREFIX)]
-    assert len(lines) == EPOCHS
-    assert all(metrics.parse_epoch_line(line) for line in lines)
+    epochs = [line for line in lines if metrics.is_epoch_line(line)]
+    assert len(epochs) == EPOCHS
+    assert all(metrics.parse_epoch_line(line) for line in epochs)
+
+
+def test_demo_training_ends_with_one_final_line_of_the_shipped_models_metrics(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    proc, workdir = demo_run
+    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith(metrics.PREFIX)]
+    assert sum(map(metrics.is_final_line, lines)) == 1 and metrics.is_final_line(lines[-1])
+    final = metrics.parse_final_line(lines[-1]) or {}
+    card = artifact.read_model_card(Path(json.loads((workdir / "summary.json").read_text())["model_dir"]))
+    names = dict(metrics.FIELDS)
+    assert {k: final[names[k]] for k in card.metrics} == pytest.approx(card.metrics, rel=1e-5)
 
 
 def test_demo_model_artifact_is_complete(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:

@@ -7,7 +7,18 @@ import re
 
 import pytest
 
-from app.contracts.metrics import FIELDS, METRIC_DEFINITIONS, PREFIX, format_epoch_line, parse_epoch_line
+from app.contracts.metrics import (
+    FIELDS,
+    KEYS,
+    METRIC_DEFINITIONS,
+    PREFIX,
+    format_epoch_line,
+    format_final_line,
+    is_epoch_line,
+    is_final_line,
+    parse_epoch_line,
+    parse_final_line,
+)
 from tests.fixtures.artifacts import TrainingRun
 
 # Captured verbatim from `python -m app.training train` (tiny shapes dataset, 2 epochs, CPU) with the lines of
@@ -77,10 +88,29 @@ def test_ultralytics_progress_lines_are_not_metric_lines() -> None:
             assert not any(re.search(d["Regex"], line) for d in METRIC_DEFINITIONS)
 
 
+def test_final_line_sets_every_final_value_but_epoch() -> None:
+    epoch = format_epoch_line(2, 2, dict.fromkeys(KEYS, 0.5))
+    final = format_final_line({key: 0.1 * (i + 1) for i, key in enumerate(KEYS)})
+    found = _sagemaker_values(f"{epoch}\n{final}\n")
+    assert found["epoch"] == [2.0]  # the final line is not an epoch
+    # SageMaker keeps the last value: the final line's, each under its own key (mAP50 != mAP50-95, train != val)
+    assert [found[name][-1] for _, name in FIELDS] == pytest.approx([0.1 * (i + 1) for i in range(len(KEYS))])
+
+
+def test_epoch_and_final_lines_are_told_apart() -> None:
+    epoch = format_epoch_line(1, 3, dict.fromkeys(KEYS, 0.5))
+    final = format_final_line(dict.fromkeys(KEYS, 0.5))
+    assert is_epoch_line(epoch) and not is_final_line(epoch) and parse_final_line(epoch) is None
+    assert is_final_line(final) and not is_epoch_line(final) and parse_epoch_line(final) is None
+    assert set(parse_final_line(final) or {}) == {name for _, name in FIELDS}
+
+
 @pytest.mark.slow
 def test_session_training_run_lines_parse_with_finite_values(trained_run: TrainingRun) -> None:
-    lines = [line for line in trained_run.output.splitlines() if line.startswith(PREFIX)]
+    lines = [line for line in trained_run.output.splitlines() if is_epoch_line(line)]
     assert len(lines) == 2
     for line in lines:
         parsed = _sagemaker_values(line)
         assert all(len(v) == 1 and math.isfinite(v[0]) for v in parsed.values()), line
+    finals = [line for line in trained_run.output.splitlines() if is_final_line(line)]
+    assert len(finals) == 1 and all(math.isfinite(v) for v in (parse_final_line(finals[0]) or {}).values())

@@ -11,7 +11,15 @@ from PIL import Image
 
 from app.contracts.artifact import ARTIFACT_FILES, read_model_card
 from app.contracts.dataset import read_dataset_info
-from app.contracts.metrics import KEYS, PREFIX, parse_epoch_line
+from app.contracts.metrics import (
+    FIELDS,
+    KEYS,
+    PREFIX,
+    is_epoch_line,
+    is_final_line,
+    parse_epoch_line,
+    parse_final_line,
+)
 from tests.fixtures.artifacts import TrainingRun
 
 pytestmark = pytest.mark.slow
@@ -61,16 +69,24 @@ def test_onnx_runs_in_onnxruntime_with_the_shape_the_card_promises(
 
 
 def test_one_metric_line_per_epoch_parsed_by_the_metric_definitions(trained_run: TrainingRun) -> None:
-    lines = [line for line in trained_run.output.splitlines() if line.startswith(PREFIX)]
+    lines = [line for line in trained_run.output.splitlines() if is_epoch_line(line)]
     assert [parse_epoch_line(line)["epoch"] for line in lines] == [1.0, 2.0]  # type: ignore[index]
     for line in lines:
         assert set(parse_epoch_line(line) or {}) == {"epoch", *(f"{s}" for s in _names())}
 
 
 def _names() -> list[str]:
-    from app.contracts.metrics import FIELDS
-
     return [name for key, name in FIELDS if key in KEYS]
+
+
+def test_last_metric_line_is_the_final_one_with_the_shipped_models_metrics(trained_run: TrainingRun) -> None:
+    lines = [line for line in trained_run.output.splitlines() if line.startswith(PREFIX)]
+    assert is_final_line(lines[-1]) and sum(map(is_final_line, lines)) == 1
+    final = parse_final_line(lines[-1]) or {}
+    card = read_model_card(trained_run.model_dir)
+    assert card.training["weights"] == "best.pt"
+    names = dict(FIELDS)
+    assert {k: final[names[k]] for k in card.metrics} == pytest.approx(card.metrics, rel=1e-5)
 
 
 def test_transfer_from_pretrained_reports_adapted_class_head(trained_run: TrainingRun) -> None:

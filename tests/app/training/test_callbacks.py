@@ -62,9 +62,32 @@ def test_checkpoint_copy_replaces_last_pt_without_leftovers(tmp_path: Path) -> N
     for epoch, content in enumerate((b"epoch-1", b"epoch-2")):
         source = tmp_path / "last.pt"
         source.write_bytes(content)
-        checkpointer.on_model_save(SimpleNamespace(last=source, epoch=epoch))
+        checkpointer.on_model_save(SimpleNamespace(last=source, best=tmp_path / "best.pt", epoch=epoch))
     assert checkpointer.checkpoint.read_bytes() == b"epoch-2"
     assert [p.name for p in checkpointer.checkpoint_dir.iterdir()] == ["last.pt"]
+
+
+def test_best_pt_is_checkpointed_only_when_ultralytics_rewrote_it(tmp_path: Path) -> None:
+    checkpointer = SpotCheckpointer(tmp_path / "checkpoints")
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    for epoch, is_best in enumerate(
+        (True, False)
+    ):  # epoch 2 does not beat epoch 1: ultralytics keeps best.pt
+        last.write_bytes(f"epoch-{epoch + 1}".encode())
+        if is_best:
+            best.write_bytes(last.read_bytes())
+        checkpointer.on_model_save(SimpleNamespace(last=last, best=best, epoch=epoch))
+    assert checkpointer.best_checkpoint.read_bytes() == b"epoch-1"
+    assert checkpointer.checkpoint.read_bytes() == b"epoch-2"
+
+
+def test_restore_best_puts_the_checkpointed_best_pt_in_the_trainers_weights(tmp_path: Path) -> None:
+    checkpointer = SpotCheckpointer(tmp_path / "checkpoints")
+    checkpointer.checkpoint_dir.mkdir()
+    checkpointer.best_checkpoint.write_bytes(b"epoch-1")
+    target = tmp_path / "run" / "weights" / "best.pt"
+    assert checkpointer.restore_best(target) and target.read_bytes() == b"epoch-1"
+    assert not SpotCheckpointer(tmp_path / "empty").restore_best(tmp_path / "other.pt")
 
 
 class _Trainer:

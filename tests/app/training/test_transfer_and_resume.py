@@ -1,6 +1,6 @@
 """Transfer learning from a previous artifact and spot-style resume, each with the real entrypoint as a process.
 
-Runtime on 2 idle cores: transfer run ~13 s; SIGTERM + resume ~18 s (2 epochs in all); final-epoch restart ~5 s.
+Runtime on 2 idle cores: transfer run ~13 s; SIGTERM + resume ~25 s (2 epochs in all); final-epoch restart ~5 s.
 """
 
 from __future__ import annotations
@@ -12,10 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+from PIL import Image
 
 from app.contracts.artifact import read_model_card
 from app.contracts.dataset import read_dataset_info
-from app.contracts.metrics import PREFIX, parse_epoch_line
+from app.contracts.metrics import (
+    FIELDS,
+    PREFIX,
+    is_epoch_line,
+    is_final_line,
+    parse_epoch_line,
+    parse_final_line,
+)
 from tests.fixtures.artifacts import (
     FAST_HYPERPARAMETERS,
     REPO_ROOT,
@@ -30,7 +39,34 @@ pytestmark = pytest.mark.slow
 
 
 def _epochs(output: str) -> list[int]:
-    return [int(parse_epoch_line(line)["epoch"]) for line in output.splitlines() if line.startswith(PREFIX)]  # type: ignore[index]
+    return [int(parse_epoch_line(line)["epoch"]) for line in output.splitlines() if is_epoch_line(line)]  # type: ignore[index]
+
+
+def _final_matches_model_json(run: TrainingRun) -> bool:
+    """The log's last metric line is the one final line, and it carries model.json's metrics."""
+    lines = [line for line in run.output.splitlines() if line.startswith(PREFIX)]
+    final = parse_final_line(lines[-1]) if lines else None
+    names = dict(FIELDS)
+    metrics = read_model_card(run.model_dir).metrics
+    if final is None or sum(map(is_final_line, lines)) != 1:
+        return False
+    return {k: final[names[k]] for k in metrics} == pytest.approx(metrics, rel=1e-5)
+
+
+def _blank_val_images(dataset: Path) -> None:
+    """Make every later epoch score ~0, so the restored best (epoch 1) is never beaten after the restart."""
+    for image in (dataset / "images" / "val").iterdir():
+        with Image.open(image) as original:
+            size, fmt = original.size, original.format
+        Image.new("RGB", size, (114, 114, 114)).save(image, format=fmt)
+
+
+def _same_weights(shipped: Path, checkpoint: Path) -> bool:
+    from ultralytics.utils.patches import torch_load
+
+    model = torch_load(shipped, map_location="cpu")["model"].float().state_dict()
+    ema = torch_load(checkpoint, map_location="cpu")["ema"].float().state_dict()
+    return model.keys() == ema.keys() and all(torch.equal(model[k], ema[k]) for k in model)
 
 
 def test_previous_model_pt_transfers_to_a_dataset_with_fewer_classes(
@@ -53,11 +89,15 @@ def test_previous_model_pt_transfers_to_a_dataset_with_fewer_classes(
     assert all(".cv3." in name for name in transfer["not_transferred"])  # only the class branch starts fresh
 
 
-def test_sigterm_after_epoch_one_then_restart_resumes_at_epoch_two(
-    tmp_path: Path, tiny_dataset: Path
+def test_sigterm_after_epoch_one_then_restart_resumes_at_epoch_two_and_ships_the_best_epoch(
+    tmp_path: Path, tiny_dataset: Path, trained_artifact: Path
 ) -> None:
+    # starting from the session's trained model, epoch 1 already detects (mAP > 0): a best worth keeping
     opt_ml = make_opt_ml(
-        tmp_path, dataset=tiny_dataset, hyperparameters={**FAST_HYPERPARAMETERS, "epochs": "2"}
+        tmp_path,
+        dataset=tiny_dataset,
+        pretrained=trained_artifact / "model.pt",
+        hyperparameters={**FAST_HYPERPARAMETERS, "epochs": "2"},
     )
     proc = subprocess.Popen(
         training_command(opt_ml), cwd=REPO_ROOT, env=training_env(), stdout=subprocess.PIPE,
@@ -81,19 +121,31 @@ def test_sigterm_after_epoch_one_then_restart_resumes_at_epoch_two(
     assert _epochs(first) == [1]
     assert (opt_ml / "checkpoints" / "last.pt").is_file()
     assert not (opt_ml / "model" / "model.json").exists()
+    epoch_one = tmp_path / "epoch1-best.pt"
+    shutil.copyfile(opt_ml / "checkpoints" / "best.pt", epoch_one)
+    assert parse_epoch_line(next(x for x in seen if is_epoch_line(x)))["val:mAP50-95"] > 0  # type: ignore[index]
 
     shutil.rmtree(
         opt_ml / "output"
     )  # a restarted spot job is a fresh instance: only the checkpoints come back
+    _blank_val_images(opt_ml / "input" / "data" / "dataset")
     second = run_training(opt_ml)
     assert second.returncode == 0, second.output[-3000:]
     assert "resuming from" in second.output
     assert _epochs(second.output) == [2]
-    assert read_model_card(second.model_dir).training["resumed_from_epoch"] == 2
+    card = read_model_card(second.model_dir)
+    assert card.training["resumed_from_epoch"] == 2
     assert pd.read_csv(second.model_dir / "results.csv")["epoch"].tolist() == [
         1,
         2,
     ]  # history kept across restart
+    # epoch 2 scored ~0, so the best epoch is 1: its weights ship, not last.pt's
+    assert (card.training["weights"], card.training["shipped_epoch"]) == ("best.pt", 1)
+    assert _same_weights(second.model_dir / "model.pt", epoch_one)
+    assert _final_matches_model_json(second)
+    final = parse_final_line([x for x in second.output.splitlines() if x.startswith(PREFIX)][-1]) or {}
+    epoch_one_row = pd.read_csv(second.model_dir / "results.csv").iloc[0]
+    assert final["train:box_loss"] == pytest.approx(epoch_one_row["train/box_loss"], rel=1e-5)
 
 
 def test_restart_after_the_final_epoch_packages_the_checkpoint_without_training(
@@ -107,4 +159,8 @@ def test_restart_after_the_final_epoch_packages_the_checkpoint_without_training(
     assert "packaging it without retraining" in run.output
     assert _epochs(run.output) == []
     assert pd.read_csv(run.model_dir / "results.csv")["epoch"].tolist() == [1, 2]
+    card = read_model_card(run.model_dir)
+    assert card.training["weights"] == "best.pt"
+    assert card.training["shipped_epoch"] == read_model_card(trained_run.model_dir).training["shipped_epoch"]
+    assert _final_matches_model_json(run)
     assert read_model_card(run.model_dir).class_names == read_model_card(trained_run.model_dir).class_names
