@@ -46,7 +46,7 @@ _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 METRIC_DEFINITIONS: list[dict[str, str]] = [
     {"Name": "epoch", "Regex": re.escape(PREFIX) + r" epoch=([0-9]+)/"},
     *(
-        {"Name": name, "Regex": re.escape(PREFIX) + r" .*?(?<= )" + re.escape(key) + "=" + _NUMBER}
+        {"Name": name, "Regex": re.escape(PREFIX) + r" (?:.*? )?" + re.escape(key) + "=" + _NUMBER}
         for key, name in FIELDS
     ),
 ]

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.contracts import instance_types
+from app.contracts.channels import CHECKPOINT_LOCAL_PATH, DATASET_CHANNEL, PRETRAINED_CHANNEL
 from app.contracts.hyperparameters import HyperparameterError, parse_hyperparameters, to_sagemaker
 from app.contracts.metrics import METRIC_DEFINITIONS
 from app.contracts.storage import TRAINING_READABLE_PREFIXES
 from app.launcher.request import RequestError, TrainingRequest, Trigger
 from app.launcher.settings import RunnerSettings
 
-DATASET_CHANNEL = "dataset"  # /opt/ml/input/data/dataset (training container contract)
-PRETRAINED_CHANNEL = "pretrained"
-CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 MAX_JOB_NAME = 63
 _DIGEST_CHARS = 12
 _TAG_UNSAFE = re.compile(r"[^\w .:/=+@-]")  # characters a SageMaker tag value may not hold

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from app.contracts.channels import DATASET_CHANNEL
 from app.contracts.invocation import JSON_TYPE, RAW_IMAGE_TYPES
 from app.launcher import aws
-from app.launcher.job import DATASET_CHANNEL
 from app.launcher.settings import RegistrarSettings, load
 
 log = logging.getLogger(__name__)

@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.contracts.channels import DATASET_CHANNEL, PRETRAINED_CHANNEL
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import Hyperparameters, parse_hyperparameters
 
 DEFAULT_OPT_ML = Path("/opt/ml")
 OPT_ML_ENV = "SM_OPT_ML"
-DATASET_CHANNEL = "dataset"
-PRETRAINED_CHANNEL = "pretrained"
 KNOWN_CHANNELS: frozenset[str] = frozenset({DATASET_CHANNEL, PRETRAINED_CHANNEL})
 # Names the SageMaker Python SDK / service may add on its own; not ours to validate.
 RESERVED_PREFIX = "sagemaker_"
