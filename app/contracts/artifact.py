@@ -12,7 +12,9 @@ untarred in ``/opt/ml/model``)::
 ONNX graph (``raw`` layout, no NMS inside, so conf/iou/max_det stay per-request options):
 input ``images`` float32 [1, 3, imgsz, imgsz], RGB, 0..1, letterboxed (pad value 114/255, centred);
 output ``output0`` float32 [1, 4 + num_classes, num_anchors]: rows 0-3 are cx, cy, w, h in input pixels,
-rows 4.. are per-class scores (already sigmoid-ed).
+rows 4.. are per-class scores (already sigmoid-ed). With ``export.dynamic`` the graph also takes any height and
+width that are multiples of the stride (32): model.json records the nominal imgsz x imgsz shapes, and serving
+letterboxes each image to the smallest such canvas that holds it at imgsz scale.
 """
 
 from __future__ import annotations

@@ -37,16 +37,20 @@ FINAL_METRICS = {
 
 
 def export_onnx(weights: Path, model_dir: Path, *, imgsz: int, opset: int) -> ExportInfo:
-    """Export ``weights`` to model_dir/model.onnx (fixed batch 1, fp32, simplified) and read back its real shapes."""
+    """Export ``weights`` to model_dir/model.onnx (fp32, simplified) with dynamic height/width, so serving letterboxes
+    each image to the smallest multiple of the stride instead of a full square (about 30% less compute on 4:3
+    photos). model.json records the nominal imgsz x imgsz shapes; ``dynamic`` says height/width may vary."""
     import onnx
     from ultralytics import YOLO
 
-    exported = YOLO(str(weights)).export(
+    model = YOLO(str(weights))
+    strides = [int(s) for s in model.model.stride.tolist()]  # type: ignore[union-attr]
+    exported = model.export(
         format="onnx",
         imgsz=imgsz,
         opset=opset,
         simplify=True,
-        dynamic=False,
+        dynamic=True,
         half=False,
         nms=False,
         device="cpu",
@@ -54,16 +58,15 @@ def export_onnx(weights: Path, model_dir: Path, *, imgsz: int, opset: int) -> Ex
     target = model_dir / MODEL_ONNX
     shutil.move(str(exported), target)
     graph = onnx.load(str(target), load_external_data=False).graph
-
-    def dims(value: Any) -> list[int]:
-        return [int(d.dim_value) for d in value.type.tensor_type.shape.dim]
-
+    rows = graph.output[0].type.tensor_type.shape.dim[1].dim_value  # 4 box coordinates + one score per class
+    anchors = sum((imgsz // s) ** 2 for s in strides)  # one prediction per grid cell of each detection stride
     return ExportInfo(
         opset=opset,
         input_name=graph.input[0].name,
-        input_shape=dims(graph.input[0]),
+        input_shape=[1, 3, imgsz, imgsz],
         output_name=graph.output[0].name,
-        output_shape=dims(graph.output[0]),
+        output_shape=[1, int(rows), anchors],
+        dynamic=True,
         simplified=True,
     )
 

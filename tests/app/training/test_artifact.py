@@ -68,6 +68,17 @@ def test_onnx_runs_in_onnxruntime_with_the_shape_the_card_promises(
     assert np.all((output[0, 4:] >= 0) & (output[0, 4:] <= 1))
 
 
+def test_onnx_takes_any_stride_multiple_height_and_width(trained_artifact: Path) -> None:
+    """Exported with dynamic height/width: serving letterboxes 4:3 photos to 160x128, not 160x160."""
+    card = read_model_card(trained_artifact)
+    assert card.export.dynamic is True
+    session = ort.InferenceSession(str(trained_artifact / "model.onnx"), providers=["CPUExecutionProvider"])
+    pixels = np.full((1, 3, 128, 160), 114 / 255, dtype=np.float32)
+    (output,) = session.run([card.export.output_name], {card.export.input_name: pixels})
+    # strides 8/16/32 over 128 x 160: 16*20 + 8*10 + 4*5 anchors
+    assert list(output.shape) == [1, 4 + 3, 420]
+
+
 def test_one_metric_line_per_epoch_parsed_by_the_metric_definitions(trained_run: TrainingRun) -> None:
     lines = [line for line in trained_run.output.splitlines() if is_epoch_line(line)]
     assert [parse_epoch_line(line)["epoch"] for line in lines] == [1.0, 2.0]  # type: ignore[index]
