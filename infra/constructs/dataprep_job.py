@@ -16,6 +16,7 @@ from constructs import Construct
 
 from app.contracts.storage import RAW_PREFIX
 from infra.constructs.images import ContainerImage
+from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
 from infra.nag import acknowledge, acknowledge_resource
 
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -57,23 +58,8 @@ class DataprepJob(Construct):
         key.grant_encrypt_decrypt(self.role)
         key.grant(self.role, "kms:CreateGrant", "kms:DescribeKey")  # encrypted processing volumes
         self.image.grant_pull(self.role)
-        self.log_groups = cdk.Stack.of(self).format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"{PROCESSING_LOG_GROUP}:*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[self.log_groups],
-            )
-        )
+        self.log_groups = log_group_arn(self, f"{PROCESSING_LOG_GROUP}:*")
+        grant_sagemaker_logs(self.role, self.log_groups)
         self._acknowledge(datasets_bucket, raw)
 
     def _acknowledge(self, datasets_bucket: s3.IBucket, raw: str) -> None:

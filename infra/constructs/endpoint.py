@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -28,6 +27,7 @@ from constructs import Construct
 from app.contracts import instance_types
 from app.contracts.storage import DATA_CAPTURE_PREFIX, MODELS_PREFIX, TRAINING_OUTPUT_PREFIX
 from infra.config import DeploymentSettings, EndpointSettings
+from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
 from infra.nag import acknowledge, acknowledge_resource
 
 
@@ -75,7 +75,6 @@ class ServingEndpoint(Construct):
             raise ValueError(
                 "ServingEndpoint needs a model version (endpoint.model_data_key or model_package_arn)"
             )
-        stack = cdk.Stack.of(self)
         self.settings = settings
         self.variant_name = variant_name(settings.instance_type)
 
@@ -141,23 +140,8 @@ class ServingEndpoint(Construct):
                 environment=dict(settings.environment) or None,
             )
         # The platform writes the container's stdout and its metrics with the execution role.
-        log_groups = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws/sagemaker/Endpoints/*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[log_groups, f"{log_groups}:log-stream:*"],
-            )
-        )
+        log_groups = log_group_arn(self, "/aws/sagemaker/Endpoints/*")
+        grant_sagemaker_logs(self.role, log_groups, f"{log_groups}:log-stream:*")
         self.role.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],

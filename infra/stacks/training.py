@@ -36,6 +36,7 @@ from infra.config import StageConfig
 from infra.constructs import training_names as names
 from infra.constructs.dataprep_job import DataprepJob
 from infra.constructs.images import ContainerImage, serve_build_args
+from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
 from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
 from infra.nag import acknowledge, acknowledge_resource
 from infra.stacks.stateful import StatefulStack
@@ -210,23 +211,8 @@ class TrainingStack(cdk.Stack):
         data.key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
         data.key.grant_encrypt_decrypt(role)
         image.grant_pull(role)
-        log_groups = self.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name="/aws/sagemaker/TrainingJobs:*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "logs:CreateLogGroup",
-                    "logs:CreateLogStream",
-                    "logs:PutLogEvents",
-                    "logs:DescribeLogStreams",
-                ],
-                resources=[log_groups],
-            )
-        )
+        log_groups = log_group_arn(self, "/aws/sagemaker/TrainingJobs:*")
+        grant_sagemaker_logs(role, log_groups)
         role.add_to_policy(
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
