@@ -73,7 +73,12 @@ def aws_error_message(exc: BaseException) -> str | None:
         operation = getattr(exc, "operation_name", "the AWS call")
         if code in {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}:
             hint = "the credentials in use lack this permission"
-        elif code in {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException"}:
+        elif code in {
+            "ExpiredToken",
+            "ExpiredTokenException",
+            "InvalidClientTokenId",
+            "UnrecognizedClientException",
+        }:
             hint = "the credentials are expired or invalid: log in again"
         elif "Throttl" in code or code in {"RequestLimitExceeded", "TooManyRequestsException"}:
             hint = "AWS throttled the request: wait a minute and retry"
@@ -171,7 +176,9 @@ def _number(text: str, kind: type[float] | type[int]) -> float:
     try:
         value = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a{'n integer' if kind is int else ' number'}") from None
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a{'n integer' if kind is int else ' number'}"
+        ) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"'{text}' is not a finite number")
     return value
