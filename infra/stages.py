@@ -56,12 +56,13 @@ STAGING: dict[str, object] = {
             "measured_max_rps_per_instance": 20,
             "safety_factor": 0.5,
         },
-        "deployment": {"strategy": "canary", "canary_percent": 10, "wait_interval_s": 300},
+        "deployment": {"strategy": "canary", "canary_instances": 1, "wait_interval_s": 300},
     },
 }
 
 PROD: dict[str, object] = {
     "retain_data": True,
+    "protect_stateless_stacks": True,
     "log_retention_days": 365,
     "noncurrent_version_expiry_days": 90,
     "ecr_keep_images": 50,
