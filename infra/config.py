@@ -117,6 +117,9 @@ class ScheduledCapacity(_Strict):
     schedule: str = Field(description="Application Auto Scaling expression, e.g. 'cron(0 7 ? * MON-FRI *)'")
     min_capacity: int = Field(ge=0)
     max_capacity: int = Field(ge=1)
+    max_hold_hours: float = Field(
+        24, gt=0, le=7 * 24, description="longest it may stay in force (raise it for a window meant to span weekends)"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ScheduledCapacity:
@@ -125,6 +128,15 @@ class ScheduledCapacity(_Strict):
         if self.min_capacity > self.max_capacity:
             raise ValueError(f"min_capacity ({self.min_capacity}) > max_capacity ({self.max_capacity})")
         return self
+
+
+# A stack update that touches the scalable target re-registers it with min/max_capacity (CloudFormation owns them)
+# whatever scheduled action is in force; only the next firing of that action restores its bounds.
+REASSERT_WITHIN_MIN = 60
+
+
+def _hours(minutes: int) -> str:
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 class AutoscalingSettings(_Strict):
@@ -153,6 +165,41 @@ class AutoscalingSettings(_Strict):
                 "set exactly one of invocations_per_instance_target and measured_max_rps_per_instance"
             )
         return self
+
+    def check_schedule(self) -> None:
+        """Scheduled actions and the CloudFormation-managed bounds must not fight, and no window may silently hold
+        longer than meant (e.g. a nightly action that nothing ends until Monday)."""
+        from infra.scaling_simulator import schedule_holds  # late: the simulator imports this module
+
+        base = (self.min_capacity, self.max_capacity)
+        bounds = {a.name: (a.min_capacity, a.max_capacity) for a in self.scheduled}
+        if base not in bounds.values():
+            have = ", ".join(f"{n} {lo}..{hi}" for n, (lo, hi) in bounds.items())
+            raise ValueError(
+                f"autoscaling.min_capacity..max_capacity ({base[0]}..{base[1]}) must be the bounds of one scheduled "
+                "action "
+                f"(have {have}): CloudFormation sets them on every update of the scalable target, so they must be a "
+                "state the schedule also produces"
+            )
+        holds = schedule_holds(self.scheduled)
+        for action in self.scheduled:
+            hold = holds[action.name]
+            if hold.longest_hold_min > action.max_hold_hours * 60:
+                start = hold.longest_hold_from.strftime("%a %H:%M") if hold.longest_hold_from else "?"
+                raise ValueError(
+                    f"autoscaling.scheduled '{action.name}' stays in force {_hours(hold.longest_hold_min)} (from {start} UTC), "
+                    f"longer than its max_hold_hours ({action.max_hold_hours:g}): end it with another action (e.g. "
+                    "run the business-hours action on weekends too) or raise max_hold_hours if that is meant"
+                )
+            if bounds[action.name] != base and hold.longest_silence_min > REASSERT_WITHIN_MIN:
+                raise ValueError(
+                    f"autoscaling.scheduled '{action.name}' ({action.min_capacity}..{action.max_capacity}) differs "
+                    "from "
+                    f"min/max_capacity ({base[0]}..{base[1]}) and stays in force up to "
+                    f"{_hours(hold.longest_silence_min)} without firing: a stack update in that time resets the "
+                    f"bounds to {base[0]}..{base[1]} until it fires again; re-apply it at least hourly through its "
+                    "window, e.g. cron(0 20-23,0-6 ? * * *)"
+                )
 
     @property
     def invocations_target(self) -> float:
@@ -247,6 +294,8 @@ class EndpointSettings(_Strict):
                 f"({self.autoscaling.min_capacity}..{self.autoscaling.max_capacity})"
             )
         self._check_traffic_shifting()
+        if self.autoscaling.scheduled:  # a deploy rule, not the simulator's: what-if schedules stay simulable
+            self.autoscaling.check_schedule()
         return self
 
     def _check_traffic_shifting(self) -> None:
@@ -262,8 +311,8 @@ class EndpointSettings(_Strict):
         if deploy.strategy == "canary" and deploy.canary_instances is not None:
             if deploy.canary_instances * 2 > fleet:
                 raise ValueError(
-                    f"deployment.canary_instances {deploy.canary_instances} is above SageMaker's 50% limit of a "
-                    f"{fleet}-instance fleet (autoscaling min_capacity); raise min_capacity to at least "
+                    f"deployment.canary_instances {deploy.canary_instances} of {fleet} instance(s) (autoscaling "
+                    f"min_capacity) is above SageMaker's 50% limit; raise min_capacity to at least "
                     f"{2 * deploy.canary_instances} or use a smaller canary"
                 )
         elif deploy.strategy != "all_at_once":
