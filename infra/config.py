@@ -118,7 +118,10 @@ class ScheduledCapacity(_Strict):
     min_capacity: int = Field(ge=0)
     max_capacity: int = Field(ge=1)
     max_hold_hours: float = Field(
-        24, gt=0, le=7 * 24, description="longest it may stay in force (raise it for a window meant to span weekends)"
+        24,
+        gt=0,
+        le=7 * 24,
+        description="longest it may stay in force (raise it for a window meant to span weekends)",
     )
 
     @model_validator(mode="after")
@@ -222,7 +225,9 @@ class DeploymentSettings(_Strict):
     strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
     canary_percent: int = Field(10, ge=1, le=50)
     canary_instances: int | None = Field(
-        None, ge=1, description="canary as an instance count (INSTANCE_COUNT); for small fleets, instead of percent"
+        None,
+        ge=1,
+        description="canary as an instance count (INSTANCE_COUNT); for small fleets, instead of percent",
     )
     linear_step_percent: int = Field(25, ge=10, le=50)
     wait_interval_s: int = Field(300, ge=0, le=3600)
@@ -334,7 +339,9 @@ class EndpointSettings(_Strict):
             steps = 1 if deploy.strategy == "canary" else math.ceil(100 / percent)
         # The new fleet is provisioned (instances, image, model download, health check) before the first bake wait.
         provisioning = (
-            deploy.provisioning_allowance_s + self.model_download_timeout_s + self.startup_health_check_timeout_s
+            deploy.provisioning_allowance_s
+            + self.model_download_timeout_s
+            + self.startup_health_check_timeout_s
         )
         needed = provisioning + steps * deploy.wait_interval_s + deploy.termination_wait_s
         if needed > deploy.max_execution_timeout_s:

@@ -404,5 +404,6 @@ def _schedule_holds(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, Sc
             hold[current], hold_from[current] = held, since
         silence[current] = max(silence.get(current, 0), int((t - last_fire).total_seconds() // 60))
     return tuple(
-        (name, ScheduleHold(hold.get(name, 0), hold_from.get(name), silence.get(name, 0))) for name, _ in actions
+        (name, ScheduleHold(hold.get(name, 0), hold_from.get(name), silence.get(name, 0)))
+        for name, _ in actions
     )

@@ -89,9 +89,14 @@ PROD: dict[str, object] = {
             "scale_in_cooldown_s": 600,
             "scale_out_cooldown_s": 60,
             # Days (weekends too) run at min/max above; nights re-apply their bounds hourly, so a stack update at
-            # night costs at most an hour at the day's max (infra/config.py, AutoscalingSettings._check_schedule).
+            # night costs at most an hour at the day's max (infra/config.py, AutoscalingSettings.check_schedule).
             "scheduled": [
-                {"name": "business-hours", "schedule": "cron(0 7 ? * * *)", "min_capacity": 2, "max_capacity": 8},
+                {
+                    "name": "business-hours",
+                    "schedule": "cron(0 7 ? * * *)",
+                    "min_capacity": 2,
+                    "max_capacity": 8,
+                },
                 {
                     "name": "nights",
                     "schedule": "cron(0 20-23,0-6 ? * * *)",

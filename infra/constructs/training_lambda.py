@@ -88,7 +88,9 @@ class LauncherFunction(Construct):
                 f"log_retention_days ({log_retention_days}) must be one of {list(LOG_RETENTION_DAYS)}"
             )
         self.log_group = logs.LogGroup(
-            self, "Logs", removal_policy=cdk.RemovalPolicy.RETAIN if retain_logs else cdk.RemovalPolicy.DESTROY
+            self,
+            "Logs",
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain_logs else cdk.RemovalPolicy.DESTROY,
         )
         # RetentionDays is keyed by name, not days: set the number on the L1 so infra/config.py's list stays the
         # only list of allowed values.

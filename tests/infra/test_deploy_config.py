@@ -28,7 +28,9 @@ def stage(name: str, **endpoint: Any) -> dict[str, Any]:
 def test_deployment_timeout_counts_model_download_and_startup_health_check() -> None:
     """Bake waits alone (4 x 300 s + 300 s) fit one hour; with 1800 s + 1800 s of provisioning they do not."""
     values = stage("Prod", model_download_timeout_s=1800, startup_health_check_timeout_s=1800)
-    with pytest.raises(ConfigError, match=r"stage Prod: field 'endpoint'.*provisioning 4200 s .* = 5700 s exceed"):
+    with pytest.raises(
+        ConfigError, match=r"stage Prod: field 'endpoint'.*provisioning 4200 s .* = 5700 s exceed"
+    ):
         load_stage("Prod", values)
 
 
@@ -39,7 +41,9 @@ def test_all_at_once_deployments_are_checked_against_their_timeout_too() -> None
         startup_health_check_timeout_s=3600,
         deployment={"max_execution_timeout_s": 3600},
     )
-    with pytest.raises(ConfigError, match=r"stage Dev: field 'endpoint'.*exceed max_execution_timeout_s \(3600\)"):
+    with pytest.raises(
+        ConfigError, match=r"stage Dev: field 'endpoint'.*exceed max_execution_timeout_s \(3600\)"
+    ):
         load_stage("Dev", values)
 
 
@@ -51,14 +55,19 @@ def test_provisioning_allowance_is_stage_data() -> None:
 
 # ------------------------------------------------------------------------------------------------ 11 canary
 def test_percent_canary_smaller_than_one_instance_is_refused_with_the_instance_count_fix() -> None:
-    values = stage("Staging", deployment={"strategy": "canary", "canary_percent": 10, "canary_instances": None})
+    values = stage(
+        "Staging", deployment={"strategy": "canary", "canary_percent": 10, "canary_instances": None}
+    )
     with pytest.raises(ConfigError, match=r"10% of 2 instance\(s\).*0.2 instance.*canary_instances: 1"):
         load_stage("Staging", values)
 
 
 def test_instance_count_canary_is_validated_against_min_capacity() -> None:
     values = stage("Staging", deployment={"strategy": "canary", "canary_instances": 2})
-    with pytest.raises(ConfigError, match=r"canary_instances 2 of 2 instance\(s\).*50% limit; raise min_capacity to at least 4"):
+    with pytest.raises(
+        ConfigError,
+        match=r"canary_instances 2 of 2 instance\(s\).*50% limit; raise min_capacity to at least 4",
+    ):
         load_stage("Staging", values)
 
 
@@ -88,13 +97,18 @@ def test_shipped_prod_schedule_is_accepted() -> None:
 
 def test_base_bounds_must_be_a_state_the_schedule_produces() -> None:
     values = schedules({**DAYS, "min_capacity": 3}, NIGHTS_HOURLY)
-    with pytest.raises(ConfigError, match=r"field 'endpoint'.*autoscaling.min_capacity..max_capacity \(2..8\) must be the bounds of one"):
+    with pytest.raises(
+        ConfigError,
+        match=r"field 'endpoint'.*autoscaling.min_capacity..max_capacity \(2..8\) must be the bounds of one",
+    ):
         load_stage("Prod", values)
 
 
 def test_a_once_nightly_action_that_a_stack_update_would_undo_is_refused() -> None:
     values = schedules(DAYS, {**NIGHTS_HOURLY, "schedule": "cron(0 20 ? * * *)"})
-    with pytest.raises(ConfigError, match=r"'nights' \(2..4\) .* 10 h 59 min without firing.*at least hourly"):
+    with pytest.raises(
+        ConfigError, match=r"'nights' \(2..4\) .* 10 h 59 min without firing.*at least hourly"
+    ):
         load_stage("Prod", values)
 
 
@@ -106,4 +120,6 @@ def test_night_bounds_holding_through_the_weekend_are_refused_unless_meant() -> 
     with pytest.raises(ConfigError, match=r"'weekend' stays in force 48 h 00 min \(from Sat 00:00 UTC\)"):
         load_stage("Prod", schedules(weekdays, NIGHTS_HOURLY, weekend))
     meant = {**weekend, "max_hold_hours": 48}
-    assert len(load_stage("Prod", schedules(weekdays, NIGHTS_HOURLY, meant)).endpoint.autoscaling.scheduled) == 3
+    assert (
+        len(load_stage("Prod", schedules(weekdays, NIGHTS_HOURLY, meant)).endpoint.autoscaling.scheduled) == 3
+    )

@@ -209,5 +209,8 @@ def test_only_the_documented_physical_names_remain_and_they_are_stage_unique(
     assert sorted(named["AWS::CloudWatch::Alarm"]) == sorted(
         json.dumps(f"{stage}-Serving-{purpose}") for purpose in ROLLBACK
     )
-    assert all(json.loads(n).startswith(f"{stage}-Serving-") for n in named["AWS::ApplicationAutoScaling::ScalingPolicy"])
+    assert all(
+        json.loads(n).startswith(f"{stage}-Serving-")
+        for n in named["AWS::ApplicationAutoScaling::ScalingPolicy"]
+    )
     assert all(stage.lower() in n for n in named.get("AWS::SageMaker::ModelPackageGroup", []))

@@ -203,7 +203,9 @@ def test_rollback_alarms_are_the_guarding_alarms_of_the_stack(synth: Synthesized
     template = serving(synth, stage)
     rollback = only(template, "AWS::SageMaker::Endpoint")["DeploymentConfig"]["AutoRollbackConfiguration"]
     names = sorted(a["AlarmName"] for a in rollback["Alarms"])
-    alarms = {a["Properties"].get("AlarmName") for a in resources(template, "AWS::CloudWatch::Alarm").values()}
+    alarms = {
+        a["Properties"].get("AlarmName") for a in resources(template, "AWS::CloudWatch::Alarm").values()
+    }
     assert names == sorted(f"{stage}-Serving-{purpose}" for purpose in ROLLBACK)
     assert set(names) <= alarms
 
