@@ -179,10 +179,9 @@ class AutoscalingSettings(_Strict):
         if base not in bounds.values():
             have = ", ".join(f"{n} {lo}..{hi}" for n, (lo, hi) in bounds.items())
             raise ValueError(
-                f"autoscaling.min_capacity..max_capacity ({base[0]}..{base[1]}) must be the bounds of one scheduled "
-                "action "
-                f"(have {have}): CloudFormation sets them on every update of the scalable target, so they must be a "
-                "state the schedule also produces"
+                f"autoscaling.min_capacity..max_capacity ({base[0]}..{base[1]}) must be the bounds of one "
+                f"scheduled action (have {have}): CloudFormation sets them on every update of the scalable target, "
+                "so they must be a state the schedule also produces"
             )
         holds = schedule_holds(self.scheduled)
         for action in self.scheduled:
@@ -190,15 +189,14 @@ class AutoscalingSettings(_Strict):
             if hold.longest_hold_min > action.max_hold_hours * 60:
                 start = hold.longest_hold_from.strftime("%a %H:%M") if hold.longest_hold_from else "?"
                 raise ValueError(
-                    f"autoscaling.scheduled '{action.name}' stays in force {_hours(hold.longest_hold_min)} (from {start} UTC), "
-                    f"longer than its max_hold_hours ({action.max_hold_hours:g}): end it with another action (e.g. "
-                    "run the business-hours action on weekends too) or raise max_hold_hours if that is meant"
+                    f"autoscaling.scheduled '{action.name}' stays in force {_hours(hold.longest_hold_min)} (from "
+                    f"{start} UTC), longer than its max_hold_hours ({action.max_hold_hours:g}): end it with another "
+                    "action (e.g. run the business-hours action on weekends too) or raise max_hold_hours if meant"
                 )
             if bounds[action.name] != base and hold.longest_silence_min > REASSERT_WITHIN_MIN:
                 raise ValueError(
                     f"autoscaling.scheduled '{action.name}' ({action.min_capacity}..{action.max_capacity}) differs "
-                    "from "
-                    f"min/max_capacity ({base[0]}..{base[1]}) and stays in force up to "
+                    f"from min/max_capacity ({base[0]}..{base[1]}) and stays in force up to "
                     f"{_hours(hold.longest_silence_min)} without firing: a stack update in that time resets the "
                     f"bounds to {base[0]}..{base[1]} until it fires again; re-apply it at least hourly through its "
                     "window, e.g. cron(0 20-23,0-6 ? * * *)"
@@ -313,6 +311,10 @@ class EndpointSettings(_Strict):
         (read 2026-11-30)."""
         deploy, fleet = self.deployment, self.autoscaling.min_capacity
         steps = 1
+        if deploy.canary_instances is not None and deploy.strategy != "canary":
+            raise ValueError(
+                f"deployment.canary_instances applies to strategy canary, not {deploy.strategy}; remove it"
+            )
         if deploy.strategy == "canary" and deploy.canary_instances is not None:
             if deploy.canary_instances * 2 > fleet:
                 raise ValueError(

@@ -71,6 +71,12 @@ def test_instance_count_canary_is_validated_against_min_capacity() -> None:
         load_stage("Staging", values)
 
 
+def test_canary_instances_outside_a_canary_is_refused() -> None:
+    values = stage("Prod", deployment={"canary_instances": 1})
+    with pytest.raises(ConfigError, match=r"canary_instances applies to strategy canary, not linear"):
+        load_stage("Prod", values)
+
+
 def test_staging_canary_is_one_instance() -> None:
     deployment = load_stage("Staging", STAGES["Staging"]).endpoint.deployment
     assert (deployment.strategy, deployment.canary_instances) == ("canary", 1)
