@@ -52,9 +52,9 @@ def test_versions_lists_the_stage_group_found_through_stack_outputs(
 
 def test_missing_stack_is_reported_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     with mock_aws():
-        code = training.main(["--region", REGION, "versions", "--stage", "Nope"])
+        code = training.main(["--region", REGION, "versions", "--stage", "Staging"])
     assert code == 1
-    assert "Nope-Training" in capsys.readouterr().err
+    assert "stack Staging-Training does not exist" in capsys.readouterr().err
 
 
 def test_params_become_typed_hyperparameters() -> None:
@@ -69,7 +69,7 @@ def test_param_without_value_is_a_usage_error() -> None:
     args = training.parser().parse_args(
         ["start", "--stage", "Dev", "--dataset-uri", "s3://b/d/", "-p", "epochs"]
     )
-    with pytest.raises(training.CommandError, match="expected NAME=VALUE"):
+    with pytest.raises(training.OperatorError, match="expected NAME=VALUE"):
         training.build_request(args)
 
 
@@ -94,7 +94,7 @@ def test_runner_function_error_becomes_a_command_error() -> None:
     error = {"errorMessage": "SageMaker is throttling or unavailable (ThrottlingException); retry later"}
     with Stubber(client) as stubber:
         stubber.add_response("invoke", _invoke_response(error, "Unhandled"))
-        with pytest.raises(training.CommandError, match="ThrottlingException"):
+        with pytest.raises(training.OperatorError, match="ThrottlingException"):
             training.invoke_runner(client, "runner-fn", {"dataset_uri": "s3://b/d/"})
 
 
