@@ -126,6 +126,8 @@ def check_label_attribute(path: Path, attr: str, scan: int = DETECT_SCAN_RECORDS
                     kind.append(name)
         if seen >= scan:
             break
+    if not detected and not keys:
+        return  # no labels at all: the record checks report it, line by line
     present = ", ".join(f"'{k}'" for k in detected) or "none"
     others = f"; other label attributes: {', '.join(repr(k) for k in keys)}" if keys else ""
     raise DataprepError(

@@ -397,3 +397,34 @@ def test_dataprep_job_refuses_a_missing_manifest_before_starting_a_job(
         "ProcessingJobSummaries"
     ]
     assert jobs == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["scripts.verify_endpoint", "--stage", "Prod"], "error: no AWS credentials found"),
+        (["scripts.promote_image", "--image", "serve", "--source", f"{ECR}/a:b", "--to-stage", "Prod"], "error: no AWS credentials found"),
+        (["scripts.training", "--profile", "nope", "versions", "--stage", "Dev"], "error: The config profile (nope) could not be found"),
+    ],
+)  # fmt: skip
+def test_a_clean_environment_gets_one_line_not_a_traceback(
+    argv: list[str], message: str, tmp_path: Path
+) -> None:
+    """As a new machine runs it: a process with no AWS configuration at all."""
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(REPO_ROOT),
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith(message)
+    assert list(tmp_path.iterdir()) == []

@@ -124,3 +124,72 @@ def test_quota_check_flags_low_and_missing_quotas() -> None:
         ("ml.g5.xlarge for endpoint usage", True),
         ("ml.c6i.large for endpoint usage", False),
     ]
+
+
+def _raw_invoke_response(body: bytes, function_error: str | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(body), len(body))}
+    if function_error:
+        response["FunctionError"] = function_error
+    return response
+
+
+@pytest.mark.parametrize("function_error", [None, "Unhandled"])
+def test_a_runner_payload_that_is_not_json_is_an_error_message(function_error: str | None) -> None:
+    client = boto3.client("lambda", region_name=REGION)
+    body = b"Task timed out after 30.03 seconds\n<html>"
+    with Stubber(client) as stubber:
+        stubber.add_response("invoke", _raw_invoke_response(body, function_error))
+        with pytest.raises(training.OperatorError) as info:
+            training.invoke_runner(client, "runner-fn", {"dataset_uri": "s3://b/d/"})
+    message = str(info.value)
+    assert "not JSON" in message and "Task timed out" in message and "/aws/lambda/runner-fn" in message
+    assert "\n" not in message
+
+
+def test_a_runner_answer_without_a_job_name_is_an_error_message() -> None:
+    client = boto3.client("lambda", region_name=REGION)
+    with Stubber(client) as stubber:
+        stubber.add_response("invoke", _invoke_response({"status": "started"}))
+        session = _Session(client)
+        args = training.parser().parse_args(["start", "--stage", "Dev", "--dataset-uri", "s3://b/d/"])
+        with mock_aws():
+            boto3.client("cloudformation", region_name=REGION).create_stack(
+                StackName="Dev-Training", TemplateBody=_outputs_template({"RunnerFunctionName": "runner-fn"})
+            )
+            session.cloudformation = boto3.client("cloudformation", region_name=REGION)
+            with pytest.raises(training.OperatorError, match="expected 'status' and 'job_name'"):
+                training.cmd_start(args, session)
+
+
+class _Session:
+    """Stands in for boto3.Session: hands out the given (stubbed or moto) clients."""
+
+    def __init__(self, client: Any) -> None:
+        self.client_for_tests = client
+        self.cloudformation: Any = None
+
+    def client(self, service: str) -> Any:
+        return self.cloudformation if service == "cloudformation" else self.client_for_tests
+
+
+def test_follow_of_a_failed_job_exits_3_with_its_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    client = boto3.client("sagemaker", region_name=REGION)
+    job = {
+        "TrainingJobName": "yolo-dev-1",
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/yolo-dev-1",
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"},
+        "TrainingJobStatus": "Failed",
+        "SecondaryStatus": "Failed",
+        "FailureReason": "AlgorithmError: dataset.json missing",
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "img"},
+        "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "CreationTime": "2026-11-30T00:00:00Z",
+    }
+    with Stubber(client) as stubber:
+        stubber.add_response("describe_training_job", job, {"TrainingJobName": "yolo-dev-1"})
+        args = training.parser().parse_args(["follow", "--stage", "Dev", "yolo-dev-1", "--once"])
+        wrapped = training.cli.command(training.cmd_follow)
+        assert wrapped(args, _Session(client)) == 3
+    err = capsys.readouterr().err
+    assert err == "error: training job yolo-dev-1 failed: AlgorithmError: dataset.json missing\n"
