@@ -166,8 +166,7 @@ def _source(text: str) -> ImageRef:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--source: ")) from None
 
 
-@cli.command
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.promote_image", description=__doc__.split("\n\n")[0]
     )
@@ -184,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", help="region of the target stage (default: the AWS SDK default)")
     parser.add_argument("--profile", help="AWS profile (default: the environment's)")
     parser.add_argument("--dry-run", action="store_true", help="resolve source and target, copy nothing")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@cli.command
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     source: ImageRef = args.source
     session = cli.aws_session(profile=args.profile, region=args.region)
     target_uri = target_repository_uri(session.client("cloudformation"), args.to_stage, args.image)

@@ -164,8 +164,7 @@ def print_summary(summaries: list[StackSummary]) -> None:
             )
 
 
-@cli.command
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scripts.synth",
         description="Synthesize every stage (cdk-nag on), cfn-lint every template, print a per-stage summary. "
@@ -182,7 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="replace --outdir even when it does not look like a cloud assembly",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+@cli.command
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     check_outdir(args.outdir, force=args.force)
 
     started = time.perf_counter()
