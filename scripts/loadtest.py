@@ -81,16 +81,14 @@ def http_invoker(url: str, body: bytes, content_type: str, timeout: float) -> Ca
 
 
 def endpoint_invoker(
-    endpoint: str, region: str | None, body: bytes, content_type: str, timeout: float, pool: int
+    session: Any, endpoint: str, body: bytes, content_type: str, timeout: float, pool: int
 ) -> Callable[[], Invoke]:
     """A SageMaker runtime client (thread-safe, one pool sized for the highest concurrency)."""
-    import boto3
     from botocore.config import Config
     from botocore.exceptions import ClientError
 
-    client = boto3.client(
+    client = session.client(
         "sagemaker-runtime",
-        region_name=region,
         config=Config(max_pool_connections=pool, read_timeout=timeout, retries={"max_attempts": 0}),
     )
 
@@ -209,12 +207,17 @@ def probe_url(url: str, body: bytes, content_type: str, timeout: float) -> None:
         )
 
 
-def probe_endpoint(endpoint: str, region: str | None, body: bytes, content_type: str) -> None:
+def probe_endpoint(session: Any, endpoint: str, body: bytes, content_type: str) -> None:
     """One invoke_endpoint before the run; AWS errors (not found, no credentials) reach cli.command."""
-    import boto3
-
-    boto3.client("sagemaker-runtime", region_name=region).invoke_endpoint(
+    session.client("sagemaker-runtime").invoke_endpoint(
         EndpointName=endpoint, ContentType=content_type, Body=body
+    )
+
+
+def stopped_answering(step: Step) -> bool:
+    """Every request failed in transport (connection refused/reset, timeout): no HTTP status came back at all."""
+    return (
+        step.requests > 0 and step.errors == step.requests and not any(c.isdigit() for c in step.error_codes)
     )
 
 
@@ -245,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     target.add_argument("--endpoint", help="SageMaker endpoint name (use one with a single instance)")
     parser.add_argument("--region", help="AWS region of --endpoint (default: your AWS config)")
+    parser.add_argument("--profile", help="AWS profile for --endpoint (default: the environment's)")
     parser.add_argument(
         "--image", type=cli.existing_file, help="image to send (default: a generated 1280x720 JPEG)"
     )
@@ -301,9 +305,10 @@ def main(argv: list[str] | None = None) -> int:
         make = http_invoker(args.url, body, args.content_type, args.timeout)
         where = args.url
     else:
-        probe_endpoint(args.endpoint, args.region, body, args.content_type)
+        session = cli.aws_session(profile=args.profile, region=args.region)
+        probe_endpoint(session, args.endpoint, body, args.content_type)
         make = endpoint_invoker(
-            args.endpoint, args.region, body, args.content_type, args.timeout, max(steps_wanted)
+            session, args.endpoint, body, args.content_type, args.timeout, max(steps_wanted)
         )
         where = f"endpoint {args.endpoint}"
     print(
@@ -350,10 +355,10 @@ def main(argv: list[str] | None = None) -> int:
                 else ""
             )
         )
-    elif steps and steps[-1].requests and steps[-1].errors == steps[-1].requests:
+    elif steps and stopped_answering(steps[-1]):
         print(
-            f"\nevery request of the last step failed ({steps[-1].error_codes}): the target stopped answering; "
-            "see its log",
+            f"\nevery request of the last step failed without an answer ({steps[-1].error_codes}): the target "
+            "stopped answering during the run; see its log",
             file=sys.stderr,
         )
     else:

@@ -137,8 +137,13 @@ def promote(source_ecr: Any, ecr: Any, source: ImageRef, target_repo_uri: str, *
     pinned = f"{target_repo_uri}@{digest}"
     if dry_run:
         return pinned
-    parsed = json.loads(manifest)
-    blobs = [parsed["config"]["digest"], *(layer["digest"] for layer in parsed["layers"])]
+    try:
+        parsed = json.loads(manifest)
+        blobs = [parsed["config"]["digest"], *(layer["digest"] for layer in parsed["layers"])]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OperatorError(
+            f"source image {digest}: its {media_type} manifest is not the JSON it should be ({exc!r})"
+        ) from None
     copied = copy_layers(source_ecr, ecr, source, target, blobs)
     with contextlib.suppress(
         ecr.exceptions.ImageAlreadyExistsException

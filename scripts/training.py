@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.contracts.storage import DATASET_MANIFEST_SUFFIX as DATASET_JSON
 from scripts import cli
 from scripts.cli import OperatorError
 
@@ -87,9 +88,36 @@ def invoke_runner(lambda_client: Any, function_name: str, request: dict[str, Any
     return payload
 
 
+def objects_must_exist(s3: Any, args: argparse.Namespace) -> None:
+    """HeadObject on the dataset's dataset.json and the --pretrained-uri before a GPU instance is billed for a job
+    that would fail on them. A 403 (the operator may invoke the runner without reading the bucket) is not a no."""
+    from botocore.exceptions import ClientError
+
+    uri = args.dataset_uri
+    checks = [("--dataset-uri", uri if uri.endswith(DATASET_JSON) else f"{uri.rstrip('/')}/{DATASET_JSON}")]
+    if args.pretrained_uri:
+        checks.append(("--pretrained-uri", args.pretrained_uri))
+    for option, uri in checks:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                hint = (
+                    "run data prep first, or check the prefix"
+                    if option == "--dataset-uri"
+                    else "check the key"
+                )
+                raise OperatorError(f"{option}: {uri} does not exist ({hint})") from None
+            if code not in ("403", "AccessDenied"):
+                raise
+
+
 def cmd_start(args: argparse.Namespace, session: Any) -> int:
     request = build_request(args)  # a bad --param fails before any AWS call
     function = training_outputs(session, args.stage, "RunnerFunctionName")["RunnerFunctionName"]
+    objects_must_exist(session.client("s3"), args)
     result = invoke_runner(session.client("lambda"), function, request)
     if result.get("status") == "rejected":
         error = result.get("error") or {}

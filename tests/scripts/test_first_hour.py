@@ -428,3 +428,34 @@ def test_a_clean_environment_gets_one_line_not_a_traceback(
     assert done.returncode == 1
     assert done.stderr.splitlines() == [done.stderr.strip()] and done.stderr.startswith(message)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_promote_image_with_a_malformed_source_manifest(
+    aws: None, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ecr = boto3.client("ecr", region_name=REGION)
+    ecr.create_repository(repositoryName="cdk-assets")
+    broken = json.dumps(
+        {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"}
+    )
+    ecr.put_image(repositoryName="cdk-assets", imageManifest=broken, imageTag="abc")
+    _stack("Staging-Data", {"ServeRepositoryUri": f"{ECR}/staging-serve"})
+    argv = [
+        "--image",
+        "serve",
+        "--source",
+        f"{ECR}/cdk-assets:abc",
+        "--to-stage",
+        "Staging",
+        "--region",
+        REGION,
+    ]
+    check(promote_image.main, argv, 1, "manifest is not the JSON it should be", workdir, capsys)
+
+
+def test_loadtest_tells_a_target_that_stopped_answering_from_a_slow_one() -> None:
+    dead = loadtest.Step(2, 40, 40, 1.0, 0.0, 0.0, 0.0, {"ConnectError": 40})
+    overloaded = loadtest.Step(2, 40, 40, 1.0, 0.0, 0.0, 0.0, {"503": 40})
+    slow = loadtest.Step(2, 40, 0, 1.0, 40.0, 900.0, 1500.0, {})
+    assert loadtest.stopped_answering(dead)
+    assert not loadtest.stopped_answering(overloaded) and not loadtest.stopped_answering(slow)

@@ -146,30 +146,56 @@ def test_a_runner_payload_that_is_not_json_is_an_error_message(function_error: s
     assert "\n" not in message
 
 
+def _deployed_dev(lambda_client: Any) -> None:
+    """moto: Dev-Training with its runner output, and a dataset at s3://dev-datasets/d/."""
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="Dev-Training", TemplateBody=_outputs_template({"RunnerFunctionName": "runner-fn"})
+    )
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket="dev-datasets")
+    s3.put_object(Bucket="dev-datasets", Key="d/dataset.json", Body=b"{}")
+
+
 def test_a_runner_answer_without_a_job_name_is_an_error_message() -> None:
-    client = boto3.client("lambda", region_name=REGION)
-    with Stubber(client) as stubber:
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    args = training.parser().parse_args(["start", "--stage", "Dev", "--dataset-uri", "s3://dev-datasets/d/"])
+    with Stubber(lambda_client) as stubber, mock_aws():
         stubber.add_response("invoke", _invoke_response({"status": "started"}))
-        session = _Session(client)
-        args = training.parser().parse_args(["start", "--stage", "Dev", "--dataset-uri", "s3://b/d/"])
-        with mock_aws():
-            boto3.client("cloudformation", region_name=REGION).create_stack(
-                StackName="Dev-Training", TemplateBody=_outputs_template({"RunnerFunctionName": "runner-fn"})
-            )
-            session.cloudformation = boto3.client("cloudformation", region_name=REGION)
-            with pytest.raises(training.OperatorError, match="expected 'status' and 'job_name'"):
-                training.cmd_start(args, session)
+        _deployed_dev(lambda_client)
+        with pytest.raises(training.OperatorError, match="expected 'status' and 'job_name'"):
+            training.cmd_start(args, _Session(lambda_client=lambda_client))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset-uri", "s3://dev-datasets/missing/"], "--dataset-uri: s3://dev-datasets/missing/dataset.json does not exist"),
+        (["--dataset-uri", "s3://dev-datasets/d/", "--pretrained-uri", "s3://dev-datasets/m.pt"], "--pretrained-uri: s3://dev-datasets/m.pt does not exist"),
+    ],
+)  # fmt: skip
+def test_start_refuses_a_missing_dataset_or_checkpoint_before_invoking_the_runner(
+    argv: list[str], message: str
+) -> None:
+    lambda_client = boto3.client("lambda", region_name=REGION)
+    args = training.parser().parse_args(["start", "--stage", "Dev", *argv])
+    with Stubber(lambda_client) as stubber, mock_aws():
+        stubber.add_response("invoke", _invoke_response({"status": "started", "job_name": "j"}))
+        _deployed_dev(lambda_client)
+        with pytest.raises(training.OperatorError) as info:
+            training.cmd_start(args, _Session(lambda_client=lambda_client))
+        with pytest.raises(AssertionError):  # the runner was never invoked: its queued answer is still there
+            stubber.assert_no_pending_responses()
+    assert message in str(info.value)
 
 
 class _Session:
-    """Stands in for boto3.Session: hands out the given (stubbed or moto) clients."""
+    """Stands in for boto3.Session: the given stubbed clients, moto for every other service."""
 
-    def __init__(self, client: Any) -> None:
-        self.client_for_tests = client
-        self.cloudformation: Any = None
+    def __init__(self, **clients: Any) -> None:
+        self.clients = {name.removesuffix("_client"): client for name, client in clients.items()}
 
     def client(self, service: str) -> Any:
-        return self.cloudformation if service == "cloudformation" else self.client_for_tests
+        return self.clients.get(service) or boto3.client(service, region_name=REGION)
 
 
 def test_follow_of_a_failed_job_exits_3_with_its_reason(capsys: pytest.CaptureFixture[str]) -> None:
@@ -190,6 +216,6 @@ def test_follow_of_a_failed_job_exits_3_with_its_reason(capsys: pytest.CaptureFi
         stubber.add_response("describe_training_job", job, {"TrainingJobName": "yolo-dev-1"})
         args = training.parser().parse_args(["follow", "--stage", "Dev", "yolo-dev-1", "--once"])
         wrapped = training.cli.command(training.cmd_follow)
-        assert wrapped(args, _Session(client)) == 3
+        assert wrapped(args, _Session(sagemaker_client=client)) == 3
     err = capsys.readouterr().err
     assert err == "error: training job yolo-dev-1 failed: AlgorithmError: dataset.json missing\n"
