@@ -3,13 +3,17 @@
 Every command under ``scripts/`` wraps its ``main`` with :func:`command` and validates its arguments with the
 argparse types below *before* any work starts (a plot or JSON destination is checked before a ten-minute load test,
 not after). AWS errors (no credentials, unknown profile, access denied, throttling, not found) and our own domain
-errors become one line on stderr; only a bug prints a traceback.
+errors become one line on stderr; only a bug prints a traceback. :func:`stack_outputs` is the one reader of a stack's
+outputs: it names why one is missing (never deployed, still deploying, last deploy failed, an older version). No
+command deletes a folder it did not create (see scripts/synth.py ``--outdir`` and scripts/demo.py ``--workdir``).
+The README section "Operator commands: how they fail" repeats this table for operators.
 
 Exit codes (the same for every command):
     0  success
     1  error: the command could not do its work (bad input found after parsing, AWS error, missing stack, ...)
     2  usage: argparse rejected the command line
-    3  check failed: the command ran and its verdict is "no" (a gate, a verification, a missing quota)
+    3  check failed: the command ran and its verdict is "no" (a verification, a failed job, no sustainable load
+       step, synth findings)
     130 interrupted (Ctrl-C)
 """
 

@@ -75,8 +75,8 @@ def invoke_runner(lambda_client: Any, function_name: str, request: dict[str, Any
         text = raw[:200].decode("utf-8", errors="replace").replace("\n", " ")
         failed = f" ({response['FunctionError']})" if response.get("FunctionError") else ""
         raise OperatorError(
-            f"runner {function_name} failed{failed}: it answered {text!r}, not JSON; "
-            f"see its log group /aws/lambda/{function_name}"
+            f"runner {function_name} failed{failed}: it answered {text!r}, not JSON; see its logs "
+            f"(Lambda console: {function_name}, Monitor, View CloudWatch logs)"
         ) from None
     if response.get("FunctionError"):
         message = payload.get("errorMessage") if isinstance(payload, dict) else payload

@@ -142,7 +142,7 @@ def test_a_runner_payload_that_is_not_json_is_an_error_message(function_error: s
         with pytest.raises(training.OperatorError) as info:
             training.invoke_runner(client, "runner-fn", {"dataset_uri": "s3://b/d/"})
     message = str(info.value)
-    assert "not JSON" in message and "Task timed out" in message and "/aws/lambda/runner-fn" in message
+    assert "not JSON" in message and "Task timed out" in message and "Lambda console: runner-fn" in message
     assert "\n" not in message
 
 
