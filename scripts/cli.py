@@ -11,7 +11,7 @@ The README section "Operator commands: how they fail" repeats this table for ope
 Exit codes (the same for every command):
     0  success
     1  error: the command could not do its work (bad input found after parsing, AWS error, missing stack, ...)
-    2  usage: argparse rejected the command line
+    2  usage: the command line was rejected (one line too: :class:`ArgumentParser`)
     3  check failed: the command ran and its verdict is "no" (a verification, a failed job, no sustainable load
        step, synth findings)
     130 interrupted (Ctrl-C)
@@ -26,7 +26,7 @@ import sys
 import urllib.error
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -200,6 +200,14 @@ def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[st
     else:
         cause = f"deploy the current version of the stage first ({deploy_hint(stack_name)}; status {status})"
     raise OperatorError(f"stack {stack_name} has {what}; {cause}")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the one-line usage error of every operator command: ``error: <prog>: <reason> (see --help)``,
+    exit 2 (subcommand parsers inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 # ---- argparse types: reject bad values at parse time, before any work ----

@@ -147,7 +147,7 @@ def _instance_type(text: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m scripts.dataprep_job",
         description="Start a SageMaker Processing job that turns a raw Ground Truth manifest into a YOLO dataset "
         "(the dataprep image and role of the stage's Training stack). Options after '--' go to app.dataprep.",

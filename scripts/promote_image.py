@@ -172,9 +172,7 @@ def _source(text: str) -> ImageRef:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m scripts.promote_image", description=__doc__.split("\n\n")[0]
-    )
+    parser = cli.ArgumentParser(prog="python -m scripts.promote_image", description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", required=True, choices=IMAGE_NAMES)
     parser.add_argument(
         "--source",

@@ -190,7 +190,7 @@ def _png(text: str) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m scripts.simulate_autoscaling",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

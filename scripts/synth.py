@@ -165,7 +165,7 @@ def print_summary(summaries: list[StackSummary]) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m scripts.synth",
         description="Synthesize every stage (cdk-nag on), cfn-lint every template, print a per-stage summary. "
         "Exit status 3 on any cdk-nag or cfn-lint error (cfn-lint warnings are printed, not fatal).",

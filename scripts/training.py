@@ -237,7 +237,7 @@ def cmd_quota(args: argparse.Namespace, session: Any) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m scripts.training", description=__doc__.split("\n\n")[0])
+    top = cli.ArgumentParser(prog="python -m scripts.training", description=__doc__.split("\n\n")[0])
     top.add_argument("--region", help="AWS region (default: the environment's)")
     top.add_argument("--profile", help="AWS profile (default: the environment's)")
     sub = top.add_subparsers(dest="command", required=True)

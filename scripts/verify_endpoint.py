@@ -149,7 +149,7 @@ def verify(stack_name: str, *, cloudformation: Any, sagemaker: Any, runtime: Any
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = cli.ArgumentParser(
         prog="python -m scripts.verify_endpoint",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

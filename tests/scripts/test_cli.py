@@ -175,3 +175,16 @@ def test_validators_accept_good_values(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(argparse.ArgumentTypeError, match="not a directory"):
         cli.directory_or_new(str(tmp_path / "f"))
+
+
+def test_usage_errors_are_one_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = cli.ArgumentParser(prog="python -m scripts.x")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("follow").add_argument("--interval", type=cli.positive_float)
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(["follow", "--interval", "-5"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err == (
+        "error: python -m scripts.x follow: argument --interval: expected a number > 0, got -5 "
+        "(see python -m scripts.x follow --help)\n"
+    )

@@ -100,7 +100,7 @@ def check(
     root: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """Run ``main(argv)`` and assert: exit code, the cause in the last stderr line, no traceback, ``root`` as it was."""
+    """Run ``main(argv)`` and assert: exit code, one ``error:`` line naming the cause, ``root`` as it was."""
     argv = [a.replace("{tmp}", str(root)) for a in argv]
     before = _tree(root)
     try:
@@ -112,10 +112,8 @@ def check(
     assert got == code, captured.err
     assert lines, "no message on stderr"
     assert "Traceback" not in captured.err
-    assert message in lines[-1], captured.err
-    assert lines[-1].startswith("error: ") or ": error: " in lines[-1]
-    if code == 1:
-        assert len(lines) == 1, captured.err  # one line, nothing else
+    assert message in lines[0], captured.err
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err  # one line, nothing else
     assert _tree(root) == before, "the command created or deleted something"
 
 
