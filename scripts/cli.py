@@ -3,13 +3,17 @@
 Every command under ``scripts/`` wraps its ``main`` with :func:`command` and validates its arguments with the
 argparse types below *before* any work starts (a plot or JSON destination is checked before a ten-minute load test,
 not after). AWS errors (no credentials, unknown profile, access denied, throttling, not found) and our own domain
-errors become one line on stderr; only a bug prints a traceback.
+errors become one line on stderr; only a bug prints a traceback. :func:`stack_outputs` is the one reader of a stack's
+outputs: it names why one is missing (never deployed, still deploying, last deploy failed, an older version). No
+command deletes a folder it did not create (see scripts/synth.py ``--outdir`` and scripts/demo.py ``--workdir``).
+The README section "Operator commands: how they fail" repeats this table for operators.
 
 Exit codes (the same for every command):
     0  success
     1  error: the command could not do its work (bad input found after parsing, AWS error, missing stack, ...)
-    2  usage: argparse rejected the command line
-    3  check failed: the command ran and its verdict is "no" (a gate, a verification, a missing quota)
+    2  usage: the command line was rejected (one line too: :class:`ArgumentParser`)
+    3  check failed: the command ran and its verdict is "no" (a verification, a failed job, no sustainable load
+       step, synth findings)
     130 interrupted (Ctrl-C)
 """
 
@@ -19,9 +23,10 @@ import argparse
 import functools
 import math
 import sys
+import urllib.error
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -31,16 +36,15 @@ EXIT_INTERRUPTED = 130
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-# CloudFormation statuses in which a stack exists but its outputs cannot be trusted.
+# CloudFormation statuses in which a stack exists but its outputs cannot be trusted (stack status codes:
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html, read 2026-11-30).
 _FAILED_STATUSES = frozenset(
     {
         "CREATE_FAILED",
-        "ROLLBACK_COMPLETE",
         "ROLLBACK_FAILED",
         "ROLLBACK_IN_PROGRESS",
-        "DELETE_FAILED",
-        "DELETE_IN_PROGRESS",
         "UPDATE_ROLLBACK_FAILED",
+        "IMPORT_ROLLBACK_FAILED",
     }
 )
 
@@ -112,6 +116,8 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
             message = aws_error_message(exc)
             if message is None and isinstance(exc, ValueError) and _is_domain_error(exc):
                 message = str(exc)
+            if message is None and isinstance(exc, urllib.error.URLError):
+                message = f"network: {exc.reason} ({getattr(exc, 'url', None) or 'a download'})"
             if message is None and isinstance(exc, OSError) and exc.strerror:
                 message = f"{exc.filename or ''}: {exc.strerror}".lstrip(": ")
             if message is None:
@@ -139,8 +145,17 @@ def aws_session(*, profile: str | None = None, region: str | None = None) -> Any
         raise OperatorError(aws_error_message(exc) or str(exc)) from None
 
 
+def deploy_hint(stack_name: str) -> str:
+    """The cdk command that deploys ``<Stage>-<Stack>`` (its construct path is ``<Stage>/<Stack>``)."""
+    return f"npx cdk deploy '{stack_name.replace('-', '/', 1)}'"
+
+
 def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[str] = ()) -> dict[str, str]:
-    """Outputs of a deployed stack as {key: value}; a missing, failed or outdated stack is an OperatorError."""
+    """Outputs of a deployed stack as {key: value}; a missing, failed or outdated stack is an OperatorError.
+
+    The message names the real cause: never deployed, still deploying, first deploy rolled back (the stack must be
+    deleted before the next try), last update rolled back, or deployed from an older version of this repository.
+    """
     from botocore.exceptions import ClientError
 
     try:
@@ -149,24 +164,50 @@ def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[st
         message = exc.response.get("Error", {}).get("Message", "")
         if "does not exist" in message:
             raise OperatorError(
-                f"stack {stack_name} does not exist in this account/region: deploy it first "
-                f"(npx cdk deploy '{stack_name.replace('-', '/', 1)}')"
+                f"stack {stack_name} does not exist in this account/region: deploy it first ({deploy_hint(stack_name)})"
             ) from None
         raise
-    status = described.get("StackStatus", "")
+    status = str(described.get("StackStatus", ""))
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", []) or []}
+    if status == "ROLLBACK_COMPLETE":
+        raise OperatorError(
+            f"stack {stack_name}: its first deploy failed and was rolled back (ROLLBACK_COMPLETE); see its events "
+            f"in the CloudFormation console, delete the stack, fix the cause and deploy again"
+        )
+    if status in {"DELETE_IN_PROGRESS", "DELETE_FAILED"}:
+        raise OperatorError(
+            f"stack {stack_name} is being deleted or its deletion failed ({status}); "
+            f"finish or retry the deletion, then deploy it again ({deploy_hint(stack_name)})"
+        )
     if status in _FAILED_STATUSES:
         raise OperatorError(
             f"stack {stack_name}: its last deploy failed ({status}); "
             f"see its events in the CloudFormation console, fix the cause and deploy again"
         )
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
     missing = [key for key in required if key not in outputs]
-    if missing:
-        raise OperatorError(
-            f"stack {stack_name} ({status}) has no output {', '.join(missing)}: "
-            f"deploy the current version of the stage first"
+    if not missing:
+        return outputs
+    what = f"no output {', '.join(missing)}" if outputs else "no outputs yet"
+    if status == "REVIEW_IN_PROGRESS":
+        cause = f"it was never deployed (a change set waits to be executed): deploy it ({deploy_hint(stack_name)})"
+    elif status.endswith("_IN_PROGRESS"):
+        cause = f"it is still deploying ({status}): wait until it finishes, then retry"
+    elif status == "UPDATE_ROLLBACK_COMPLETE":
+        cause = (
+            "its last deploy failed and was rolled back (UPDATE_ROLLBACK_COMPLETE): see its events in the "
+            "CloudFormation console, fix the cause and deploy again"
         )
-    return outputs
+    else:
+        cause = f"deploy the current version of the stage first ({deploy_hint(stack_name)}; status {status})"
+    raise OperatorError(f"stack {stack_name} has {what}; {cause}")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the one-line usage error of every operator command: ``error: <prog>: <reason> (see --help)``,
+    exit 2 (subcommand parsers inherit it)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 # ---- argparse types: reject bad values at parse time, before any work ----
@@ -236,3 +277,45 @@ def directory_or_new(text: str) -> Path:
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text} exists and is not a directory")
     return path
+
+
+def fraction(text: str) -> float:
+    """A number in (0, 1], e.g. a safety factor."""
+    value = _number(text, float)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+    return value
+
+
+def stage_name(text: str) -> str:
+    """A stage of infra/stages.py, any case (``dev`` -> ``Dev``): a typo fails here, not as a missing stack."""
+    from infra.stages import STAGES  # plain data: no aws_cdk import
+
+    names = {name.lower(): name for name in STAGES}
+    if text.lower() not in names:
+        raise argparse.ArgumentTypeError(
+            f"unknown stage '{text}'; expected one of {', '.join(STAGES)} (infra/stages.py)"
+        )
+    return names[text.lower()]
+
+
+def s3_uri(text: str) -> str:
+    """``s3://<bucket>/<key or prefix>`` (bucket and key both present)."""
+    bucket, _, key = text.removeprefix("s3://").partition("/")
+    if not text.startswith("s3://") or not bucket or not key:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an S3 URI; expected s3://<bucket>/<key>")
+    return text
+
+
+def http_url(text: str) -> str:
+    """``http(s)://host[:port]`` with a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number or out of range
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a URL; expected http://HOST:PORT")
+    return text

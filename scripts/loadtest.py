@@ -10,6 +10,13 @@ sustainable rate is the best step with 0 errors and p99 within ``--p99-ms``. Pri
 
     python -m scripts.loadtest --url http://127.0.0.1:8080 --image photo.jpg --p99-ms 800 --peak-rps 40
     python -m scripts.loadtest --endpoint my-endpoint --region eu-west-1 --peak-rps 40 --json result.json
+
+Every argument is checked before the first request (a --json destination in a missing folder fails at once, not
+after the run), and one request is sent first: a target where nothing listens, or that answers it with an error,
+stops the command with that cause instead of a table of failed steps.
+
+Exit status (scripts/cli.py): 0 advice printed, 1 error (target unreachable, AWS), 2 usage, 3 no step was
+sustainable (0 errors and p99 within --p99-ms).
 """
 
 from __future__ import annotations
@@ -24,18 +31,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from infra.config import AutoscalingSettings
+from scripts import cli
+from scripts.cli import OperatorError
 
 Invoke = Callable[[], int]  # sends one request, returns the HTTP status
-
-
-class InputError(ValueError):
-    """Bad command-line input."""
 
 
 @dataclass(frozen=True)
@@ -77,16 +81,14 @@ def http_invoker(url: str, body: bytes, content_type: str, timeout: float) -> Ca
 
 
 def endpoint_invoker(
-    endpoint: str, region: str | None, body: bytes, content_type: str, timeout: float, pool: int
+    session: Any, endpoint: str, body: bytes, content_type: str, timeout: float, pool: int
 ) -> Callable[[], Invoke]:
     """A SageMaker runtime client (thread-safe, one pool sized for the highest concurrency)."""
-    import boto3
     from botocore.config import Config
     from botocore.exceptions import ClientError
 
-    client = boto3.client(
+    client = session.client(
         "sagemaker-runtime",
-        region_name=region,
         config=Config(max_pool_connections=pool, read_timeout=timeout, retries={"max_attempts": 0}),
     )
 
@@ -167,13 +169,56 @@ def advise(best: Step, *, safety_factor: float, peak_rps: float | None, min_capa
 
 
 def parse_concurrency(text: str) -> list[int]:
+    """argparse type of --concurrency: increasing integers between 1 and 256."""
     try:
         steps = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise InputError(f"--concurrency '{text}': expected comma-separated integers, e.g. 1,2,4,8") from None
+        raise argparse.ArgumentTypeError(
+            f"'{text}': expected comma-separated integers, e.g. 1,2,4,8"
+        ) from None
     if not steps or any(c < 1 or c > 256 for c in steps) or steps != sorted(set(steps)):
-        raise InputError(f"--concurrency '{text}': expected increasing integers between 1 and 256")
+        raise argparse.ArgumentTypeError(f"'{text}': expected increasing integers between 1 and 256")
     return steps
+
+
+def probe_url(url: str, body: bytes, content_type: str, timeout: float) -> None:
+    """One request before the run: name the real cause when the target cannot take the load test at all."""
+    import httpx
+
+    try:
+        response = httpx.post(
+            f"{url.rstrip('/')}/invocations",
+            content=body,
+            headers={"Content-Type": content_type},
+            timeout=timeout,
+        )
+    except httpx.ConnectError as exc:
+        raise OperatorError(
+            f"nothing listens at {url} ({exc}): start the server first, e.g. "
+            "python -m app.serving --model-dir DIR --port 8080 --host 127.0.0.1"
+        ) from None
+    except httpx.TimeoutException:
+        raise OperatorError(f"{url} did not answer a first request within --timeout {timeout:g} s") from None
+    except httpx.HTTPError as exc:
+        raise OperatorError(f"cannot reach {url}: {exc}") from None
+    if response.status_code != 200:
+        raise OperatorError(
+            f"{url}/invocations answered {response.status_code} to a first request: {response.text[:200]!r}"
+        )
+
+
+def probe_endpoint(session: Any, endpoint: str, body: bytes, content_type: str) -> None:
+    """One invoke_endpoint before the run; AWS errors (not found, no credentials) reach cli.command."""
+    session.client("sagemaker-runtime").invoke_endpoint(
+        EndpointName=endpoint, ContentType=content_type, Body=body
+    )
+
+
+def stopped_answering(step: Step) -> bool:
+    """Every request failed in transport (connection refused/reset, timeout): no HTTP status came back at all."""
+    return (
+        step.requests > 0 and step.errors == step.requests and not any(c.isdigit() for c in step.error_codes)
+    )
 
 
 def default_image() -> bytes:
@@ -192,31 +237,50 @@ def default_image() -> bytes:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = cli.ArgumentParser(
         prog="python -m scripts.loadtest",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--url", help="local serving container, e.g. http://127.0.0.1:8080")
+    target.add_argument(
+        "--url", type=cli.http_url, help="local serving container, e.g. http://127.0.0.1:8080"
+    )
     target.add_argument("--endpoint", help="SageMaker endpoint name (use one with a single instance)")
     parser.add_argument("--region", help="AWS region of --endpoint (default: your AWS config)")
-    parser.add_argument("--image", type=Path, help="image to send (default: a generated 1280x720 JPEG)")
+    parser.add_argument("--profile", help="AWS profile for --endpoint (default: the environment's)")
+    parser.add_argument(
+        "--image", type=cli.existing_file, help="image to send (default: a generated 1280x720 JPEG)"
+    )
     parser.add_argument("--content-type", default="image/jpeg")
-    parser.add_argument("--concurrency", default="1,2,4,8", help="concurrency steps, increasing")
-    parser.add_argument("--requests", type=int, default=200, help="per step: stop after this many requests")
-    parser.add_argument("--seconds", type=float, default=30.0, help="per step: stop after this long")
-    parser.add_argument("--max-seconds", type=float, default=300.0, help="whole run: no new step after this")
-    parser.add_argument("--p99-ms", type=float, default=1000.0, help="latency bound a sustainable step keeps")
-    parser.add_argument("--timeout", type=float, default=60.0, help="per request, seconds")
     parser.add_argument(
-        "--safety-factor", type=float, default=0.5, help="fraction of max RPS to target (0..1]"
+        "--concurrency", type=parse_concurrency, default="1,2,4,8", help="concurrency steps, increasing"
     )
     parser.add_argument(
-        "--peak-rps", type=float, help="expected peak load (requests/s) for the capacity bounds"
+        "--requests", type=cli.positive_int, default=200, help="per step: stop after this many requests"
     )
-    parser.add_argument("--min-capacity", type=int, default=1, help="instances kept at all times (2 for HA)")
-    parser.add_argument("--json", type=Path, help="also write steps + advice to this file")
+    parser.add_argument(
+        "--seconds", type=cli.positive_float, default=30.0, help="per step: stop after this long"
+    )
+    parser.add_argument(
+        "--max-seconds", type=cli.positive_float, default=300.0, help="whole run: no new step after this"
+    )
+    parser.add_argument(
+        "--p99-ms", type=cli.positive_float, default=1000.0, help="latency bound a sustainable step keeps"
+    )
+    parser.add_argument("--timeout", type=cli.positive_float, default=60.0, help="per request, seconds")
+    parser.add_argument(
+        "--safety-factor", type=cli.fraction, default=0.5, help="fraction of max RPS to target (0..1]"
+    )
+    parser.add_argument(
+        "--peak-rps", type=cli.positive_float, help="expected peak load (requests/s) for the capacity bounds"
+    )
+    parser.add_argument(
+        "--min-capacity", type=cli.positive_int, default=1, help="instances kept at all times (2 for HA)"
+    )
+    parser.add_argument(
+        "--json", type=cli.output_file, help="also write steps + advice to this file (its folder must exist)"
+    )
     return parser
 
 
@@ -231,30 +295,20 @@ def _print_steps(steps: list[Step], bound: float) -> None:
         )
 
 
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        steps_wanted = parse_concurrency(args.concurrency)
-        if not 0 < args.safety_factor <= 1:
-            raise InputError(f"--safety-factor {args.safety_factor}: expected a fraction in (0, 1]")
-        if args.requests < 1 or args.seconds <= 0 or args.max_seconds <= 0:
-            raise InputError("--requests, --seconds and --max-seconds must be positive")
-        if args.peak_rps is not None and args.peak_rps <= 0:
-            raise InputError(f"--peak-rps {args.peak_rps}: expected a positive rate")
-        if args.min_capacity < 1:
-            raise InputError(f"--min-capacity {args.min_capacity}: expected >= 1")
-        if args.image is not None and not args.image.is_file():
-            raise InputError(f"--image {args.image}: no such file")
-    except InputError as exc:
-        print(f"loadtest: {exc}", file=sys.stderr)
-        return 2
+    steps_wanted: list[int] = args.concurrency
     body = args.image.read_bytes() if args.image else default_image()
     if args.url:
+        probe_url(args.url, body, args.content_type, args.timeout)
         make = http_invoker(args.url, body, args.content_type, args.timeout)
         where = args.url
     else:
+        session = cli.aws_session(profile=args.profile, region=args.region)
+        probe_endpoint(session, args.endpoint, body, args.content_type)
         make = endpoint_invoker(
-            args.endpoint, args.region, body, args.content_type, args.timeout, max(steps_wanted)
+            session, args.endpoint, body, args.content_type, args.timeout, max(steps_wanted)
         )
         where = f"endpoint {args.endpoint}"
     print(
@@ -301,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
                 else ""
             )
         )
+    elif steps and stopped_answering(steps[-1]):
+        print(
+            f"\nevery request of the last step failed without an answer ({steps[-1].error_codes}): the target "
+            "stopped answering during the run; see its log",
+            file=sys.stderr,
+        )
     else:
         print(
             "\nno step was sustainable (0 errors and p99 within the bound): raise --p99-ms, send a smaller "
@@ -314,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
             "advice": asdict(advice) if advice else None,
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
-    return 0 if advice else 1
+    return cli.EXIT_OK if advice else cli.EXIT_CHECK_FAILED
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ prints the ``images.<name>`` pin to put into ``infra/stages.py`` for that stage.
     python -m scripts.promote_image --image serve \
         --source 111122223333.dkr.ecr.eu-west-1.amazonaws.com/cdk-hnb659fds-container-assets-...:<tag> \
         --to-stage Staging [--region eu-west-1] [--dry-run]
+
+Exit status (scripts/cli.py): 0 promoted (or resolved, with --dry-run), 1 error, 2 usage.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
+from scripts import cli
+from scripts.cli import OperatorError
 
 IMAGE_NAMES = ("dataprep", "train", "serve")
 _URI = re.compile(
@@ -33,10 +36,6 @@ _SINGLE_MANIFESTS = (
     "application/vnd.oci.image.manifest.v1+json",
 )
 _PART = 20 * 1024 * 1024
-
-
-class PromotionError(RuntimeError):
-    """The image cannot be promoted as asked; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class ImageRef:
     def parse(cls, uri: str, *, what: str) -> ImageRef:
         match = _URI.match(uri)
         if not match:
-            raise PromotionError(
+            raise OperatorError(
                 f"{what}: expected '<account>.dkr.ecr.<region>.amazonaws.com/<repo>(:<tag>|@sha256:<digest>)', "
                 f"got '{uri}'"
             )
@@ -64,34 +63,31 @@ class ImageRef:
 
 def target_repository_uri(cloudformation: Any, stage: str, image: str) -> str:
     """The URI of ``image``'s repository in ``stage``, from the ``<Stage>-Data`` stack outputs."""
-    stack, output = f"{stage}-Data", f"{image.capitalize()}RepositoryUri"
-    try:
-        (described,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except cloudformation.exceptions.ClientError as exc:
-        raise PromotionError(
-            f"stack {stack}: {exc} (is stage {stage} deployed in this account/region?)"
-        ) from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    if output not in outputs:
-        raise PromotionError(f"stack {stack} has no output {output} (have: {sorted(outputs)})")
-    return outputs[output]
+    output = f"{image.capitalize()}RepositoryUri"
+    return cli.stack_outputs(cloudformation, f"{stage}-Data", required=[output])[output]
 
 
 def source_manifest(ecr: Any, source: ImageRef) -> tuple[str, str, str]:
     """(manifest, media type, digest) of the source image; refuses manifest lists (we build linux/amd64 only)."""
-    response = ecr.batch_get_image(
-        registryId=source.registry,
-        repositoryName=source.repository,
-        imageIds=[source.image_id],
-        acceptedMediaTypes=list(_SINGLE_MANIFESTS),
-    )
+    try:
+        response = ecr.batch_get_image(
+            registryId=source.registry,
+            repositoryName=source.repository,
+            imageIds=[source.image_id],
+            acceptedMediaTypes=list(_SINGLE_MANIFESTS),
+        )
+    except ecr.exceptions.RepositoryNotFoundException:
+        raise OperatorError(
+            f"--source: repository '{source.repository}' does not exist in registry {source.registry} "
+            f"({source.region}); copy the URI from the previous stage's image (e.g. its stack's template)"
+        ) from None
     if not response["images"]:
         reasons = "; ".join(f"{f['failureCode']}: {f['failureReason']}" for f in response.get("failures", []))
-        raise PromotionError(f"source image not found: {reasons or source}")
+        raise OperatorError(f"source image not found: {reasons or source}")
     image = response["images"][0]
     media_type = image.get("imageManifestMediaType", _SINGLE_MANIFESTS[0])
     if media_type not in _SINGLE_MANIFESTS:
-        raise PromotionError(f"source is a {media_type}; promote a single linux/amd64 image manifest")
+        raise OperatorError(f"source is a {media_type}; promote a single linux/amd64 image manifest")
     return image["imageManifest"], media_type, image["imageId"]["imageDigest"]
 
 
@@ -141,8 +137,13 @@ def promote(source_ecr: Any, ecr: Any, source: ImageRef, target_repo_uri: str, *
     pinned = f"{target_repo_uri}@{digest}"
     if dry_run:
         return pinned
-    parsed = json.loads(manifest)
-    blobs = [parsed["config"]["digest"], *(layer["digest"] for layer in parsed["layers"])]
+    try:
+        parsed = json.loads(manifest)
+        blobs = [parsed["config"]["digest"], *(layer["digest"] for layer in parsed["layers"])]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OperatorError(
+            f"source image {digest}: its {media_type} manifest is not the JSON it should be ({exc!r})"
+        ) from None
     copied = copy_layers(source_ecr, ecr, source, target, blobs)
     with contextlib.suppress(
         ecr.exceptions.ImageAlreadyExistsException
@@ -158,38 +159,50 @@ def promote(source_ecr: Any, ecr: Any, source: ImageRef, target_repo_uri: str, *
         registryId=target.registry, repositoryName=target.repository, imageIds=[{"imageDigest": digest}]
     )["imageDetails"]
     if described["imageDigest"] != digest:
-        raise PromotionError(f"target digest {described['imageDigest']} != source digest {digest}")
+        raise OperatorError(f"target digest {described['imageDigest']} != source digest {digest}")
     print(f"copied {copied} of {len(blobs)} blobs", file=sys.stderr)
     return pinned
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m scripts.promote_image", description=__doc__.split("\n\n")[0]
-    )
+def _source(text: str) -> ImageRef:
+    try:
+        return ImageRef.parse(text, what="--source")
+    except OperatorError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--source: ")) from None
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = cli.ArgumentParser(prog="python -m scripts.promote_image", description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", required=True, choices=IMAGE_NAMES)
     parser.add_argument(
-        "--source", required=True, help="ECR image URI (tag or digest) that the previous stage ran"
+        "--source",
+        required=True,
+        type=_source,
+        help="ECR image URI (tag or digest) that the previous stage ran",
     )
-    parser.add_argument("--to-stage", required=True, help="stage construct id, e.g. Staging")
+    parser.add_argument(
+        "--to-stage", required=True, type=cli.stage_name, help="stage construct id, e.g. Staging"
+    )
     parser.add_argument("--region", help="region of the target stage (default: the AWS SDK default)")
+    parser.add_argument("--profile", help="AWS profile (default: the environment's)")
     parser.add_argument("--dry-run", action="store_true", help="resolve source and target, copy nothing")
-    args = parser.parse_args(argv)
-    try:
-        source = ImageRef.parse(args.source, what="--source")
-        session = boto3.Session(region_name=args.region)
-        target_uri = target_repository_uri(session.client("cloudformation"), args.to_stage, args.image)
-        target_region = target_uri.split(".")[3]  # <account>.dkr.ecr.<region>.amazonaws.com/<repo>
-        pinned = promote(
-            session.client("ecr", region_name=source.region),
-            session.client("ecr", region_name=target_region),
-            source,
-            target_uri,
-            dry_run=args.dry_run,
-        )
-    except PromotionError as exc:
-        print(f"promote_image: {exc}", file=sys.stderr)
-        return 1
+    return parser
+
+
+@cli.command
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    source: ImageRef = args.source
+    session = cli.aws_session(profile=args.profile, region=args.region)
+    target_uri = target_repository_uri(session.client("cloudformation"), args.to_stage, args.image)
+    target_region = target_uri.split(".")[3]  # <account>.dkr.ecr.<region>.amazonaws.com/<repo>
+    pinned = promote(
+        session.client("ecr", region_name=source.region),
+        session.client("ecr", region_name=target_region),
+        source,
+        target_uri,
+        dry_run=args.dry_run,
+    )
     print(f'{args.to_stage}: images.{args.image} = "{pinned}"')
     return 0
 

@@ -5,7 +5,10 @@
 
 Prints the scaling activities, instance counts, minutes over capacity and approximate instance-hours cost; with
 --plot, writes a PNG (traffic vs capacity, instance count vs bounds). The model and its simplifications:
-infra/scaling_simulator.py.
+infra/scaling_simulator.py. Every argument is checked before the simulation (a plot into a missing folder, a
+negative price or warm-up fail at once).
+
+Exit status (scripts/cli.py): 0 ok, 1 error (a bad traffic CSV, a stage config that does not validate), 2 usage.
 """
 
 from __future__ import annotations
@@ -16,16 +19,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from infra.config import ConfigError, StageConfig, load_stage
+from infra.config import StageConfig, load_stage
 from infra.scaling_simulator import APPROX_ON_DEMAND_USD_PER_HOUR, ScalingPolicy, SimulationResult, simulate
 from infra.stages import STAGES
+from scripts import cli
+from scripts.cli import OperatorError
 
 MONDAY = datetime(2025, 1, 6, tzinfo=UTC)
 PROFILES = ("daily", "spike", "ramp", "step")
-
-
-class InputError(ValueError):
-    """Bad command-line input or traffic file."""
 
 
 def builtin_profile(name: str, peak_rps: float) -> tuple[list[float], datetime]:
@@ -45,7 +46,7 @@ def builtin_profile(name: str, peak_rps: float) -> tuple[list[float], datetime]:
         return up + [peak] * 60 + [peak * (1 - m / 60) for m in range(60)], MONDAY + timedelta(hours=10)
     if name == "step":  # idle 10 min, then the peak for 50 min: the scale-out time is easy to read off
         return [0.0] * 10 + [peak] * 50, MONDAY + timedelta(hours=10)
-    raise InputError(f"--profile: expected one of {', '.join(PROFILES)}, got '{name}'")
+    raise OperatorError(f"--profile: expected one of {', '.join(PROFILES)}, got '{name}'")
 
 
 def read_csv_profile(path: Path) -> tuple[list[float], datetime | None]:
@@ -55,16 +56,16 @@ def read_csv_profile(path: Path) -> tuple[list[float], datetime | None]:
     try:
         frame = pd.read_csv(path)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise OperatorError(f"{path}: no such file") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not a CSV file ({exc})") from None
+        raise OperatorError(f"{path}: not a CSV file ({exc})") from None
     if "requests_per_minute" not in frame.columns:
-        raise InputError(f"{path}: expected a 'requests_per_minute' column, found {list(frame.columns)}")
+        raise OperatorError(f"{path}: expected a 'requests_per_minute' column, found {list(frame.columns)}")
     values = pd.to_numeric(frame["requests_per_minute"], errors="coerce")
     bad = frame.index[values.isna() | (values < 0)]
     if len(bad):
         row = int(bad[0])
-        raise InputError(
+        raise OperatorError(
             f"{path}: line {row + 2}: requests_per_minute '{frame['requests_per_minute'][row]}' "
             "is not a number >= 0"
         )
@@ -75,11 +76,11 @@ def read_csv_profile(path: Path) -> tuple[list[float], datetime | None]:
                 pd.Timestamp(frame["timestamp"].iloc[0]).tz_localize(None).to_pydatetime().replace(tzinfo=UTC)
             )
         except ValueError:
-            raise InputError(
+            raise OperatorError(
                 f"{path}: line 2: timestamp '{frame['timestamp'].iloc[0]}' is not a date-time"
             ) from None
     if not len(values):
-        raise InputError(f"{path}: no rows")
+        raise OperatorError(f"{path}: no rows")
     return [float(v) for v in values], start
 
 
@@ -172,72 +173,100 @@ def plot(result: SimulationResult, path: Path, *, title: str) -> None:
     plt.close(fig)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def _start(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO date-time like 2025-01-06T09:00, got '{text}'"
+        ) from None
+
+
+def _png(text: str) -> Path:
+    path = cli.output_file(text)
+    if path.suffix.lower() != ".png":
+        raise argparse.ArgumentTypeError(f"{text}: expected a .png file name")
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = cli.ArgumentParser(
+        prog="python -m scripts.simulate_autoscaling",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--stage", required=True, help=f"one of {', '.join(STAGES)} (infra/stages.py)")
+    parser.add_argument(
+        "--stage", required=True, type=cli.stage_name, help=f"one of {', '.join(STAGES)} (infra/stages.py)"
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
-        "--profile", default="daily", help=f"built-in profile: {', '.join(PROFILES)} (default daily)"
+        "--profile",
+        default="daily",
+        choices=PROFILES,
+        help=f"built-in traffic profile: {', '.join(PROFILES)} (default daily)",
     )
     source.add_argument(
-        "--csv", type=Path, help="CSV with a requests_per_minute column (+ optional timestamp)"
+        "--csv",
+        type=cli.existing_file,
+        help="CSV with a requests_per_minute column (+ optional timestamp)",
     )
     parser.add_argument(
-        "--peak-rps", type=float, help="peak of a built-in profile (default: max capacity x target)"
+        "--peak-rps",
+        type=cli.positive_float,
+        help="peak of a built-in profile (default: max capacity x target)",
     )
     parser.add_argument(
-        "--start", help="UTC start, e.g. 2025-01-06T09:00 (default: per profile / CSV timestamp)"
+        "--start", type=_start, help="UTC start, e.g. 2025-01-06T09:00 (default: per profile / CSV timestamp)"
     )
     parser.add_argument(
         "--max-rps-per-instance",
-        type=float,
+        type=cli.positive_float,
         help="what one instance sustains (default: measured_max_rps_per_instance, else "
         "target / 60 / safety_factor)",
     )
     parser.add_argument(
-        "--latency-ms", type=float, default=100, help="per request, for the concurrency metric"
+        "--latency-ms", type=cli.positive_float, default=100, help="per request, for the concurrency metric"
     )
-    parser.add_argument("--warmup-s", type=int, default=300, help="new instance to InService (default 300)")
     parser.add_argument(
-        "--price-per-hour", type=float, help="USD per instance-hour (default: approximate table)"
+        "--warmup-s", type=cli.non_negative_int, default=300, help="new instance to InService (default 300)"
     )
-    parser.add_argument("--plot", type=Path, help="write a PNG here")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--price-per-hour",
+        type=cli.non_negative_float,
+        help="USD per instance-hour (default: approximate table)",
+    )
+    parser.add_argument("--plot", type=_png, help="write a PNG here (its folder must exist)")
+    return parser
 
 
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+@cli.command
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        names = {n.lower(): n for n in STAGES}
-        if args.stage.lower() not in names:
-            raise InputError(f"--stage: expected one of {', '.join(STAGES)}, got '{args.stage}'")
-        config = load_stage(names[args.stage.lower()], STAGES[names[args.stage.lower()]])
-        policy = ScalingPolicy.from_settings(
-            config.endpoint.autoscaling,
-            max_rps_per_instance=args.max_rps_per_instance,
-            latency_s=args.latency_ms / 1000,
-            warmup_s=args.warmup_s,
+    config = load_stage(args.stage, STAGES[args.stage])  # ConfigError: one line naming stage and field
+    policy = ScalingPolicy.from_settings(
+        config.endpoint.autoscaling,
+        max_rps_per_instance=args.max_rps_per_instance,
+        latency_s=args.latency_ms / 1000,
+        warmup_s=args.warmup_s,
+    )
+    if args.csv:
+        traffic, start = read_csv_profile(args.csv)
+        profile = str(args.csv)
+    else:
+        peak = (
+            args.peak_rps
+            if args.peak_rps is not None
+            else policy.max_capacity * policy.invocations_target / 60
         )
-        if args.csv:
-            traffic, start = read_csv_profile(args.csv)
-            profile = str(args.csv)
-        else:
-            peak = args.peak_rps or policy.max_capacity * policy.invocations_target / 60
-            traffic, start = builtin_profile(args.profile, peak)
-            profile = args.profile
-        if args.start:
-            try:
-                start = datetime.fromisoformat(args.start).replace(tzinfo=UTC)
-            except ValueError:
-                raise InputError(
-                    f"--start: expected an ISO date-time like 2025-01-06T09:00, got '{args.start}'"
-                ) from None
-        result = simulate(policy, traffic, start=start or MONDAY)
-    except (InputError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        traffic, start = builtin_profile(args.profile, peak)
+        profile = args.profile
+    if args.start:
+        start = args.start
+    result = simulate(policy, traffic, start=start or MONDAY)
     print(report(config, result, profile=profile, price=args.price_per_hour))
     if args.plot:
         plot(result, args.plot, title=f"{config.name}: {profile} profile, {config.endpoint.instance_type}")

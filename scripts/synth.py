@@ -3,7 +3,14 @@
 Prints a short per-stage summary (stacks, resources by type, endpoint or not) and exits non-zero on any cdk-nag
 error or cfn-lint error (cfn-lint warnings are printed, not fatal). Offline: no AWS account, network or Docker.
 
-    python -m scripts.synth [--outdir cdk.out]
+    python -m scripts.synth [--outdir cdk.out] [--force]
+
+``--outdir`` is replaced only when it is empty or looks like a CDK cloud assembly (``manifest.json`` or the
+``cdk.out`` marker file); any other non-empty folder is refused unless ``--force``, and the checkout itself, a folder
+that holds it, and the home folder are refused always.
+
+Exit status (scripts/cli.py): 0 clean, 1 error (a stage config that does not validate, a construct error, a refused
+--outdir), 2 usage, 3 findings (a cdk-nag or cfn-lint error).
 """
 
 from __future__ import annotations
@@ -22,14 +29,16 @@ from pathlib import Path
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.rules import Match
 
+from scripts import cli
+from scripts.cli import CheckFailed, OperatorError
+
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before aws_cdk starts node
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT_TYPE = "AWS::SageMaker::Endpoint"
 
 
-class SynthError(RuntimeError):
-    """Synthesis failed (cdk-nag findings, or a construct error): the message says what and where."""
+ASSEMBLY_MARKERS = ("manifest.json", "cdk.out")  # what the CDK writes at the top of every cloud assembly
 
 
 @dataclass
@@ -40,20 +49,40 @@ class StackSummary:
     resources: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
-def synthesize(outdir: Path) -> list[StackSummary]:
-    """Synthesize the app of infra/app.py into ``outdir`` (replaced); raise SynthError on cdk-nag findings."""
-    from infra.app import build_app  # late: importing aws_cdk starts the jsii runtime
+def check_outdir(outdir: Path, *, force: bool) -> None:
+    """Refuse to replace a folder this command did not create (``--outdir .`` would wipe the checkout)."""
+    resolved = outdir.resolve()
+    if resolved == Path.home().resolve() or resolved in (REPO_ROOT, *REPO_ROOT.parents):
+        raise OperatorError(
+            f"--outdir {outdir}: refusing to replace {resolved} (it holds the checkout or your home)"
+        )
+    if not resolved.is_dir() or not any(resolved.iterdir()):
+        return
+    if any((resolved / marker).is_file() for marker in ASSEMBLY_MARKERS) or force:
+        return
+    raise OperatorError(
+        f"--outdir {outdir}: not empty and not a CDK cloud assembly (no {' or '.join(ASSEMBLY_MARKERS)}); "
+        "synth replaces its folder: choose another --outdir, or pass --force to replace it"
+    )
 
+
+def synthesize(outdir: Path) -> list[StackSummary]:
+    """Synthesize the app of infra/app.py into ``outdir`` (replaced: check it first with check_outdir).
+
+    Raises CheckFailed on cdk-nag findings, OperatorError on another construct error."""
+    from infra.app import build_app, stage_configs  # late: importing aws_cdk starts the jsii runtime
+
+    configs = stage_configs()  # every stage config validates (ConfigError) before anything is removed
     if outdir.exists():
         shutil.rmtree(outdir)
-    app = build_app(outdir=str(outdir))
+    app = build_app(configs, outdir=str(outdir))  # stages assets into outdir as it builds
     try:
         app.synth()
     except RuntimeError as exc:  # jsii wraps the JavaScript error; the report names each violating construct
         report = outdir / "validation-report.json"
-        raise SynthError(
-            f"{_first_line(exc)}\n{nag_findings(report) if report.exists() else ''}".rstrip()
-        ) from None
+        if report.exists():
+            raise CheckFailed(f"synth failed: {_first_line(exc)}\n{nag_findings(report)}".rstrip()) from None
+        raise OperatorError(f"synth failed: {_first_line(exc)}") from None
     return stack_summaries(outdir)
 
 
@@ -155,23 +184,33 @@ def print_summary(summaries: list[StackSummary]) -> None:
             print(line)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    parser = cli.ArgumentParser(
         prog="python -m scripts.synth",
         description="Synthesize every stage (cdk-nag on), cfn-lint every template, print a per-stage summary. "
-        "Exit status 1 on any cdk-nag or cfn-lint error.",
+        "Exit status 3 on any cdk-nag or cfn-lint error (cfn-lint warnings are printed, not fatal).",
     )
     parser.add_argument(
-        "--outdir", type=Path, default=REPO_ROOT / "cdk.out", help="cloud assembly dir (replaced)"
+        "--outdir",
+        type=cli.directory_or_new,
+        default=REPO_ROOT / "cdk.out",
+        help="cloud assembly dir (replaced when it is one; see --force)",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace --outdir even when it does not look like a cloud assembly",
+    )
+    return parser
+
+
+@cli.command
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    check_outdir(args.outdir, force=args.force)
 
     started = time.perf_counter()
-    try:
-        summaries = synthesize(args.outdir)
-    except SynthError as exc:
-        print(f"synth failed: {exc}", file=sys.stderr)
-        return 1
+    summaries = synthesize(args.outdir)
     synth_s = time.perf_counter() - started
     print_summary(summaries)
 
@@ -185,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         f"over {len(summaries)} templates; synth {synth_s:.1f}s, lint {time.perf_counter() - started:.1f}s; "
         f"output {args.outdir}"
     )
-    return 1 if errors else 0
+    if errors:
+        raise CheckFailed(f"cfn-lint: {errors} error(s) (listed above)")
+    return cli.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ outputs (``<Stage>-Training``), never hard-coded names; instance types for the q
     python -m scripts.training versions --stage Dev
     python -m scripts.training quota --stage Dev      # instance quotas (2 x endpoint max), Lambda concurrency
 
-Exit status: 0 ok, 1 AWS/usage error, 2 the runner rejected the request or a quota is missing.
+Exit status (scripts/cli.py): 0 ok, 1 error (AWS, a stage not deployed, the runner rejected the request),
+2 usage, 3 ``follow``: the job failed; ``quota``: 2 when a quota is missing.
 """
 
 from __future__ import annotations
@@ -19,28 +20,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError
-
+from app.contracts.storage import DATASET_MANIFEST_SUFFIX as DATASET_JSON
+from scripts import cli
 from scripts.capacity_checks import blue_green_note, endpoint_instances_needed, lambda_concurrency
+from scripts.cli import OperatorError
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
-class CommandError(RuntimeError):
-    """Something the operator must fix (a stack not deployed, a bad argument): printed without a traceback."""
-
-
-def stack_outputs(cloudformation: Any, stage: str, stack: str = "Training") -> dict[str, str]:
-    """Outputs of ``<stage>-<stack>`` as {key: value}."""
-    name = f"{stage}-{stack}"
-    try:
-        [described] = cloudformation.describe_stacks(StackName=name)["Stacks"]
-    except ClientError as exc:
-        raise CommandError(
-            f"stack {name}: {exc.response['Error']['Message']} (is stage {stage} deployed?)"
-        ) from None
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+def training_outputs(session: Any, stage: str, *required: str) -> dict[str, str]:
+    """Outputs of ``<stage>-Training``; a stack not (fully) deployed is an OperatorError naming the cause."""
+    return cli.stack_outputs(session.client("cloudformation"), f"{stage}-Training", required=required)
 
 
 def _value(text: str) -> Any:
@@ -56,7 +46,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     for item in args.param or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise CommandError(f"--param '{item}': expected NAME=VALUE, e.g. epochs=50")
+            raise OperatorError(f"--param '{item}': expected NAME=VALUE, e.g. epochs=50")
         hyperparameters[key] = _value(value)
     request: dict[str, Any] = {"dataset_uri": args.dataset_uri, "hyperparameters": hyperparameters}
     for field in (
@@ -73,28 +63,68 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def invoke_runner(lambda_client: Any, function_name: str, request: dict[str, Any]) -> dict[str, Any]:
-    """Invoke the runner synchronously; raise CommandError with its message when the function itself failed."""
+    """Invoke the runner synchronously; raise OperatorError with its message when the function itself failed.
+
+    A payload that is not JSON (a Lambda runtime crash, a proxy in between) is reported with its first bytes."""
     response = lambda_client.invoke(
         FunctionName=function_name, InvocationType="RequestResponse", Payload=json.dumps(request).encode()
     )
-    payload = json.loads(response["Payload"].read() or b"null")
+    raw = response["Payload"].read() or b"null"
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        text = raw[:200].decode("utf-8", errors="replace").replace("\n", " ")
+        failed = f" ({response['FunctionError']})" if response.get("FunctionError") else ""
+        raise OperatorError(
+            f"runner {function_name} failed{failed}: it answered {text!r}, not JSON; see its logs "
+            f"(Lambda console: {function_name}, Monitor, View CloudWatch logs)"
+        ) from None
     if response.get("FunctionError"):
         message = payload.get("errorMessage") if isinstance(payload, dict) else payload
-        raise CommandError(
+        raise OperatorError(
             f"runner failed ({response['FunctionError']}): {message}; retry in a minute if throttled"
         )
     if not isinstance(payload, dict):
-        raise CommandError(f"runner answered {payload!r}, expected a JSON object")
+        raise OperatorError(f"runner answered {payload!r}, expected a JSON object")
     return payload
 
 
+def objects_must_exist(s3: Any, args: argparse.Namespace) -> None:
+    """HeadObject on the dataset's dataset.json and the --pretrained-uri before a GPU instance is billed for a job
+    that would fail on them. A 403 (the operator may invoke the runner without reading the bucket) is not a no."""
+    from botocore.exceptions import ClientError
+
+    uri = args.dataset_uri
+    checks = [("--dataset-uri", uri if uri.endswith(DATASET_JSON) else f"{uri.rstrip('/')}/{DATASET_JSON}")]
+    if args.pretrained_uri:
+        checks.append(("--pretrained-uri", args.pretrained_uri))
+    for option, uri in checks:
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                hint = (
+                    "run data prep first, or check the prefix"
+                    if option == "--dataset-uri"
+                    else "check the key"
+                )
+                raise OperatorError(f"{option}: {uri} does not exist ({hint})") from None
+            if code not in ("403", "AccessDenied"):
+                raise
+
+
 def cmd_start(args: argparse.Namespace, session: Any) -> int:
-    outputs = stack_outputs(session.client("cloudformation"), args.stage)
-    result = invoke_runner(session.client("lambda"), outputs["RunnerFunctionName"], build_request(args))
+    request = build_request(args)  # a bad --param fails before any AWS call
+    function = training_outputs(session, args.stage, "RunnerFunctionName")["RunnerFunctionName"]
+    objects_must_exist(session.client("s3"), args)
+    result = invoke_runner(session.client("lambda"), function, request)
     if result.get("status") == "rejected":
-        error = result.get("error", {})
-        print(f"rejected ({error.get('code')}): {error.get('message')}", file=sys.stderr)
-        return 2
+        error = result.get("error") or {}
+        raise OperatorError(f"the runner rejected the request ({error.get('code')}): {error.get('message')}")
+    if not isinstance(result.get("status"), str) or not isinstance(result.get("job_name"), str):
+        raise OperatorError(f"runner answered {result!r}, expected 'status' and 'job_name'")
     print(f"{result['status']}: {result['job_name']}")
     print(f"console: {result.get('console_url')}")
     print(f"follow:  python -m scripts.training follow --stage {args.stage} {result['job_name']}")
@@ -117,8 +147,10 @@ def cmd_follow(args: argparse.Namespace, session: Any) -> int:
         if line != last:
             print(f"{time.strftime('%H:%M:%S')} {line}", flush=True)
             last = line
+        if job["TrainingJobStatus"] == "Failed":
+            raise cli.CheckFailed(f"training job {args.job_name} failed: {job.get('FailureReason', '-')}")
         if job["TrainingJobStatus"] in TERMINAL or args.once:
-            return 0 if job["TrainingJobStatus"] != "Failed" else 2
+            return 0
         time.sleep(args.interval)
 
 
@@ -145,7 +177,7 @@ def model_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
 
 
 def cmd_versions(args: argparse.Namespace, session: Any) -> int:
-    group = stack_outputs(session.client("cloudformation"), args.stage)["ModelPackageGroupName"]
+    group = training_outputs(session, args.stage, "ModelPackageGroupName")["ModelPackageGroupName"]
     rows = model_versions(session.client("sagemaker"), group)
     if not rows:
         print(f"{group}: no versions yet")
@@ -172,7 +204,7 @@ def _stage_config(stage: str) -> Any:
 
     configs = stage_configs()
     if stage not in configs:
-        raise CommandError(f"unknown stage '{stage}'; expected one of {sorted(configs)}")
+        raise OperatorError(f"unknown stage '{stage}'; expected one of {sorted(configs)}")
     return configs[stage]
 
 
@@ -216,38 +248,40 @@ def cmd_quota(args: argparse.Namespace, session: Any) -> int:
             "request increases in Service Quotas (service: Amazon SageMaker) for the LOW lines",
             file=sys.stderr,
         )
-        return 2
-    return 0 if concurrency.ok else 2
+        return cli.EXIT_CHECK_FAILED
+    return cli.EXIT_OK if concurrency.ok else cli.EXIT_CHECK_FAILED
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m scripts.training", description=__doc__.split("\n\n")[0])
+    top = cli.ArgumentParser(prog="python -m scripts.training", description=__doc__.split("\n\n")[0])
     top.add_argument("--region", help="AWS region (default: the environment's)")
-    top.add_argument("--profile", help="AWS profile")
+    top.add_argument("--profile", help="AWS profile (default: the environment's)")
     sub = top.add_subparsers(dest="command", required=True)
 
     start = sub.add_parser("start", help="start a training run (invokes the stage's runner Lambda)")
-    start.add_argument("--stage", required=True)
-    start.add_argument("--dataset-uri", required=True, help="s3://<datasets bucket>/<dataset folder>/")
+    start.add_argument("--stage", required=True, type=cli.stage_name)
+    start.add_argument(
+        "--dataset-uri", required=True, type=cli.s3_uri, help="s3://<datasets bucket>/<dataset folder>/"
+    )
     start.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="hyperparameter override")
     start.add_argument("--instance-type")
-    start.add_argument("--instance-count", type=int)
-    start.add_argument("--volume-size-gb", type=int)
+    start.add_argument("--instance-count", type=cli.positive_int)
+    start.add_argument("--volume-size-gb", type=cli.positive_int)
     start.add_argument("--spot", dest="use_spot", action="store_true", default=None)
     start.add_argument("--no-spot", dest="use_spot", action="store_false")
-    start.add_argument("--pretrained-uri", help="s3://.../model.pt to fine-tune from")
+    start.add_argument("--pretrained-uri", type=cli.s3_uri, help="s3://.../model.pt to fine-tune from")
     start.add_argument("--run-label", help="train again on the same inputs (a new job name)")
     start.set_defaults(func=cmd_start)
 
     follow = sub.add_parser("follow", help="print a job's status and final metrics until it ends")
-    follow.add_argument("--stage", required=True)
+    follow.add_argument("--stage", required=True, type=cli.stage_name)
     follow.add_argument("job_name")
-    follow.add_argument("--interval", type=float, default=30.0, help="seconds between polls")
+    follow.add_argument("--interval", type=cli.positive_float, default=30.0, help="seconds between polls")
     follow.add_argument("--once", action="store_true", help="print once and exit")
     follow.set_defaults(func=cmd_follow)
 
     versions = sub.add_parser("versions", help="list the model versions of a stage")
-    versions.add_argument("--stage", required=True)
+    versions.add_argument("--stage", required=True, type=cli.stage_name)
     versions.set_defaults(func=cmd_versions)
 
     quota = sub.add_parser(
@@ -255,22 +289,16 @@ def parser() -> argparse.ArgumentParser:
         help="check the stage's training and endpoint instance quotas (endpoint: 2 x max capacity for blue/green) "
         "and the account's unreserved Lambda concurrency",
     )
-    quota.add_argument("--stage", required=True)
+    quota.add_argument("--stage", required=True, type=cli.stage_name)
     quota.set_defaults(func=cmd_quota)
     return top
 
 
+@cli.command
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    session = boto3.Session(region_name=args.region, profile_name=args.profile)
-    try:
-        return int(args.func(args, session))
-    except CommandError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (ClientError, BotoCoreError) as exc:
-        print(f"error: AWS: {exc}", file=sys.stderr)
-        return 1
+    session = cli.aws_session(profile=args.profile, region=args.region)
+    return int(args.func(args, session))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ Checks, in order (exit 0 only if all pass):
    or someone changed the endpoint by hand) while the deploy may have reported success;
 3. one sample image (``--image``, default a generated 640x480 JPEG) gets a 200 with a body that matches the
    invocation contract (app.contracts.invocation.InvocationResponse).
+
+Exit status (scripts/cli.py): 0 all checks pass, 1 error (AWS, credentials), 2 usage, 3 a check failed.
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import io
 import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from app.contracts.invocation import InvocationResponse
+from scripts import cli
 
 ROLLED_BACK = ("ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "ROLLBACK_FAILED")
 
@@ -146,21 +148,28 @@ def verify(stack_name: str, *, cloudformation: Any, sagemaker: Any, runtime: Any
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def parser() -> argparse.ArgumentParser:
+    p = cli.ArgumentParser(
+        prog="python -m scripts.verify_endpoint",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--stage", required=True, help="stage name, e.g. Prod (stack <Stage>-Serving)")
-    parser.add_argument("--stack-name", help="override the CloudFormation stack name")
-    parser.add_argument("--image", type=Path, help="a JPEG to send (default: a generated 640x480 image)")
-    parser.add_argument("--region", help="AWS region (default: the boto3 default)")
-    args = parser.parse_args(argv)
-    if args.image and not args.image.is_file():
-        print(f"error: --image: {args.image} is not a file", file=sys.stderr)
-        return 2
-    import boto3
+    p.add_argument(
+        "--stage", required=True, type=cli.stage_name, help="stage name, e.g. Prod (stack <Stage>-Serving)"
+    )
+    p.add_argument("--stack-name", help="override the CloudFormation stack name")
+    p.add_argument(
+        "--image", type=cli.existing_file, help="a JPEG to send (default: a generated 640x480 image)"
+    )
+    p.add_argument("--region", help="AWS region (default: the boto3 default)")
+    p.add_argument("--profile", help="AWS profile (default: the environment's)")
+    return p
 
-    session = boto3.Session(region_name=args.region)
+
+@cli.command
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    session = cli.aws_session(profile=args.profile, region=args.region)
     report = verify(
         args.stack_name or f"{args.stage}-Serving",
         cloudformation=session.client("cloudformation"),
@@ -170,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(report.render())
     print("OK" if report.ok else "FAILED")
-    return 0 if report.ok else 1
+    return cli.EXIT_OK if report.ok else cli.EXIT_CHECK_FAILED
 
 
 if __name__ == "__main__":

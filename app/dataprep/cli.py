@@ -11,10 +11,12 @@ import time
 from collections.abc import Sequence
 
 from app.contracts.dataset import DATASET_JSON
+from app.dataprep.balance import parse_strategy
 from app.dataprep.errors import DataprepError
 from app.dataprep.out_check import check_out
 from app.dataprep.plan import REJECTS_FILE, Plan, PlanOptions, build_plan
 from app.dataprep.qa import summary_text
+from app.dataprep.split import check_fractions, group_keys
 from app.dataprep.storage import Destination, ImageSource, fetch_manifest
 from app.dataprep.verify import size_checker
 from app.dataprep.writer import write_dataset, write_qa
@@ -77,9 +79,9 @@ def options_from(args: argparse.Namespace) -> PlanOptions:
     )
 
 
-def run(args: argparse.Namespace) -> Plan:
-    """Plan, check rejects, write this shard; raises DataprepError with a one-line reason."""
-    from pathlib import Path
+def check_options(args: argparse.Namespace) -> None:
+    """Every check that needs no data (so a launcher can run them before it pays for an instance)."""
+    import pandas as pd
 
     if args.workers < 1:
         raise DataprepError(f"--workers {args.workers}: expected >= 1")
@@ -87,6 +89,19 @@ def run(args: argparse.Namespace) -> Plan:
         raise DataprepError(
             f"--shard-index {args.shard_index} / --shard-count {args.shard_count}: expected 0 <= index < count"
         )
+    for spec in args.balance:
+        parse_strategy(spec)
+    if not 0 <= args.max_reject_fraction <= 1:
+        raise DataprepError(f"--max-reject-fraction {args.max_reject_fraction}: expected a number in [0, 1]")
+    check_fractions(args.val_fraction, args.test_fraction)
+    group_keys(pd.Series([], dtype=object), args.group_by)
+
+
+def run(args: argparse.Namespace) -> Plan:
+    """Plan, check rejects, write this shard; raises DataprepError with a one-line reason."""
+    from pathlib import Path
+
+    check_options(args)
     if args.image_root and not Path(args.image_root).is_dir():
         raise DataprepError(f"--image-root {args.image_root}: not a directory")
     source = ImageSource(Path(args.image_root) if args.image_root else None)

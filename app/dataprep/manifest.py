@@ -102,6 +102,40 @@ def detect_label_attribute(path: Path, scan: int = DETECT_SCAN_RECORDS) -> str:
     return next(iter(found))
 
 
+def check_label_attribute(path: Path, attr: str, scan: int = DETECT_SCAN_RECORDS) -> None:
+    """A named label attribute must be in the manifest; else name the attributes that are (a typo would otherwise
+    reject every record as a failed worker)."""
+    detected: list[str] = []
+    keys: list[str] = []
+    seen = 0
+    for _, raw in iter_lines(path):
+        try:
+            record = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        seen += 1
+        if attr in record or f"{attr}-metadata" in record:
+            return
+        for key, value in record.items():
+            if key.endswith("-metadata") and isinstance(value, dict):
+                name = key[: -len("-metadata")]
+                kind = detected if value.get("type") == OBJECT_DETECTION_TYPE else keys
+                if name not in kind:
+                    kind.append(name)
+        if seen >= scan:
+            break
+    if not detected and not keys:
+        return  # no labels at all: the record checks report it, line by line
+    present = ", ".join(f"'{k}'" for k in detected) or "none"
+    others = f"; other label attributes: {', '.join(repr(k) for k in keys)}" if keys else ""
+    raise DataprepError(
+        f"{path}: --label-attribute '{attr}' is in none of the first {seen} records; object-detection "
+        f"label attributes present: {present}{others}"
+    )
+
+
 def parse_manifest(
     path: Path,
     label_attribute: str | None = None,
@@ -114,6 +148,8 @@ def parse_manifest(
         raise DataprepError(
             f"{path}: manifest not found; expected a Ground Truth output.manifest (JSON Lines)"
         )
+    if label_attribute:
+        check_label_attribute(path, label_attribute)
     attr = label_attribute or detect_label_attribute(path)
     col = scan_manifest(path, attr, workers=workers, chunk_bytes=chunk_bytes)
     classes = _class_entries(col.class_map)

@@ -41,6 +41,15 @@ def group_keys(source_refs: pd.Series, group_by: str | None) -> pd.Series:
     raise DataprepError(f"--group-by {group_by!r}: expected 'prefix' or 'regex:PATTERN'")
 
 
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """The split shares a dataset can have: 0 < val, 0 <= test, val + test < 1."""
+    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise DataprepError(
+            f"--val-fraction {val_fraction} / --test-fraction {test_fraction}: expected 0 < val, 0 <= test, "
+            "val + test < 1"
+        )
+
+
 def image_class_pairs(
     img: np.ndarray, cls: np.ndarray, n_images: int, n_classes: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -70,11 +79,7 @@ def assign_splits(
     group_by: str | None = None,
 ) -> np.ndarray:
     """Return the split name of every row of ``images`` (an object array of train/val/test)."""
-    if not 0 < val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise DataprepError(
-            f"--val-fraction {val_fraction} / --test-fraction {test_fraction}: expected 0 < val, 0 <= test, "
-            "val + test < 1"
-        )
+    check_fractions(val_fraction, test_fraction)
     n = len(images)
     if n == 0:
         return np.empty(0, dtype=object)

@@ -8,6 +8,8 @@ SageMaker starts the container as ``docker run IMAGE serve``, so a leading ``ser
 from __future__ import annotations
 
 import argparse
+import errno
+import socket
 import sys
 from pathlib import Path
 
@@ -51,9 +53,28 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"serve: invalid settings: {problems}", file=sys.stderr)
         return 2
+    problem = port_problem(settings.host, settings.port)
+    if problem:  # one plain line, before the model is loaded (uvicorn would log it as JSON, after loading)
+        print(f"serve: {problem}", file=sys.stderr)
+        return 2
     from app.serving.server import serve  # after argument checks: --help stays fast
 
     return serve(settings)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on ``host:port`` (in use, not allowed), or None. Binds the way uvicorn does
+    (SO_REUSEADDR), so a port that only has connections in TIME_WAIT is not reported."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use (another server?): stop it or pass --port"
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 if __name__ == "__main__":

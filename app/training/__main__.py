@@ -43,4 +43,12 @@ if __name__ == "__main__":
     if args.hyperparameters:
         print(hyperparameter_table())
         sys.exit(0)
-    sys.exit(main(resolve_opt_ml(args.opt_ml)))
+    opt_ml = resolve_opt_ml(args.opt_ml)
+    if (
+        not opt_ml.root.is_dir()
+    ):  # a typo must not grow a new /opt/ml tree (and then fail on its missing config)
+        print(
+            f"train: {opt_ml.root}: no such directory; expected the /opt/ml tree (--opt-ml)", file=sys.stderr
+        )
+        sys.exit(2)
+    sys.exit(main(opt_ml))

@@ -85,9 +85,12 @@ def test_demo_annotates_held_out_images_and_a_real_photo(
 
 
 def test_demo_names_the_failing_step(tmp_path: Path) -> None:
+    (tmp_path / "labels").mkdir()
+    manifest = tmp_path / "labels" / "output.manifest"
+    manifest.write_text("not a manifest\n")  # exists (the command line is fine), but data prep cannot use it
     cmd = [
-        sys.executable, "-m", "scripts.demo", "--workdir", str(tmp_path),
-        "--manifest", str(tmp_path / "missing.manifest"), "--image-root", str(tmp_path), "--no-synth",
+        sys.executable, "-m", "scripts.demo", "--workdir", str(tmp_path / "work"),
+        "--manifest", str(manifest), "--image-root", str(tmp_path / "labels"), "--no-synth",
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0

@@ -10,7 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from scripts.promote_image import ImageRef, PromotionError, main, promote, target_repository_uri
+from scripts.cli import OperatorError
+from scripts.promote_image import ImageRef, main, promote, target_repository_uri
 
 REGION = "us-east-1"
 MANIFEST = json.dumps(
@@ -53,7 +54,7 @@ def test_target_repository_comes_from_the_stage_data_stack_outputs() -> None:
 @mock_aws
 def test_undeployed_stage_is_reported_with_its_stack_name() -> None:
     cfn = boto3.client("cloudformation", region_name=REGION)
-    with pytest.raises(PromotionError, match="stack Prod-Data"):
+    with pytest.raises(OperatorError, match="stack Prod-Data"):
         target_repository_uri(cfn, "Prod", "serve")
 
 
@@ -71,8 +72,7 @@ def test_dry_run_pins_the_source_digest_in_the_target_repository() -> None:
 
 
 def test_malformed_source_uri_fails_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
-    assert (
+    with pytest.raises(SystemExit) as exit_info:  # refused by the parser, before any AWS call
         main(["--image", "serve", "--source", "serve:latest", "--to-stage", "Staging", "--region", REGION])
-        == 1
-    )
-    assert "--source: expected" in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "argument --source: expected" in capsys.readouterr().err

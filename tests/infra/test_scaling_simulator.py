@@ -121,7 +121,7 @@ def test_instance_hours_and_cost_of_a_constant_fleet() -> None:
 def test_csv_with_a_bad_value_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "traffic.csv"
     path.write_text("requests_per_minute\n10\n-3\n")
-    with pytest.raises(simulate_autoscaling.InputError, match=r"traffic.csv: line 3"):
+    with pytest.raises(simulate_autoscaling.OperatorError, match=r"traffic.csv: line 3"):
         simulate_autoscaling.read_csv_profile(path)
 
 

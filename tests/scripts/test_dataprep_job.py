@@ -40,6 +40,9 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         boto3.client("cloudformation", region_name=REGION).create_stack(
             StackName="Dev-Training", TemplateBody=json.dumps(template)
         )
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=MANIFEST.removeprefix(f"s3://{BUCKET}/"), Body=b"{}\n")
         yield
 
 

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from infra.app import stage_configs
-from scripts import training
+from scripts import cli, training
 from scripts.capacity_checks import MIN_UNRESERVED_CONCURRENCY, ConcurrencyCheck, lambda_concurrency
 
 REGION = "us-east-1"
@@ -57,7 +57,7 @@ def test_endpoint_quota_asks_for_the_old_and_new_fleet_at_max_capacity() -> None
 def test_quota_covering_max_but_not_blue_green_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     code = run_quota("Prod", {**PROD_QUOTAS, "ml.g5.xlarge for endpoint usage": 8.0}, 1000)
     out = capsys.readouterr().out
-    assert code == 2
+    assert code == cli.EXIT_CHECK_FAILED
     assert "LOW ml.g5.xlarge for endpoint usage: need 16, have 8" in out
     assert "blue/green: 8 covers max capacity 8 but not the old and the new fleet" in out
     assert "deploy off peak" in out

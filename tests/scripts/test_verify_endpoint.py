@@ -176,5 +176,7 @@ def test_missing_stack_is_named(aws: dict[str, Any]) -> None:
 
 
 def test_cli_rejects_a_missing_image_file(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--stage", "Prod", "--image", str(tmp_path / "none.jpg")]) == 2
-    assert "none.jpg is not a file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--stage", "Prod", "--image", str(tmp_path / "none.jpg")])
+    assert exit_info.value.code == 2
+    assert "none.jpg: no such file" in capsys.readouterr().err

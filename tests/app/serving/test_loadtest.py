@@ -3,6 +3,7 @@ Runtime: ~10 s (two bounded runs of <= 40 requests against the session's server)
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def test_max_capacity_covers_the_peak_at_the_target() -> None:
 
 @pytest.mark.parametrize("text", ["", "4,2", "1,x", "0,1"])
 def test_bad_concurrency_steps_are_rejected(text: str) -> None:
-    with pytest.raises(loadtest.InputError, match="--concurrency"):
+    with pytest.raises(argparse.ArgumentTypeError, match="expected"):
         loadtest.parse_concurrency(text)
 
 
