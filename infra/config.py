@@ -244,7 +244,9 @@ class EndpointSettings(_Strict):
                 "serving on the CPU; remove it"
             )
         if not instance_types.is_gpu(self.instance_type) and device == "cuda":
-            raise ValueError(f"environment SERVING_DEVICE=cuda on {self.instance_type}, which has no NVIDIA GPU")
+            raise ValueError(
+                f"environment SERVING_DEVICE=cuda on {self.instance_type}, which has no NVIDIA GPU"
+            )
 
     @property
     def ami_version(self) -> str | None:

@@ -265,7 +265,9 @@ def check_serving(instance_type: str, ami: str | None, image_cuda: CudaVersion) 
         assert driver is not None
         where = "no InferenceAmiVersion (the family's default driver)"
     elif ami not in INFERENCE_AMIS:
-        raise InstanceTypeError(f"unknown InferenceAmiVersion '{ami}'; expected one of {sorted(INFERENCE_AMIS)}")
+        raise InstanceTypeError(
+            f"unknown InferenceAmiVersion '{ami}'; expected one of {sorted(INFERENCE_AMIS)}"
+        )
     elif ami not in row.inference_amis:
         raise InstanceTypeError(
             f"InferenceAmiVersion '{ami}' is not offered for the {fam} family; expected one of {list(row.inference_amis)}"
