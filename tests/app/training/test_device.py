@@ -76,7 +76,8 @@ def test_old_driver_is_named_as_a_driver_cuda_mismatch(
 def test_entrypoint_fails_within_the_first_minute_with_the_reason_in_the_failure_file(
     tmp_path: Path, tiny_dataset: Path
 ) -> None:
-    hyperparameters = {k: v for k, v in FAST_HYPERPARAMETERS.items() if k != "device"}  # '' = the instance's GPUs
+    # no device hyperparameter: '' = every GPU of the instance
+    hyperparameters = {k: v for k, v in FAST_HYPERPARAMETERS.items() if k != "device"}
     opt_ml = make_opt_ml(tmp_path, dataset=tiny_dataset, hyperparameters=hyperparameters)
     resource = opt_ml / "input" / "config" / "resourceconfig.json"
     resource.write_text(
