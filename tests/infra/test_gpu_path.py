@@ -179,3 +179,16 @@ def test_synth_summary_shows_the_ami_of_each_gpu_variant(synth: SynthesizedApp) 
     assert synth_script.variant_lines(synth.template_json("Dev", "Serving")["Resources"]) == [
         "c6i-large: 1 x ml.c6i.large"
     ]
+
+
+def test_canary_routing_still_shifts_a_canary_first() -> None:
+    """No shipped stage uses a canary since Staging serves on one GPU instance; the strategy still works."""
+    from infra.config import DeploymentSettings
+    from infra.constructs.endpoint import traffic_routing
+
+    routing = traffic_routing(DeploymentSettings(strategy="canary", wait_interval_s=120))
+    assert (
+        routing.type == "CANARY"
+        and routing.canary_size is not None
+        and routing.wait_interval_in_seconds == 120
+    )
