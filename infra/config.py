@@ -74,10 +74,15 @@ def _one_training_instance(value: int) -> int:
     return value
 
 
+def _training_family(value: str) -> str:
+    instance_types.check_training(value)  # a GPU family the table allows for training
+    return value
+
+
 class TrainingSettings(_Strict):
     """Training jobs started by the runner Lambda."""
 
-    instance_type: InstanceType = "ml.g5.xlarge"
+    instance_type: Annotated[InstanceType, AfterValidator(_training_family)] = "ml.g5.xlarge"
     instance_count: Annotated[int, Field(ge=1), AfterValidator(_one_training_instance)] = 1
     volume_size_gb: int = Field(50, ge=5, le=16384)
     max_runtime_hours: float = Field(12, gt=0, le=28 * 24)

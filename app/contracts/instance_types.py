@@ -241,6 +241,16 @@ def default_inference_ami(instance_type: str) -> str | None:
     return DEFAULT_INFERENCE_AMI if DEFAULT_INFERENCE_AMI in row.inference_amis else row.inference_amis[-1]
 
 
+def check_training(instance_type: str) -> None:
+    """Raise InstanceTypeError for a GPU family we do not train on (the table's ``training`` column)."""
+    row = gpu_family(instance_type)
+    if row is not None and not row.training:
+        allowed = sorted(f for f, r in GPU_FAMILY_TABLE.items() if r.training)
+        raise InstanceTypeError(
+            f"'{instance_type}': GPU family not allowed for training; expected one of {allowed}"
+        )
+
+
 def check_serving(instance_type: str, ami: str | None, image_cuda: CudaVersion) -> GpuDriver | None:
     """The driver a real-time variant of ``instance_type`` gets with InferenceAmiVersion ``ami`` (None off GPU).
 

@@ -100,3 +100,17 @@ def test_cuda_versions_parse_and_compare(text: str, expected: str) -> None:
 def test_a_malformed_cuda_version_is_refused() -> None:
     with pytest.raises(InstanceTypeError, match="not a CUDA version"):
         CudaVersion.parse("twelve")
+
+
+def test_a_gpu_family_marked_not_for_training_is_refused_for_training(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+
+    table = dict(GPU_FAMILY_TABLE)
+    table["p3"] = dataclasses.replace(table["p3"], training=False)
+    monkeypatch.setattr(instance_types, "GPU_FAMILY_TABLE", table)
+    with pytest.raises(InstanceTypeError, match=r"'ml\.p3\.2xlarge': GPU family not allowed for training"):
+        instance_types.check_training("ml.p3.2xlarge")
+    instance_types.check_training("ml.g5.xlarge")
+    instance_types.check_training("ml.c6i.xlarge")
