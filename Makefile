@@ -19,7 +19,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_EC2_METADATA_DISABLED := true
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help setup demo test lint synth bench clean
+.PHONY: help setup demo test lint synth bench gpu-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ synth: setup ## synthesize all stages into cdk.out with cdk-nag and cfn-lint; pe
 
 bench: setup ## speed and memory figures, measured side by side
 	@for b in bench/bench_*.py; do echo "=== $$b"; $(PY) $$b; done
+
+gpu-check: setup ## on an NVIDIA GPU: one epoch on cuda:0, serve on CUDA, GPU vs CPU figures (says so and exits 0 without one)
+	$(PY) -m scripts.gpu_check
 
 clean: ## remove build outputs (keeps .venv and node_modules)
 	rm -rf cdk.out .cache .pytest_cache .mypy_cache .ruff_cache demo-output

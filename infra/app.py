@@ -13,7 +13,7 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from infra.config import StageConfig, load_stage
+from infra.config import StageConfig, check_promotion_order, load_stage
 from infra.nag import add_checks
 from infra.stage import PlatformStage
 from infra.stages import STAGES
@@ -28,8 +28,11 @@ def feature_flags() -> dict[str, Any]:
 
 
 def stage_configs() -> dict[str, StageConfig]:
-    """Validate every stage of infra/stages.py (raises ConfigError naming the stage and field)."""
-    return {name: load_stage(name, values) for name, values in STAGES.items()}
+    """Validate every stage of infra/stages.py and their promotion order (raises ConfigError naming the stage and
+    field)."""
+    configs = {name: load_stage(name, values) for name, values in STAGES.items()}
+    check_promotion_order(configs)
+    return configs
 
 
 def build_app(stages: dict[str, StageConfig] | None = None, *, outdir: str | None = None) -> cdk.App:

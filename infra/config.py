@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.contracts import instance_types, storage
+from app.contracts import cuda, instance_types, storage
 from app.contracts.hyperparameters import parse_hyperparameters
 
 # CloudWatch Logs retention periods (days); infra/constructs/training_lambda.py uses this list too.
@@ -27,6 +27,7 @@ class ConfigError(ValueError):
 
 def _instance_type(value: str) -> str:
     instance_types.family(value)  # raises InstanceTypeError (a ValueError) with the reason
+    instance_types.check_architecture(value)  # Graviton: our images are linux/amd64 only
     return value
 
 
@@ -73,10 +74,15 @@ def _one_training_instance(value: int) -> int:
     return value
 
 
+def _training_family(value: str) -> str:
+    instance_types.check_training(value)  # a GPU family the table allows for training
+    return value
+
+
 class TrainingSettings(_Strict):
     """Training jobs started by the runner Lambda."""
 
-    instance_type: InstanceType = "ml.g5.xlarge"
+    instance_type: Annotated[InstanceType, AfterValidator(_training_family)] = "ml.g5.xlarge"
     instance_count: Annotated[int, Field(ge=1), AfterValidator(_one_training_instance)] = 1
     volume_size_gb: int = Field(50, ge=5, le=16384)
     max_runtime_hours: float = Field(12, gt=0, le=28 * 24)
@@ -263,6 +269,11 @@ class EndpointSettings(_Strict):
         description="a model.tar.gz key in the artifacts bucket",
     )
     instance_type: InstanceType = "ml.c6i.xlarge"
+    inference_ami_version: str | None = Field(
+        None,
+        description="GPU only: ProductionVariant.InferenceAmiVersion (driver/CUDA of the host); None = our default "
+        "for the family (app/contracts/instance_types.py)",
+    )
     initial_instance_count: int = Field(1, ge=1)
     data_capture_percent: int = Field(0, ge=0, le=100)
     data_capture_percent_live: int | None = Field(
@@ -297,9 +308,36 @@ class EndpointSettings(_Strict):
                 f"({self.autoscaling.min_capacity}..{self.autoscaling.max_capacity})"
             )
         self._check_traffic_shifting()
+        self._check_gpu_host()
         if self.autoscaling.scheduled:  # a deploy rule, not the simulator's: what-if schedules stay simulable
             self.autoscaling.check_schedule()
         return self
+
+    def _check_gpu_host(self) -> None:
+        """The serve image must start on the instance: its CUDA within the AMI's driver, and on GPU instances the
+        server must insist on the GPU (SERVING_DEVICE=cuda, set by infra) instead of falling back to the CPU."""
+        instance_types.check_serving(self.instance_type, self.ami_version, cuda.image_cuda("serve"))
+        device = self.environment.get("SERVING_DEVICE")
+        if instance_types.is_gpu(self.instance_type) and device not in (None, "cuda"):
+            raise ValueError(
+                f"environment SERVING_DEVICE={device} on GPU instance {self.instance_type}: GPU variants run with "
+                "SERVING_DEVICE=cuda (set by infra) so the server fails its health check instead of silently "
+                "serving on the CPU; remove it"
+            )
+        if not instance_types.is_gpu(self.instance_type) and device == "cuda":
+            raise ValueError(
+                f"environment SERVING_DEVICE=cuda on {self.instance_type}, which has no NVIDIA GPU"
+            )
+
+    @property
+    def ami_version(self) -> str | None:
+        """The InferenceAmiVersion the variant gets: the configured one, else our default for a GPU family."""
+        return self.inference_ami_version or instance_types.default_inference_ami(self.instance_type)
+
+    @property
+    def serving_host(self) -> tuple[str, str | None]:
+        """(instance family, InferenceAmiVersion): what the promotion-order parity check compares."""
+        return instance_types.family(self.instance_type), self.ami_version
 
     def _check_traffic_shifting(self) -> None:
         """SageMaker rejects a canary or linear step above 50% of the variant's instances (at least one instance
@@ -398,6 +436,26 @@ class StageConfig(_Strict):
                 f"log_retention_days ({self.log_retention_days}) must be one of {list(LOG_RETENTION_DAYS)}"
             )
         return self
+
+
+def check_promotion_order(stages: dict[str, StageConfig]) -> None:
+    """A stage before the last (Prod) runs what it runs: the last stage's serving family and InferenceAmiVersion must
+    have served in an earlier stage of the promotion order, or Prod is the first place that host/image pair starts.
+    Raise ConfigError naming what Prod serves on and what each earlier stage does."""
+    names = list(stages)
+    if len(names) < 2 or not stages[names[-1]].endpoint.has_model_version:
+        return
+    last = stages[names[-1]]
+    wanted = last.endpoint.serving_host
+    earlier = {n: stages[n].endpoint.serving_host for n in names[:-1] if stages[n].endpoint.has_model_version}
+    if wanted in earlier.values():
+        return
+    seen = ", ".join(f"{n}: {fam}/{ami or 'no AMI'}" for n, (fam, ami) in earlier.items()) or "none serves"
+    raise ConfigError(
+        f"promotion order {' -> '.join(names)}: {last.name} serves on family {wanted[0]} "
+        f"({last.endpoint.instance_type}, InferenceAmiVersion {wanted[1] or 'none'}), which no earlier stage serves "
+        f"on ({seen}); give a stage before {last.name} (e.g. {names[-2]}) an endpoint of the same family and AMI"
+    )
 
 
 def load_stage(name: str, values: dict[str, object]) -> StageConfig:

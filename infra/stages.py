@@ -45,18 +45,20 @@ STAGING: dict[str, object] = {
         "quality_bar_map50_95": 0.5,
         "default_hyperparameters": {"epochs": "150", "imgsz": "640", "batch": "32", "patience": "30"},
     },
+    # Serves on Prod's GPU family and AMI (infra/config.py check_promotion_order), on one instance: a canary would
+    # need >= 2 (at most 50% of the fleet), so all-at-once, still rolled back by the alarms. Cost: README, "Stages".
     "endpoint": {
         "model_data_key": EXAMPLE_MODEL_KEY,
-        "instance_type": "ml.c6i.xlarge",
-        "initial_instance_count": 2,  # a canary needs >= 2 instances (SageMaker: canary <= 50% of the fleet)
+        "instance_type": "ml.g5.xlarge",
+        "initial_instance_count": 1,
         "data_capture_percent": 20,
         "autoscaling": {
-            "min_capacity": 2,
-            "max_capacity": 4,
-            "measured_max_rps_per_instance": 20,
+            "min_capacity": 1,
+            "max_capacity": 2,
+            "measured_max_rps_per_instance": 60,
             "safety_factor": 0.5,
         },
-        "deployment": {"strategy": "canary", "canary_instances": 1, "wait_interval_s": 300},
+        "deployment": {"strategy": "all_at_once", "wait_interval_s": 300},
     },
 }
 

@@ -47,6 +47,24 @@ class StackSummary:
     stack: str  # construct id inside the stage, e.g. "Data"
     template: Path
     resources: collections.Counter[str] = field(default_factory=collections.Counter)
+    variants: list[str] = field(default_factory=list)  # one line per production variant (instance, GPU AMI)
+
+
+def variant_lines(resources: dict[str, dict]) -> list[str]:
+    """``g5-xlarge: 1 x ml.g5.xlarge, InferenceAmiVersion al2-...-3-1 (NVIDIA driver 550 / CUDA 12.4)`` per variant."""
+    from app.contracts.instance_types import INFERENCE_AMIS
+
+    lines = []
+    for resource in resources.values():
+        if resource["Type"] != "AWS::SageMaker::EndpointConfig":
+            continue
+        for variant in resource["Properties"].get("ProductionVariants", []):
+            line = f"{variant['VariantName']}: {variant.get('InitialInstanceCount')} x {variant.get('InstanceType')}"
+            ami = variant.get("InferenceAmiVersion")
+            if ami:
+                line += f", InferenceAmiVersion {ami} ({INFERENCE_AMIS.get(ami, 'unknown driver')})"
+            lines.append(line)
+    return lines
 
 
 def check_outdir(outdir: Path, *, force: bool) -> None:
@@ -121,7 +139,11 @@ def stack_summaries(outdir: Path) -> list[StackSummary]:
             resources = json.loads(template.read_text()).get("Resources", {})
             summaries.append(
                 StackSummary(
-                    stage, stack, template, collections.Counter(r["Type"] for r in resources.values())
+                    stage,
+                    stack,
+                    template,
+                    collections.Counter(r["Type"] for r in resources.values()),
+                    variant_lines(resources),
                 )
             )
     return summaries
@@ -180,6 +202,8 @@ def print_summary(summaries: list[StackSummary]) -> None:
                     subsequent_indent=" " * 12,
                 )
             )
+            for line in s.variants:
+                print(f"{'':<12}variant {line}")
         if line := blue_green_line(stacks):
             print(line)
 

@@ -93,6 +93,7 @@ def _from_model(raw: Mapping[str, Any]) -> TrainingRequest:
     if request.instance_type is not None:
         try:
             instance_types.family(request.instance_type)
+            instance_types.check_architecture(request.instance_type)  # our images are linux/amd64 only
         except instance_types.InstanceTypeError as exc:
             raise RequestError("instance_type", str(exc)) from None
     uri = request.dataset_uri

@@ -1,5 +1,7 @@
 """The model artifact as a ready-to-run detector: checks ``model.onnx`` against ``model.json``, opens an ONNX
 Runtime session (CUDA execution provider when present, CPU otherwise) and runs one letterboxed image through it.
+With ``SERVING_DEVICE=cuda`` (GPU endpoints) a session that ONNX Runtime quietly put on the CPU is marked
+(``device_problem``) and the service never reports ready.
 
 An artifact that cannot be served (missing files, a graph that disagrees with its card) raises ArtifactError with
 the file and what was expected, so the container fails at startup instead of answering 500s.
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from app.contracts import cuda
 from app.contracts.artifact import MODEL_ONNX, ArtifactError, ModelCard, read_model_card
 from app.contracts.invocation import InferenceOptions
 from app.serving import postprocess
@@ -27,15 +30,26 @@ DEFAULT_STRIDE = 32  # largest YOLO detection stride; ultralytics also writes it
 
 
 def choose_providers(device: str) -> list[str]:
-    """``auto``: CUDA when this onnxruntime build has it; ``cuda`` insists; ``cpu`` never uses it."""
-    available = ort.get_available_providers()
-    if device == "cuda" and CUDA not in available:
-        raise ArtifactError(
-            f"SERVING_DEVICE=cuda but this onnxruntime has only {available}; install onnxruntime-gpu"
-        )
-    if device != "cpu" and CUDA in available:
+    """``auto``: CUDA when this onnxruntime build has it; ``cuda`` insists (``cuda_problem`` checks the session);
+    ``cpu`` never uses it."""
+    if device != "cpu" and CUDA in ort.get_available_providers():
         return [CUDA, CPU]
     return [CPU]
+
+
+def cuda_problem(device: str, used: list[str]) -> str | None:
+    """With SERVING_DEVICE=cuda, why the session does not run on CUDA (None when it does, or when not asked).
+
+    ONNX Runtime falls back to the CPU, with only a warning, when the CUDA provider cannot load (driver too old,
+    missing CUDA/cuDNN library): ``used`` is what the session actually runs with (``session.get_providers()``)."""
+    if device != "cuda" or (used and used[0] == CUDA):
+        return None
+    available = ort.get_available_providers()
+    if CUDA not in available:
+        why = f"this onnxruntime build has no CUDA provider (it has {available}); the GPU image installs onnxruntime-gpu"
+    else:
+        why = cuda.explain_no_gpu(driver=cuda.driver_cuda(), needed=cuda.running_image_cuda())
+    return f"SERVING_DEVICE=cuda but ONNX Runtime runs the model with {used}: {CUDA} failed to load: {why}"
 
 
 @dataclass
@@ -46,6 +60,7 @@ class Detector:
     card: ModelCard
     path: Path
     providers: list[str] = field(default_factory=list)
+    device_problem: str | None = None  # SERVING_DEVICE=cuda, yet not on CUDA: never report ready (service.py)
 
     @property
     def imgsz(self) -> int:
@@ -92,7 +107,8 @@ class Detector:
             raise ArtifactError(
                 f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})"
             ) from None
-        detector = cls(session, card, path, session.get_providers())
+        used = session.get_providers()
+        detector = cls(session, card, path, used, cuda_problem(device, used))
         detector._check_graph()
         log.info(
             "model loaded",

@@ -38,6 +38,16 @@ class InferenceService:
     async def start(self) -> None:
         """Warm up on the pool (the loop keeps answering /ping with 503 meanwhile), then report ready."""
         self._loop = asyncio.get_running_loop()
+        if (
+            self.detector.device_problem
+        ):  # /ping stays 503: SageMaker fails the deployment instead of a CPU fleet
+            log.error(
+                "not ready: the GPU is not used",
+                extra={
+                    "fields": {"provider": "CUDAExecutionProvider", "reason": self.detector.device_problem}
+                },
+            )
+            return
         started = time.perf_counter()
         await self._loop.run_in_executor(self._pool, self.detector.warmup, self.settings.warmup_runs)
         self.ready = True

@@ -23,6 +23,7 @@ from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters
 from app.contracts.metrics import format_final_line
 from app.training.dataset_check import check_dataset, write_training_yaml
+from app.training.device import check as check_device
 from app.training.failure import failure_text, write_failure
 from app.training.offline import go_offline
 from app.training.sagemaker import OptMl, read_config
@@ -88,6 +89,7 @@ def _usable_checkpoint(path: Path) -> dict[str, Any] | None:
 
 def train(opt: OptMl) -> int:
     config = read_config(opt)  # fails in ~1 s, before torch is imported
+    _log(check_device(opt, config.hyperparameters.device))  # a GPU instance trains on its GPU or fails now
     hp = config.hyperparameters
     dataset = check_dataset(config.dataset_dir)
     if config.ignored_hyperparameters:

@@ -46,6 +46,15 @@ def variant_name(instance_type: str) -> str:
     return instance_type.removeprefix("ml.").replace(".", "-")
 
 
+def serving_environment(settings: EndpointSettings) -> dict[str, str]:
+    """The container's environment: the stage's settings, plus SERVING_DEVICE=cuda on GPU instances so the server
+    fails its health check rather than serving on the CPU when ONNX Runtime cannot use the GPU."""
+    env = dict(settings.environment)
+    if instance_types.is_gpu(settings.instance_type):
+        env["SERVING_DEVICE"] = "cuda"
+    return env
+
+
 def traffic_routing(deployment: DeploymentSettings) -> sagemaker.CfnEndpoint.TrafficRoutingConfigProperty:
     """The blue/green traffic shift of a stage: all at once, a canary then the rest, or linear steps."""
     percent = sagemaker.CfnEndpoint.CapacitySizeProperty
@@ -143,16 +152,17 @@ class ServingEndpoint(Construct):
                     reason="A registered model package points at a training job's model.tar.gz under models/ or "
                     "training-output/; reads are limited to those prefixes of this stage's artifacts bucket.",
                 )
+        environment = serving_environment(settings)
         if settings.model_data_key:
             container = sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri,
                 model_data_url=artifacts_bucket.s3_url_for_object(settings.model_data_key),
-                environment=dict(settings.environment) or None,
+                environment=environment or None,
             )
         else:  # a registered model package carries its own image and model data
             container = sagemaker.CfnModel.ContainerDefinitionProperty(
                 model_package_name=settings.model_package_arn,
-                environment=dict(settings.environment) or None,
+                environment=environment or None,
             )
         # The platform writes the container's stdout and its metrics with the execution role.
         log_groups = log_group_arn(self, "/aws/sagemaker/Endpoints/*")
@@ -190,6 +200,7 @@ class ServingEndpoint(Construct):
                     initial_variant_weight=1.0,
                     container_startup_health_check_timeout_in_seconds=settings.startup_health_check_timeout_s,
                     model_data_download_timeout_in_seconds=settings.model_download_timeout_s,
+                    inference_ami_version=settings.ami_version,  # GPU: the driver/CUDA the image needs
                 )
             ],
             kms_key_id=key.key_arn if kms_volume else None,

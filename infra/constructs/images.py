@@ -20,7 +20,7 @@ from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from app.contracts import instance_types
+from app.contracts import cuda, instance_types
 
 ImageName = Literal["dataprep", "train", "serve"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,9 +42,17 @@ _PINNED = re.compile(
 
 
 def serve_build_args(instance_type: str) -> dict[str, str]:
-    """Build arguments of the serve image for an endpoint instance type: the CUDA variant (onnxruntime-gpu) on GPU
-    instances, the slim CPU image elsewhere. A pinned serve digest must be of the matching variant."""
-    return {"VARIANT": "gpu"} if instance_types.is_gpu(instance_type) else {}
+    """Build arguments of the serve image for an endpoint instance type: the CUDA variant (onnxruntime-gpu, on the
+    CUDA that app/contracts/cuda.py declares) on GPU instances, the slim CPU image elsewhere. A pinned serve digest
+    must be of the matching variant, built from the same declaration."""
+    if instance_types.is_gpu(instance_type):
+        return {"VARIANT": "gpu", **cuda.build_args("serve")}
+    return {}
+
+
+def train_build_args() -> dict[str, str]:
+    """Build arguments of the training image: the CUDA base that app/contracts/cuda.py declares."""
+    return cuda.build_args("train")
 
 
 def context_exclude(name: ImageName) -> list[str]:

@@ -35,7 +35,7 @@ from app.contracts.storage import (
 from infra.config import StageConfig
 from infra.constructs import training_names as names
 from infra.constructs.dataprep_job import DataprepJob
-from infra.constructs.images import ContainerImage, serve_build_args
+from infra.constructs.images import ContainerImage, serve_build_args, train_build_args
 from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
 from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
 from infra.nag import acknowledge, acknowledge_resource
@@ -66,7 +66,9 @@ class TrainingStack(cdk.Stack):
         )
         settings = config.training
         prefix = job_name_prefix(config)
-        train_image = ContainerImage(self, "TrainImage", name="train", pinned_uri=config.images.train)
+        train_image = ContainerImage(
+            self, "TrainImage", name="train", pinned_uri=config.images.train, build_args=train_build_args()
+        )
         serve_image = ContainerImage(
             self,
             "ServeImage",

@@ -79,6 +79,7 @@ def test_canary_on_a_single_instance_fleet_is_rejected_with_the_fix() -> None:
             **STAGES["Staging"]["endpoint"],  # type: ignore[dict-item]
             "initial_instance_count": 1,
             "autoscaling": {"min_capacity": 1, "max_capacity": 4, "invocations_per_instance_target": 600},
+            "deployment": {"strategy": "canary", "canary_percent": 10},
         },
     )
     with pytest.raises(

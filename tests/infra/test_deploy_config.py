@@ -24,6 +24,10 @@ def stage(name: str, **endpoint: Any) -> dict[str, Any]:
     return values
 
 
+# A canary needs a fleet of at least 2 (SageMaker: at most 50% of it); Staging serves on one GPU instance.
+TWO_INSTANCES: dict[str, Any] = {"initial_instance_count": 2, "autoscaling": {"min_capacity": 2, "max_capacity": 4}}
+
+
 # ------------------------------------------------------------------------------------------------ 5 timeouts
 def test_deployment_timeout_counts_model_download_and_startup_health_check() -> None:
     """Bake waits alone (4 x 300 s + 300 s) fit one hour; with 1800 s + 1800 s of provisioning they do not."""
@@ -56,14 +60,16 @@ def test_provisioning_allowance_is_stage_data() -> None:
 # ------------------------------------------------------------------------------------------------ 11 canary
 def test_percent_canary_smaller_than_one_instance_is_refused_with_the_instance_count_fix() -> None:
     values = stage(
-        "Staging", deployment={"strategy": "canary", "canary_percent": 10, "canary_instances": None}
+        "Staging",
+        **TWO_INSTANCES,
+        deployment={"strategy": "canary", "canary_percent": 10, "canary_instances": None},
     )
     with pytest.raises(ConfigError, match=r"10% of 2 instance\(s\).*0.2 instance.*canary_instances: 1"):
         load_stage("Staging", values)
 
 
 def test_instance_count_canary_is_validated_against_min_capacity() -> None:
-    values = stage("Staging", deployment={"strategy": "canary", "canary_instances": 2})
+    values = stage("Staging", **TWO_INSTANCES, deployment={"strategy": "canary", "canary_instances": 2})
     with pytest.raises(
         ConfigError,
         match=r"canary_instances 2 of 2 instance\(s\).*50% limit; raise min_capacity to at least 4",
@@ -77,8 +83,9 @@ def test_canary_instances_outside_a_canary_is_refused() -> None:
         load_stage("Prod", values)
 
 
-def test_staging_canary_is_one_instance() -> None:
-    deployment = load_stage("Staging", STAGES["Staging"]).endpoint.deployment
+def test_a_one_instance_canary_on_a_two_instance_fleet_is_accepted() -> None:
+    values = stage("Staging", **TWO_INSTANCES, deployment={"strategy": "canary", "canary_instances": 1})
+    deployment = load_stage("Staging", values).endpoint.deployment
     assert (deployment.strategy, deployment.canary_instances) == ("canary", 1)
 
 

@@ -131,7 +131,7 @@ def test_variant_has_the_configured_instances_and_timeouts(synth: SynthesizedApp
     assert variant["ModelDataDownloadTimeoutInSeconds"] == settings.model_download_timeout_s
 
 
-@pytest.mark.parametrize(("stage", "expected"), [("Dev", True), ("Staging", True), ("Prod", False)])
+@pytest.mark.parametrize(("stage", "expected"), [("Dev", True), ("Staging", False), ("Prod", False)])
 def test_kms_volume_key_only_where_the_instance_type_allows(
     synth: SynthesizedApp, stage: str, expected: bool
 ) -> None:
@@ -170,14 +170,7 @@ def test_data_capture_samples_the_stage_percentage_into_the_artifacts_bucket(
     ("stage", "routing"),
     [
         ("Dev", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}),
-        (
-            "Staging",
-            {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
-                "WaitIntervalInSeconds": 300,
-            },
-        ),
+        ("Staging", {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 300}),  # one GPU instance: no canary
         (
             "Prod",
             {

@@ -51,7 +51,8 @@ PROD_QUOTAS = {"ml.g5.2xlarge for spot training job usage": 1.0, "ml.g5.xlarge f
 def test_endpoint_quota_asks_for_the_old_and_new_fleet_at_max_capacity() -> None:
     needed = training.needed_quotas("Staging")
     max_capacity = stage_configs()["Staging"].endpoint.autoscaling.max_capacity
-    assert needed["ml.c6i.xlarge for endpoint usage"] == 2 * max_capacity
+    instance_type = stage_configs()["Staging"].endpoint.instance_type
+    assert needed[f"{instance_type} for endpoint usage"] == 2 * max_capacity
 
 
 def test_quota_covering_max_but_not_blue_green_says_so(capsys: pytest.CaptureFixture[str]) -> None:

@@ -96,6 +96,7 @@ _bad_field = st.sampled_from(
         {"hyperparameters": {"no_such_param": 1}},
         {"hyperparameters": {"imgsz": 100}},
         {"instance_type": "ml.nope.xlarge"},
+        {"instance_type": "ml.c7g.xlarge"},  # Graviton: our images are linux/amd64 only
         {"instance_count": 0},
         {"volume_size_gb": 1},
         {"pretrained_uri": "s3://stage-datasets-bucket/model.bin"},
@@ -123,3 +124,10 @@ def test_invalid_payloads_never_reach_aws(runner_settings: RunnerSettings, paylo
     assert result["status"] == "rejected"
     assert result["error"]["field"]
     assert result["error"]["message"].startswith(f"field '{result['error']['field']}'")
+
+
+def test_graviton_instance_override_is_rejected_naming_the_architecture() -> None:
+    from app.launcher.request import RequestError, parse_event
+
+    with pytest.raises(RequestError, match=r"instance_type.*Graviton \(arm64\).*linux/amd64"):
+        parse_event({"dataset_uri": DATASET_URI, "instance_type": "ml.m6g.xlarge"})

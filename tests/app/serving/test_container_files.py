@@ -39,8 +39,19 @@ def test_cpu_requirements_match_the_versions_the_tests_run() -> None:
 
 
 def test_gpu_requirements_differ_only_by_onnxruntime_gpu() -> None:
+    """onnxruntime-gpu is ONNX Runtime's CUDA 12 build, which trails the CPU release (same major); all else equal."""
     cpu, gpu = _pins(SERVE_DIR / "requirements.txt"), _pins(SERVE_DIR / "requirements-gpu.txt")
-    assert gpu.pop("onnxruntime-gpu") == cpu.pop("onnxruntime") and gpu == cpu
+    ort_gpu, ort_cpu = gpu.pop("onnxruntime-gpu"), cpu.pop("onnxruntime")
+    as_tuple = lambda v: tuple(int(p) for p in v.split("."))  # noqa: E731
+    assert as_tuple(ort_gpu)[0] == as_tuple(ort_cpu)[0] and as_tuple(ort_gpu) <= as_tuple(ort_cpu)
+    assert gpu == cpu
+
+
+def test_gpu_image_cuda_is_the_one_declared_in_the_contract() -> None:
+    from app.contracts.cuda import IMAGE_CUDA
+
+    assert re.search(rf"^ARG CUDA_VERSION={re.escape(IMAGE_CUDA['serve'])}$", DOCKERFILE, re.M)
+    assert re.search(r"^FROM nvidia/cuda:\$\{CUDA_VERSION\}-\S+ AS gpu$", DOCKERFILE, re.M)
 
 
 def test_dockerfile_has_the_sagemaker_port_label_and_exec_form_entrypoint() -> None:
@@ -53,5 +64,5 @@ def test_build_context_allow_list_matches_copies_and_infra() -> None:
     ignore = (SERVE_DIR / "Dockerfile.dockerignore").read_text().splitlines()
     allowed = {line[1:] for line in ignore if line.startswith("!")}
     assert allowed == set(BUILD_CONTEXT["serve"])
-    copied = re.findall(r"^COPY (\S+) ", DOCKERFILE, re.M)
+    copied = re.findall(r"^COPY (?!--from=)(\S+) ", DOCKERFILE, re.M)
     assert copied and all(any(src == a or src.startswith(a + "/") for a in allowed) for src in copied)

@@ -31,7 +31,21 @@ def test_lock_pins_the_same_versions_as_pyproject() -> None:
     wanted = _pins(project["optional-dependencies"]["training"])
     wanted |= {k: v for k, v in _pins(project["dependencies"]).items() if k in CORE_USED}
     lock = _pins((TRAIN / "requirements.txt").read_text().splitlines())
-    assert {k: lock.get(k) for k in wanted} == wanted
+    # the image's torch builds carry a local label (+cu126): the same release as the pyproject pin
+    assert {k: (lock.get(k) or "").split("+")[0] for k in wanted} == wanted
+
+
+def test_image_cuda_is_the_one_declared_in_the_contract() -> None:
+    """Dockerfile default, torch build and CUDA libraries all follow app/contracts/cuda.py (IMAGE_CUDA["train"])."""
+    from app.contracts.cuda import IMAGE_CUDA, image_cuda
+
+    declared, cuda = IMAGE_CUDA["train"], image_cuda("train")
+    assert re.search(rf"^ARG CUDA_VERSION={re.escape(declared)}$", (TRAIN / "Dockerfile").read_text(), re.M)
+    lock = _pins((TRAIN / "requirements.txt").read_text().splitlines())
+    assert lock["torch"].endswith(f"+cu{cuda.major}{cuda.minor}")
+    assert lock["torchvision"].endswith(f"+cu{cuda.major}{cuda.minor}")
+    nvidia = {k for k in lock if k.startswith("nvidia-") and k != "nvidia-ml-py"}
+    assert nvidia and all(k.endswith(f"-cu{cuda.major}") for k in nvidia), sorted(nvidia)
 
 
 def test_dockerignore_admits_every_copy_source() -> None:
