@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 QUALITY_METRIC = "val:mAP50-95"  # the metric the registrar approves on (app/contracts/metrics.py names it)
 ServeVariant = Literal["cpu", "gpu"]
 
