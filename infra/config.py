@@ -285,6 +285,50 @@ class StageConfig(_Strict):
         return self
 
 
+class PipelineConfig(_Strict):
+    """The release pipeline (infra/stacks/pipeline.py): where it runs, what it builds from, and its gates' budgets."""
+
+    account: str = Field(pattern=r"^[0-9]{12}$", description="the pipeline (tooling) account")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+    connection_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]{36}$",
+        description="a CodeStar / CodeConnections connection to the source repository (created once, by hand)",
+    )
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name")
+    branch: str = Field("main", pattern=r"^[A-Za-z0-9_./-]{1,255}$")
+    smoke_requests: int = Field(
+        50, ge=1, le=10_000, description="Dev: bounded load-test smoke after the deploy"
+    )
+    smoke_concurrency: int = Field(4, ge=1, le=64)
+    bake_load_rps: float = Field(2.0, gt=0, le=100, description="load during a stage's canary/linear bake")
+    verify_timeout_minutes: int = Field(90, ge=5, le=480, description="CodeBuild timeout of a verify step")
+
+
+def check_pipeline_stages(pipeline: PipelineConfig, stages: list[StageConfig]) -> None:
+    """A pipeline deploys across environments: every stage needs an explicit account and region."""
+    agnostic = [s.name for s in stages if not (s.account and s.region)]
+    if agnostic:
+        raise ConfigError(
+            f"pipeline: stage(s) {', '.join(agnostic)}: field 'account'/'region': expected both set (a pipeline "
+            "deploys each stage to an explicit environment; environment-agnostic stages cannot be deployed by it). "
+            "Set account and region of every stage in infra/stages.py, or set PIPELINE = None"
+        )
+    if not stages:
+        raise ConfigError("pipeline: expected at least one stage to deploy")
+
+
+def load_pipeline(values: dict[str, object]) -> PipelineConfig:
+    """Validate the pipeline's values; raise ConfigError naming the field."""
+    try:
+        return PipelineConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = [
+            f"pipeline: field '{'.'.join(str(p) for p in err['loc']) or '(pipeline)'}': {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None
+
+
 def load_stage(name: str, values: dict[str, object]) -> StageConfig:
     """Validate one stage's values; raise ConfigError naming the stage and the field."""
     try:

@@ -4,7 +4,8 @@
   ``synth.template("Dev", "Data")`` -> ``aws_cdk.assertions.Template``, ``synth.template_json(...)`` -> dict,
   ``synth.outdir`` -> the assembly dir, ``synth.stage("Dev")`` -> the PlatformStage construct.
 - ``stage_config("Dev", endpoint={"model_data_key": None})``: a stage's config with deep-merged overrides.
-- ``synth_stages(config, ...)``: synthesize an app of just these configs (cached per config, so ask sparingly).
+- ``synth_stages(config, ..., release=None, build_images=None)``: synthesize an app of just these configs (cached per
+  arguments, so ask sparingly); ``EXAMPLE_RELEASE`` is the checked-in release every default stage deploys.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from infra.app import build_app
+from app.contracts.release import Release, load_current
+from infra.app import RELEASES_DIR, build_app
 from infra.config import StageConfig, load_stage
 from infra.stage import PlatformStage
 from infra.stages import STAGES
 from scripts.synth import nag_findings
+
+EXAMPLE_RELEASE: Release = load_current(RELEASES_DIR)
 
 
 @dataclass
@@ -65,8 +69,8 @@ class SynthesizedApp:
         return self.stages[name]
 
 
-def _synth(configs: dict[str, StageConfig] | None, outdir: Path) -> SynthesizedApp:
-    app = build_app(configs, outdir=str(outdir))
+def _synth(configs: dict[str, StageConfig] | None, outdir: Path, **kwargs: Any) -> SynthesizedApp:
+    app = build_app(configs, outdir=str(outdir), **kwargs)
     try:
         app.synth()
     except RuntimeError as exc:  # cdk-nag findings: name each one instead of jsii's bare "Validation failed"
@@ -109,10 +113,15 @@ def synth_stages(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Synt
     """Synthesize an app made of just the given stage configs; the same configs are synthesized once."""
     cache: dict[str, SynthesizedApp] = {}
 
-    def build(*configs: StageConfig) -> SynthesizedApp:
-        key = json.dumps([c.model_dump(mode="json") for c in configs], sort_keys=True)
+    def build(*configs: StageConfig, **kwargs: Any) -> SynthesizedApp:
+        key = json.dumps(
+            [[c.model_dump(mode="json") for c in configs], {k: repr(v) for k, v in kwargs.items()}],
+            sort_keys=True,
+        )
         if key not in cache:
-            cache[key] = _synth({c.name: c for c in configs}, tmp_path_factory.mktemp("cdk.out.custom"))
+            cache[key] = _synth(
+                {c.name: c for c in configs}, tmp_path_factory.mktemp("cdk.out.custom"), **kwargs
+            )
         return cache[key]
 
     return build
