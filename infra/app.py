@@ -18,7 +18,7 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from app.contracts.release import Release, load_current, load_release, release_path
+from app.contracts.release import Release, load_current, load_release, previous_release, release_path
 from infra.config import (
     ConfigError,
     PipelineConfig,
@@ -30,7 +30,7 @@ from infra.config import (
 from infra.nag import add_checks
 from infra.release import for_stage
 from infra.stage import PlatformStage
-from infra.stages import PIPELINE, STAGES
+from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE, PIPELINE, STAGES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CDK_JSON = REPO_ROOT / "cdk.json"
@@ -49,6 +49,15 @@ def stage_configs() -> dict[str, StageConfig]:
 
 def pipeline_config() -> PipelineConfig | None:
     return load_pipeline(PIPELINE) if PIPELINE is not None else None
+
+
+def example_pipeline_stages() -> tuple[dict[str, StageConfig], PipelineConfig]:
+    """infra/stages.py's stages with the example accounts and EXAMPLE_PIPELINE: what make synth and the tests
+    synthesize so the pipeline stays cdk-nag and cfn-lint clean before anyone configures PIPELINE."""
+    stages = {
+        name: load_stage(name, {**values, **EXAMPLE_ENVIRONMENTS[name]}) for name, values in STAGES.items()
+    }
+    return stages, load_pipeline(EXAMPLE_PIPELINE)
 
 
 def release_for(app: cdk.App) -> Release:
@@ -120,7 +129,14 @@ def build_app(
         )  # late: only a configured pipeline needs aws_cdk.pipelines
 
         assert release is not None, "a pipeline deploys a release"
-        PipelineStack(app, "Pipeline", config=pipeline, stages=list(platform.values()), release=release)
+        PipelineStack(
+            app,
+            "Pipeline",
+            config=pipeline,
+            stages=list(platform.values()),
+            release=release,
+            previous_release=previous_release(RELEASES_DIR, release),
+        )
     return app
 
 

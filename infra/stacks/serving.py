@@ -18,6 +18,8 @@ from infra.constructs.endpoint_scaling import EndpointAutoscaling
 from infra.constructs.images import ContainerImage, serve_build_args
 from infra.constructs.monitoring import AlarmTopic, EndpointAlarms
 from infra.constructs.monitoring_dashboard import EndpointRef, ServingDashboard
+from infra.constructs.release_verifier import ReleaseVerifierRole
+from infra.constructs.training_names import release_parameter_name
 from infra.release import StageRelease
 from infra.stacks.stateful import StatefulStack
 
@@ -40,6 +42,7 @@ class ServingStack(cdk.Stack):
         settings = config.endpoint
         self.topic = AlarmTopic(self, "Alarms", emails=config.alarm_emails, retain=config.retain_data).topic
         self.endpoint: ServingEndpoint | None = None
+        self.verifier: ReleaseVerifierRole | None = None  # the release pipeline's gates (with a pipeline)
         self.scaling: EndpointAutoscaling | None = None
         self.alarms: EndpointAlarms | None = None
         endpoint_ref: EndpointRef | None = None
@@ -95,6 +98,15 @@ class ServingStack(cdk.Stack):
             cdk.CfnOutput(self, "EndpointStatus", value="created")
             if release is not None:
                 cdk.CfnOutput(self, "ReleaseId", value=release.release_id)
+            if release is not None and release.pipeline_account:
+                self.verifier = ReleaseVerifierRole(
+                    self,
+                    "ReleaseVerifier",
+                    stage=config.name,
+                    pipeline_account=release.pipeline_account,
+                    endpoint_arn=self.endpoint.endpoint.ref,
+                    release_parameter_name=release_parameter_name(config.name),
+                )
         else:
             message = (
                 f"{config.name}: no endpoint, the stage has no model version yet (set endpoint.model_data_key or "

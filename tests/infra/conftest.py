@@ -22,7 +22,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from app.contracts.release import Release, load_current
-from infra.app import RELEASES_DIR, build_app
+from infra.app import RELEASES_DIR, build_app, example_pipeline_stages
 from infra.config import StageConfig, load_stage
 from infra.stage import PlatformStage
 from infra.stages import STAGES
@@ -68,6 +68,11 @@ class SynthesizedApp:
     def stage(self, name: str) -> PlatformStage:
         return self.stages[name]
 
+    def pipeline_template(self) -> dict[str, Any]:
+        """The template of the top-level Pipeline stack."""
+        result: dict[str, Any] = json.loads((self.outdir / "Pipeline.template.json").read_text())
+        return result
+
 
 def _synth(configs: dict[str, StageConfig] | None, outdir: Path, **kwargs: Any) -> SynthesizedApp:
     app = build_app(configs, outdir=str(outdir), **kwargs)
@@ -86,6 +91,16 @@ def _synth(configs: dict[str, StageConfig] | None, outdir: Path, **kwargs: Any) 
 def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """The whole app, every stage, synthesized once per session (cdk-nag runs as part of it)."""
     return _synth(None, tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def pipeline_synth(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    """The example pipeline (infra/stages.py EXAMPLE_PIPELINE, stages in the example accounts) with every stage,
+    synthesized once per session: ``template("Dev", "Data")`` as usual, ``pipeline_template()`` for the pipeline."""
+    stages, pipeline = example_pipeline_stages()
+    return _synth(
+        stages, tmp_path_factory.mktemp("cdk.out.pipeline"), release=EXAMPLE_RELEASE, pipeline=pipeline
+    )
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -391,3 +391,23 @@ def test_stage_without_model_version_has_no_endpoint_and_says_so(variants: Synth
         assert not resources(template, kind), kind
     assert "no model version" in template["Outputs"]["EndpointStatus"]["Value"]
     assert resources(template, "AWS::CloudWatch::Dashboard")  # training loss is still worth a dashboard
+
+
+# ------------------------------------------------------------------------------------------------ release
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_models_and_endpoint_configs_are_retained_on_replacement(synth: SynthesizedApp, stage: str) -> None:
+    template = serving(synth, stage)
+    for kind in ("AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig"):
+        [resource] = resources(template, kind).values()
+        assert (resource["UpdateReplacePolicy"], resource["DeletionPolicy"]) == ("Retain", "Retain"), kind
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_serving_stack_names_the_release_it_runs(synth: SynthesizedApp, stage: str) -> None:
+    assert serving(synth, stage)["Outputs"]["ReleaseId"]["Value"] == EXAMPLE_RELEASE.release_id
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_execution_role_decrypts_with_the_model_store_key(synth: SynthesizedApp, stage: str) -> None:
+    rendered = json.dumps(resources(serving(synth, stage), "AWS::IAM::Policy"))
+    assert json.dumps(EXAMPLE_RELEASE.model.kms_key_arn) in rendered
