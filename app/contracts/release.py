@@ -125,6 +125,11 @@ class ReleaseModel(_Strict):
     )
     metrics: dict[str, float] = Field(description="the final metrics the version was approved on")
     dataset_version: str = Field(min_length=1, max_length=256)
+    card_version: str = Field(
+        min_length=1,
+        max_length=256,
+        description="model.json 'version': what the endpoint answers as model.version",
+    )
 
     @model_validator(mode="after")
     def _quality_metric(self) -> ReleaseModel:
@@ -204,6 +209,14 @@ class Release(_Strict):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def s3_location(uri: str) -> tuple[str, str]:
+    """``s3://<bucket>/<key>.tar.gz`` -> (bucket, key); ReleaseError for anything else."""
+    match = _S3_URI.match(uri)
+    if not match:
+        raise ReleaseError(f"model data {uri!r}: expected 's3://<bucket>/<key>.tar.gz'")
+    return match["bucket"], match["key"]
 
 
 def parse_release(text: str, *, source: str) -> Release:
