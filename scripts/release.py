@@ -215,10 +215,32 @@ def cmd_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def shared_copy(ecr: Any, data_outputs: dict[str, str], name: str, image: ImageDigest) -> ImageDigest:
+    """``image`` in the stage's own ``name`` repository (the one whose policy lets later stages pull): copied there
+    by digest (scripts/promote_image.py, same bytes) when it lives elsewhere, e.g. in CDK's asset repository."""
+    from scripts.promote_image import ImageRef, PromotionError, promote
+
+    target = data_outputs[f"{name.capitalize()}RepositoryUri"]
+    if image.repository == target:
+        return image
+    try:
+        pinned = promote(ecr, ecr, ImageRef.parse(image.uri, what=name), target, dry_run=False)
+    except PromotionError as exc:
+        raise OperatorError(f"image {name}: {exc}") from None
+    repository, _, digest = pinned.partition("@")
+    return ImageDigest(repository=repository, digest=digest)
+
+
 def current_images(session: Any, args: argparse.Namespace, cloudformation: Any) -> ReleaseImages:
-    """The digests the stage runs now; serve variants it does not run come from --serve or the current release."""
+    """The digests the stage runs now, in the stage's Data repositories (copied there by digest when built as CDK
+    assets); serve variants it does not run come from --serve or the current release."""
     stage = args.from_stage
     ecr = session.client("ecr")
+    data = stack_outputs(
+        cloudformation,
+        f"{stage}-Data",
+        required=[f"{n.capitalize()}RepositoryUri" for n in ("dataprep", "train", "serve")],
+    )
     serving = stack_outputs(cloudformation, f"{stage}-Serving", required=["ModelName"])
     training = stack_outputs(
         cloudformation, f"{stage}-Training", required=["RunnerFunctionName", "DataprepImageUri"]
@@ -228,21 +250,24 @@ def current_images(session: Any, args: argparse.Namespace, cloudformation: Any) 
     from infra.release import serve_variant
 
     variant = serve_variant(stage_config(stage).endpoint.instance_type)
-    serve: dict[str, ImageDigest] = {variant: resolve_digest(ecr, model["PrimaryContainer"]["Image"])}
+    serve: dict[str, ImageDigest] = {
+        variant: shared_copy(ecr, data, "serve", resolve_digest(ecr, model["PrimaryContainer"]["Image"]))
+    }
     for item in args.serve or []:
         name, _, uri = item.partition("=")
         if name not in ("cpu", "gpu") or not uri:
             raise OperatorError(f"--serve {item}: expected cpu=<image uri> or gpu=<image uri>")
-        serve[name] = resolve_digest(ecr, uri)  # type: ignore[index]
+        serve[name] = shared_copy(ecr, data, "serve", resolve_digest(ecr, uri))  # type: ignore[index]
     try:
         current = load_current(args.releases_dir)
         for name, image in current.images.serve.items():
             serve.setdefault(name, image)
     except ReleaseError:
         pass
+    train_uri = runner["Environment"]["Variables"]["TRAINING_IMAGE_URI"]
     return ReleaseImages(
-        dataprep=resolve_digest(ecr, training["DataprepImageUri"]),
-        train=resolve_digest(ecr, runner["Environment"]["Variables"]["TRAINING_IMAGE_URI"]),
+        dataprep=shared_copy(ecr, data, "dataprep", resolve_digest(ecr, training["DataprepImageUri"])),
+        train=shared_copy(ecr, data, "train", resolve_digest(ecr, train_uri)),
         serve=serve,
     )
 
