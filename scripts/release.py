@@ -167,11 +167,22 @@ def write_current(releases_dir: Path, release_id: str) -> None:
 
 # ------------------------------------------------------------------------------------------------ commands
 def cmd_create(args: argparse.Namespace) -> int:
-    session = aws_session(profile=args.profile, region=args.region)
+    own = aws_session(profile=args.profile, region=args.region)
+    # The stage's account (stacks, registry, images) through --stage-role-arn when run from the pipeline account;
+    # the model object is read with the caller's own credentials (the registry's bucket and key policies let it).
+    session = assumed(own, args.stage_role_arn, name=f"release-create-{args.from_stage}")
     cloudformation = session.client("cloudformation")
     data = stack_outputs(cloudformation, f"{args.from_stage}-Data", required=["ModelPackageGroupName"])
     group = data["ModelPackageGroupName"]
     arn = args.package_arn or latest_approved(session, group, session.region_name)
+    if args.if_new_package:
+        try:
+            current = load_current(args.releases_dir)
+        except ReleaseError:
+            current = None
+        if current is not None and current.model.package_arn == arn:
+            print(f"no newer Approved version than {arn}: {current.release_id} stays current")
+            return 0
     from scripts.release_checks import package_facts
 
     status, url, metadata = package_facts(session, arn)
@@ -181,7 +192,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         bucket, key = s3_location(url)
     except ReleaseError as exc:
         raise OperatorError(f"{arn}: {exc}") from None
-    sha256, card = inspect_model(session.client("s3"), bucket, key)
+    sha256, card = inspect_model(own.client("s3"), bucket, key)
     training = stack_outputs(cloudformation, f"{args.from_stage}-Training", required=["DataKeyArn"])
     metrics = {k.removeprefix("metric:"): float(v) for k, v in metadata.items() if k.startswith("metric:")}
     images = current_images(session, args, cloudformation)
@@ -567,6 +578,10 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--model-kms-key-arn", help="the key of the model store (default: the Data stack's)")
     create.add_argument("--notes", help="free text kept in the record")
     create.add_argument("--no-promote", action="store_true", help="write the record, leave releases/CURRENT")
+    create.add_argument(
+        "--if-new-package", action="store_true", help="do nothing when the current release has the latest version"
+    )
+    create.add_argument("--stage-role-arn", help="assume this role for the stage's account (the pipeline does)")
     create.set_defaults(func=cmd_create)
 
     show = sub.add_parser("show", help="print a release (default: the current one)")

@@ -1,6 +1,7 @@
 """The release pipeline: one CDK Pipelines pipeline that deploys the same release Dev -> Staging -> Prod with gates.
 
-- Source: the repository through a CodeStar/CodeConnections connection (config). Synth: ``make test`` then
+- Source: the repository through a CodeStar/CodeConnections connection (config). Synth: ``make test``, then
+  ``scripts.release create --if-new-package`` (a newer Approved model version becomes a new release record), then
   ``make synth`` (cdk-nag + cfn-lint); the release record it synthesized travels along as ``cdk.out/release.json``,
   so every later step checks exactly that record. A push, or an Approved model version in the registry (event
   forwarded by the registry stage's Data stack), starts an execution; executions are QUEUED, so two releases never
@@ -100,16 +101,35 @@ class PipelineStack(cdk.Stack):
         source = pipelines.CodePipelineSource.connection(
             config.repository, config.branch, connection_arn=config.connection_arn, trigger_on_push=True
         )
-        self.synth_step = pipelines.ShellStep(
+        registry = stages[0].config
+        registry_lookup = lookup_role_arn(str(registry.account), str(registry.region))
+        self.synth_step = pipelines.CodeBuildStep(
             "Synth",
             input=source,
             install_commands=["npm ci --no-audit --no-fund"],
             commands=[
                 "make test",
+                # An execution started by an Approved model version releases it: a new record from the registry's
+                # latest Approved version and the current digests (nothing when the current release has it).
+                f".venv/bin/python -m scripts.release create --from-stage {registry.name} --if-new-package "
+                f'--stage-role-arn {registry_lookup} --git-commit "$CODEBUILD_RESOLVED_SOURCE_VERSION" '
+                f"--region {registry.region}",
                 "make synth",
                 f'cp "releases/$(cat releases/CURRENT).json" {RELEASE_FILE}',
             ],
             primary_output_directory="cdk.out",
+            role_policy_statements=[
+                iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[registry_lookup]),
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:aws:s3:::{release.model.bucket}/training-output/*"],
+                ),
+                *(
+                    [iam.PolicyStatement(actions=["kms:Decrypt"], resources=[release.model.kms_key_arn])]
+                    if release.model.kms_key_arn
+                    else []
+                ),
+            ],
         )
         self.pipeline = pipelines.CodePipeline(
             self,
@@ -306,6 +326,11 @@ _WILDCARD_REASONS: tuple[tuple[str, str], ...] = (
     ("Action::kms:", "CDK's key grant on the pipeline's artifact key (data-key actions of one key)"),
     ("/aws/codebuild/", "CodeBuild names a log stream per build inside the project's own log group"),
     (":report-group/", "CodeBuild report groups are named per project and build"),
+    (
+        "/training-output/",
+        "read-only GetObject on the registry's training outputs: a newly Approved version's "
+        "model.tar.gz, hashed into its release record, is only known at run time",
+    ),
     ("ArtifactsBucket", "pipeline artifacts are keyed per execution inside the pipeline's own bucket"),
     (
         ":iam::",

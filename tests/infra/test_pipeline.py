@@ -79,6 +79,9 @@ def test_source_is_the_configured_connection_and_synth_runs_make_test_and_make_s
     specs = [json.dumps(p["Source"].get("BuildSpec", "")) for p in projects]
     [synth_spec] = [s for s in specs if "make synth" in s]
     assert synth_spec.index("make test") < synth_spec.index("make synth")
+    # an execution started by an Approved model version releases it before the synth
+    create = synth_spec.index("scripts.release create --from-stage Dev --if-new-package")
+    assert synth_spec.index("make test") < create < synth_spec.index("make synth")
 
 
 def test_manual_approval_comes_before_any_prod_deploy(pipeline_synth: SynthesizedApp) -> None:

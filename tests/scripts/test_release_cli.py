@@ -275,3 +275,40 @@ def test_cleanup_keeps_what_runs_what_a_release_references_and_the_newest(aws: b
     assert cleanup_candidates(
         sm, endpoint_config_in_use="cfg-running", releases=[release], keep=3, stage_tag="prod"
     ) == ([], [])
+
+
+def registry_with(aws: boto3.Session, status: str) -> str:
+    sm = aws.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="yolo-detector-dev-1a2b3c4d")
+    arn: str = sm.create_model_package(
+        ModelPackageGroupName="yolo-detector-dev-1a2b3c4d",
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/k.tar.gz"}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+    data_stack(aws, "Dev", {"ModelPackageGroupName": "yolo-detector-dev-1a2b3c4d"})
+    return arn
+
+
+def test_create_refuses_a_package_that_is_not_approved(
+    aws: boto3.Session, releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn = registry_with(aws, "PendingManualApproval")
+    assert run(releases, "--region", REGION, "create", "--from-stage", "Dev", "--package-arn", arn) == 3
+    assert f"{arn} is PendingManualApproval, expected Approved" in capsys.readouterr().err
+
+
+def test_create_if_new_package_keeps_a_current_release_that_has_the_latest_version(
+    aws: boto3.Session, releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn = registry_with(aws, "Approved")
+    doc = load_current(releases).model_dump(mode="json")
+    doc["model"]["package_arn"] = arn
+    (releases / "r-20261130-1.json").write_text(json.dumps(doc))
+    assert run(releases, "--region", REGION, "create", "--from-stage", "Dev", "--if-new-package") == EXIT_OK
+    assert "r-20261130-1 stays current" in capsys.readouterr().out
+    assert current_release_id(releases) == "r-20261130-1"
+    assert sorted(p.name for p in releases.glob("*.json")) == ["r-20261130-1.json", "r-20261201-1.json"]
