@@ -300,11 +300,14 @@ class PipelineConfig(_Strict):
         50, ge=1, le=10_000, description="Dev: bounded load-test smoke after the deploy"
     )
     smoke_concurrency: int = Field(4, ge=1, le=64)
-    bake_load_rps: float = Field(2.0, gt=0, le=100, description="load during a stage's canary/linear bake")
     verify_timeout_minutes: int = Field(90, ge=5, le=480, description="CodeBuild timeout of a verify step")
     manual_approval_before: tuple[str, ...] = Field(
         ("Prod",), description="stages whose deploy waits for a person to approve the release"
     )
+    bake_load_stages: tuple[str, ...] = Field(
+        ("Staging",), description="stages that get synthetic traffic while a canary/linear deployment bakes"
+    )
+    bake_load_parallel: int = Field(2, ge=1, le=16, description="concurrent invocations of the bake load")
 
 
 def check_pipeline_stages(pipeline: PipelineConfig, stages: list[StageConfig]) -> None:
@@ -318,11 +321,12 @@ def check_pipeline_stages(pipeline: PipelineConfig, stages: list[StageConfig]) -
         )
     if not stages:
         raise ConfigError("pipeline: expected at least one stage to deploy")
-    unknown = sorted(set(pipeline.manual_approval_before) - {s.name for s in stages})
-    if unknown:
-        raise ConfigError(
-            f"pipeline: field 'manual_approval_before': {unknown} are not stages (have {[s.name for s in stages]})"
-        )
+    for field in ("manual_approval_before", "bake_load_stages"):
+        unknown = sorted(set(getattr(pipeline, field)) - {s.name for s in stages})
+        if unknown:
+            raise ConfigError(
+                f"pipeline: field '{field}': {unknown} are not stages (have {[s.name for s in stages]})"
+            )
 
 
 def load_pipeline(values: dict[str, object]) -> PipelineConfig:

@@ -9,6 +9,8 @@
 - Each stage after the first: pre ``preflight`` (package Approved, metric >= the stage's bar, model object present
   with the release's sha256, instance quota >= 2x max capacity, endpoint not Updating). Stages listed in
   ``manual_approval_before`` (Prod) first wait for a person: the approval's comment summarises the release.
+- Stages in ``bake_load_stages`` (Staging) with a canary/linear deployment: pre ``StartBakeLoad`` starts synthetic
+  traffic that runs while the deployment bakes, so the rollback alarms judge the new fleet on data.
 - Every stage: post ``verify`` (the endpoint runs the release's image digest and model, its variant instance type
   and data capture match the config, an invocation answers with the release's model, a bounded load smoke passes);
   a silent rollback fails the execution.
@@ -36,6 +38,7 @@ from constructs import Construct, IValidation
 from app.contracts.release import Release
 from infra.config import PipelineConfig
 from infra.constructs import training_names as names
+from infra.constructs.bake_load import BakeLoad
 from infra.nag import acknowledge, flatten_cfn_reference
 from infra.stacks.stateful import model_approved_pattern
 from infra.stage import PlatformStage
@@ -163,6 +166,11 @@ class PipelineStack(cdk.Stack):
                 )
             if index > 0:
                 pre.append(self._preflight(config, source, stage, release))
+            if (
+                stage.config.name in config.bake_load_stages
+                and stage.config.endpoint.deployment.strategy != "all_at_once"
+            ):
+                pre.append(self._start_bake_load(config, source, stage))
             for earlier, later in itertools.pairwise(pre):
                 later.add_step_dependency(earlier)
             post = [self._verify(config, source, stage, release, smoke=index == 0)]
@@ -210,6 +218,38 @@ class PipelineStack(cdk.Stack):
                 ),
             ],
             timeout=cdk.Duration.minutes(20),
+        )
+
+    def _start_bake_load(
+        self, config: PipelineConfig, source: pipelines.IFileSetProducer, stage: PlatformStage
+    ) -> pipelines.CodeBuildStep:
+        """Starts (does not wait for) the stage's BakeLoad project: traffic while the deploy's canary bakes."""
+        name, account, region = stage.config.name, str(stage.config.account), str(stage.config.region)
+        deployment = stage.config.endpoint.deployment
+        load = BakeLoad(
+            self,
+            f"BakeLoad{name}",
+            stage=name,
+            account=account,
+            region=region,
+            lookup_role_arn=lookup_role_arn(account, region),
+            # the stack deploys before the endpoint update, then the whole blue/green deployment
+            max_seconds=deployment.max_execution_timeout_s + 900,
+            parallel=config.bake_load_parallel,
+        )
+        acknowledge(
+            load.project,
+            "AwsSolutions-CB4",
+            "the bake-load project has no source and produces no artifacts: there is nothing of ours to encrypt "
+            "with a customer key (its logs go to CloudWatch Logs)",
+        )
+        return pipelines.CodeBuildStep(
+            f"StartBakeLoad{name}",
+            input=source,
+            commands=[f"aws codebuild start-build --project-name {load.project.project_name}"],
+            role_policy_statements=[
+                iam.PolicyStatement(actions=["codebuild:StartBuild"], resources=[load.project.project_arn])
+            ],
         )
 
     def _verify(

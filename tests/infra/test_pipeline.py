@@ -222,3 +222,24 @@ def test_example_pipeline_configuration_is_valid() -> None:
 def test_malformed_pipeline_field_is_named() -> None:
     with pytest.raises(ConfigError, match=r"pipeline: field 'connection_arn'"):
         load_pipeline({**EXAMPLE_PIPELINE, "connection_arn": "github-token"})
+
+
+def test_staging_gets_traffic_while_its_canary_bakes(pipeline_synth: SynthesizedApp) -> None:
+    staging = actions(pipeline_synth, "Staging")
+    [start] = [a for a in staging if a["Name"] == "StartBakeLoadStaging"]
+    [preflight] = [a for a in staging if a["Name"] == "PreflightStaging"]
+    # started after the preflight and before the deploy; the deploy does not wait for it
+    assert preflight["RunOrder"] < start["RunOrder"] < min(a["RunOrder"] for a in deploys(staging))
+    projects = [
+        r["Properties"]
+        for r in pipeline_synth.pipeline_template()["Resources"].values()
+        if r["Type"] == "AWS::CodeBuild::Project"
+        and "synthetic traffic" in r["Properties"].get("Description", "")
+    ]
+    [bake] = projects
+    variables = {v["Name"]: v["Value"] for v in bake["Environment"]["EnvironmentVariables"]}
+    assert variables["STAGE"] == "Staging"
+    assert "sagemaker-runtime invoke-endpoint" in variables["BAKE_SCRIPT"]
+    timeout = make_stage_config("Staging").endpoint.deployment.max_execution_timeout_s
+    assert int(variables["MAX_SECONDS"]) > timeout  # covers the whole blue/green deployment
+    assert not [a for a in actions(pipeline_synth, "Prod") if a["Name"].startswith("StartBakeLoad")]
