@@ -63,4 +63,4 @@ bench: setup ## speed and memory figures, measured side by side
 	@for b in bench/bench_*.py; do echo "=== $$b"; $(PY) $$b; done
 
 clean: ## remove build outputs (keeps .venv and node_modules)
-	rm -rf cdk.out .cache .pytest_cache .mypy_cache .ruff_cache demo-output
+	rm -rf cdk.out cdk.out.pipeline-example .cache .pytest_cache .mypy_cache .ruff_cache demo-output
