@@ -579,9 +579,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--notes", help="free text kept in the record")
     create.add_argument("--no-promote", action="store_true", help="write the record, leave releases/CURRENT")
     create.add_argument(
-        "--if-new-package", action="store_true", help="do nothing when the current release has the latest version"
+        "--if-new-package",
+        action="store_true",
+        help="do nothing when the current release has the latest version",
     )
-    create.add_argument("--stage-role-arn", help="assume this role for the stage's account (the pipeline does)")
+    create.add_argument(
+        "--stage-role-arn", help="assume this role for the stage's account (the pipeline does)"
+    )
     create.set_defaults(func=cmd_create)
 
     show = sub.add_parser("show", help="print a release (default: the current one)")
