@@ -195,7 +195,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     sha256, card = inspect_model(own.client("s3"), bucket, key)
     training = stack_outputs(cloudformation, f"{args.from_stage}-Training", required=["DataKeyArn"])
     metrics = {k.removeprefix("metric:"): float(v) for k, v in metadata.items() if k.startswith("metric:")}
-    images = current_images(session, args, cloudformation)
+    images = current_images(session, args, cloudformation, package_arn=arn)
     release = Release(
         release_id=args.release_id or f"r-{datetime.now(UTC):%Y%m%d-%H%M%S}",
         created_at=datetime.now(UTC),
@@ -242,9 +242,14 @@ def shared_copy(ecr: Any, data_outputs: dict[str, str], name: str, image: ImageD
     return ImageDigest(repository=repository, digest=digest)
 
 
-def current_images(session: Any, args: argparse.Namespace, cloudformation: Any) -> ReleaseImages:
+def current_images(
+    session: Any, args: argparse.Namespace, cloudformation: Any, *, package_arn: str
+) -> ReleaseImages:
     """The digests the stage runs now, in the stage's Data repositories (copied there by digest when built as CDK
-    assets); serve variants it does not run come from --serve or the current release."""
+    assets). The stage's serve variant is the image the model package was registered with (so a first release needs
+    no endpoint yet); serve variants it does not run come from --serve or the current release."""
+    from scripts.release_checks import package_image
+
     stage = args.from_stage
     ecr = session.client("ecr")
     data = stack_outputs(
@@ -252,17 +257,15 @@ def current_images(session: Any, args: argparse.Namespace, cloudformation: Any) 
         f"{stage}-Data",
         required=[f"{n.capitalize()}RepositoryUri" for n in ("dataprep", "train", "serve")],
     )
-    serving = stack_outputs(cloudformation, f"{stage}-Serving", required=["ModelName"])
     training = stack_outputs(
         cloudformation, f"{stage}-Training", required=["RunnerFunctionName", "DataprepImageUri"]
     )
-    model = session.client("sagemaker").describe_model(ModelName=serving["ModelName"])
     runner = session.client("lambda").get_function_configuration(FunctionName=training["RunnerFunctionName"])
     from infra.release import serve_variant
 
     variant = serve_variant(stage_config(stage).endpoint.instance_type)
     serve: dict[str, ImageDigest] = {
-        variant: shared_copy(ecr, data, "serve", resolve_digest(ecr, model["PrimaryContainer"]["Image"]))
+        variant: shared_copy(ecr, data, "serve", resolve_digest(ecr, package_image(session, package_arn)))
     }
     for item in args.serve or []:
         name, _, uri = item.partition("=")

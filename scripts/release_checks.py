@@ -40,6 +40,16 @@ def sha256_of_object(s3: Any, bucket: str, key: str) -> str:
     return digest.hexdigest()
 
 
+def package_image(registry: Any, package_arn: str) -> str:
+    """The serve image a model package was registered with (the registrar records the stage's serve image)."""
+    from sagemaker.core.resources import ModelPackage
+
+    package = ModelPackage.get(package_arn, session=registry, region=package_arn.split(":")[3])
+    assert package is not None
+    containers = package.inference_specification.containers if package.inference_specification else []
+    return str(containers[0].image) if containers else ""
+
+
 def package_facts(registry: Any, package_arn: str) -> tuple[str, str, dict[str, str]]:
     """(approval status, model data URL, customer metadata) of a model package, through the SageMaker Python SDK.
 

@@ -312,3 +312,9 @@ def test_create_if_new_package_keeps_a_current_release_that_has_the_latest_versi
     assert "r-20261130-1 stays current" in capsys.readouterr().out
     assert current_release_id(releases) == "r-20261130-1"
     assert sorted(p.name for p in releases.glob("*.json")) == ["r-20261130-1.json", "r-20261201-1.json"]
+
+
+def test_a_release_takes_the_serve_image_its_model_version_was_registered_with(aws: boto3.Session) -> None:
+    from scripts.release_checks import package_image
+
+    assert package_image(aws, registry_with(aws, "Approved")) == "x"
