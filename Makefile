@@ -67,4 +67,4 @@ gpu-check: setup ## on an NVIDIA GPU: one epoch on cuda:0, serve on CUDA, GPU vs
 	$(PY) -m scripts.gpu_check
 
 clean: ## remove build outputs (keeps .venv and node_modules)
-	rm -rf cdk.out .cache .pytest_cache .mypy_cache .ruff_cache demo-output
+	rm -rf cdk.out cdk.out.pipeline-example .cache .pytest_cache .mypy_cache .ruff_cache demo-output

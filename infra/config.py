@@ -443,11 +443,12 @@ def check_promotion_order(stages: dict[str, StageConfig]) -> None:
     have served in an earlier stage of the promotion order, or Prod is the first place that host/image pair starts.
     Raise ConfigError naming what Prod serves on and what each earlier stage does."""
     names = list(stages)
-    if len(names) < 2 or not stages[names[-1]].endpoint.has_model_version:
+    if len(names) < 2:
         return
+    # Every stage is checked, model version or not: a release (releases/) gives every stage the same model.
     last = stages[names[-1]]
     wanted = last.endpoint.serving_host
-    earlier = {n: stages[n].endpoint.serving_host for n in names[:-1] if stages[n].endpoint.has_model_version}
+    earlier = {n: stages[n].endpoint.serving_host for n in names[:-1]}
     if wanted in earlier.values():
         return
     seen = ", ".join(f"{n}: {fam}/{ami or 'no AMI'}" for n, (fam, ami) in earlier.items()) or "none serves"
@@ -456,6 +457,62 @@ def check_promotion_order(stages: dict[str, StageConfig]) -> None:
         f"({last.endpoint.instance_type}, InferenceAmiVersion {wanted[1] or 'none'}), which no earlier stage serves "
         f"on ({seen}); give a stage before {last.name} (e.g. {names[-2]}) an endpoint of the same family and AMI"
     )
+
+
+class PipelineConfig(_Strict):
+    """The release pipeline (infra/stacks/pipeline.py): where it runs, what it builds from, and its gates' budgets."""
+
+    account: str = Field(pattern=r"^[0-9]{12}$", description="the pipeline (tooling) account")
+    region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
+    connection_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:[0-9]{12}:connection/[0-9a-f-]{36}$",
+        description="a CodeStar / CodeConnections connection to the source repository (created once, by hand)",
+    )
+    repository: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name")
+    branch: str = Field("main", pattern=r"^[A-Za-z0-9_./-]{1,255}$")
+    smoke_requests: int = Field(
+        50, ge=1, le=10_000, description="Dev: bounded load-test smoke after the deploy"
+    )
+    smoke_concurrency: int = Field(4, ge=1, le=64)
+    verify_timeout_minutes: int = Field(90, ge=5, le=480, description="CodeBuild timeout of a verify step")
+    manual_approval_before: tuple[str, ...] = Field(
+        ("Prod",), description="stages whose deploy waits for a person to approve the release"
+    )
+    bake_load_stages: tuple[str, ...] = Field(
+        ("Staging",), description="stages that get synthetic traffic while a canary/linear deployment bakes"
+    )
+    bake_load_parallel: int = Field(2, ge=1, le=16, description="concurrent invocations of the bake load")
+
+
+def check_pipeline_stages(pipeline: PipelineConfig, stages: list[StageConfig]) -> None:
+    """A pipeline deploys across environments: every stage needs an explicit account and region."""
+    agnostic = [s.name for s in stages if not (s.account and s.region)]
+    if agnostic:
+        raise ConfigError(
+            f"pipeline: stage(s) {', '.join(agnostic)}: field 'account'/'region': expected both set (a pipeline "
+            "deploys each stage to an explicit environment; environment-agnostic stages cannot be deployed by it). "
+            "Set account and region of every stage in infra/stages.py, or set PIPELINE = None"
+        )
+    if not stages:
+        raise ConfigError("pipeline: expected at least one stage to deploy")
+    for field in ("manual_approval_before", "bake_load_stages"):
+        unknown = sorted(set(getattr(pipeline, field)) - {s.name for s in stages})
+        if unknown:
+            raise ConfigError(
+                f"pipeline: field '{field}': {unknown} are not stages (have {[s.name for s in stages]})"
+            )
+
+
+def load_pipeline(values: dict[str, object]) -> PipelineConfig:
+    """Validate the pipeline's values; raise ConfigError naming the field."""
+    try:
+        return PipelineConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = [
+            f"pipeline: field '{'.'.join(str(p) for p in err['loc']) or '(pipeline)'}': {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None
 
 
 def load_stage(name: str, values: dict[str, object]) -> StageConfig:

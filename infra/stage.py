@@ -1,5 +1,5 @@
-"""One deployment stage: the stateful stack (data, keys, repositories) and the stateless training and serving
-stacks that use it, wired by object references."""
+"""One deployment stage: the stateful stack (data, keys, repositories, model registry) and the stateless training
+and serving stacks that use it, wired by object references. The stage deploys one release (infra/release.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,28 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.config import StageConfig
+from infra.release import StageRelease
 from infra.stacks.serving import ServingStack
 from infra.stacks.stateful import StatefulStack
 from infra.stacks.training import TrainingStack
 
 
 class PlatformStage(cdk.Stage):
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        release: StageRelease | None = None,
+        **kwargs: Any,
+    ) -> None:
         env = cdk.Environment(account=config.account, region=config.region)
         super().__init__(scope, construct_id, env=env, **kwargs)
         self.config = config
-        self.data = StatefulStack(self, "Data", config=config)
-        self.training = TrainingStack(self, "Training", config=config, data=self.data)
-        self.serving = ServingStack(self, "Serving", config=config, data=self.data)
+        self.release = release
+        self.data = StatefulStack(self, "Data", config=config, release=release)
+        self.training = TrainingStack(self, "Training", config=config, data=self.data, release=release)
+        self.serving = ServingStack(self, "Serving", config=config, data=self.data, release=release)
         for key, value in sorted(config.tags.items()):
             cdk.Tags.of(self).add(key, value)

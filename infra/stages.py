@@ -5,10 +5,8 @@ Promotion order is the order of STAGES (dev -> staging -> prod).
 
 from __future__ import annotations
 
-# The model version each stage serves: a model.tar.gz in the stage's artifacts bucket (or set model_package_arn).
-# Treat keys as immutable - a new model gets a new key - so a change rolls out blue/green instead of new instances
-# silently downloading a different object. Upload it after deploying <Stage>/Data (README: "Deploying a stage").
-EXAMPLE_MODEL_KEY = "models/yolo-detector/v1/model.tar.gz"
+# The model version and images each stage runs come from the release (releases/CURRENT, README "Releasing"), never
+# from here: promoting a release is not a code edit.
 
 DEV: dict[str, object] = {
     "retain_data": False,
@@ -25,7 +23,6 @@ DEV: dict[str, object] = {
         "default_hyperparameters": {"epochs": "50", "imgsz": "640", "batch": "16", "patience": "10"},
     },
     "endpoint": {
-        "model_data_key": EXAMPLE_MODEL_KEY,
         "instance_type": "ml.c6i.large",
         "initial_instance_count": 1,
         "data_capture_percent": 100,
@@ -48,7 +45,6 @@ STAGING: dict[str, object] = {
     # Serves on Prod's GPU family and AMI (infra/config.py check_promotion_order), on one instance: a canary would
     # need >= 2 (at most 50% of the fleet), so all-at-once, still rolled back by the alarms. Cost: README, "Stages".
     "endpoint": {
-        "model_data_key": EXAMPLE_MODEL_KEY,
         "instance_type": "ml.g5.xlarge",
         "initial_instance_count": 1,
         "data_capture_percent": 20,
@@ -77,7 +73,6 @@ PROD: dict[str, object] = {
         "default_hyperparameters": {"epochs": "200", "imgsz": "640", "batch": "32", "patience": "50"},
     },
     "endpoint": {
-        "model_data_key": EXAMPLE_MODEL_KEY,
         "instance_type": "ml.g5.xlarge",
         "initial_instance_count": 2,
         "data_capture_percent": 5,
@@ -113,3 +108,22 @@ PROD: dict[str, object] = {
 
 # Promotion order.
 STAGES: dict[str, dict[str, object]] = {"Dev": DEV, "Staging": STAGING, "Prod": PROD}
+
+# The release pipeline (infra/stacks/pipeline.py). None: no pipeline; stages are deployed by hand. To turn it on, set
+# account and region of every stage above and fill this in like EXAMPLE_PIPELINE (README "Releasing").
+PIPELINE: dict[str, object] | None = None
+
+# make synth and the tests synthesize the pipeline with these placeholder values, so it stays cdk-nag and cfn-lint
+# clean before anyone fills in PIPELINE. The release (releases/CURRENT) names images and model in the Dev account.
+EXAMPLE_PIPELINE: dict[str, object] = {
+    "account": "444444444444",
+    "region": "eu-west-1",
+    "connection_arn": "arn:aws:codeconnections:eu-west-1:444444444444:connection/00000000-1111-2222-3333-444444444444",
+    "repository": "example-org/yolo-sagemaker-platform",
+    "branch": "main",
+}
+EXAMPLE_ENVIRONMENTS: dict[str, dict[str, str]] = {
+    "Dev": {"account": "111111111111", "region": "eu-west-1"},
+    "Staging": {"account": "222222222222", "region": "eu-west-1"},
+    "Prod": {"account": "333333333333", "region": "eu-west-1"},
+}

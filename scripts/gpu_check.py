@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.contracts import cuda
+from scripts import cli
 from scripts.cli import CheckFailed, command, positive_int
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -245,9 +246,8 @@ def largest_batch() -> int:
     return int(ServingSettings.model_fields["max_images"].default)
 
 
-@command
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    parser = cli.ArgumentParser(
         prog="python -m scripts.gpu_check",
         description="Train one epoch on cuda:0, serve on CUDA, assert the providers, print GPU vs CPU figures. "
         "Exits 0 without measuring on a machine without an NVIDIA GPU.",
@@ -255,7 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep the run here (default: a temporary folder)")
     parser.add_argument("--requests", type=positive_int, default=50, help="requests per measurement")
     parser.add_argument("--images", type=positive_int, default=60, help="synthetic images to train on")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@command
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
 
     reason = no_gpu_reason()
     if reason:

@@ -1,4 +1,6 @@
-"""Synthesize every stage into cdk.out, with cdk-nag (on every synth) and cfn-lint over every template.
+"""Synthesize every stage and the release pipeline into cdk.out, with cdk-nag (on every synth) and cfn-lint over
+every template. Without a configured pipeline (infra.stages.PIPELINE) the example pipeline (placeholder accounts) is
+synthesized next to it, into ``<outdir>.pipeline-example``, so the pipeline stays nag- and lint-clean too.
 
 Prints a short per-stage summary (stacks, resources by type, endpoint or not) and exits non-zero on any cdk-nag
 error or cfn-lint error (cfn-lint warnings are printed, not fatal). Offline: no AWS account, network or Docker.
@@ -25,6 +27,7 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.rules import Match
@@ -85,15 +88,39 @@ def check_outdir(outdir: Path, *, force: bool) -> None:
 
 
 def synthesize(outdir: Path) -> list[StackSummary]:
-    """Synthesize the app of infra/app.py into ``outdir`` (replaced: check it first with check_outdir).
+    """Synthesize the app of infra/app.py into ``outdir`` (replaced: check it first with check_outdir), plus the
+    example pipeline into ``<outdir>.pipeline-example`` when no pipeline is configured.
 
     Raises CheckFailed on cdk-nag findings, OperatorError on another construct error."""
-    from infra.app import build_app, stage_configs  # late: importing aws_cdk starts the jsii runtime
+    from app.contracts.release import load_current
+    from infra.app import (  # late: importing aws_cdk starts the jsii runtime
+        RELEASES_DIR,
+        build_app,
+        example_pipeline_stages,
+        pipeline_config,
+        stage_configs,
+    )
 
     configs = stage_configs()  # every stage config validates (ConfigError) before anything is removed
+    release, pipeline = load_current(RELEASES_DIR), pipeline_config()
+    summaries = _synthesize_app(
+        lambda **kw: build_app(configs, release=release, pipeline=pipeline, **kw), outdir
+    )
+    if pipeline is None:
+        stages, example_pipeline = example_pipeline_stages()
+        example = outdir.with_name(f"{outdir.name}.pipeline-example")
+        summaries += _synthesize_app(
+            lambda **kw: build_app(stages, release=release, pipeline=example_pipeline, **kw),
+            example,
+            only_top_level=True,
+        )
+    return summaries
+
+
+def _synthesize_app(build: Any, outdir: Path, *, only_top_level: bool = False) -> list[StackSummary]:
     if outdir.exists():
         shutil.rmtree(outdir)
-    app = build_app(configs, outdir=str(outdir))  # stages assets into outdir as it builds
+    app = build(outdir=str(outdir))  # stages assets into outdir as it builds
     try:
         app.synth()
     except RuntimeError as exc:  # jsii wraps the JavaScript error; the report names each violating construct
@@ -101,7 +128,8 @@ def synthesize(outdir: Path) -> list[StackSummary]:
         if report.exists():
             raise CheckFailed(f"synth failed: {_first_line(exc)}\n{nag_findings(report)}".rstrip()) from None
         raise OperatorError(f"synth failed: {_first_line(exc)}") from None
-    return stack_summaries(outdir)
+    summaries = stack_summaries(outdir)
+    return [s for s in summaries if s.stage == PIPELINE_STAGE] if only_top_level else summaries
 
 
 def _first_line(exc: BaseException) -> str:
@@ -121,10 +149,14 @@ def nag_findings(report: Path) -> str:
     return "\n".join(lines)
 
 
+PIPELINE_STAGE = "(pipeline)"  # the summary's name for stacks at the top of the app (the release pipeline)
+
+
 def stack_summaries(outdir: Path) -> list[StackSummary]:
-    """Every stack of every stage in a synthesized cloud assembly, in manifest order."""
+    """Every stack of every stage in a synthesized cloud assembly, in manifest order, then top-level stacks."""
     summaries = []
     root = json.loads((outdir / "manifest.json").read_text())["artifacts"]
+    top_level = [a for a in root.values() if a["type"] == "aws:cloudformation:stack"]
     stage_dirs = [
         outdir / a["properties"]["directoryName"] for a in root.values() if a["type"] == "cdk:cloud-assembly"
     ]
@@ -146,6 +178,17 @@ def stack_summaries(outdir: Path) -> list[StackSummary]:
                     variant_lines(resources),
                 )
             )
+    for artifact in top_level:
+        template = outdir / artifact["properties"]["templateFile"]
+        resources = json.loads(template.read_text()).get("Resources", {})
+        summaries.append(
+            StackSummary(
+                PIPELINE_STAGE,
+                artifact.get("displayName", ""),
+                template,
+                collections.Counter(r["Type"] for r in resources.values()),
+            )
+        )
     return summaries
 
 
@@ -191,7 +234,8 @@ def print_summary(summaries: list[StackSummary]) -> None:
     for stage, stacks in by_stage.items():
         endpoint = any(s.resources[ENDPOINT_TYPE] for s in stacks)
         total = sum(sum(s.resources.values()) for s in stacks)
-        print(f"{stage}: {len(stacks)} stacks, {total} resources, endpoint {'yes' if endpoint else 'NO'}")
+        what = "" if stage == PIPELINE_STAGE else f", endpoint {'yes' if endpoint else 'NO'}"
+        print(f"{stage}: {len(stacks)} stacks, {total} resources{what}")
         for s in stacks:
             counts = ", ".join(f"{t.removeprefix('AWS::')} {n}" for t, n in sorted(s.resources.items()))
             print(

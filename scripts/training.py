@@ -138,8 +138,46 @@ def describe_line(job: dict[str, Any]) -> str:
     return f"{status} {metrics}{reason}".rstrip()
 
 
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # streams "<job name>/algo-<n>-<epoch>", one per instance
+
+
+def stream_logs(session: Any, job_name: str, *, interval: float) -> None:
+    """Print the job's log lines (every instance) as they arrive, until the job ends. The job comes from the
+    SageMaker Python SDK (TrainingJob.get/refresh); the lines from CloudWatch Logs (FilterLogEvents by stream
+    prefix, deduplicated by event id, so no line is printed twice or lost between polls)."""
+    from sagemaker.core.resources import TrainingJob  # operator extra: never in the Lambdas or the images
+
+    logs = session.client("logs")
+    job = TrainingJob.get(job_name, session=session, region=session.region_name)
+    seen: set[str] = set()
+    start = 0
+    while True:
+        finished = str(job.training_job_status) in TERMINAL
+        try:
+            pages = logs.get_paginator("filter_log_events").paginate(
+                logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=f"{job_name}/", startTime=start
+            )
+            for page in pages:
+                for event in page.get("events", []):
+                    if event["eventId"] not in seen:
+                        seen.add(event["eventId"])
+                        start = max(start, int(event["timestamp"]))
+                        print(
+                            f"{event['logStreamName'].split('/')[-1]}  {event['message'].rstrip()}",
+                            flush=True,
+                        )
+        except logs.exceptions.ResourceNotFoundException:
+            pass  # no log group until the first job of the account writes one
+        if finished:
+            return
+        time.sleep(interval)
+        job.refresh()
+
+
 def cmd_follow(args: argparse.Namespace, session: Any) -> int:
     sagemaker = session.client("sagemaker")
+    if args.logs and not args.once:
+        stream_logs(session, args.job_name, interval=args.interval)
     last = None
     while True:
         job = sagemaker.describe_training_job(TrainingJobName=args.job_name)
@@ -273,11 +311,14 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--run-label", help="train again on the same inputs (a new job name)")
     start.set_defaults(func=cmd_start)
 
-    follow = sub.add_parser("follow", help="print a job's status and final metrics until it ends")
+    follow = sub.add_parser("follow", help="stream a job's logs, then its status and final metrics")
     follow.add_argument("--stage", required=True, type=cli.stage_name)
     follow.add_argument("job_name")
     follow.add_argument("--interval", type=cli.positive_float, default=30.0, help="seconds between polls")
     follow.add_argument("--once", action="store_true", help="print once and exit")
+    follow.add_argument(
+        "--no-logs", dest="logs", action="store_false", help="status lines only, no log stream"
+    )
     follow.set_defaults(func=cmd_follow)
 
     versions = sub.add_parser("versions", help="list the model versions of a stage")

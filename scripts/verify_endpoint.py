@@ -9,7 +9,10 @@ Checks, in order (exit 0 only if all pass):
    ``VariantName`` it expects. A different config means a silent rollback (a guardrail rolled the deployment back,
    or someone changed the endpoint by hand) while the deploy may have reported success;
 3. one sample image (``--image``, default a generated 640x480 JPEG) gets a 200 with a body that matches the
-   invocation contract (app.contracts.invocation.InvocationResponse).
+   invocation contract (app.contracts.invocation.InvocationResponse);
+4. with an ``Expectation`` (the release gates, ``scripts/release.py verify``): the model the endpoint runs has the
+   release's serve image digest and model data, the variant runs the configured instance type, the endpoint's actual
+   data capture matches the config, and the invocation answers with the release's model version.
 
 Exit status (scripts/cli.py): 0 all checks pass, 1 error (AWS, credentials), 2 usage, 3 a check failed.
 """
@@ -36,6 +39,17 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What the stage's config and release say the endpoint runs."""
+
+    image: str  # <repository>@sha256:<digest>
+    model_data_url: str
+    instance_type: str
+    data_capture_percent: int  # 0: capture off
+    model_version: str  # model.json version, answered as model.version
 
 
 @dataclass
@@ -65,7 +79,64 @@ def sample_jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def verify(stack_name: str, *, cloudformation: Any, sagemaker: Any, runtime: Any, image: bytes) -> Report:
+def check_deployed(report: Report, endpoint: dict[str, Any], *, sagemaker: Any, expect: Expectation) -> None:
+    """The endpoint's running config and model against the expectation (digest, model data, instance type,
+    data capture). Reads what SageMaker runs, not what CloudFormation asked for."""
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    variants = config.get("ProductionVariants", [])
+    if not variants:
+        report.add("image digest", False, f"{endpoint['EndpointConfigName']} has no production variant")
+        return
+    variant = variants[0]
+    model = sagemaker.describe_model(ModelName=variant["ModelName"])
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    image = str(container.get("Image", ""))
+    report.add(
+        "image digest",
+        image == expect.image,
+        f"runs {image.split('@')[-1]}"
+        if image == expect.image
+        else f"runs {image or 'no image'}, the release says {expect.image}",
+    )
+    data = str(container.get("ModelDataUrl", ""))
+    report.add(
+        "model data",
+        data == expect.model_data_url,
+        f"serves {data}"
+        if data == expect.model_data_url
+        else f"serves {data or 'nothing'}, the release says {expect.model_data_url}",
+    )
+    instance = variant.get("InstanceType")
+    report.add(
+        "instance type",
+        instance == expect.instance_type,
+        f"{variant['VariantName']} on {instance}"
+        + ("" if instance == expect.instance_type else f", the config says {expect.instance_type}"),
+    )
+    capture = endpoint.get("DataCaptureConfig") or {}
+    enabled = bool(capture.get("EnableCapture")) and capture.get("CaptureStatus", "Started") == "Started"
+    percent = int(capture.get("CurrentSamplingPercentage", 0)) if enabled else 0
+    report.add(
+        "data capture",
+        percent == expect.data_capture_percent,
+        (f"{percent}% to {capture.get('DestinationS3Uri')}" if percent else "off")
+        + (
+            ""
+            if percent == expect.data_capture_percent
+            else f", the config says {expect.data_capture_percent}%"
+        ),
+    )
+
+
+def verify(
+    stack_name: str,
+    *,
+    cloudformation: Any,
+    sagemaker: Any,
+    runtime: Any,
+    image: bytes,
+    expect: Expectation | None = None,
+) -> Report:
     """Run the checks with the given boto3 clients (cloudformation, sagemaker, sagemaker-runtime)."""
     report = Report()
     try:
@@ -120,6 +191,8 @@ def verify(stack_name: str, *, cloudformation: Any, sagemaker: Any, runtime: Any
             if variant
             else f"expected variant {expected_variant}, the endpoint has {sorted(variants)}",
         )
+    if expect is not None:
+        check_deployed(report, endpoint, sagemaker=sagemaker, expect=expect)
     if live_status not in ("InService", "Updating"):
         return report
 
@@ -145,6 +218,17 @@ def verify(stack_name: str, *, cloudformation: Any, sagemaker: Any, runtime: Any
         f"model {parsed.model.name} {parsed.model.version}, {len(parsed.predictions)} prediction(s), "
         f"{detections} detection(s)",
     )
+    if expect is not None:
+        report.add(
+            "model version",
+            parsed.model.version == expect.model_version,
+            f"answers {parsed.model.version}"
+            + (
+                ""
+                if parsed.model.version == expect.model_version
+                else f", the release says {expect.model_version}"
+            ),
+        )
     return report
 
 

@@ -26,6 +26,7 @@ refuses on an autoscaled variant. See README.md, "Operating the endpoint".
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -39,6 +40,15 @@ from app.contracts.storage import DATA_CAPTURE_PREFIX, MODELS_PREFIX, TRAINING_O
 from infra.config import DeploymentSettings, EndpointSettings
 from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
 from infra.nag import acknowledge, acknowledge_resource
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """A release's model.tar.gz in the registry's model store (possibly another account's bucket and key)."""
+
+    url: str  # s3://<bucket>/<key>
+    object_arn: str  # arn:<partition>:s3:::<bucket>/<key>
+    kms_key_arn: str | None
 
 
 def variant_name(instance_type: str) -> str:
@@ -93,9 +103,10 @@ class ServingEndpoint(Construct):
         image_uri: str,
         artifacts_bucket: s3.IBucket,
         key: kms.IKey,
+        model_data: ModelData | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        if not settings.has_model_version:
+        if not settings.has_model_version and model_data is None:
             raise ValueError(
                 "ServingEndpoint needs a model version (endpoint.model_data_key or model_package_arn)"
             )
@@ -111,7 +122,9 @@ class ServingEndpoint(Construct):
         # Hand-scoped statements (exact actions), not grant_read/grant_put, whose action wildcards would need
         # acknowledging: the role reads one object (or a package's prefixes) and writes only data capture.
         reads = (
-            [artifacts_bucket.arn_for_objects(settings.model_data_key)]
+            [model_data.object_arn]
+            if model_data
+            else [artifacts_bucket.arn_for_objects(settings.model_data_key)]
             if settings.model_data_key
             else [
                 artifacts_bucket.arn_for_objects(f"{prefix}*")
@@ -120,6 +133,10 @@ class ServingEndpoint(Construct):
         )
         self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=reads))
         self.role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
+        if model_data and model_data.kms_key_arn:  # the model store's key (the registry's account)
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[model_data.kms_key_arn])
+            )
         if instance_types.supports_volume_kms_key(settings.instance_type):
             # The instances' EBS volumes are encrypted with the stage key (KmsKeyId below): SageMaker creates a
             # grant on it for the instances, on this role's behalf, and only for AWS resources.
@@ -153,7 +170,11 @@ class ServingEndpoint(Construct):
                     "training-output/; reads are limited to those prefixes of this stage's artifacts bucket.",
                 )
         environment = serving_environment(settings)
-        if settings.model_data_key:
+        if model_data:
+            container = sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image_uri, model_data_url=model_data.url, environment=environment or None
+            )
+        elif settings.model_data_key:
             container = sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image_uri,
                 model_data_url=artifacts_bucket.s3_url_for_object(settings.model_data_key),

@@ -11,3 +11,8 @@ def job_name_prefix(stage_name: str) -> str:
 
 def model_package_group_name(stage_name: str) -> str:
     return f"yolo-detector-{stage_name.lower()}"
+
+
+def release_parameter_name(stage_name: str) -> str:
+    """SSM parameter holding the id of the release the stage runs (its versions are the stage's history)."""
+    return f"/yolo-detector/{stage_name.lower()}/release-id"

@@ -13,11 +13,14 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.config import StageConfig
-from infra.constructs.endpoint import ServingEndpoint, variant_name
+from infra.constructs.endpoint import ModelData, ServingEndpoint, variant_name
 from infra.constructs.endpoint_scaling import EndpointAutoscaling
 from infra.constructs.images import ContainerImage, serve_build_args
 from infra.constructs.monitoring import AlarmTopic, EndpointAlarms
 from infra.constructs.monitoring_dashboard import EndpointRef, ServingDashboard
+from infra.constructs.release_verifier import ReleaseVerifierRole
+from infra.constructs.training_names import release_parameter_name
+from infra.release import StageRelease
 from infra.stacks.stateful import StatefulStack
 
 
@@ -25,7 +28,14 @@ class ServingStack(cdk.Stack):
     """Public: ``endpoint`` (None without a model version), ``scaling``, ``alarms``, ``topic``, ``dashboard``."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StageConfig, data: StatefulStack, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        data: StatefulStack,
+        release: StageRelease | None = None,
+        **kwargs: Any,
     ) -> None:
         kwargs.setdefault("description", f"{config.name}: SageMaker endpoint, autoscaling, alarms, dashboard")
         super().__init__(
@@ -34,16 +44,17 @@ class ServingStack(cdk.Stack):
         settings = config.endpoint
         self.topic = AlarmTopic(self, "Alarms", emails=config.alarm_emails, retain=config.retain_data).topic
         self.endpoint: ServingEndpoint | None = None
+        self.verifier: ReleaseVerifierRole | None = None  # the release pipeline's gates (with a pipeline)
         self.scaling: EndpointAutoscaling | None = None
         self.alarms: EndpointAlarms | None = None
         endpoint_ref: EndpointRef | None = None
 
-        if settings.has_model_version:
+        if settings.has_model_version or release is not None:
             image = ContainerImage(
                 self,
                 "ServeImage",
                 name="serve",
-                pinned_uri=config.images.serve,
+                pinned_uri=release.serve if release else config.images.serve,
                 build_args=serve_build_args(config.endpoint.instance_type),
             )
             variant = variant_name(settings.instance_type)
@@ -55,8 +66,13 @@ class ServingStack(cdk.Stack):
                 image_uri=image.image_uri,
                 artifacts_bucket=data.artifacts_bucket,
                 key=data.key,
+                model_data=self._model_data(release) if release else None,
             )
             image.grant_pull(self.endpoint.role)
+            # Rollback lands on what existed before: SageMaker's auto-rollback and a redeploy of the previous
+            # release need the replaced Model and EndpointConfig to still exist (scripts.release cleanup prunes them).
+            for resource in (self.endpoint.model, self.endpoint.endpoint_config):
+                resource.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
             self.scaling = EndpointAutoscaling(
                 scope_,
                 "Scaling",
@@ -82,6 +98,17 @@ class ServingStack(cdk.Stack):
             cdk.CfnOutput(self, "VariantName", value=variant)
             cdk.CfnOutput(self, "ModelName", value=self.endpoint.model_name)
             cdk.CfnOutput(self, "EndpointStatus", value="created")
+            if release is not None:
+                cdk.CfnOutput(self, "ReleaseId", value=release.release_id)
+            if release is not None and release.pipeline_account:
+                self.verifier = ReleaseVerifierRole(
+                    self,
+                    "ReleaseVerifier",
+                    stage=config.name,
+                    pipeline_account=release.pipeline_account,
+                    endpoint_arn=self.endpoint.endpoint.ref,
+                    release_parameter_name=release_parameter_name(config.name),
+                )
         else:
             message = (
                 f"{config.name}: no endpoint, the stage has no model version yet (set endpoint.model_data_key or "
@@ -95,3 +122,11 @@ class ServingStack(cdk.Stack):
         ).dashboard
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)
         cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
+
+    def _model_data(self, release: StageRelease) -> ModelData:
+        model = release.model
+        return ModelData(
+            url=model.model_data_uri,
+            object_arn=f"arn:{self.partition}:s3:::{model.bucket}/{model.key}",
+            kms_key_arn=model.kms_key_arn,
+        )

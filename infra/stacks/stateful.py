@@ -1,9 +1,12 @@
-"""Stateful stack of a stage: the customer-managed KMS key, the datasets / artifacts / access-log buckets and the
-ECR repositories of the dataprep, train and serve images.
+"""Stateful stack of a stage: the customer-managed KMS key, the datasets / artifacts / access-log buckets, the
+ECR repositories of the dataprep, train and serve images, the model registry (model package group) and the record
+of which release the stage runs.
 
 Everything here holds data, so it lives apart from the stateless stacks: staging and prod retain it on delete and
-turn on termination protection (``config.retain_data``); dev destroys it. Logical IDs are pinned (tests assert
-them) so a refactor never replaces a bucket, key or repository.
+turn on termination protection (``config.retain_data``); dev destroys its datasets and repositories. The model
+registry outlives every stack in every stage: the model package group, the artifacts bucket it points to (the model
+store) and the key that encrypts it are always retained. Logical IDs are pinned (tests assert them) so a refactor
+never replaces a bucket, key or repository.
 """
 
 from __future__ import annotations
@@ -12,14 +15,26 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from app.contracts.storage import CHECKPOINTS_PREFIX, DATA_CAPTURE_PREFIX
+from app.contracts.storage import (
+    CHECKPOINTS_PREFIX,
+    DATA_CAPTURE_PREFIX,
+    MODELS_PREFIX,
+    TRAINING_OUTPUT_PREFIX,
+)
 from infra.config import StageConfig
+from infra.constructs import training_names as names
 from infra.constructs.secure_bucket import SecureBucket
 from infra.nag import acknowledge
+from infra.release import StageRelease
 
 IMAGE_NAMES: tuple[str, ...] = ("dataprep", "train", "serve")
 # scripts/promote_image.py tags every promoted image sha256-<digest> (immutable tags): that is what a stage pins.
@@ -28,6 +43,18 @@ PROMOTED_TAG_PATTERN = "sha256-*"
 # https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html, read 2026-11-30): a count rule that keeps
 # this many images never expires one before the repository itself is full.
 ECR_IMAGES_PER_REPOSITORY = 100_000
+MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
+
+
+def model_approved_pattern(group_prefix: str) -> events.EventPattern:
+    """A model version of the stage's registry that became Approved (SageMaker's EventBridge event; "Events that
+    Amazon SageMaker sends to Amazon EventBridge", https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html,
+    read 2026-11-30)."""
+    return events.EventPattern(
+        source=["aws.sagemaker"],
+        detail_type=[MODEL_PACKAGE_STATE_CHANGE],
+        detail={"ModelPackageGroupName": [{"prefix": group_prefix}], "ModelApprovalStatus": ["Approved"]},
+    )
 
 
 def _pin(construct: Construct, logical_id: str) -> None:
@@ -40,9 +67,18 @@ def _pin(construct: Construct, logical_id: str) -> None:
 class StatefulStack(cdk.Stack):
     """KMS key, buckets and ECR repositories of one stage. Public attributes are what the other stacks use."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        release: StageRelease | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault(
-            "description", f"{config.name}: KMS key, data and artifact buckets, ECR repositories"
+            "description",
+            f"{config.name}: KMS key, data and artifact buckets, ECR repositories, model registry",
         )
         super().__init__(scope, construct_id, termination_protection=config.retain_data, **kwargs)
         retain = config.retain_data
@@ -53,7 +89,8 @@ class StatefulStack(cdk.Stack):
             "Key",
             description=f"{config.name}: encrypts datasets, model artifacts, data capture and images",
             enable_key_rotation=True,
-            removal_policy=removal,
+            # The model store (artifacts bucket) outlives the stack, so the key that decrypts it does too.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
             pending_window=cdk.Duration.days(30 if retain else 7),
         )
         _pin(self.key, "DataKey")
@@ -116,7 +153,8 @@ class StatefulStack(cdk.Stack):
                     expiration=cdk.Duration.days(config.data_capture_expiry_days),
                 ),
             ],
-            **common,
+            # The model store: registered model versions point here, so it is retained in every stage.
+            **{**common, "retain": True},
         )
         self.artifacts_bucket: s3.Bucket = artifacts.bucket
         _pin(self.artifacts_bucket, "ArtifactsBucket")
@@ -158,3 +196,141 @@ class StatefulStack(cdk.Stack):
 
         cdk.CfnOutput(self, "DatasetsBucketName", value=self.datasets_bucket.bucket_name)
         cdk.CfnOutput(self, "ArtifactsBucketName", value=self.artifacts_bucket.bucket_name)
+        self._model_registry(config)
+        if release is not None:
+            self._release_record(config, release)
+            self._share_with(release.model_readers)
+            if release.model_readers and release.pipeline_account:
+                self._forward_approvals(config, release.pipeline_account)
+
+    def _model_registry(self, config: StageConfig) -> None:
+        """The stage's model package group: retained, so the approval history (what went to Prod) outlives stacks.
+
+        CloudFormation requires a name for the group; a retained group keeps its name, so a stack created again
+        would collide with it. The name carries the first block of this stack's id (new for every creation).
+        """
+        # self.stack_id (scoped, unlike cdk.Aws.STACK_ID): other stacks that use the name import this stack's id.
+        stack_suffix = cdk.Fn.select(0, cdk.Fn.split("-", cdk.Fn.select(2, cdk.Fn.split("/", self.stack_id))))
+        self.model_package_group_name: str = cdk.Fn.join(
+            "", [names.model_package_group_name(config.name), "-", stack_suffix]
+        )
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=self.model_package_group_name,
+            model_package_group_description=f"{config.name}: YOLO detector versions, one per completed training job",
+        )
+        self.model_package_group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        self.model_package_group.override_logical_id("ModelPackageGroup")
+        cdk.CfnOutput(self, "ModelPackageGroupName", value=self.model_package_group_name)
+
+    def _release_record(self, config: StageConfig, release: StageRelease) -> None:
+        """The id of the release this stage runs; SSM keeps each value's history (``scripts.release history``)."""
+        self.release_parameter = ssm.StringParameter(
+            self,
+            "ReleaseParameter",
+            parameter_name=names.release_parameter_name(config.name),
+            string_value=release.release_id,
+            description=f"{config.name}: the release the stage runs (history: the parameter's versions)",
+            tier=ssm.ParameterTier.STANDARD,
+        )
+        cdk.CfnOutput(self, "ReleaseParameterName", value=self.release_parameter.parameter_name)
+        cdk.CfnOutput(self, "ReleaseId", value=release.release_id)
+
+    def _forward_approvals(self, config: StageConfig, pipeline_account: str) -> None:
+        """An Approved model version in this registry starts a release: forward the event to the pipeline's bus."""
+        bus = events.EventBus.from_event_bus_arn(
+            self,
+            "PipelineBus",
+            f"arn:{self.partition}:events:{self.region}:{pipeline_account}:event-bus/default",
+        )
+        self.approvals_rule = events.Rule(
+            self,
+            "ModelApprovedToPipeline",
+            description=f"{config.name}: an Approved model version starts the release pipeline",
+            event_pattern=model_approved_pattern(names.model_package_group_name(config.name)),
+            targets=[targets.EventBus(bus)],
+        )
+        acknowledge(
+            self.approvals_rule,
+            "Serverless-EventBusDLQ",
+            "a lost forward loses nothing: the Approved version stays in the registry and an operator starts the "
+            "pipeline by hand (python -m scripts.release promote); a DLQ would hold only that event",
+        )
+
+    def _share_with(self, accounts: tuple[str, ...]) -> None:
+        """Let other accounts (later stages, the pipeline) read the model store, its key and the images.
+
+        Cross-account access needs both sides: these resource policies here, and an identity policy on the reading
+        role in the other account (the endpoint role reads exactly the release's object). IAM User Guide, "Cross
+        account resource access in IAM", https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies-cross-account-resource-access.html
+        (read 2026-11-30).
+        """
+        if not accounts:
+            return
+        principals: list[iam.IPrincipal] = [iam.AccountPrincipal(account) for account in accounts]
+        self.artifacts_bucket.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ReleaseReadersGetModels",
+                principals=principals,
+                actions=["s3:GetObject"],
+                resources=[
+                    self.artifacts_bucket.arn_for_objects(f"{MODELS_PREFIX}*"),
+                    self.artifacts_bucket.arn_for_objects(f"{TRAINING_OUTPUT_PREFIX}*"),
+                ],
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="ReleaseReadersDecryptViaS3AndEcr",
+                principals=principals,
+                actions=["kms:Decrypt", "kms:DescribeKey"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {
+                        "kms:ViaService": [
+                            f"s3.{cdk.Aws.REGION}.amazonaws.com",
+                            f"ecr.{cdk.Aws.REGION}.amazonaws.com",
+                        ]
+                    }
+                },
+            )
+        )
+        for repository in self.repositories.values():
+            repository.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid="ReleaseReadersPull",
+                    principals=principals,
+                    actions=[
+                        "ecr:BatchGetImage",
+                        "ecr:GetDownloadUrlForLayer",
+                        "ecr:BatchCheckLayerAvailability",
+                        "ecr:DescribeImages",
+                    ],
+                )
+            )
+        # The pipeline's preflight reads the package's approval status across accounts.
+        self.model_package_group.model_package_group_policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReleaseReadersDescribePackages",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": [f"arn:{cdk.Aws.PARTITION}:iam::{a}:root" for a in accounts]},
+                    "Action": ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
+                    "Resource": [
+                        # by name, not GetAtt: a resource cannot reference its own attribute
+                        self.format_arn(
+                            service="sagemaker",
+                            resource="model-package-group",
+                            resource_name=self.model_package_group_name,
+                        ),
+                        self.format_arn(
+                            service="sagemaker",
+                            resource="model-package",
+                            resource_name=f"{self.model_package_group_name}/*",
+                        ),
+                    ],
+                }
+            ],
+        }

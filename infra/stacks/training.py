@@ -1,5 +1,5 @@
 """Training stack of a stage: the SageMaker training role, the runner and registrar Lambdas, the EventBridge rules
-that drive them, the model package group that finished jobs are registered in, the notify topic, alarms, and the
+that drive them (finished jobs are registered in the stateful stack's model package group), the notify topic, alarms, and the
 dataprep image + Processing role (``scripts/dataprep_job.py`` turns a raw manifest into a dataset with them).
 
 Flow: a ``dataset.json`` lands in the datasets bucket (or an operator invokes the runner) -> runner starts one
@@ -19,7 +19,6 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
@@ -39,6 +38,7 @@ from infra.constructs.images import ContainerImage, serve_build_args, train_buil
 from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
 from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
 from infra.nag import acknowledge, acknowledge_resource
+from infra.release import StageRelease
 from infra.stacks.stateful import StatefulStack
 
 TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
@@ -50,30 +50,37 @@ def job_name_prefix(config: StageConfig) -> str:
     return names.job_name_prefix(config.name)
 
 
-def model_package_group_name(config: StageConfig) -> str:
-    return names.model_package_group_name(config.name)
-
-
 class TrainingStack(cdk.Stack):
-    """Public attributes: ``training_role``, ``runner``, ``registrar``, ``notify_topic``, ``model_package_group``."""
+    """Public attributes: ``training_role``, ``runner``, ``registrar``, ``notify_topic``."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StageConfig, data: StatefulStack, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        data: StatefulStack,
+        release: StageRelease | None = None,
+        **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("description", f"{config.name}: training runner, events, model registry")
+        kwargs.setdefault("description", f"{config.name}: training runner, events, model registration")
         super().__init__(
             scope, construct_id, termination_protection=config.protect_stateless_stacks, **kwargs
         )
         settings = config.training
         prefix = job_name_prefix(config)
         train_image = ContainerImage(
-            self, "TrainImage", name="train", pinned_uri=config.images.train, build_args=train_build_args()
+            self,
+            "TrainImage",
+            name="train",
+            pinned_uri=release.train if release else config.images.train,
+            build_args=train_build_args(),
         )
         serve_image = ContainerImage(
             self,
             "ServeImage",
             name="serve",
-            pinned_uri=config.images.serve,
+            pinned_uri=release.serve if release else config.images.serve,
             build_args=serve_build_args(config.endpoint.instance_type),
         )
 
@@ -82,7 +89,7 @@ class TrainingStack(cdk.Stack):
             self,
             "Dataprep",
             stage=config.name,
-            pinned_uri=config.images.dataprep,
+            pinned_uri=release.dataprep if release else config.images.dataprep,
             datasets_bucket=data.datasets_bucket,
             key=data.key,
         )
@@ -172,12 +179,10 @@ class TrainingStack(cdk.Stack):
             },
             **common,
         )
-        self.model_package_group = sagemaker.CfnModelPackageGroup(
-            self,
-            "ModelPackageGroup",
-            model_package_group_name=model_package_group_name(config),
-            model_package_group_description=f"{config.name}: YOLO detector versions, one per completed training job",
-        )
+        self.model_package_group = data.model_package_group
+        # The group's ARN, not its name: SageMaker's model package APIs take either, and the name holds the Data
+        # stack's id (infra/stacks/stateful.py), which another stack can only reference as a whole value.
+        self.model_package_group_name = self.model_package_group.attr_model_package_group_arn
         self.registrar = LauncherFunction(
             self,
             "Registrar",
@@ -187,13 +192,13 @@ class TrainingStack(cdk.Stack):
             memory_mb=256,
             environment={
                 **shared_env,
-                "MODEL_PACKAGE_GROUP_NAME": model_package_group_name(config),
+                "MODEL_PACKAGE_GROUP_NAME": self.model_package_group_name,
                 "QUALITY_BAR_MAP50_95": str(settings.quality_bar_map50_95),
                 "SERVE_IMAGE_URI": serve_image.image_uri,
             },
             **common,
         )
-        self._grant_launchers(prefix)
+        self._grant_launchers(config, prefix)
         self._rules(config, data, prefix)
         self._outputs(config, prefix)
 
@@ -294,7 +299,7 @@ class TrainingStack(cdk.Stack):
                 resource=f"{data.artifacts_bucket.bucket_arn}/{prefix}*",
             )
 
-    def _grant_launchers(self, prefix: str) -> None:
+    def _grant_launchers(self, config: StageConfig, prefix: str) -> None:
         jobs = self.format_arn(service="sagemaker", resource="training-job", resource_name=f"{prefix}*")
         runner = self.runner.function
         runner.add_to_role_policy(
@@ -318,7 +323,8 @@ class TrainingStack(cdk.Stack):
         group_versions = self.format_arn(
             service="sagemaker",
             resource="model-package",
-            resource_name=f"{self.model_package_group.model_package_group_name}/*",
+            # versions of the stage's retained group(s): the group name's suffix is the Data stack's id
+            resource_name=f"{names.model_package_group_name(config.name)}-*/*",
         )
         registrar.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:DescribeTrainingJob"], resources=[jobs])
@@ -382,7 +388,8 @@ class TrainingStack(cdk.Stack):
         acknowledge_resource(
             registrar,
             "AwsSolutions-IAM5",
-            "model package versions are numbered by SageMaker inside this stage's one model package group",
+            "model package versions are numbered by SageMaker inside this stage's model package group (its name "
+            "ends in the Data stack's id, so a re-created stack never collides with the retained group)",
             resource=f"{group_versions}",
         )
 
@@ -465,7 +472,7 @@ class TrainingStack(cdk.Stack):
             "RunnerFunctionName": self.runner.function.function_name,
             "RegistrarFunctionName": self.registrar.function.function_name,
             "TrainingRoleArn": self.training_role.role_arn,
-            "ModelPackageGroupName": model_package_group_name(config),
+            "ModelPackageGroupName": self.model_package_group_name,
             "JobNamePrefix": prefix,
             "NotifyTopicArn": self.notify_topic.topic_arn,
             "TrainingInstanceType": config.training.instance_type,

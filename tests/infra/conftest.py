@@ -4,7 +4,8 @@
   ``synth.template("Dev", "Data")`` -> ``aws_cdk.assertions.Template``, ``synth.template_json(...)`` -> dict,
   ``synth.outdir`` -> the assembly dir, ``synth.stage("Dev")`` -> the PlatformStage construct.
 - ``stage_config("Dev", endpoint={"model_data_key": None})``: a stage's config with deep-merged overrides.
-- ``synth_stages(config, ...)``: synthesize an app of just these configs (cached per config, so ask sparingly).
+- ``synth_stages(config, ..., release=None, build_images=None)``: synthesize an app of just these configs (cached per
+  arguments, so ask sparingly); ``EXAMPLE_RELEASE`` is the checked-in release every default stage deploys.
 """
 
 from __future__ import annotations
@@ -20,11 +21,14 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from infra.app import build_app
+from app.contracts.release import Release, load_current
+from infra.app import RELEASES_DIR, build_app, example_pipeline_stages
 from infra.config import StageConfig, load_stage
 from infra.stage import PlatformStage
 from infra.stages import STAGES
 from scripts.synth import nag_findings
+
+EXAMPLE_RELEASE: Release = load_current(RELEASES_DIR)
 
 
 @dataclass
@@ -64,9 +68,14 @@ class SynthesizedApp:
     def stage(self, name: str) -> PlatformStage:
         return self.stages[name]
 
+    def pipeline_template(self) -> dict[str, Any]:
+        """The template of the top-level Pipeline stack."""
+        result: dict[str, Any] = json.loads((self.outdir / "Pipeline.template.json").read_text())
+        return result
 
-def _synth(configs: dict[str, StageConfig] | None, outdir: Path) -> SynthesizedApp:
-    app = build_app(configs, outdir=str(outdir))
+
+def _synth(configs: dict[str, StageConfig] | None, outdir: Path, **kwargs: Any) -> SynthesizedApp:
+    app = build_app(configs, outdir=str(outdir), **kwargs)
     try:
         app.synth()
     except RuntimeError as exc:  # cdk-nag findings: name each one instead of jsii's bare "Validation failed"
@@ -82,6 +91,16 @@ def _synth(configs: dict[str, StageConfig] | None, outdir: Path) -> SynthesizedA
 def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """The whole app, every stage, synthesized once per session (cdk-nag runs as part of it)."""
     return _synth(None, tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def pipeline_synth(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    """The example pipeline (infra/stages.py EXAMPLE_PIPELINE, stages in the example accounts) with every stage,
+    synthesized once per session: ``template("Dev", "Data")`` as usual, ``pipeline_template()`` for the pipeline."""
+    stages, pipeline = example_pipeline_stages()
+    return _synth(
+        stages, tmp_path_factory.mktemp("cdk.out.pipeline"), release=EXAMPLE_RELEASE, pipeline=pipeline
+    )
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -109,10 +128,15 @@ def synth_stages(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Synt
     """Synthesize an app made of just the given stage configs; the same configs are synthesized once."""
     cache: dict[str, SynthesizedApp] = {}
 
-    def build(*configs: StageConfig) -> SynthesizedApp:
-        key = json.dumps([c.model_dump(mode="json") for c in configs], sort_keys=True)
+    def build(*configs: StageConfig, **kwargs: Any) -> SynthesizedApp:
+        key = json.dumps(
+            [[c.model_dump(mode="json") for c in configs], {k: repr(v) for k, v in kwargs.items()}],
+            sort_keys=True,
+        )
         if key not in cache:
-            cache[key] = _synth({c.name: c for c in configs}, tmp_path_factory.mktemp("cdk.out.custom"))
+            cache[key] = _synth(
+                {c.name: c for c in configs}, tmp_path_factory.mktemp("cdk.out.custom"), **kwargs
+            )
         return cache[key]
 
     return build

@@ -13,10 +13,12 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
-from infra.config import load_stage
+from infra.app import build_app
+from infra.config import ConfigError, load_stage
 from infra.constructs.images import BUILD_CONTEXT, ContainerImage, ImageName
+from infra.release import serve_variant
 from infra.stages import STAGES
-from tests.infra.conftest import SynthesizedApp
+from tests.infra.conftest import EXAMPLE_RELEASE, SynthesizedApp
 
 PINNED = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/platform/serve@sha256:" + "ab" * 32
 
@@ -131,10 +133,29 @@ def test_image_asset_is_built_for_linux_amd64(tmp_path: Path) -> None:
     assert image["source"]["platform"] == "linux/amd64"
 
 
-@pytest.mark.parametrize(("stage", "variant"), [("Dev", None), ("Prod", "gpu")])
-def test_serve_image_variant_follows_the_endpoint_instance_type(
-    synth: SynthesizedApp, stage: str, variant: str | None
+@pytest.mark.parametrize("stage", ["Dev", "Staging", "Prod"])
+def test_stage_runs_the_release_serve_image_of_its_instance_variant_and_builds_nothing(
+    synth: SynthesizedApp, stage: str
 ) -> None:
-    (assets_file,) = (synth.outdir / f"assembly-{stage}").glob("*Serving*.assets.json")
+    variant = serve_variant(load_stage(stage, STAGES[stage]).endpoint.instance_type)
+    serving = synth.template_json(stage, "Serving")["Resources"]
+    (model,) = [r for r in serving.values() if r["Type"] == "AWS::SageMaker::Model"]
+    assert model["Properties"]["PrimaryContainer"]["Image"] == EXAMPLE_RELEASE.serve_image(variant).uri
+    for assets_file in (synth.outdir / f"assembly-{stage}").glob("*.assets.json"):
+        assert json.loads(assets_file.read_text()).get("dockerImages", {}) == {}
+
+
+def test_first_stage_can_build_its_images_with_the_variant_of_its_instance_type(
+    synth_stages, stage_config
+) -> None:  # type: ignore[no-untyped-def]
+    gpu_dev = stage_config("Dev", endpoint={"instance_type": "ml.g5.xlarge"})
+    built = synth_stages(gpu_dev, release=EXAMPLE_RELEASE, build_images=["Dev"])
+    (assets_file,) = (built.outdir / "assembly-Dev").glob("*Serving*.assets.json")
     (image,) = json.loads(assets_file.read_text())["dockerImages"].values()
-    assert image["source"].get("dockerBuildArgs", {}).get("VARIANT") == variant
+    assert image["source"].get("dockerBuildArgs", {}).get("VARIANT") == "gpu"
+
+
+def test_a_later_stage_may_not_build_its_images(stage_config) -> None:  # type: ignore[no-untyped-def]
+    configs = {n: stage_config(n) for n in ("Dev", "Prod")}
+    with pytest.raises(ConfigError, match=r"context 'build_images': expected 'Dev'.*got \['Prod'\]"):
+        build_app(configs, release=EXAMPLE_RELEASE, build_images=["Prod"])

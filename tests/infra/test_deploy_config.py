@@ -25,7 +25,10 @@ def stage(name: str, **endpoint: Any) -> dict[str, Any]:
 
 
 # A canary needs a fleet of at least 2 (SageMaker: at most 50% of it); Staging serves on one GPU instance.
-TWO_INSTANCES: dict[str, Any] = {"initial_instance_count": 2, "autoscaling": {"min_capacity": 2, "max_capacity": 4}}
+TWO_INSTANCES: dict[str, Any] = {
+    "initial_instance_count": 2,
+    "autoscaling": {"min_capacity": 2, "max_capacity": 4},
+}
 
 
 # ------------------------------------------------------------------------------------------------ 5 timeouts

@@ -54,7 +54,11 @@ def opted_in(synth_stages: Any) -> SynthesizedApp:
         make_stage_config(
             "Dev",
             training={"launcher_reserved_concurrency": 3},
-            endpoint={"data_capture_percent_live": 50},
+            # No release here: the stage serves its own model key, so it has an endpoint.
+            endpoint={
+                "data_capture_percent_live": 50,
+                "model_data_key": "models/yolo-detector/v1/model.tar.gz",
+            },
         )
     )
 

@@ -17,11 +17,12 @@ from infra.config import StageConfig, load_stage
 from infra.constructs.endpoint import variant_name
 from infra.constructs.monitoring import ROLLBACK
 from infra.stages import STAGES
-from tests.infra.conftest import SynthesizedApp, make_stage_config
+from tests.infra.conftest import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config
 
 STAGE_NAMES = list(STAGES)
 CONFIGS: dict[str, StageConfig] = {name: load_stage(name, values) for name, values in STAGES.items()}
 PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/yolo-detector-dev/3"
+MODEL_KEY = "models/yolo-detector/v1/model.tar.gz"  # a stage config's own model (no release): the legacy path
 
 
 def resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -56,7 +57,10 @@ def variants(synth_stages: Any) -> SynthesizedApp:
     endpoint: dict[str, Any] = dict(dev["endpoint"])  # type: ignore[call-overload]
     return synth_stages(  # type: ignore[no-any-return]
         make_stage_config("Dev", endpoint={"model_data_key": None}),
-        load_stage("Resized", {**dev, "endpoint": {**endpoint, "instance_type": "ml.c6i.2xlarge"}}),
+        load_stage(
+            "Resized",
+            {**dev, "endpoint": {**endpoint, "instance_type": "ml.c6i.2xlarge", "model_data_key": MODEL_KEY}},
+        ),
         load_stage(
             "Package",
             {**dev, "endpoint": {**endpoint, "model_data_key": None, "model_package_arn": PACKAGE_ARN}},
@@ -91,8 +95,7 @@ def test_serving_resources_have_no_physical_names(synth: SynthesizedApp, stage: 
 def test_model_runs_network_isolated_with_the_stage_model_data(synth: SynthesizedApp, stage: str) -> None:
     model = only(serving(synth, stage), "AWS::SageMaker::Model")
     assert model["EnableNetworkIsolation"] is True
-    url = flat(model["PrimaryContainer"]["ModelDataUrl"])
-    assert url == f"s3://<ref>/{CONFIGS[stage].endpoint.model_data_key}"
+    assert model["PrimaryContainer"]["ModelDataUrl"] == EXAMPLE_RELEASE.model.model_data_uri
 
 
 def test_model_package_stage_uses_the_package_not_an_image(variants: SynthesizedApp) -> None:
@@ -113,7 +116,8 @@ def test_execution_role_reads_only_the_model_object(synth: SynthesizedApp, stage
     ]
     reads = [s for s in statements if "s3:GetObject" in json.dumps(s["Action"])]
     assert [s["Action"] for s in reads] == ["s3:GetObject"]
-    assert flat(reads[0]["Resource"]) == f"<ref>/{CONFIGS[stage].endpoint.model_data_key}"
+    model = EXAMPLE_RELEASE.model
+    assert flat(reads[0]["Resource"]) == f"arn:<ref>:s3:::{model.bucket}/{model.key}"
     assert not [s for s in statements if "s3:Delete" in json.dumps(s["Action"])]
 
 
@@ -397,3 +401,23 @@ def test_stage_without_model_version_has_no_endpoint_and_says_so(variants: Synth
         assert not resources(template, kind), kind
     assert "no model version" in template["Outputs"]["EndpointStatus"]["Value"]
     assert resources(template, "AWS::CloudWatch::Dashboard")  # training loss is still worth a dashboard
+
+
+# ------------------------------------------------------------------------------------------------ release
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_models_and_endpoint_configs_are_retained_on_replacement(synth: SynthesizedApp, stage: str) -> None:
+    template = serving(synth, stage)
+    for kind in ("AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig"):
+        [resource] = resources(template, kind).values()
+        assert (resource["UpdateReplacePolicy"], resource["DeletionPolicy"]) == ("Retain", "Retain"), kind
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_serving_stack_names_the_release_it_runs(synth: SynthesizedApp, stage: str) -> None:
+    assert serving(synth, stage)["Outputs"]["ReleaseId"]["Value"] == EXAMPLE_RELEASE.release_id
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_execution_role_decrypts_with_the_model_store_key(synth: SynthesizedApp, stage: str) -> None:
+    rendered = json.dumps(resources(serving(synth, stage), "AWS::IAM::Policy"))
+    assert json.dumps(EXAMPLE_RELEASE.model.kms_key_arn) in rendered

@@ -12,13 +12,13 @@ from aws_cdk.assertions import Match
 from infra.config import load_stage
 from infra.stacks.stateful import ECR_IMAGES_PER_REPOSITORY
 from infra.stages import STAGES
-from tests.infra.conftest import SynthesizedApp
+from tests.infra.conftest import EXAMPLE_RELEASE, SynthesizedApp
 
 STAGE_NAMES = list(STAGES)
 KMS_BUCKETS = ("DatasetsBucket", "ArtifactsBucket")
 ALL_BUCKETS = (*KMS_BUCKETS, "AccessLogsBucket")
 REPOSITORIES = ("DataprepRepository", "TrainRepository", "ServeRepository")
-PINNED_LOGICAL_IDS = {"DataKey", *ALL_BUCKETS, *REPOSITORIES}
+PINNED_LOGICAL_IDS = {"DataKey", *ALL_BUCKETS, *REPOSITORIES, "ModelPackageGroup"}
 
 
 def _resources(synth: SynthesizedApp, stage: str) -> dict[str, Any]:
@@ -33,7 +33,12 @@ def _props(synth: SynthesizedApp, stage: str, logical_id: str) -> dict[str, Any]
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_stateful_logical_ids_are_pinned(synth: SynthesizedApp, stage: str) -> None:
-    stateful_types = {"AWS::KMS::Key", "AWS::S3::Bucket", "AWS::ECR::Repository"}
+    stateful_types = {
+        "AWS::KMS::Key",
+        "AWS::S3::Bucket",
+        "AWS::ECR::Repository",
+        "AWS::SageMaker::ModelPackageGroup",
+    }
     found = {lid for lid, r in _resources(synth, stage).items() if r["Type"] in stateful_types}
     assert found == PINNED_LOGICAL_IDS
 
@@ -159,14 +164,17 @@ def test_promoted_images_are_held_out_of_the_keep_last_n_rule(
     assert first["selection"]["countNumber"] == ECR_IMAGES_PER_REPOSITORY
 
 
+MODEL_STORE = {"DataKey", "ArtifactsBucket", "ModelPackageGroup"}  # outlive every stack, in every stage
+
+
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_retention_follows_stage_config(synth: SynthesizedApp, stage: str) -> None:
     retain = load_stage(stage, STAGES[stage]).retain_data
     resources = _resources(synth, stage)
     expected = "Retain" if retain else "Delete"
-    assert {resources[lid]["DeletionPolicy"] for lid in PINNED_LOGICAL_IDS} == {expected}
+    assert {resources[lid]["DeletionPolicy"] for lid in PINNED_LOGICAL_IDS - MODEL_STORE} == {expected}
     auto_delete = [lid for lid, r in resources.items() if r["Type"] == "Custom::S3AutoDeleteObjects"]
-    assert len(auto_delete) == (0 if retain else len(ALL_BUCKETS))
+    assert len(auto_delete) == (0 if retain else len(ALL_BUCKETS) - 1)
     empty_on_delete = {_props(synth, stage, lid)["EmptyOnDelete"] for lid in REPOSITORIES}
     assert empty_on_delete == {not retain}
 
@@ -189,3 +197,38 @@ def test_stack_outputs_name_the_unnamed_buckets_and_repositories(synth: Synthesi
         "ServeRepositoryUri",
     ):
         template.has_output(output, {"Value": Match.any_value()})
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_model_registry_and_model_store_are_retained_in_the_stateful_stack(
+    synth: SynthesizedApp, stage: str
+) -> None:
+    resources = _resources(synth, stage)
+    for logical_id in MODEL_STORE:
+        assert (resources[logical_id]["DeletionPolicy"], resources[logical_id]["UpdateReplacePolicy"]) == (
+            "Retain",
+            "Retain",
+        ), logical_id
+    assert resources["ModelPackageGroup"]["Type"] == "AWS::SageMaker::ModelPackageGroup"
+    for stack in ("Training", "Serving"):  # stateless stacks, deleted with the stage
+        assert not [
+            r
+            for r in synth.template_json(stage, stack)["Resources"].values()
+            if r["Type"] == "AWS::SageMaker::ModelPackageGroup"
+        ]
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_retained_group_name_never_collides_with_a_re_created_stack(
+    synth: SynthesizedApp, stage: str
+) -> None:
+    name = _props(synth, stage, "ModelPackageGroup")["ModelPackageGroupName"]
+    assert "AWS::StackId" in json.dumps(name)  # suffixed with this stack's id, new for every creation
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_stage_records_the_release_it_runs(synth: SynthesizedApp, stage: str) -> None:
+    template = synth.template_json(stage, "Data")
+    [parameter] = [r for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"]
+    assert parameter["Properties"]["Value"] == EXAMPLE_RELEASE.release_id
+    assert parameter["Properties"]["Name"] == f"/yolo-detector/{stage.lower()}/release-id"

@@ -43,8 +43,10 @@ def _parse_functions() -> dict[str, Callable[[list[str]], object]]:
     from scripts import (
         dataprep_job,
         demo,
+        gpu_check,
         loadtest,
         promote_image,
+        release,
         simulate_autoscaling,
         synth,
         training,
@@ -63,6 +65,8 @@ def _parse_functions() -> dict[str, Callable[[list[str]], object]]:
         "scripts.simulate_autoscaling": simulate_autoscaling.parse_args,
         "scripts.synth": lambda argv: synth.parser().parse_args(argv),
         "scripts.demo": demo.parse_args,
+        "scripts.release": lambda argv: release.build_parser().parse_args(argv),
+        "scripts.gpu_check": lambda argv: gpu_check.parser().parse_args(argv),
     }
 
 

@@ -1,0 +1,293 @@
+"""A release: the image digests and the one model version every stage runs, as one immutable JSON document.
+
+Releases are data (``releases/<release id>.json``; ``releases/CURRENT`` holds the id of the one the stages deploy).
+Images are built once and named by digest; the model is a registered, Approved model package with its model data
+URI and the sha256 of that ``model.tar.gz``. Promoting Dev -> Staging -> Prod deploys the same record, so the
+stages run the same bytes. Read by the CDK app (what each stage deploys), the release preflight and the post-deploy
+verifier (``scripts/release_checks.py``) and the operator CLI (``scripts/release.py``); one definition here.
+
+A record that is not valid is refused with the source, the field and what was expected, e.g.
+``releases/r7.json: field 'images.serve.gpu.digest': expected 'sha256:<64 hex>', got 'sha256:12ab'``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCHEMA_VERSION: Literal[1] = 1
+QUALITY_METRIC = "val:mAP50-95"  # the metric the registrar approves on (app/contracts/metrics.py names it)
+ServeVariant = Literal["cpu", "gpu"]
+
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_REPOSITORY = re.compile(
+    r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?P<cn>\.cn)?/(?P<name>[a-z0-9._/-]+)$"
+)
+_PACKAGE_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
+    r"model-package/(?P<group>[A-Za-z0-9-]{1,63})/(?P<version>[0-9]+)$"
+)
+_S3_URI = re.compile(
+    r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*'()/=-]+\.tar\.gz)$"
+)
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]{36}$")
+_RELEASE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+
+
+class ReleaseError(ValueError):
+    """A release record that cannot be deployed; the message names the source, the field and what was expected."""
+
+
+def _expect(pattern: re.Pattern[str], expected: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"expected {expected}, got '{value}'")
+        return value
+
+    return AfterValidator(check)
+
+
+Digest = Annotated[str, _expect(_DIGEST, "'sha256:<64 hex>'")]
+Sha256 = Annotated[str, _expect(_SHA256, "64 lowercase hex characters (sha256 of model.tar.gz)")]
+Repository = Annotated[str, _expect(_REPOSITORY, "'<account>.dkr.ecr.<region>.amazonaws.com/<repository>'")]
+PackageArn = Annotated[
+    str, _expect(_PACKAGE_ARN, "'arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>'")
+]
+S3Uri = Annotated[str, _expect(_S3_URI, "'s3://<bucket>/<key>.tar.gz'")]
+KmsKeyArn = Annotated[str, _expect(_KMS_KEY_ARN, "'arn:aws:kms:<region>:<account>:key/<key id>'")]
+
+
+def _approved(value: str) -> str:
+    # A versioned model package must be Approved before it is deployed (SageMaker Developer Guide, "Update the
+    # Approval Status of a Model", https://docs.aws.amazon.com/sagemaker/latest/dg/model-registry-approve.html,
+    # read 2026-11-30).
+    if value != "Approved":
+        raise ValueError(f"expected 'Approved' (only an Approved model version is deployed), got '{value}'")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImageDigest(_Strict):
+    """One image, by digest: ``<repository>@<digest>`` is what SageMaker and Lambda run."""
+
+    repository: Repository
+    digest: Digest
+
+    @property
+    def uri(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+    @property
+    def account(self) -> str:
+        return self._part("account")
+
+    @property
+    def region(self) -> str:
+        return self._part("region")
+
+    @property
+    def repository_name(self) -> str:
+        return self._part("name")
+
+    def _part(self, name: str) -> str:
+        match = _REPOSITORY.match(self.repository)
+        assert match  # validated
+        return match[name]
+
+
+class ReleaseImages(_Strict):
+    """Every image the stages run. ``serve`` has one digest per variant in use (cpu: slim, gpu: CUDA)."""
+
+    dataprep: ImageDigest
+    train: ImageDigest
+    serve: dict[ServeVariant, ImageDigest] = Field(min_length=1)
+
+
+class ReleaseModel(_Strict):
+    """The one model version: a registered model package, Approved, and its model data with a checksum."""
+
+    package_arn: PackageArn
+    approval_status: Annotated[str, AfterValidator(_approved)]
+    model_data_uri: S3Uri
+    sha256: Sha256
+    kms_key_arn: KmsKeyArn | None = Field(
+        None, description="the key that encrypts model_data_uri, if SSE-KMS"
+    )
+    metrics: dict[str, float] = Field(description="the final metrics the version was approved on")
+    dataset_version: str = Field(min_length=1, max_length=256)
+    card_version: str = Field(
+        min_length=1,
+        max_length=256,
+        description="model.json 'version': what the endpoint answers as model.version",
+    )
+
+    @model_validator(mode="after")
+    def _quality_metric(self) -> ReleaseModel:
+        if QUALITY_METRIC not in self.metrics:
+            raise ValueError(
+                f"metrics: expected the quality metric '{QUALITY_METRIC}', got {sorted(self.metrics)}"
+            )
+        return self
+
+    @property
+    def package_group(self) -> str:
+        return self._arn("group")
+
+    @property
+    def package_version(self) -> int:
+        return int(self._arn("version"))
+
+    @property
+    def account(self) -> str:
+        return self._arn("account")
+
+    @property
+    def region(self) -> str:
+        return self._arn("region")
+
+    @property
+    def quality(self) -> float:
+        return self.metrics[QUALITY_METRIC]
+
+    @property
+    def bucket(self) -> str:
+        return self._s3("bucket")
+
+    @property
+    def key(self) -> str:
+        return self._s3("key")
+
+    def _arn(self, name: str) -> str:
+        match = _PACKAGE_ARN.match(self.package_arn)
+        assert match
+        return match[name]
+
+    def _s3(self, name: str) -> str:
+        match = _S3_URI.match(self.model_data_uri)
+        assert match
+        return match[name]
+
+
+class Release(_Strict):
+    """One release record (immutable: a change is a new release id)."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    release_id: Annotated[
+        str, _expect(_RELEASE_ID, "3-63 characters of a-z, 0-9 and '-' (e.g. 'r-20261130-1')")
+    ]
+    created_at: datetime
+    git_commit: Annotated[str, _expect(_COMMIT, "a full 40-hex git commit")]
+    images: ReleaseImages
+    model: ReleaseModel
+    notes: str = Field("", max_length=2000)
+
+    def serve_image(self, variant: ServeVariant) -> ImageDigest:
+        """The serve image of ``variant``; refused when the release has none (a stage needs one it lacks)."""
+        image = self.images.serve.get(variant)
+        if image is None:
+            raise ReleaseError(
+                f"release {self.release_id}: field 'images.serve.{variant}': expected a digest of the {variant} "
+                f"serve image (a stage serves on {variant} instances), the release has {sorted(self.images.serve)}"
+            )
+        return image
+
+    def image_uris(self) -> dict[str, str]:
+        """``dataprep``, ``train``, ``serve.<variant>`` -> ``<repository>@<digest>``."""
+        uris = {"dataprep": self.images.dataprep.uri, "train": self.images.train.uri}
+        uris.update({f"serve.{variant}": image.uri for variant, image in sorted(self.images.serve.items())})
+        return uris
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def s3_location(uri: str) -> tuple[str, str]:
+    """``s3://<bucket>/<key>.tar.gz`` -> (bucket, key); ReleaseError for anything else."""
+    match = _S3_URI.match(uri)
+    if not match:
+        raise ReleaseError(f"model data {uri!r}: expected 's3://<bucket>/<key>.tar.gz'")
+    return match["bucket"], match["key"]
+
+
+def parse_release(text: str, *, source: str) -> Release:
+    """Validate a release document; ReleaseError names ``source``, each bad field and what was expected."""
+    try:
+        return Release.model_validate_json(text)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(record)"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "json_invalid":
+                message = (
+                    f"not a JSON document ({err['ctx'].get('error', message) if 'ctx' in err else message})"
+                )
+            problems.append(f"{source}: field '{field}': {message}")
+        raise ReleaseError("; ".join(problems)) from None
+
+
+def load_release(path: Path) -> Release:
+    """Read and validate ``path``; a missing file is a ReleaseError too."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ReleaseError(f"{path}: cannot read the release record ({exc.strerror})") from None
+    release = parse_release(text, source=str(path))
+    if path.name != f"{release.release_id}.json":
+        raise ReleaseError(
+            f"{path}: field 'release_id': expected '{path.stem}' (a record is named after its id), "
+            f"got '{release.release_id}'"
+        )
+    return release
+
+
+CURRENT = "CURRENT"  # file in the releases folder that holds the id of the release the stages deploy
+
+
+def release_path(releases_dir: Path, release_id: str) -> Path:
+    if not _RELEASE_ID.match(release_id):
+        raise ReleaseError(f"release id '{release_id}': expected 3-63 characters of a-z, 0-9 and '-'")
+    return releases_dir / f"{release_id}.json"
+
+
+def current_release_id(releases_dir: Path) -> str:
+    """The id in ``releases/CURRENT`` (one line)."""
+    pointer = releases_dir / CURRENT
+    try:
+        release_id = pointer.read_text().strip()
+    except OSError as exc:
+        raise ReleaseError(f"{pointer}: cannot read the current release id ({exc.strerror})") from None
+    if not _RELEASE_ID.match(release_id):
+        raise ReleaseError(f"{pointer}: expected one release id (e.g. 'r-20261130-1'), got '{release_id}'")
+    return release_id
+
+
+def load_current(releases_dir: Path) -> Release:
+    """The release ``releases/CURRENT`` names."""
+    return load_release(release_path(releases_dir, current_release_id(releases_dir)))
+
+
+def release_history(releases_dir: Path) -> list[Release]:
+    """Every record in ``releases_dir``, oldest first (by ``created_at``, then id)."""
+    records = [load_release(path) for path in sorted(releases_dir.glob("*.json"))]
+    return sorted(records, key=lambda r: (r.created_at, r.release_id))
+
+
+def previous_release(releases_dir: Path, release: Release) -> Release | None:
+    """The record created just before ``release`` (what a promotion of ``release`` replaces, in order)."""
+    earlier = [
+        r
+        for r in release_history(releases_dir)
+        if (r.created_at, r.release_id) < (release.created_at, release.release_id)
+    ]
+    return earlier[-1] if earlier else None

@@ -1,0 +1,256 @@
+"""The release gates, as pure cores over AWS clients (moto and botocore Stubber test them): the preflight before a
+stage deploys a release, and the verification after. ``scripts/release.py`` wires them to the command line and to
+the accounts; the pipeline (infra/stacks/pipeline.py) runs them as CodeBuild steps.
+
+Preflight (exit 3 when any check fails): the model package is Approved and is the release's model data; its
+quality metric meets the stage's bar; the model object exists with the release's sha256; the stage has instance
+quota for twice its maximum capacity (blue/green runs two fleets at once); the endpoint is not already changing.
+
+Verify: scripts/verify_endpoint.py's checks against the release (stack, silent rollback, image digest, model data,
+instance type, data capture, model version in the answer), the stage's recorded release id, then a bounded
+load-test smoke (every request must answer 200).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from app.contracts.release import QUALITY_METRIC, Release
+from infra.config import StageConfig
+from infra.release import serve_variant
+from scripts.verify_endpoint import Expectation, Report, verify
+
+# An endpoint in one of these states is changing: a deploy now would fail or race a rollback.
+BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+BLUE_GREEN_FLEETS = 2  # blue/green keeps the old fleet until the new one has baked
+_CHUNK = 8 * 1024 * 1024
+
+
+def endpoint_quota_name(instance_type: str) -> str:
+    """The Service Quotas name of a SageMaker endpoint instance type (service code ``sagemaker``)."""
+    return f"{instance_type} for endpoint usage"
+
+
+def sha256_of_object(s3: Any, bucket: str, key: str) -> str:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    digest = hashlib.sha256()
+    while chunk := body.read(_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_image(registry: Any, package_arn: str) -> str:
+    """The serve image a model package was registered with (the registrar records the stage's serve image)."""
+    from sagemaker.core.resources import ModelPackage
+
+    package = ModelPackage.get(package_arn, session=registry, region=package_arn.split(":")[3])
+    assert package is not None
+    containers = package.inference_specification.containers if package.inference_specification else []
+    return str(containers[0].image) if containers else ""
+
+
+def package_facts(registry: Any, package_arn: str) -> tuple[str, str, dict[str, str]]:
+    """(approval status, model data URL, customer metadata) of a model package, through the SageMaker Python SDK.
+
+    ``registry`` is a boto3 Session that can describe the package (the registry's account, or a principal its
+    model package group policy lets in)."""
+    from sagemaker.core.resources import ModelPackage  # operator extra; never in the Lambdas or images
+
+    region = package_arn.split(":")[3]
+    package = ModelPackage.get(package_arn, session=registry, region=region)
+    assert package is not None
+    containers = package.inference_specification.containers if package.inference_specification else []
+    url = str(containers[0].model_data_url) if containers else ""
+    metadata = package.customer_metadata_properties
+    return str(package.model_approval_status), url, dict(metadata) if isinstance(metadata, dict) else {}
+
+
+def _quality(metadata: dict[str, str], release: Release) -> tuple[float, str]:
+    recorded = metadata.get(f"metric:{QUALITY_METRIC}")
+    if recorded is not None:
+        return float(recorded), "the registry"
+    return release.model.quality, "the release record"
+
+
+def preflight(
+    release: Release,
+    config: StageConfig,
+    *,
+    registry: Any,
+    s3: Any,
+    cloudformation: Any,
+    sagemaker: Any,
+    service_quotas: Any,
+) -> Report:
+    """Can ``config``'s stage deploy ``release`` now? ``registry``: a boto3 Session for the model registry; ``s3``:
+    a client that reads the model store; the others: clients in the stage's account."""
+    report = Report()
+    model = release.model
+    status, url, metadata = package_facts(registry, model.package_arn)
+    report.add(
+        "package approved",
+        status == "Approved",
+        f"{model.package_group} v{model.package_version} is {status}"
+        + ("" if status == "Approved" else ", expected Approved (python -m scripts.release approve ...)"),
+    )
+    report.add(
+        "package model data",
+        url == model.model_data_uri,
+        f"{url}"
+        if url == model.model_data_uri
+        else f"the package serves {url}, the release says {model.model_data_uri}",
+    )
+    score, source = _quality(metadata, release)
+    bar = config.training.quality_bar_map50_95
+    report.add(
+        "quality bar",
+        score >= bar,
+        f"{QUALITY_METRIC} {score:.4f} (from {source}) {'>=' if score >= bar else '<'} {config.name}'s bar {bar:.4f}",
+    )
+    try:
+        actual = sha256_of_object(s3, model.bucket, model.key)
+    except s3.exceptions.NoSuchKey:
+        report.add("model object", False, f"{model.model_data_uri} does not exist")
+    else:
+        report.add(
+            "model object",
+            actual == model.sha256,
+            f"sha256 {actual[:12]}... matches"
+            if actual == model.sha256
+            else f"sha256 {actual} differs from the release's {model.sha256}",
+        )
+    _quota(report, config, service_quotas)
+    _endpoint_idle(report, config, cloudformation, sagemaker)
+    return report
+
+
+def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:
+    endpoint = config.endpoint
+    name = endpoint_quota_name(endpoint.instance_type)
+    needed = BLUE_GREEN_FLEETS * endpoint.autoscaling.max_capacity
+    value: float | None = None
+    for page in service_quotas.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
+        for quota in page.get("Quotas", []):
+            if quota.get("QuotaName") == name:
+                value = float(quota["Value"])
+    report.add(
+        "instance quota",
+        value is not None and value >= needed,
+        f"{name}: need {needed} (2 x max capacity {endpoint.autoscaling.max_capacity}, blue/green), have "
+        + ("none (request it in Service Quotas)" if value is None else f"{value:g}"),
+    )
+
+
+def _endpoint_idle(report: Report, config: StageConfig, cloudformation: Any, sagemaker: Any) -> None:
+    stack = f"{config.name}-Serving"
+    try:
+        [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except cloudformation.exceptions.ClientError as exc:
+        if "does not exist" in str(exc):
+            report.add("endpoint idle", True, f"{stack} is not deployed yet (first deploy)")
+            return
+        raise
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    name = outputs.get("EndpointName")
+    if name is None:
+        report.add("endpoint idle", True, f"{stack} has no endpoint yet")
+        return
+    status = sagemaker.describe_endpoint(EndpointName=name)["EndpointStatus"]
+    report.add(
+        "endpoint idle",
+        status not in BUSY,
+        f"{name} is {status}"
+        + (": wait until the running change (or its rollback) ends" if status in BUSY else ""),
+    )
+
+
+def expectation(release: Release, config: StageConfig) -> Expectation:
+    """What the stage's endpoint must run for ``release``."""
+    endpoint = config.endpoint
+    return Expectation(
+        image=release.serve_image(serve_variant(endpoint.instance_type)).uri,
+        model_data_url=release.model.model_data_uri,
+        instance_type=endpoint.instance_type,
+        data_capture_percent=endpoint.data_capture_percent,
+        model_version=release.model.card_version,
+    )
+
+
+def verify_release(
+    release: Release,
+    config: StageConfig,
+    *,
+    cloudformation: Any,
+    sagemaker: Any,
+    runtime: Any,
+    image: bytes,
+    load_requests: int = 0,
+    load_concurrency: int = 1,
+    load_seconds: float = 300,
+) -> Report:
+    """After a deploy: the endpoint runs ``release`` as configured, answers, and survives a short load."""
+    stack = f"{config.name}-Serving"
+    report = verify(
+        stack,
+        cloudformation=cloudformation,
+        sagemaker=sagemaker,
+        runtime=runtime,
+        image=image,
+        expect=expectation(release, config),
+    )
+    if not report.checks or not report.checks[0].ok:
+        return report
+    [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    recorded = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}.get("ReleaseId")
+    report.add(
+        "release id",
+        recorded == release.release_id,
+        f"{stack} deployed {recorded}"
+        + ("" if recorded == release.release_id else f", expected {release.release_id}"),
+    )
+    if load_requests and report.ok:
+        _load_smoke(
+            report,
+            runtime,
+            recorded_endpoint(described),
+            image,
+            load_requests,
+            load_concurrency,
+            load_seconds,
+        )
+    return report
+
+
+def recorded_endpoint(described: dict[str, Any]) -> str:
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    return outputs["EndpointName"]
+
+
+def _load_smoke(
+    report: Report, runtime: Any, endpoint: str, image: bytes, requests: int, concurrency: int, seconds: float
+) -> None:
+    """A bounded closed-loop load (scripts/loadtest.py's stepper) through the same runtime client."""
+    from scripts.loadtest import run_step
+
+    def make() -> Any:
+        def invoke() -> int:
+            try:
+                response = runtime.invoke_endpoint(
+                    EndpointName=endpoint, ContentType="image/jpeg", Accept="application/json", Body=image
+                )
+            except runtime.exceptions.ClientError as exc:  # the status SageMaker or the container answered
+                meta = exc.response.get("ResponseMetadata", {})
+                return int(exc.response.get("OriginalStatusCode") or meta.get("HTTPStatusCode") or 599)
+            response["Body"].read()
+            return 200  # boto3 raises for every non-2xx answer
+
+        return invoke
+
+    step = run_step(make, concurrency, requests, seconds)
+    report.add(
+        "load smoke",
+        step.errors == 0 and step.requests >= requests,
+        f"{step.requests} requests at concurrency {concurrency}: {step.errors} errors {step.error_codes or ''}, "
+        f"p50 {step.p50_ms} ms, p99 {step.p99_ms} ms, {step.rps} rps".replace(" {}", ""),
+    )

@@ -1,0 +1,235 @@
+"""The release pipeline (example configuration): stage order, gates around each deploy, the same bytes in Staging
+and Prod, the registry shared across accounts, and cdk-nag + cfn-lint clean on the pipeline stack."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from cfnlint.api import ManualArgs, lint_file
+
+from infra.app import build_app, example_pipeline_stages
+from infra.config import ConfigError, load_pipeline
+from infra.release import serve_variant
+from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE
+from scripts.synth import IGNORED_CFN_LINT_CHECKS
+from tests.infra.conftest import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config
+
+STAGE_ORDER = ["Dev", "Staging", "Prod"]
+
+
+def pipeline_stages(synth: SynthesizedApp) -> list[dict[str, Any]]:
+    [pipeline] = [
+        r
+        for r in synth.pipeline_template()["Resources"].values()
+        if r["Type"] == "AWS::CodePipeline::Pipeline"
+    ]
+    stages: list[dict[str, Any]] = pipeline["Properties"]["Stages"]
+    return stages
+
+
+def actions(synth: SynthesizedApp, stage: str) -> list[dict[str, Any]]:
+    [found] = [s for s in pipeline_stages(synth) if s["Name"] == stage]
+    result: list[dict[str, Any]] = found["Actions"]
+    return result
+
+
+def deploys(stage_actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [a for a in stage_actions if a["ActionTypeId"]["Provider"] == "CloudFormation"]
+
+
+def model_container(synth: SynthesizedApp, stage: str) -> dict[str, Any]:
+    [model] = [
+        r
+        for r in synth.template_json(stage, "Serving")["Resources"].values()
+        if r["Type"] == "AWS::SageMaker::Model"
+    ]
+    container: dict[str, Any] = model["Properties"]["PrimaryContainer"]
+    return container
+
+
+def test_pipeline_is_v2_with_queued_executions(pipeline_synth: SynthesizedApp) -> None:
+    [pipeline] = [
+        r["Properties"]
+        for r in pipeline_synth.pipeline_template()["Resources"].values()
+        if r["Type"] == "AWS::CodePipeline::Pipeline"
+    ]
+    assert (pipeline["PipelineType"], pipeline["ExecutionMode"]) == ("V2", "QUEUED")
+
+
+def test_stages_deploy_in_promotion_order_after_source_and_synth(pipeline_synth: SynthesizedApp) -> None:
+    names = [s["Name"] for s in pipeline_stages(pipeline_synth)]
+    assert names[:2] == ["Source", "Build"]
+    assert [n for n in names if n in STAGE_ORDER] == STAGE_ORDER
+    assert names.index("Dev") < names.index("Staging") < names.index("Prod")
+
+
+def test_source_is_the_configured_connection_and_synth_runs_make_test_and_make_synth(
+    pipeline_synth: SynthesizedApp,
+) -> None:
+    [source] = actions(pipeline_synth, "Source")
+    assert source["Configuration"]["ConnectionArn"] == EXAMPLE_PIPELINE["connection_arn"]
+    assert source["Configuration"]["FullRepositoryId"] == EXAMPLE_PIPELINE["repository"]
+    projects = [
+        r["Properties"]
+        for r in pipeline_synth.pipeline_template()["Resources"].values()
+        if r["Type"] == "AWS::CodeBuild::Project"
+    ]
+    specs = [json.dumps(p["Source"].get("BuildSpec", "")) for p in projects]
+    [synth_spec] = [s for s in specs if "make synth" in s]
+    assert synth_spec.index("make test") < synth_spec.index("make synth")
+    # an execution started by an Approved model version releases it before the synth
+    create = synth_spec.index("scripts.release create --from-stage Dev --if-new-package")
+    assert synth_spec.index("make test") < create < synth_spec.index("make synth")
+
+
+def test_manual_approval_comes_before_any_prod_deploy(pipeline_synth: SynthesizedApp) -> None:
+    prod = actions(pipeline_synth, "Prod")
+    approvals = [a for a in prod if a["ActionTypeId"]["Category"] == "Approval"]
+    assert len(approvals) == 1
+    assert approvals[0]["RunOrder"] < min(a["RunOrder"] for a in deploys(prod))
+    assert not [
+        a
+        for s in ("Dev", "Staging")
+        for a in actions(pipeline_synth, s)
+        if a["ActionTypeId"]["Category"] == "Approval"
+    ]
+
+
+def test_approval_comment_summarises_the_release(pipeline_synth: SynthesizedApp) -> None:
+    [approval] = [a for a in actions(pipeline_synth, "Prod") if a["ActionTypeId"]["Category"] == "Approval"]
+    comment = approval["Configuration"]["CustomData"]
+    assert EXAMPLE_RELEASE.release_id in comment
+    assert f"v{EXAMPLE_RELEASE.model.package_version}" in comment
+    assert "val:mAP50-95=0.64" in comment
+    assert len(comment) <= 1000
+
+
+@pytest.mark.parametrize("stage", ["Staging", "Prod"])
+def test_preflight_runs_before_the_stage_deploys(pipeline_synth: SynthesizedApp, stage: str) -> None:
+    stage_actions = actions(pipeline_synth, stage)
+    [preflight] = [a for a in stage_actions if a["Name"] == f"Preflight{stage}"]
+    assert preflight["RunOrder"] < min(a["RunOrder"] for a in deploys(stage_actions))
+    if stage == "Prod":  # the approval first, then a fresh preflight
+        [approval] = [a for a in stage_actions if a["ActionTypeId"]["Category"] == "Approval"]
+        assert approval["RunOrder"] < preflight["RunOrder"]
+
+
+@pytest.mark.parametrize("stage", STAGE_ORDER)
+def test_post_deploy_verification_follows_every_deploy_of_the_stage(
+    pipeline_synth: SynthesizedApp, stage: str
+) -> None:
+    stage_actions = actions(pipeline_synth, stage)
+    [verify] = [a for a in stage_actions if a["Name"] == f"Verify{stage}"]
+    assert verify["RunOrder"] > max(a["RunOrder"] for a in deploys(stage_actions))
+    # the verifier role's ARN comes from the Serving stack's output (no physical role name)
+    assert "ReleaseVerifierRoleArn" in json.dumps(verify["Configuration"]["EnvironmentVariables"])
+
+
+def test_staging_and_prod_serve_the_same_model_data(pipeline_synth: SynthesizedApp) -> None:
+    staging, prod = model_container(pipeline_synth, "Staging"), model_container(pipeline_synth, "Prod")
+    assert staging["ModelDataUrl"] == prod["ModelDataUrl"] == EXAMPLE_RELEASE.model.model_data_uri
+
+
+def test_staging_and_prod_run_the_same_serve_image(pipeline_synth: SynthesizedApp) -> None:
+    assert (
+        model_container(pipeline_synth, "Staging")["Image"]
+        == model_container(pipeline_synth, "Prod")["Image"]
+    )
+
+
+@pytest.mark.parametrize("stage", STAGE_ORDER)
+def test_every_stage_runs_release_digests_from_the_registry_account(
+    pipeline_synth: SynthesizedApp, stage: str
+) -> None:
+    variant = serve_variant(make_stage_config(stage).endpoint.instance_type)
+    assert model_container(pipeline_synth, stage)["Image"] == EXAMPLE_RELEASE.serve_image(variant).uri
+
+
+def test_registry_shares_model_store_key_and_images_with_later_stages_and_the_pipeline(
+    pipeline_synth: SynthesizedApp,
+) -> None:
+    readers = sorted(
+        {
+            EXAMPLE_ENVIRONMENTS["Staging"]["account"],
+            EXAMPLE_ENVIRONMENTS["Prod"]["account"],
+            str(EXAMPLE_PIPELINE["account"]),
+        }
+    )
+    data = pipeline_synth.template_json("Dev", "Data")["Resources"]
+    rendered = json.dumps(data)
+    for account in readers:
+        assert f":iam::{account}:root" in rendered
+    [bucket_policy] = [
+        json.dumps(r)
+        for r in data.values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and "ReleaseReadersGetModels" in json.dumps(r)
+    ]
+    assert "ReleaseReadersGetModels" in bucket_policy and "s3:GetObject" in bucket_policy
+    assert "ReleaseReadersDecryptViaS3AndEcr" in json.dumps(data["DataKey"])
+    for repository in ("DataprepRepository", "TrainRepository", "ServeRepository"):
+        assert "ReleaseReadersPull" in json.dumps(data[repository]["Properties"]["RepositoryPolicyText"])
+    group = data["ModelPackageGroup"]["Properties"]["ModelPackageGroupPolicy"]
+    assert "sagemaker:DescribeModelPackage" in json.dumps(group)
+    # later stages share nothing: they read from the registry
+    assert "ReleaseReaders" not in json.dumps(pipeline_synth.template_json("Prod", "Data"))
+
+
+def test_an_approved_model_version_starts_the_pipeline(pipeline_synth: SynthesizedApp) -> None:
+    resources = pipeline_synth.pipeline_template()["Resources"]
+    [rule] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
+    assert rule["EventPattern"]["detail-type"] == ["SageMaker Model Package State Change"]
+    assert rule["EventPattern"]["detail"]["ModelApprovalStatus"] == ["Approved"]
+    assert rule["EventPattern"]["account"] == [EXAMPLE_RELEASE.model.account]
+    assert ":codepipeline:" in json.dumps(rule["Targets"])
+    forward = pipeline_synth.template_json("Dev", "Data")["Resources"]
+    [forwarder] = [r["Properties"] for r in forward.values() if r["Type"] == "AWS::Events::Rule"]
+    assert f":{EXAMPLE_PIPELINE['account']}:event-bus/default" in json.dumps(forwarder["Targets"])
+
+
+def test_pipeline_stack_is_cfn_lint_clean(pipeline_synth: SynthesizedApp) -> None:
+    matches = lint_file(
+        pipeline_synth.outdir / "Pipeline.template.json",
+        ManualArgs(regions=["us-east-1"], ignore_checks=IGNORED_CFN_LINT_CHECKS),
+    )
+    assert [str(m) for m in matches] == []  # cdk-nag ran during the synth: it failed on any finding
+
+
+def test_pipeline_with_environment_agnostic_stages_is_refused_with_the_stage_names() -> None:
+    stages = {name: make_stage_config(name) for name in STAGE_ORDER}  # no account/region
+    with pytest.raises(
+        ConfigError, match=r"pipeline: stage\(s\) Dev, Staging, Prod: field 'account'/'region'"
+    ):
+        build_app(stages, release=EXAMPLE_RELEASE, pipeline=load_pipeline(EXAMPLE_PIPELINE))
+
+
+def test_example_pipeline_configuration_is_valid() -> None:
+    stages, pipeline = example_pipeline_stages()
+    assert list(stages) == STAGE_ORDER and pipeline.manual_approval_before == ("Prod",)
+
+
+def test_malformed_pipeline_field_is_named() -> None:
+    with pytest.raises(ConfigError, match=r"pipeline: field 'connection_arn'"):
+        load_pipeline({**EXAMPLE_PIPELINE, "connection_arn": "github-token"})
+
+
+def test_staging_gets_traffic_while_its_deployment_bakes(pipeline_synth: SynthesizedApp) -> None:
+    staging = actions(pipeline_synth, "Staging")
+    [start] = [a for a in staging if a["Name"] == "StartBakeLoadStaging"]
+    [preflight] = [a for a in staging if a["Name"] == "PreflightStaging"]
+    # started after the preflight and before the deploy; the deploy does not wait for it
+    assert preflight["RunOrder"] < start["RunOrder"] < min(a["RunOrder"] for a in deploys(staging))
+    projects = [
+        r["Properties"]
+        for r in pipeline_synth.pipeline_template()["Resources"].values()
+        if r["Type"] == "AWS::CodeBuild::Project"
+        and "synthetic traffic" in r["Properties"].get("Description", "")
+    ]
+    [bake] = projects
+    variables = {v["Name"]: v["Value"] for v in bake["Environment"]["EnvironmentVariables"]}
+    assert variables["STAGE"] == "Staging"
+    assert "sagemaker-runtime invoke-endpoint" in variables["BAKE_SCRIPT"]
+    timeout = make_stage_config("Staging").endpoint.deployment.max_execution_timeout_s
+    assert int(variables["MAX_SECONDS"]) > timeout  # covers the whole blue/green deployment
+    assert not [a for a in actions(pipeline_synth, "Prod") if a["Name"].startswith("StartBakeLoad")]

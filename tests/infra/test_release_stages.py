@@ -1,0 +1,57 @@
+"""A stage deploys a release or is refused at synth with the stage, the field and what was expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.contracts.release import Release
+from infra.config import ConfigError
+from infra.release import for_stage, serve_variant
+from tests.infra.conftest import EXAMPLE_RELEASE, make_stage_config
+
+
+def test_stage_takes_the_release_digests_and_model() -> None:
+    staged = for_stage(EXAMPLE_RELEASE, make_stage_config("Prod"))
+    assert staged.serve == EXAMPLE_RELEASE.serve_image("gpu").uri
+    assert (staged.train, staged.dataprep) == (
+        EXAMPLE_RELEASE.images.train.uri,
+        EXAMPLE_RELEASE.images.dataprep.uri,
+    )
+    assert staged.model == EXAMPLE_RELEASE.model
+
+
+def test_building_images_leaves_the_model_from_the_release() -> None:
+    staged = for_stage(EXAMPLE_RELEASE, make_stage_config("Dev"), build_images=True)
+    assert (staged.serve, staged.train, staged.dataprep) == (None, None, None)
+    assert staged.model == EXAMPLE_RELEASE.model
+
+
+def test_a_stage_model_in_the_config_is_refused_next_to_a_release() -> None:
+    config = make_stage_config("Staging", endpoint={"model_data_key": "models/x/model.tar.gz"})
+    with pytest.raises(
+        ConfigError, match=r"stage Staging: field 'endpoint.model_data_key'.*release names the model"
+    ):
+        for_stage(EXAMPLE_RELEASE, config)
+
+
+def test_a_pinned_image_in_the_config_is_refused_next_to_a_release() -> None:
+    pinned = EXAMPLE_RELEASE.images.train.uri
+    with pytest.raises(ConfigError, match=r"stage Dev: field 'images.train': expected unset"):
+        for_stage(EXAMPLE_RELEASE, make_stage_config("Dev", images={"train": pinned}))
+
+
+def test_a_stage_in_another_region_than_the_release_is_refused() -> None:
+    config = make_stage_config("Prod", account="333333333333", region="us-west-2")
+    with pytest.raises(
+        ConfigError, match=r"stage Prod: release .* field 'model.package_arn' is in eu-west-1, expected"
+    ):
+        for_stage(EXAMPLE_RELEASE, config)
+
+
+def test_a_release_without_the_stage_serve_variant_is_refused() -> None:
+    doc = EXAMPLE_RELEASE.model_dump(mode="json")
+    del doc["images"]["serve"]["gpu"]
+    cpu_only = Release.model_validate(doc)
+    assert serve_variant("ml.g5.xlarge") == "gpu"
+    with pytest.raises(ConfigError, match=r"stage Prod \(endpoint ml.g5.xlarge\): .*images.serve.gpu"):
+        for_stage(cpu_only, make_stage_config("Prod"))

@@ -1,0 +1,320 @@
+"""scripts/release.py: every subcommand's --help, the file-only commands (show, diff, promote, rollback --to) on a
+copy of releases/, and the AWS ones against moto (model package approval through the SageMaker Python SDK, stage
+history from SSM, cleanup of retained models and endpoint configs, a release's model inspected from S3)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from app.contracts.release import current_release_id, load_current, load_release
+from infra.app import RELEASES_DIR
+from scripts.cli import EXIT_ERROR, EXIT_OK
+from scripts.release import build_parser, cleanup_candidates, diff, inspect_model, main, resolve_digest
+
+REGION = "eu-west-1"
+SUBCOMMANDS = [
+    "create", "show", "diff", "approve", "reject", "promote", "rollback", "history", "preflight", "verify", "cleanup",
+]  # fmt: skip
+
+
+@pytest.fixture
+def releases(tmp_path: Path) -> Path:
+    """A copy of releases/ plus a second, newer release with another model version and serve digest."""
+    folder = tmp_path / "releases"
+    shutil.copytree(RELEASES_DIR, folder)
+    doc = load_current(folder).model_dump(mode="json")
+    doc["release_id"] = "r-20261201-1"
+    doc["created_at"] = "2026-12-01T09:00:00Z"
+    doc["model"]["package_arn"] = doc["model"]["package_arn"].rsplit("/", 1)[0] + "/4"
+    doc["model"]["metrics"]["val:mAP50-95"] = 0.66
+    doc["images"]["serve"]["gpu"]["digest"] = "sha256:" + "5" * 64
+    (folder / "r-20261201-1.json").write_text(json.dumps(doc))
+    return folder
+
+
+def run(releases: Path, *argv: str) -> int:
+    return main(["--releases-dir", str(releases), *argv])
+
+
+@pytest.mark.parametrize("subcommand", SUBCOMMANDS)
+def test_every_subcommand_has_help(subcommand: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([subcommand, "--help"])
+    assert exit_.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def test_show_prints_the_current_release(releases: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(releases, "show") == EXIT_OK
+    out = capsys.readouterr().out
+    assert "release   r-20261130-1" in out and "val:mAP50-95=0.64" in out
+
+
+def test_show_refuses_a_malformed_record_naming_the_field(
+    releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = releases / "r-20261201-1.json"
+    doc = json.loads(path.read_text())
+    doc["images"]["train"]["digest"] = "sha256:nope"
+    path.write_text(json.dumps(doc))
+    assert run(releases, "show", "r-20261201-1") == EXIT_ERROR
+    assert (
+        "field 'images.train.digest': expected 'sha256:<64 hex>', got 'sha256:nope'"
+        in capsys.readouterr().err
+    )
+
+
+def test_diff_names_what_changes(releases: Path) -> None:
+    old, new = load_current(releases), load_release(releases / "r-20261201-1.json")
+    lines = diff(old, new)
+    assert any(line.startswith("images.serve.gpu.digest: sha256:4444") for line in lines)
+    assert any(line.startswith("model.metrics.val:mAP50-95: 0.64 -> 0.66") for line in lines)
+    assert not any(line.startswith("images.serve.cpu") for line in lines)
+
+
+def test_promote_points_current_at_the_release(releases: Path) -> None:
+    assert run(releases, "promote", "r-20261201-1") == EXIT_OK
+    assert current_release_id(releases) == "r-20261201-1"
+
+
+def test_promote_refuses_an_unknown_release(releases: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(releases, "promote", "r-nope") == EXIT_ERROR
+    assert "r-nope.json: cannot read the release record" in capsys.readouterr().err
+    assert current_release_id(releases) == "r-20261130-1"
+
+
+def test_rollback_to_a_named_release(releases: Path) -> None:
+    run(releases, "promote", "r-20261201-1")
+    assert run(releases, "rollback", "--stage", "Prod", "--to", "r-20261130-1") == EXIT_OK
+    assert current_release_id(releases) == "r-20261130-1"
+
+
+@pytest.fixture
+def aws() -> Iterator[boto3.Session]:
+    with mock_aws():
+        yield boto3.Session(region_name=REGION)
+
+
+def data_stack(session: boto3.Session, stage: str, outputs: dict[str, str]) -> None:
+    session.client("cloudformation").create_stack(
+        StackName=f"{stage}-Data",
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+            }
+        ),
+    )
+
+
+@pytest.mark.parametrize(("command", "status"), [("approve", "Approved"), ("reject", "Rejected")])
+def test_approve_and_reject_set_the_package_status(
+    aws: boto3.Session, releases: Path, command: str, status: str
+) -> None:
+    sm = aws.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="yolo-detector-dev-1a2b3c4d")
+    for _ in range(2):
+        arn = sm.create_model_package(
+            ModelPackageGroupName="yolo-detector-dev-1a2b3c4d",
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/k.tar.gz"}],
+                "SupportedContentTypes": ["image/jpeg"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+        )["ModelPackageArn"]
+    data_stack(aws, "Dev", {"ModelPackageGroupName": "yolo-detector-dev-1a2b3c4d"})
+    assert (
+        run(
+            releases,
+            "--region",
+            REGION,
+            command,
+            "--stage",
+            "Dev",
+            "--version",
+            "2",
+            "--reason",
+            "looks good",
+        )
+        == 0
+    )
+    described = sm.describe_model_package(ModelPackageName=arn)
+    assert described["ModelApprovalStatus"] == status
+
+
+def test_approve_refuses_an_unknown_version(
+    aws: boto3.Session, releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws.client("sagemaker").create_model_package_group(ModelPackageGroupName="g")
+    data_stack(aws, "Dev", {"ModelPackageGroupName": "g"})
+    assert run(releases, "--region", REGION, "approve", "--stage", "Dev", "--version", "9") == EXIT_ERROR
+    assert "g has no version 9" in capsys.readouterr().err
+
+
+def test_history_lists_the_releases_a_stage_ran(
+    aws: boto3.Session, releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ssm = aws.client("ssm")
+    for release_id in ("r-20261130-1", "r-20261201-1"):
+        ssm.put_parameter(
+            Name="/yolo-detector/prod/release-id", Value=release_id, Type="String", Overwrite=True
+        )
+    assert run(releases, "--region", REGION, "history", "--stage", "Prod") == EXIT_OK
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[3] for line in lines] == ["r-20261130-1", "r-20261201-1"]
+
+
+def test_rollback_without_a_target_takes_the_stage_previous_release(
+    aws: boto3.Session, releases: Path
+) -> None:
+    ssm = aws.client("ssm")
+    for release_id in ("r-20261130-1", "r-20261201-1"):
+        ssm.put_parameter(
+            Name="/yolo-detector/prod/release-id", Value=release_id, Type="String", Overwrite=True
+        )
+    run(releases, "promote", "r-20261201-1")
+    assert run(releases, "--region", REGION, "rollback", "--stage", "Prod") == EXIT_OK
+    assert current_release_id(releases) == "r-20261130-1"
+
+
+def test_rollback_with_no_earlier_release_is_refused(
+    aws: boto3.Session, releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    aws.client("ssm").put_parameter(
+        Name="/yolo-detector/prod/release-id", Value="r-20261130-1", Type="String"
+    )
+    assert run(releases, "--region", REGION, "rollback", "--stage", "Prod") == EXIT_ERROR
+    assert "Prod has no earlier release to roll back to" in capsys.readouterr().err
+
+
+def model_tar(card: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        data = json.dumps(card).encode()
+        info = tarfile.TarInfo("model.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_inspect_model_hashes_the_object_and_reads_its_card(aws: boto3.Session) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": REGION})
+    body = model_tar({"version": "v7-e80", "dataset_version": "tools-v7"})
+    s3.put_object(Bucket="models", Key="m/model.tar.gz", Body=body)
+    sha256, card = inspect_model(s3, "models", "m/model.tar.gz")
+    assert sha256 == hashlib.sha256(body).hexdigest() and card["version"] == "v7-e80"
+
+
+def test_inspect_model_refuses_an_archive_without_model_json(aws: boto3.Session) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="models", Key="m/model.tar.gz", Body=b"not a tarball")
+    with pytest.raises(Exception, match=r"not a readable model.tar.gz"):
+        inspect_model(s3, "models", "m/model.tar.gz")
+
+
+def test_a_tag_resolves_to_its_digest(aws: boto3.Session) -> None:
+    ecr = aws.client("ecr")
+    uri = ecr.create_repository(repositoryName="dev/serve")["repository"]["repositoryUri"]
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {},
+            "layers": [],
+        }
+    )
+    ecr.put_image(repositoryName="dev/serve", imageManifest=manifest, imageTag="abc")
+    resolved = resolve_digest(ecr, f"{uri}:abc")
+    assert resolved.repository == uri and resolved.digest.startswith("sha256:")
+
+
+def test_cleanup_keeps_what_runs_what_a_release_references_and_the_newest(aws: boto3.Session) -> None:
+    sm = aws.client("sagemaker")
+    release = load_current(RELEASES_DIR)
+    role = "arn:aws:iam::123456789012:role/sagemaker"
+    released = {"Image": release.serve_image("cpu").uri, "ModelDataUrl": release.model.model_data_uri}
+    containers = {
+        "old-unreferenced": {"Image": "x@sha256:" + "0" * 64, "ModelDataUrl": "s3://b/old.tar.gz"},
+        "old-released": released,
+        "other-stage": {"Image": "x@sha256:" + "1" * 64, "ModelDataUrl": "s3://b/o.tar.gz"},
+        "running": {"Image": "x@sha256:" + "2" * 64, "ModelDataUrl": "s3://b/r.tar.gz"},
+    }
+    for name, container in containers.items():
+        stage = "staging" if name == "other-stage" else "prod"
+        arn = sm.create_model(ModelName=name, ExecutionRoleArn=role, PrimaryContainer=container)["ModelArn"]
+        sm.add_tags(ResourceArn=arn, Tags=[{"Key": "stage", "Value": stage}])
+        config_arn = sm.create_endpoint_config(
+            EndpointConfigName=f"cfg-{name}",
+            ProductionVariants=[
+                {
+                    "VariantName": "v",
+                    "ModelName": name,
+                    "InstanceType": "ml.c5.xlarge",
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )["EndpointConfigArn"]
+        sm.add_tags(ResourceArn=config_arn, Tags=[{"Key": "stage", "Value": stage}])
+    configs, models = cleanup_candidates(
+        sm, endpoint_config_in_use="cfg-running", releases=[release], keep=0, stage_tag="prod"
+    )
+    assert (configs, models) == (["cfg-old-unreferenced"], ["old-unreferenced"])
+    assert cleanup_candidates(
+        sm, endpoint_config_in_use="cfg-running", releases=[release], keep=3, stage_tag="prod"
+    ) == ([], [])
+
+
+def registry_with(aws: boto3.Session, status: str) -> str:
+    sm = aws.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="yolo-detector-dev-1a2b3c4d")
+    arn: str = sm.create_model_package(
+        ModelPackageGroupName="yolo-detector-dev-1a2b3c4d",
+        ModelApprovalStatus=status,
+        InferenceSpecification={
+            "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/k.tar.gz"}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    )["ModelPackageArn"]
+    data_stack(aws, "Dev", {"ModelPackageGroupName": "yolo-detector-dev-1a2b3c4d"})
+    return arn
+
+
+def test_create_refuses_a_package_that_is_not_approved(
+    aws: boto3.Session, releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn = registry_with(aws, "PendingManualApproval")
+    assert run(releases, "--region", REGION, "create", "--from-stage", "Dev", "--package-arn", arn) == 3
+    assert f"{arn} is PendingManualApproval, expected Approved" in capsys.readouterr().err
+
+
+def test_create_if_new_package_keeps_a_current_release_that_has_the_latest_version(
+    aws: boto3.Session, releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arn = registry_with(aws, "Approved")
+    doc = load_current(releases).model_dump(mode="json")
+    doc["model"]["package_arn"] = arn
+    (releases / "r-20261130-1.json").write_text(json.dumps(doc))
+    assert run(releases, "--region", REGION, "create", "--from-stage", "Dev", "--if-new-package") == EXIT_OK
+    assert "r-20261130-1 stays current" in capsys.readouterr().out
+    assert current_release_id(releases) == "r-20261130-1"
+    assert sorted(p.name for p in releases.glob("*.json")) == ["r-20261130-1.json", "r-20261201-1.json"]
+
+
+def test_a_release_takes_the_serve_image_its_model_version_was_registered_with(aws: boto3.Session) -> None:
+    from scripts.release_checks import package_image
+
+    assert package_image(aws, registry_with(aws, "Approved")) == "x"

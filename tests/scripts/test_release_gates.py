@@ -1,0 +1,386 @@
+"""The release gates against moto (registry, model store, stacks) and botocore Stubber where moto lacks the API
+(Service Quotas; SageMaker endpoints on ml.c6i/ml.g5 instance types; sagemaker-runtime answers)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.response import StreamingBody
+from botocore.stub import ANY, Stubber
+from moto import mock_aws
+
+from app.contracts.release import Release, load_current
+from infra.app import RELEASES_DIR
+from scripts.release_checks import endpoint_quota_name, expectation, preflight, verify_release
+from scripts.verify_endpoint import sample_jpeg
+from tests.infra.conftest import make_stage_config
+
+REGION = "eu-west-1"
+MODEL_BYTES = b"a model.tar.gz"
+ROLE = "arn:aws:iam::123456789012:role/sagemaker"
+
+
+@pytest.fixture
+def registry() -> Iterator[tuple[boto3.Session, Release]]:
+    """moto: an Approved model package whose model data is an object with a known sha256; the release names it."""
+    with mock_aws():
+        session = boto3.Session(region_name=REGION)
+        s3 = session.client("s3")
+        s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_object(Bucket="models", Key="training-output/job/output/model.tar.gz", Body=MODEL_BYTES)
+        sm = session.client("sagemaker")
+        sm.create_model_package_group(ModelPackageGroupName="yolo-detector-dev-1a2b3c4d")
+        url = "s3://models/training-output/job/output/model.tar.gz"
+        arn = sm.create_model_package(
+            ModelPackageGroupName="yolo-detector-dev-1a2b3c4d",
+            ModelApprovalStatus="Approved",
+            InferenceSpecification={
+                "Containers": [{"Image": "x", "ModelDataUrl": url}],
+                "SupportedContentTypes": ["image/jpeg"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            CustomerMetadataProperties={"metric:val:mAP50-95": "0.64"},
+        )["ModelPackageArn"]
+        doc = load_current(RELEASES_DIR).model_dump(mode="json")
+        doc["model"].update(
+            package_arn=arn,
+            model_data_uri=url,
+            sha256=hashlib.sha256(MODEL_BYTES).hexdigest(),
+            kms_key_arn=None,
+        )
+        yield session, Release.model_validate(doc)
+
+
+def quotas(value: float | None, instance_type: str) -> Any:
+    client = boto3.client("service-quotas", region_name=REGION)
+    stubber = Stubber(client)
+    listed = [] if value is None else [{"QuotaName": endpoint_quota_name(instance_type), "Value": value}]
+    stubber.add_response("list_service_quotas", {"Quotas": listed}, {"ServiceCode": "sagemaker"})
+    stubber.activate()
+    return client
+
+
+def run_preflight(
+    session: boto3.Session,
+    release: Release,
+    *,
+    stage: str = "Staging",
+    quota: float | None = 100,
+    sagemaker: Any = None,
+) -> Any:
+    config = make_stage_config(stage)
+    return preflight(
+        release,
+        config,
+        registry=session,
+        s3=session.client("s3"),
+        cloudformation=session.client("cloudformation"),
+        sagemaker=sagemaker or session.client("sagemaker"),
+        service_quotas=quotas(quota, config.endpoint.instance_type),
+    )
+
+
+def failed(report: Any) -> dict[str, str]:
+    return {c.name: c.detail for c in report.checks if not c.ok}
+
+
+def test_preflight_passes_for_an_approved_package_with_its_object_and_quota(registry: Any) -> None:
+    report = run_preflight(*registry)
+    assert report.ok, report.render()
+    assert [c.name for c in report.checks] == [
+        "package approved",
+        "package model data",
+        "quality bar",
+        "model object",
+        "instance quota",
+        "endpoint idle",
+    ]
+    assert "first deploy" in report.checks[-1].detail
+
+
+def test_preflight_refuses_a_package_that_is_not_approved(registry: Any) -> None:
+    session, release = registry
+    session.client("sagemaker").update_model_package(
+        ModelPackageArn=release.model.package_arn, ModelApprovalStatus="Rejected"
+    )
+    assert failed(run_preflight(session, release)) == {
+        "package approved": "yolo-detector-dev-1a2b3c4d v1 is Rejected, expected Approved (python -m scripts.release approve ...)"
+    }
+
+
+def test_preflight_refuses_a_model_below_the_stage_bar(registry: Any) -> None:
+    session, release = registry
+    report = run_preflight(session, release, stage="Prod", quota=100)  # Prod's bar 0.6 < 0.64 passes ...
+    assert "quality bar" not in failed(report)
+    sm = session.client("sagemaker")
+    sm.update_model_package(
+        ModelPackageArn=release.model.package_arn, CustomerMetadataProperties={"metric:val:mAP50-95": "0.55"}
+    )
+    assert failed(run_preflight(session, release, stage="Prod"))["quality bar"] == (
+        "val:mAP50-95 0.5500 (from the registry) < Prod's bar 0.6000"
+    )
+
+
+def test_preflight_refuses_a_model_object_with_another_checksum(registry: Any) -> None:
+    session, release = registry
+    session.client("s3").put_object(Bucket="models", Key=release.model.key, Body=b"someone replaced it")
+    detail = failed(run_preflight(session, release))["model object"]
+    assert detail.startswith("sha256 ") and f"differs from the release's {release.model.sha256}" in detail
+
+
+def test_preflight_refuses_a_missing_model_object(registry: Any) -> None:
+    session, release = registry
+    session.client("s3").delete_object(Bucket="models", Key=release.model.key)
+    assert failed(run_preflight(session, release)) == {
+        "model object": f"{release.model.model_data_uri} does not exist"
+    }
+
+
+@pytest.mark.parametrize(("quota", "have"), [(7, "7"), (None, "none (request it in Service Quotas)")])
+def test_preflight_needs_quota_for_two_fleets_at_max_capacity(
+    registry: Any, quota: float | None, have: str
+) -> None:
+    detail = failed(run_preflight(*registry, stage="Prod", quota=quota))["instance quota"]
+    assert detail == f"ml.g5.xlarge for endpoint usage: need 16 (2 x max capacity 8, blue/green), have {have}"
+
+
+def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None:
+    session, release = registry
+    session.client("cloudformation").create_stack(
+        StackName="Staging-Serving",
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {"EndpointName": {"Value": "endpoint-1"}},
+            }
+        ),
+    )
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    stubber = Stubber(sagemaker)
+    stubber.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": "endpoint-1",
+            "EndpointArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/endpoint-1",
+            "EndpointStatus": "Updating",
+            "CreationTime": "2026-11-30T00:00:00Z",
+            "LastModifiedTime": "2026-11-30T00:00:00Z",
+        },
+        {"EndpointName": "endpoint-1"},
+    )
+    with stubber:
+        report = run_preflight(session, release, sagemaker=sagemaker)
+    assert failed(report) == {
+        "endpoint idle": "endpoint-1 is Updating: wait until the running change (or its rollback) ends"
+    }
+
+
+# ------------------------------------------------------------------------------------------------ verify
+RELEASE = load_current(RELEASES_DIR)
+STAGE = make_stage_config("Staging")  # ml.g5.xlarge (moto rejects g5: botocore Stubber), data capture 20%
+EXPECT = expectation(RELEASE, STAGE)
+
+
+def stack(cloudformation: Any, *, release_id: str = RELEASE.release_id, config: str = "cfg-2") -> None:
+    outputs = {
+        "EndpointName": "endpoint-1",
+        "EndpointConfigName": config,
+        "VariantName": "g5-xlarge",
+        "EndpointStatus": "created",
+        "ReleaseId": release_id,
+    }
+    cloudformation.create_stack(
+        StackName="Staging-Serving",
+        TemplateBody=json.dumps(
+            {
+                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
+                "Outputs": {k: {"Value": v} for k, v in outputs.items()},
+            }
+        ),
+    )
+
+
+def endpoint_stubs(
+    *, image: str = EXPECT.image, capture: int = 20, instance: str = "ml.g5.xlarge", config: str = "cfg-2"
+) -> Any:
+    sagemaker = boto3.client("sagemaker", region_name=REGION)
+    stubber = Stubber(sagemaker)
+    capture_config = (
+        {
+            "EnableCapture": True,
+            "CaptureStatus": "Started",
+            "CurrentSamplingPercentage": capture,
+            "DestinationS3Uri": "s3://a/data-capture",
+            "KmsKeyId": "k",
+        }
+        if capture
+        else {
+            "EnableCapture": False,
+            "CaptureStatus": "Stopped",
+            "CurrentSamplingPercentage": 0,
+            "DestinationS3Uri": "s3://a/x",
+            "KmsKeyId": "k",
+        }
+    )
+    stubber.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": "endpoint-1",
+            "EndpointArn": "arn:aws:sagemaker:eu-west-1:123456789012:endpoint/endpoint-1",
+            "EndpointConfigName": config,
+            "EndpointStatus": "InService",
+            "CreationTime": "2026-11-30T00:00:00Z",
+            "LastModifiedTime": "2026-11-30T00:00:00Z",
+            "ProductionVariants": [
+                {"VariantName": "g5-xlarge", "CurrentInstanceCount": 2, "DesiredInstanceCount": 2}
+            ],
+            "DataCaptureConfig": capture_config,
+        },
+        {"EndpointName": "endpoint-1"},
+    )
+    stubber.add_response(
+        "describe_endpoint_config",
+        {
+            "EndpointConfigName": config,
+            "EndpointConfigArn": f"arn:aws:sagemaker:eu-west-1:123456789012:endpoint-config/{config}",
+            "CreationTime": "2026-11-30T00:00:00Z",
+            "ProductionVariants": [
+                {"VariantName": "g5-xlarge", "ModelName": "model-2", "InstanceType": instance}
+            ],
+        },
+        {"EndpointConfigName": config},
+    )
+    stubber.add_response(
+        "describe_model",
+        {
+            "ModelName": "model-2",
+            "ModelArn": "arn:aws:sagemaker:eu-west-1:123456789012:model/model-2",
+            "CreationTime": "2026-11-30T00:00:00Z",
+            "PrimaryContainer": {"Image": image, "ModelDataUrl": RELEASE.model.model_data_uri},
+        },
+        {"ModelName": "model-2"},
+    )
+    stubber.activate()
+    return sagemaker
+
+
+def runtime(version: str = RELEASE.model.card_version, answers: int = 1) -> Any:
+    client = boto3.client("sagemaker-runtime", region_name=REGION)
+    stubber = Stubber(client)
+    body = json.dumps(
+        {
+            "model": {"name": "yolo-detector", "version": version},
+            "predictions": [{"image": {"width": 640, "height": 480}, "detections": []}],
+        }
+    ).encode()
+    for _ in range(answers):
+        stubber.add_response(
+            "invoke_endpoint",
+            {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentType": "application/json"},
+            {
+                "EndpointName": "endpoint-1",
+                "ContentType": "image/jpeg",
+                "Accept": "application/json",
+                "Body": ANY,
+            },
+        )
+    stubber.activate()
+    return client
+
+
+@pytest.fixture
+def cloudformation() -> Iterator[Any]:
+    with mock_aws():
+        yield boto3.client("cloudformation", region_name=REGION)
+
+
+def run_verify(cloudformation: Any, sagemaker: Any, runtime_client: Any, **kwargs: Any) -> Any:
+    return verify_release(
+        RELEASE,
+        STAGE,
+        cloudformation=cloudformation,
+        sagemaker=sagemaker,
+        runtime=runtime_client,
+        image=sample_jpeg(),
+        **kwargs,
+    )
+
+
+def test_verify_passes_when_the_endpoint_runs_the_release_as_configured(cloudformation: Any) -> None:
+    stack(cloudformation)
+    report = run_verify(cloudformation, endpoint_stubs(), runtime(answers=1 + 1 + 5), load_requests=5)
+    assert report.ok, report.render()
+    names = [c.name for c in report.checks]
+    assert names == [
+        "stack",
+        "endpoint status",
+        "endpoint config",
+        "variant",
+        "image digest",
+        "model data",
+        "instance type",
+        "data capture",
+        "invocation",
+        "model version",
+        "release id",
+        "load smoke",
+    ]
+    assert report.checks[-1].detail.startswith("5 requests at concurrency 1: 0 errors")
+
+
+def test_verify_fails_on_a_silent_rollback(cloudformation: Any) -> None:
+    stack(cloudformation, config="cfg-3")  # CloudFormation asked for cfg-3; SageMaker rolled back to cfg-2
+    report = run_verify(cloudformation, endpoint_stubs(config="cfg-2"), runtime())
+    assert "SILENT ROLLBACK" in failed(report)["endpoint config"]
+
+
+def test_verify_fails_on_another_image_digest(cloudformation: Any) -> None:
+    stack(cloudformation)
+    other = EXPECT.image.split("@")[0] + "@sha256:" + "9" * 64
+    detail = failed(run_verify(cloudformation, endpoint_stubs(image=other), runtime()))["image digest"]
+    assert detail == f"runs {other}, the release says {EXPECT.image}"
+
+
+def test_verify_compares_actual_data_capture_with_the_config(cloudformation: Any) -> None:
+    stack(cloudformation)
+    assert failed(run_verify(cloudformation, endpoint_stubs(capture=0), runtime())) == {
+        "data capture": "off, the config says 20%"
+    }
+
+
+def test_verify_fails_on_another_instance_type(cloudformation: Any) -> None:
+    stack(cloudformation)
+    assert failed(run_verify(cloudformation, endpoint_stubs(instance="ml.c5.xlarge"), runtime())) == {
+        "instance type": "g5-xlarge on ml.c5.xlarge, the config says ml.g5.xlarge"
+    }
+
+
+def test_verify_fails_when_the_endpoint_answers_with_another_model(cloudformation: Any) -> None:
+    stack(cloudformation)
+    assert failed(run_verify(cloudformation, endpoint_stubs(), runtime(version="older"))) == {
+        "model version": f"answers older, the release says {RELEASE.model.card_version}"
+    }
+
+
+def test_verify_fails_when_the_stage_deployed_another_release(cloudformation: Any) -> None:
+    stack(cloudformation, release_id="r-older")
+    assert failed(run_verify(cloudformation, endpoint_stubs(), runtime())) == {
+        "release id": f"Staging-Serving deployed r-older, expected {RELEASE.release_id}"
+    }
+
+
+def test_verify_fails_when_the_load_smoke_sees_errors(cloudformation: Any) -> None:
+    stack(cloudformation)
+    client = runtime(answers=1 + 1 + 2)  # the invocation check, the load's warm-up, 2 good answers ...
+    stubber = Stubber(client)
+    for _ in range(3):  # ... then the endpoint sheds load
+        stubber.add_client_error("invoke_endpoint", service_error_code="ModelError", http_status_code=503)
+    stubber.activate()
+    report = run_verify(cloudformation, endpoint_stubs(), client, load_requests=5)
+    assert failed(report)["load smoke"].startswith("5 requests at concurrency 1: 3 errors")
