@@ -88,7 +88,7 @@ def check_onnx(path: Path, export: ExportInfo, *, classes: int, sample: Path) ->
     if image is None:
         raise ArtifactError(f"{sample}: OpenCV cannot read this validation image to test-run {path.name}")
     imgsz = export.input_shape[2]
-    boxed = LetterBox(imgsz, auto=export.dynamic, stride=32)(image=image)
+    boxed = np.asarray(LetterBox(imgsz, auto=export.dynamic, stride=32)(image=image))  # image only: an array
     tensor = np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
