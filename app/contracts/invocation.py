@@ -1,7 +1,8 @@
 """``/invocations`` contract: request options, response body and error body.
 
-Request: ``image/jpeg`` | ``image/png`` | ``application/x-image`` (raw bytes, one image) or ``application/json``
-(``{"image": "<base64>"}`` or ``{"images": ["<base64>", ...]}``). Options ``conf``, ``iou``, ``max_det`` come in the
+Request: ``image/jpeg`` (or ``image/jpg``) | ``image/png`` | ``image/webp`` | ``application/x-image`` (raw bytes,
+one image) or ``application/json`` (``{"image": "<base64>"}`` or ``{"images": ["<base64>", ...]}``). The response is
+JSON: an ``Accept`` header must allow ``application/json`` (or ``*/*``), else 406. Options ``conf``, ``iou``, ``max_det`` come in the
 JSON body or in the ``X-Amzn-SageMaker-Custom-Attributes`` header (``conf=0.3,iou=0.5``).
 Errors: ``{"error": {"code": "...", "message": "..."}}`` with the status in ERROR_STATUS. A 500 means a bug.
 """
@@ -10,7 +11,13 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RAW_IMAGE_TYPES: tuple[str, ...] = ("image/jpeg", "image/png", "application/x-image")
+RAW_IMAGE_TYPES: tuple[str, ...] = (
+    "image/jpeg",
+    "image/jpg",
+    "image/png",
+    "image/webp",
+    "application/x-image",
+)
 JSON_TYPE = "application/json"
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time payload limit
@@ -20,6 +27,7 @@ ERROR_STATUS: dict[str, int] = {
     "bad_image": 400,
     "bad_request": 400,
     "bad_option": 400,
+    "not_acceptable": 406,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "not_ready": 503,

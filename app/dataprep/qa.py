@@ -5,10 +5,32 @@ from __future__ import annotations
 import io
 import json
 
-from app.contracts.dataset import SplitCounts
+from app.contracts.dataset import VAL, SplitCounts
 from app.dataprep.plan import Plan
 
 SAMPLE = 50  # messages/lines listed in the report; the rejects file has them all
+# Below this many validation images a class's precision/recall/mAP move by 10+ points per image: still written,
+# but said loudly. With none, the class is never validated at all (its mAP is missing from the job's metrics).
+MIN_VAL_IMAGES_PER_CLASS = 10
+
+
+def class_warnings(plan: Plan) -> list[str]:
+    """One line per class whose validation split (after balancing) is empty or below MIN_VAL_IMAGES_PER_CLASS."""
+    val = plan.counts_after.get(VAL, {})
+    found = []
+    for name in plan.class_names:
+        images = val[name].images if name in val else 0
+        if images == 0:
+            found.append(
+                f"class '{name}' has no validation images: training never measures it (no precision, recall or "
+                "mAP for it); label more images of it or raise --val-fraction"
+            )
+        elif images < MIN_VAL_IMAGES_PER_CLASS:
+            found.append(
+                f"class '{name}' has {images} validation image(s), fewer than {MIN_VAL_IMAGES_PER_CLASS}: its "
+                "validation metrics move a lot with each image; label more images of it"
+            )
+    return found
 
 
 def report(plan: Plan) -> dict[str, object]:
@@ -31,6 +53,8 @@ def report(plan: Plan) -> dict[str, object]:
         "counts_before_balancing": _plain(plan.counts_before),
         "counts_after_balancing": _plain(plan.counts_after),
         "balancing": plan.balancing,
+        "min_val_images_per_class": MIN_VAL_IMAGES_PER_CLASS,
+        "warnings": class_warnings(plan),
     }
 
 
@@ -66,6 +90,10 @@ def summary_text(plan: Plan) -> str:
         if isinstance(step, dict) and "bound_met" in step:
             status = "met" if step["bound_met"] else f"NOT met: {step.get('why_not', '')}"
             lines.append(f"balance {step['strategy']}: bound {step['bound']} {status}")
+    warnings = class_warnings(plan)
+    if warnings:
+        lines.append("")
+        lines.extend(f"warning: {w}" for w in warnings)
     return "\n".join(lines) + "\n"
 
 

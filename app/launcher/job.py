@@ -16,7 +16,12 @@ from typing import Any
 
 from app.contracts import instance_types
 from app.contracts.channels import CHECKPOINT_LOCAL_PATH, DATASET_CHANNEL, PRETRAINED_CHANNEL
-from app.contracts.hyperparameters import HyperparameterError, parse_hyperparameters, to_sagemaker
+from app.contracts.hyperparameters import (
+    BAKED_CHECKPOINT,
+    HyperparameterError,
+    parse_hyperparameters,
+    to_sagemaker,
+)
 from app.contracts.metrics import METRIC_DEFINITIONS
 from app.contracts.storage import TRAINING_READABLE_PREFIXES
 from app.launcher.request import RequestError, TrainingRequest, Trigger
@@ -72,6 +77,10 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
     if request.pretrained_uri:
         _check_pretrained(request.pretrained_uri, settings)
     merged = {**settings.default_hyperparameters, **to_sagemaker(request.hyperparameters)}
+    if not request.pretrained_uri and "model" not in merged:
+        # Transfer learning by default: fine-tune the checkpoint baked into the training image. Said explicitly, so
+        # the job's HyperParameters show its start; a yaml (from scratch) only when the request or stage names one.
+        merged["model"] = BAKED_CHECKPOINT
     try:
         params = parse_hyperparameters(merged, source="hyperparameters")
     except HyperparameterError as exc:

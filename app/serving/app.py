@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -48,6 +49,7 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
     service = InferenceService(detector, settings)
     model_ref = {"name": detector.card.name, "version": detector.card.version}
     stride = detector.stride
+    runs = threading.BoundedSemaphore(settings.run_slots)  # ONNX Runtime runs at once (settings.run_slots)
     openapi_doc = document(settings.max_images)
     execution_parameters = {
         "MaxConcurrentTransforms": settings.workers * settings.threads,
@@ -73,7 +75,7 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
             item = images.load(
                 data, imgsz=detector.imgsz, max_pixels=settings.max_image_pixels, what=name, stride=stride
             )
-            predictions.append(detector.predict(item, opts))
+            predictions.append(detector.predict(item, opts, gate=runs))
         return {"model": model_ref, "predictions": predictions}
 
     async def invocations(request: Request) -> Response:
@@ -86,6 +88,7 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
             "content_type": request.headers.get("content-type"),
         }
         try:
+            payload.check_accept(request.headers.get("accept"))
             kind = payload.media_type(request.headers.get("content-type"))
             header_options = payload.custom_attributes(request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
             try:

@@ -40,6 +40,10 @@ class BadOption(ServingError):
     code = "bad_option"
 
 
+class NotAcceptable(ServingError):
+    code = "not_acceptable"
+
+
 class PayloadTooLarge(ServingError):
     code = "payload_too_large"
 

@@ -1,9 +1,12 @@
-"""Image bytes -> model input: decode (JPEG/PNG/...), apply EXIF orientation, letterbox to the model's square input.
+"""Image bytes -> model input: decode (JPEG/PNG/WEBP/...), apply EXIF orientation, letterbox to the model's input.
 
-Matches ultralytics' ``LetterBox(auto=False)`` (scale to fit, centred, pad 114) so the ONNX graph sees what it saw in
-validation. ``Letterboxed.to_original`` maps boxes from input pixels back to the original (EXIF-rotated) image.
-Large JPEGs are decoded at a reduced DCT scale (``Image.draft``) that still covers the input size: the detector
-never sees more pixels than imgsz, and a 12 MP photo decodes ~8x faster.
+Matches ultralytics' predict pipeline pixel for pixel, so what serving answers is what ``YOLO(model.pt).predict``
+(and validation during training) sees: full-resolution decode with EXIF orientation applied (PIL's and OpenCV's JPEG
+decoders give identical pixels), then ``LetterBox``: scale to fit with OpenCV's ``INTER_LINEAR`` and ultralytics'
+rounding, centre on a 114-grey canvas with the odd padding pixel at the bottom/right. No reduced-size (DCT draft)
+decoding: it changes the pixels the network sees and moved boxes by several pixels on large photos.
+``Letterboxed.to_original`` maps boxes from input pixels back to the original (EXIF-rotated) image the way
+ultralytics' ``scale_boxes`` does.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -19,8 +23,8 @@ from app.serving.errors import BadImage
 
 # "JPEG" also opens MPO, the multi-picture JPEG that many phones write.
 FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF")
-_ROTATES_90 = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
-_EXIF_ORIENTATION = 0x0112
+# One image per inference thread: OpenCV's own thread pool would compete with ONNX Runtime's for the same cores.
+cv2.setNumThreads(1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +47,11 @@ class Letterboxed:
         return out
 
 
-def decode(data: bytes, *, imgsz: int, max_pixels: int, what: str = "image") -> tuple[Image.Image, int, int]:
-    """Decode to an RGB image with EXIF orientation applied; also return the original (oriented) width, height.
+def decode(data: bytes, *, max_pixels: int, what: str = "image") -> np.ndarray:
+    """Decode to an RGB uint8 array [H, W, 3] with EXIF orientation applied (H, W as the viewer sees the image).
 
-    Raises BadImage naming ``what`` for empty, unidentifiable, truncated or oversized input.
+    Raises BadImage naming ``what`` for empty, unidentifiable, truncated or oversized input. The size is checked
+    from the header, before any pixel is decoded (decompression bombs).
     """
     if not data:
         raise BadImage(f"{what}: empty (0 bytes); expected the bytes of a JPEG or PNG image")
@@ -62,49 +67,42 @@ def decode(data: bytes, *, imgsz: int, max_pixels: int, what: str = "image") -> 
             f"{what}: {width}x{height} pixels; expected at least 1x1 and at most {max_pixels} pixels"
         )
     try:
-        orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
-        if orientation in _ROTATES_90:
-            width, height = height, width
-        if img.format in ("JPEG", "MPO"):
-            img.draft("RGB", (imgsz, imgsz))  # DCT-domain downscale, never below imgsz on either side
         img = ImageOps.exif_transpose(img) or img
-        rgb = img.convert("RGB")
-        rgb.load()
+        rgb = np.asarray(img.convert("RGB"))
     except Exception as exc:  # truncated/corrupt data surfaces only when pixels are read
         raise BadImage(
             f"{what}: corrupt or truncated {img.format} data ({type(exc).__name__}: {exc})"
         ) from None
-    return rgb, width, height
+    return rgb
 
 
-def letterbox(
-    img: Image.Image, width: int, height: int, imgsz: int, stride: int | None = None
-) -> Letterboxed:
+def letterbox(rgb: np.ndarray, imgsz: int, stride: int | None = None) -> Letterboxed:
     """Resize to fit imgsz x imgsz keeping the aspect ratio, centre it on a 114-grey canvas, scale to 0..1.
 
-    With ``stride`` (graphs exported with dynamic height/width) the canvas is the smallest multiple of the stride
-    that holds the image, as ultralytics does for PyTorch models (``LetterBox(auto=True)``): a 4:3 photo costs
-    a quarter less compute than on the full square.
+    ultralytics' ``LetterBox``: ``INTER_LINEAR``, each side ``round``-ed (at least 1 px), padding split with
+    ``round(d -/+ 0.1)``. With ``stride`` (graphs exported with dynamic height/width) the canvas is the smallest
+    multiple of the stride that holds the image, as ultralytics does for PyTorch models (``auto=True``): a 4:3 photo
+    costs a quarter less compute than on the full square.
     """
-    w, h = img.size
-    r = min(imgsz / w, imgsz / h)
-    new_w, new_h = max(1, round(w * r)), max(1, round(h * r))
+    height, width = rgb.shape[:2]
+    r = min(imgsz / height, imgsz / width)
+    new_w, new_h = max(round(width * r), 1), max(round(height * r), 1)
     canvas_w, canvas_h = (
         (imgsz, imgsz) if stride is None else (-(-new_w // stride) * stride, -(-new_h // stride) * stride)
     )
-    # ultralytics' centring: round(d - 0.1) puts the odd pixel of padding at the bottom/right
     left, top = round((canvas_w - new_w) / 2 - 0.1), round((canvas_h - new_h) / 2 - 0.1)
-    if (new_w, new_h) != (w, h):
-        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    if (new_w, new_h) != (width, height):
+        rgb = cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
     canvas = np.full((canvas_h, canvas_w, 3), LETTERBOX_PAD_VALUE, dtype=np.uint8)
-    canvas[top : top + new_h, left : left + new_w] = np.asarray(img)
+    canvas[top : top + new_h, left : left + new_w] = rgb
     tensor = canvas.transpose(2, 0, 1)[None].astype(np.float32, order="C")
-    tensor *= 1.0 / 255.0
+    tensor /= (
+        255.0  # division, as ultralytics does: bit-identical inputs (a reciprocal multiply is 1 ulp off)
+    )
     return Letterboxed(tensor, width, height, left, top, width / new_w, height / new_h)
 
 
 def load(
     data: bytes, *, imgsz: int, max_pixels: int, what: str = "image", stride: int | None = None
 ) -> Letterboxed:
-    img, width, height = decode(data, imgsz=imgsz, max_pixels=max_pixels, what=what)
-    return letterbox(img, width, height, imgsz, stride)
+    return letterbox(decode(data, max_pixels=max_pixels, what=what), imgsz, stride)

@@ -9,7 +9,9 @@ the file and what was expected, so the container fails at startup instead of ans
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from app.serving.images import Letterboxed
 log = logging.getLogger("app.serving.model")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+_NO_GATE = contextlib.nullcontext()  # reusable: runs are not bounded unless the caller passes a semaphore
 DEFAULT_STRIDE = 32  # largest YOLO detection stride; ultralytics also writes it to the ONNX metadata
 
 
@@ -159,9 +162,17 @@ class Detector:
         result = self.session.run([self.card.export.output_name], {self.card.export.input_name: image.tensor})
         return np.asarray(result[0])
 
-    def predict(self, image: Letterboxed, options: InferenceOptions) -> dict[str, Any]:
-        """One image -> one contract ``Prediction`` (as a plain dict, ready for JSON)."""
-        found = postprocess.detections(self.infer(image), image, options, self.class_names)
+    def predict(
+        self,
+        image: Letterboxed,
+        options: InferenceOptions,
+        gate: AbstractContextManager[Any] = _NO_GATE,
+    ) -> dict[str, Any]:
+        """One image -> one contract ``Prediction`` (as a plain dict, ready for JSON). ``gate`` bounds how many
+        session runs overlap (the caller's semaphore); decode and postprocess stay outside it."""
+        with gate:
+            output = self.infer(image)
+        found = postprocess.detections(output, image, options, self.class_names)
         return {"image": {"width": image.width, "height": image.height}, "detections": found}
 
     def warmup(self, runs: int) -> None:

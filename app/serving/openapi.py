@@ -96,6 +96,7 @@ def document(max_images: int) -> dict[str, Any]:
                             },
                         },
                         "400": _error("bad image, body or option"),
+                        "406": _error("Accept does not allow application/json"),
                         "413": _error("body over the limit"),
                         "415": _error("unsupported content type"),
                         "500": _error("a bug (logged with its trace)"),

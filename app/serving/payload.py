@@ -18,7 +18,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.contracts.invocation import JSON_TYPE, RAW_IMAGE_TYPES, InferenceOptions
-from app.serving.errors import BadImage, BadOption, BadRequest, PayloadTooLarge, UnsupportedMediaType
+from app.serving.errors import (
+    BadImage,
+    BadOption,
+    BadRequest,
+    NotAcceptable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 
 # boto3's invoke_endpoint sends application/octet-stream when the caller gives no ContentType.
 RAW_TYPES: frozenset[str] = frozenset({*RAW_IMAGE_TYPES, "application/octet-stream"})
@@ -42,6 +49,32 @@ def media_type(content_type: str | None) -> str:
             f"Content-Type {shown} is not supported; expected one of {', '.join(sorted(RAW_TYPES))} or {JSON_TYPE}"
         )
     return kind
+
+
+def _accepted_range(part: str) -> str | None:
+    """``application/json;q=0.5`` -> ``application/json``; None when its ``q`` is 0 (explicitly not acceptable)."""
+    kind, *params = (p.strip() for p in part.split(";"))
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                if float(value) <= 0:
+                    return None
+            except ValueError:
+                return None
+    return kind.lower()
+
+
+def check_accept(accept: str | None) -> None:
+    """Answers are JSON: an absent ``Accept`` is fine; else it must allow application/json (or */*, application/*)."""
+    if accept is None or not accept.strip():
+        return
+    ranges = {_accepted_range(part) for part in accept.split(",") if part.strip()}
+    if ranges & {JSON_TYPE, "application/*", "*/*"}:
+        return
+    raise NotAcceptable(
+        f"Accept '{accept[:200]}' does not allow {JSON_TYPE}; responses are JSON: send Accept {JSON_TYPE} or */*"
+    )
 
 
 def custom_attributes(header: str | None) -> dict[str, str]:

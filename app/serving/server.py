@@ -70,6 +70,9 @@ def serve(settings: ServingSettings) -> int:
                 "host": settings.host,
                 "port": settings.port,
                 "workers": settings.workers,
+                "threads": settings.threads,
+                "ort_threads": settings.ort_threads,
+                "run_slots": settings.run_slots,
                 "model_dir": str(settings.model_dir),
             }
         },

@@ -3,6 +3,9 @@
 model.onnx is exported in the *raw* layout (no NMS inside the graph) on purpose: serving keeps conf, iou and max_det
 as per-request options, which an NMS-embedded graph would freeze at export time; NMS on <= a few thousand candidate
 boxes is cheap in numpy next to the network itself.
+
+A model that cannot be served is never shipped: model.onnx is loaded with ONNX Runtime (what serving runs) and one
+validation image goes through it before model.json - whose presence means the artifact is complete - is written.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from app.contracts.artifact import (
     MODEL_ONNX,
     MODEL_PT,
     RESULTS_CSV,
+    ArtifactError,
     ExportInfo,
     ModelCard,
     write_model_card,
@@ -71,6 +75,43 @@ def export_onnx(weights: Path, model_dir: Path, *, imgsz: int, opset: int) -> Ex
     )
 
 
+def check_onnx(path: Path, export: ExportInfo, *, classes: int, sample: Path) -> dict[str, object]:
+    """Run ``sample`` through ``path`` with ONNX Runtime, letterboxed as ultralytics (and serving) does; raise
+    ArtifactError saying what failed, so the job fails with a clear reason instead of shipping a graph that serving
+    would refuse or answer 500s with."""
+    import cv2
+    import numpy as np
+    import onnxruntime as ort
+    from ultralytics.data.augment import LetterBox
+
+    image = cv2.imread(str(sample))
+    if image is None:
+        raise ArtifactError(f"{sample}: OpenCV cannot read this validation image to test-run {path.name}")
+    imgsz = export.input_shape[2]
+    boxed = np.asarray(LetterBox(imgsz, auto=export.dynamic, stride=32)(image=image))  # image only: an array
+    tensor = np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        (output,) = session.run([export.output_name], {export.input_name: tensor})
+    except Exception as exc:  # ORT's own error types: any of them means serving could not run it either
+        raise ArtifactError(
+            f"{path}: ONNX Runtime {ort.__version__} cannot run it on validation image {sample.name} "
+            f"({type(exc).__name__}: {str(exc)[:300]}); the model would not serve, so it is not shipped"
+        ) from None
+    rows = 4 + classes
+    if output.ndim != 3 or output.shape[:2] != (1, rows):
+        raise ArtifactError(
+            f"{path}: output '{export.output_name}' has shape {list(output.shape)} on {sample.name}; serving "
+            f"expects [1, 4 + {classes} classes = {rows}, anchors] (the raw layout); the model is not shipped"
+        )
+    if not np.isfinite(output).all():
+        raise ArtifactError(
+            f"{path}: output has NaN/inf values on {sample.name}; the weights are broken, the model is not shipped"
+        )
+    return {"image": sample.name, "input_shape": list(tensor.shape), "output_shape": list(output.shape),
+            "onnxruntime": ort.__version__}  # fmt: skip
+
+
 def plot_losses(results: pd.DataFrame, path: Path) -> Path:
     """Train vs val loss per epoch: the total on the left, each part on the right."""
     import matplotlib
@@ -109,13 +150,21 @@ def write_artifact(
     dataset: DatasetInfo,
     hyperparameters: Hyperparameters,
     training: dict[str, object],
+    sample_image: Path,
 ) -> ModelCard:
-    """model.pt, model.onnx, results.csv, loss.png, then model.json last (its presence means the rest is there)."""
+    """model.pt, model.onnx (test-run on ``sample_image``), results.csv, loss.png, then model.json last (its
+    presence means the rest is there)."""
     import ultralytics
 
     model_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, model_dir / MODEL_PT)
     export = export_onnx(weights, model_dir, imgsz=hyperparameters.imgsz, opset=hyperparameters.onnx_opset)
+    training = {
+        **training,
+        "onnx_check": check_onnx(
+            model_dir / MODEL_ONNX, export, classes=len(dataset.class_names), sample=sample_image
+        ),
+    }
     results.rename(columns=str.strip).to_csv(model_dir / RESULTS_CSV, index=False)
     plot_losses(results, model_dir / LOSS_PNG)
     card = ModelCard(

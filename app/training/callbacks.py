@@ -99,8 +99,11 @@ class EpochMonitor:
         return all(b[1] > a[1] and b[0] < a[0] for a, b in itertools.pairwise(window))
 
 
-class Terminated(Exception):
-    """SIGTERM received (SageMaker stop or spot interruption): the latest epoch checkpoint is already saved."""
+class Terminated(BaseException):
+    """SIGTERM received (SageMaker stop or spot interruption): the latest epoch checkpoint is already saved.
+
+    A BaseException, like KeyboardInterrupt: ultralytics wraps export, plotting and data loading in broad
+    ``except Exception`` blocks that would otherwise swallow it and carry on."""
 
 
 def _signature(path: Path) -> tuple[int, int]:
@@ -183,6 +186,16 @@ class SpotCheckpointer:
 
     def uninstall(self) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def exit_on_sigterm(self) -> None:
+        """Once the job's outcome is written, a SIGTERM ends the process at once with 143 (SIG_DFL would leave
+        PID 1 of a container ignoring it until SageMaker's SIGKILL)."""
+        signal.signal(signal.SIGTERM, _exit_terminated)
+
+
+def _exit_terminated(signum: int, frame: FrameType | None) -> None:
+    sys.stdout.flush()
+    os._exit(128 + signal.SIGTERM)
 
 
 def register(trainer: Any, monitor: EpochMonitor, checkpointer: SpotCheckpointer) -> None:

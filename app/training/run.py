@@ -6,7 +6,9 @@ Exit codes (what SageMaker sees):
   143  SIGTERM (StopTrainingJob or a spot interruption): the last finished epoch is in <opt_ml>/checkpoints/last.pt
        (the best so far in best.pt) and a restarted job resumes from the next epoch. Non-zero on purpose, so nothing mistakes an interrupted run
        for a finished one; SageMaker marks a job it stopped itself as Stopped whatever the code, and restarts
-       interrupted managed-spot jobs from the synced checkpoints.
+       interrupted managed-spot jobs from the synced checkpoints. The handler is installed first thing and stays
+       until the process exits (in a container PID 1 ignores a signal it has no handler for), so SIGTERM ends the
+       job within seconds before, during or after the training loop.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from app.contracts.dataset import DatasetInfo
+from app.contracts.dataset import IMAGES_DIR, VAL, DatasetInfo
 from app.contracts.errors import ContractError
-from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters
+from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters, gpu_ids
 from app.contracts.metrics import format_final_line
+from app.training.callbacks import SpotCheckpointer, Terminated
 from app.training.dataset_check import check_dataset, write_training_yaml
 from app.training.device import check as check_device
 from app.training.failure import failure_text, write_failure
@@ -30,8 +33,6 @@ from app.training.sagemaker import OptMl, read_config
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from app.training.callbacks import SpotCheckpointer
 
 EXIT_OK, EXIT_FAILED, EXIT_TERMINATED = 0, 1, 143
 _NOT_ULTRALYTICS = set(OUR_ADDITIONS)
@@ -49,6 +50,20 @@ def resolve_device(device: str) -> str:
 
     count = torch.cuda.device_count()
     return ",".join(str(i) for i in range(count)) if count else "cpu"
+
+
+def check_batch(batch: int, device: str) -> None:
+    """AutoBatch (batch=-1) sizes the batch for one GPU; ultralytics refuses it under DDP only after setup."""
+    if batch == -1 and len(gpu_ids(device)) > 1:
+        raise ContractError(
+            f"hyperparameter 'batch'=-1 (AutoBatch) on {len(gpu_ids(device))} GPUs (device {device}): AutoBatch "
+            "works on one GPU only; give a total batch size divisible by the number of GPUs, or device=0"
+        )
+
+
+def first_val_image(dataset_dir: Path) -> Path:
+    """The validation image the exported graph is test-run on."""
+    return min(p for p in (dataset_dir / IMAGES_DIR / VAL).iterdir() if p.is_file())
 
 
 def ultralytics_overrides(
@@ -87,7 +102,7 @@ def _usable_checkpoint(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def train(opt: OptMl) -> int:
+def train(opt: OptMl, checkpointer: SpotCheckpointer) -> int:
     config = read_config(opt)  # fails in ~1 s, before torch is imported
     _log(check_device(opt, config.hyperparameters.device))  # a GPU instance trains on its GPU or fails now
     hp = config.hyperparameters
@@ -104,6 +119,7 @@ def train(opt: OptMl) -> int:
     from app.training import callbacks, weights
 
     device = resolve_device(hp.device)
+    check_batch(hp.batch, device)
     if device == "cpu":
         torch_utils.NUM_THREADS = (
             os.cpu_count() or 1
@@ -111,7 +127,7 @@ def train(opt: OptMl) -> int:
     data_yaml = write_training_yaml(config.dataset_dir, dataset, work / "data.yaml")
     save_dir = work / "run"
     monitor = callbacks.EpochMonitor(overfit_patience=hp.overfit_patience)
-    checkpointer = callbacks.SpotCheckpointer(opt.checkpoint_dir)
+    sample = first_val_image(config.dataset_dir)
     training: dict[str, object] = {
         "hyperparameters": hp.model_dump(),
         "device": device,
@@ -120,11 +136,13 @@ def train(opt: OptMl) -> int:
 
     resume = _usable_checkpoint(checkpointer.checkpoint)
     best_ckpt = _usable_checkpoint(checkpointer.best_checkpoint) if resume else None
+    if resume:  # the first attempt resolved the start and kept its record next to the checkpoints
+        training["start"] = weights.read_start_record(opt.checkpoint_dir)
     if resume and resume["epoch"] + 1 >= resume["epochs"]:
         _log(
             f"[checkpoint] {checkpointer.checkpoint} is from the final epoch; packaging it without retraining"
         )
-        return _package_finished(opt, resume, checkpointer, best_ckpt, work, dataset, hp, training)
+        return _package_finished(opt, resume, checkpointer, best_ckpt, work, dataset, hp, training, sample)
     if resume:
         _log(f"[checkpoint] resuming from {checkpointer.checkpoint} at epoch {resume['epoch'] + 2}")
         overrides = {
@@ -138,6 +156,12 @@ def train(opt: OptMl) -> int:
         _restore_results(resume["ckpt"], save_dir / "results.csv")
     else:
         start = weights.resolve_start(hp.model, config.pretrained_dir, work)
+        if isinstance(start, str):
+            weights.check_yaml(start)  # an end-to-end family fails here, not at export after every epoch
+        training["start"] = weights.write_start_record(
+            opt.checkpoint_dir, start, from_channel=config.pretrained_dir is not None
+        )
+        _log(f"[start] {training['start']}")
         if isinstance(start, Path):
             report = weights.transfer_report(start, nc=len(dataset.classes))
             _log(report.summary())
@@ -152,12 +176,8 @@ def train(opt: OptMl) -> int:
     if best_ckpt and checkpointer.restore_best(trainer.best):
         _log(f"[checkpoint] restored best.pt of epoch {best_ckpt['epoch'] + 1} to {trainer.best}")
     callbacks.register(trainer, monitor, checkpointer)
-    checkpointer.install()
     started, cpu_started = time.monotonic(), time.process_time()
-    try:
-        trainer.train()
-    finally:
-        checkpointer.uninstall()
+    trainer.train()
     training["train_seconds"] = round(time.monotonic() - started, 1)
     training["train_cpu_seconds"] = round(
         time.process_time() - cpu_started, 1
@@ -178,7 +198,7 @@ def train(opt: OptMl) -> int:
     training["weights"] = shipped.name
     training["shipped_epoch"] = _checkpoint_epoch(copy or checkpointer.checkpoint)
     metrics = dict(trainer.metrics or {}) or _checkpoint_metrics(shipped)  # DDP: the workers held the metrics
-    return _finish(opt, shipped, pd.read_csv(trainer.csv), metrics, dataset, hp, training, save_dir)
+    return _finish(opt, shipped, pd.read_csv(trainer.csv), metrics, dataset, hp, training, save_dir, sample)
 
 
 def _restore_results(ckpt: dict[str, Any], csv: Path) -> None:
@@ -217,6 +237,7 @@ def _package_finished(
     dataset: DatasetInfo,
     hp: Hyperparameters,
     training: dict[str, object],
+    sample: Path,
 ) -> int:
     """A restart after the last epoch finished (e.g. killed during export): the checkpoints have all we need.
 
@@ -235,7 +256,7 @@ def _package_finished(
     training["weights"] = path.name
     training["shipped_epoch"] = chosen["epoch"] + 1
     metrics = {k: v for k, v in (chosen["ckpt"].get("train_metrics") or {}).items() if k != "fitness"}
-    return _finish(opt, final, results, metrics, dataset, hp, training, None)
+    return _finish(opt, final, results, metrics, dataset, hp, training, None, sample)
 
 
 def final_values(metrics: dict[str, float], results: pd.DataFrame, epoch: object) -> dict[str, float]:
@@ -261,9 +282,11 @@ def _finish(
     hp: Hyperparameters,
     training: dict[str, object],
     save_dir: Path | None,
+    sample: Path,
 ) -> int:
     from app.training.artifact import write_artifact
 
+    _log(f"[artifact] writing {opt.model_dir}: model.pt, model.onnx (test-run with ONNX Runtime), model.json")
     card = write_artifact(
         model_dir=opt.model_dir,
         weights=weights_path,
@@ -272,6 +295,7 @@ def _finish(
         dataset=dataset,
         hyperparameters=hp,
         training=training,
+        sample_image=sample,
     )
     if (
         save_dir is not None and save_dir.is_dir()
@@ -290,18 +314,28 @@ def _finish(
 
 def main(opt: OptMl) -> int:
     """Run the job; map every outcome onto the SageMaker exit contract."""
-    from app.training.callbacks import Terminated
-
-    (opt.output_dir / "failure").unlink(
-        missing_ok=True
-    )  # a stale reason from a previous attempt would mislead
+    checkpointer = SpotCheckpointer(opt.checkpoint_dir)
+    checkpointer.install()  # first thing: from here on SIGTERM raises Terminated, wherever it lands
+    _log(
+        f"[job] training under {opt.root} (pid {os.getpid()}); SIGTERM stops it with exit code {EXIT_TERMINATED}"
+    )
     try:
-        return train(opt)
+        return _run(opt, checkpointer)
     except Terminated as exc:
         _log(
             f"[sigterm] {exc}; stopping. The last finished epoch is in {opt.checkpoint_dir}; a restart resumes there"
         )
         return EXIT_TERMINATED
+    finally:
+        checkpointer.exit_on_sigterm()  # the outcome is decided: a late SIGTERM ends the process at once
+
+
+def _run(opt: OptMl, checkpointer: SpotCheckpointer) -> int:
+    (opt.output_dir / "failure").unlink(
+        missing_ok=True
+    )  # a stale reason from a previous attempt would mislead
+    try:
+        return train(opt, checkpointer)
     except ContractError as exc:
         text = failure_text(exc, expected=True)
     except Exception as exc:  # reported, not hidden: the failure file carries the reason and traceback tail

@@ -7,6 +7,8 @@ hyperparameter: a model yaml (built from scratch, shipped inside ultralytics) or
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tarfile
 from dataclasses import dataclass, field
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from app.contracts.artifact import MODEL_PT
 from app.contracts.errors import ContractError
+from app.contracts.hyperparameters import BAKED_CHECKPOINT, end_to_end_family, end_to_end_message
 
+START_RECORD = "start.json"  # next to the checkpoints, so a resumed job still knows what it started from
 WEIGHTS_DIR_ENV = "TRAIN_WEIGHTS_DIR"
 DEFAULT_WEIGHTS_DIR = Path("/opt/ml-weights")
 
@@ -73,6 +77,77 @@ def resolve_start(model: str, pretrained_channel: Path | None, work_dir: Path) -
     )
 
 
+def start_record(start: Path | str, *, from_channel: bool) -> dict[str, str | None]:
+    """What model.json says the job started from: the checkpoint's file name and sha256, or the yaml."""
+    if isinstance(start, str):
+        return {"name": start, "sha256": None, "source": "model yaml (trained from scratch)"}
+    source = "pretrained channel" if from_channel else f"baked into the image ({weights_dir()})"
+    if not from_channel and start.name == BAKED_CHECKPOINT:
+        source += ", the default start"
+    digest = hashlib.sha256()
+    with start.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"name": start.name, "sha256": digest.hexdigest(), "source": source}
+
+
+def write_start_record(
+    checkpoint_dir: Path, start: Path | str, *, from_channel: bool
+) -> dict[str, str | None]:
+    record = start_record(start, from_channel=from_channel)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    (checkpoint_dir / START_RECORD).write_text(json.dumps(record) + "\n")
+    return record
+
+
+def read_start_record(checkpoint_dir: Path) -> dict[str, str | None] | None:
+    """The record a first attempt wrote (None for checkpoints from before it was kept)."""
+    path = checkpoint_dir / START_RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+_END_TO_END_HEADS = {"v10Detect": "YOLOv10", "RTDETRDecoder": "RT-DETR"}
+
+
+def _head_family(head_type: str, end2end: bool, named: str) -> str | None:
+    """The end-to-end family of a model whose last module is ``head_type``, or None for the raw-layout heads."""
+    if head_type in _END_TO_END_HEADS:
+        return end_to_end_family(named) or _END_TO_END_HEADS[head_type]
+    return (end_to_end_family(named) or "end-to-end (NMS-free)") if end2end else None
+
+
+def check_yaml(name: str) -> None:
+    """Refuse, before training, a model yaml whose head is end-to-end (whatever the file is called)."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    try:
+        cfg = yaml_model_load(name)
+    except Exception as exc:  # a yaml ultralytics does not ship (jobs run offline) or cannot parse
+        raise WeightsError(
+            f"hyperparameter 'model'={name!r}: not a model yaml ultralytics ships ({type(exc).__name__}: {exc})"
+        ) from None
+    head = (cfg.get("head") or [[None, None, None]])[-1]
+    family = _head_family(str(head[2]), bool(cfg.get("end2end")), name)
+    if family:
+        raise WeightsError(end_to_end_message(f"hyperparameter 'model'={name!r}", family))
+
+
+def _check_checkpoint_head(checkpoint: Path, model: object) -> None:
+    head = model.model[-1]  # type: ignore[attr-defined]
+    cfg = getattr(model, "yaml", None) or {}
+    # a one-to-one branch (or the yaml's flag) marks an end-to-end head even while it trains in one-to-many mode
+    end2end = bool(
+        cfg.get("end2end") or getattr(head, "end2end", False) or getattr(head, "one2one_cv2", None)
+    )
+    family = _head_family(type(head).__name__, end2end, str(cfg.get("yaml_file", "")))
+    if family:
+        raise WeightsError(end_to_end_message(f"{checkpoint.name} (the starting checkpoint)", family))
+
+
 @dataclass
 class TransferReport:
     """Which tensors of the new model came from the checkpoint, and which start fresh (e.g. a resized class head)."""
@@ -120,6 +195,7 @@ def transfer_report(checkpoint: Path, nc: int) -> TransferReport:
             f"{checkpoint}: not a loadable ultralytics checkpoint ({type(exc).__name__}: {exc}); "
             "expected a .pt written by ultralytics training (e.g. a previous job's model.pt)"
         ) from None
+    _check_checkpoint_head(checkpoint, source)
     src = {k: v.float() for k, v in source.state_dict().items()}
     model = DetectionModel(source.yaml, nc=nc, verbose=False)
     model.load(source, verbose=False)

@@ -38,11 +38,18 @@ def test_job_name_is_a_valid_sagemaker_name_for_any_dataset_folder(
 
 def test_hyperparameter_order_and_spelling_do_not_change_the_name(runner_settings: RunnerSettings) -> None:
     a = name_of(
-        runner_settings, {"dataset_uri": f"s3://{DATASETS}/d/", "hyperparameters": {"epochs": 3, "lr0": 0.1}}
+        runner_settings,
+        {
+            "dataset_uri": f"s3://{DATASETS}/d/",
+            "hyperparameters": {"epochs": 3, "lr0": 0.1, "optimizer": "SGD"},
+        },
     )
     b = name_of(
         runner_settings,
-        {"dataset_uri": f"s3://{DATASETS}/d/dataset.json", "hyperparameters": {"lr0": "0.1", "epochs": "3"}},
+        {
+            "dataset_uri": f"s3://{DATASETS}/d/dataset.json",
+            "hyperparameters": {"optimizer": "SGD", "lr0": "0.1", "epochs": "3"},
+        },
     )
     assert a == b
 

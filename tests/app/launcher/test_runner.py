@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 import pytest
 
+from app.contracts.hyperparameters import BAKED_CHECKPOINT
 from app.contracts.metrics import METRIC_DEFINITIONS
 from app.launcher import runner
 from app.launcher.settings import RunnerSettings, SettingsError, load
@@ -67,7 +68,7 @@ def test_valid_request_starts_one_job_with_the_stage_request(
     assert sent["AlgorithmSpecification"]["TrainingImage"] == IMAGE
     assert sent["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
     assert sent["RoleArn"] == ROLE_ARN
-    assert sent["HyperParameters"] == {"epochs": "3", "imgsz": "640"}
+    assert sent["HyperParameters"] == {"epochs": "3", "imgsz": "640", "model": BAKED_CHECKPOINT}
     assert sent["InputDataConfig"][0]["ChannelName"] == "dataset"
     assert sent["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == DATASET_URI
     assert sent["EnableManagedSpotTraining"] is True
@@ -343,3 +344,51 @@ def test_stage_settings_with_more_than_one_instance_fail_the_cold_start(
         monkeypatch.setenv(key, value)
     with pytest.raises(SettingsError, match=r"INSTANCE_COUNT: .*one instance only"):
         load(RunnerSettings)
+
+
+def _sent_job(runner_settings: RunnerSettings, sagemaker: Any, event: dict[str, Any]) -> dict[str, Any]:
+    calls = CallRecorder(sagemaker)
+    assert runner.start(event, settings=runner_settings, sagemaker=sagemaker)["status"] == "started"
+    [sent] = calls.of("CreateTrainingJob")
+    return sent
+
+
+def test_operator_job_fine_tunes_the_baked_checkpoint_by_default(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    sent = _sent_job(runner_settings, sagemaker, {"dataset_uri": DATASET_URI})
+    assert sent["HyperParameters"]["model"] == BAKED_CHECKPOINT
+    assert [c["ChannelName"] for c in sent["InputDataConfig"]] == ["dataset"]
+
+
+def test_dataset_event_job_fine_tunes_the_baked_checkpoint_by_default(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    sent = _sent_job(runner_settings, sagemaker, s3_event("datasets/v-3f2a1b9c/dataset.json"))
+    assert sent["HyperParameters"]["model"] == BAKED_CHECKPOINT
+
+
+def test_a_named_yaml_trains_from_scratch_only_when_asked(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    event = {"dataset_uri": DATASET_URI, "hyperparameters": {"model": "yolov8s.yaml"}}
+    assert _sent_job(runner_settings, sagemaker, event)["HyperParameters"]["model"] == "yolov8s.yaml"
+
+
+def test_a_pretrained_uri_is_the_start_and_no_default_model_is_added(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    uri = f"s3://{DATASETS}/checkpoints/best.pt"
+    sent = _sent_job(runner_settings, sagemaker, {"dataset_uri": DATASET_URI, "pretrained_uri": uri})
+    assert "model" not in sent["HyperParameters"]
+    assert sent["InputDataConfig"][1]["ChannelName"] == "pretrained"
+
+
+def test_an_end_to_end_family_is_rejected_before_any_aws_call(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    calls = CallRecorder(sagemaker)
+    event = {"dataset_uri": DATASET_URI, "hyperparameters": {"model": "yolo26n.yaml"}}
+    result = runner.start(event, settings=runner_settings, sagemaker=sagemaker)
+    assert result["status"] == "rejected" and "YOLO26" in result["error"]["message"]
+    assert calls.calls == []

@@ -1,9 +1,11 @@
-"""Decoder and letterbox: EXIF orientation, sizes, mapping back to original pixels, and a fuzz of the decoder."""
+"""Decoder and letterbox: EXIF orientation, sizes, pixel-exact parity with ultralytics' LetterBox, mapping back to
+original pixels, and a fuzz of the decoder."""
 
 from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,9 +32,10 @@ def _with_orientation(data: bytes, orientation: int) -> bytes:
 
 def test_decode_reports_exif_oriented_size() -> None:
     rotated = _with_orientation(generated_image(480, 320), 6)
-    img, width, height = images.decode(rotated, imgsz=160, max_pixels=MAX_PIXELS)
-    assert (width, height) == (480, 320)
-    assert img.size == (480, 320)
+    rgb = images.decode(rotated, max_pixels=MAX_PIXELS)
+    assert rgb.shape == (320, 480, 3)
+    lb = images.letterbox(rgb, 160)
+    assert (lb.width, lb.height) == (480, 320)
 
 
 def test_exif_rotated_image_gives_the_same_model_input_as_upright() -> None:
@@ -60,12 +63,18 @@ def test_to_original_maps_input_corners_to_image_corners_and_clips() -> None:
     np.testing.assert_allclose(mapped[1], [0, 0, 480, 320], atol=1e-6)
 
 
-def test_large_jpeg_decoded_at_reduced_scale_keeps_original_size() -> None:
+@pytest.mark.parametrize("name", ["bus.jpg", "zidane.jpg"])
+def test_jpeg_decodes_to_the_pixels_opencv_gives_ultralytics(name: str) -> None:
+    data = ultralytics_asset(name)
+    theirs = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+    np.testing.assert_array_equal(images.decode(data, max_pixels=MAX_PIXELS), theirs)
+
+
+def test_large_jpeg_is_decoded_at_full_resolution() -> None:
+    """No reduced-scale (DCT draft) decoding: it changes the pixels the network sees."""
     buf = io.BytesIO()
     Image.new("RGB", (4000, 3000), (10, 20, 30)).save(buf, format="JPEG")
-    img, width, height = images.decode(buf.getvalue(), imgsz=640, max_pixels=MAX_PIXELS)
-    assert (width, height) == (4000, 3000)
-    assert img.size[0] < 4000 and min(img.size) >= 640
+    assert images.decode(buf.getvalue(), max_pixels=MAX_PIXELS).shape == (3000, 4000, 3)
 
 
 @pytest.mark.parametrize(
@@ -111,7 +120,7 @@ def test_letterbox_geometry_matches_ultralytics(size: tuple[int, int], stride: i
     augment = pytest.importorskip("ultralytics.data.augment")
     colour = (10, 200, 30)
     img = Image.new("RGB", size, colour)
-    ours = images.letterbox(img, *size, imgsz=160, stride=stride)
+    ours = images.letterbox(np.asarray(img), imgsz=160, stride=stride)
     theirs = augment.LetterBox((160, 160), auto=stride is not None, stride=stride or 32)(
         image=np.asarray(img)[..., ::-1]
     )
@@ -120,15 +129,34 @@ def test_letterbox_geometry_matches_ultralytics(size: tuple[int, int], stride: i
     assert (ours.pad_y, ours.pad_x) == tuple(content.min(axis=0))
 
 
-def test_exif_rotated_large_jpeg_is_decoded_reduced_and_upright() -> None:
+@pytest.mark.parametrize(
+    ("name", "size"),
+    [("bus.jpg", None), ("zidane.jpg", None), ("zidane.jpg", (2560, 1440)), ("bus.jpg", (90, 120))],
+    ids=["bus", "zidane", "2560-wide", "small-upscaled"],
+)
+@pytest.mark.parametrize("stride", [None, 32])
+def test_letterbox_is_pixel_identical_to_ultralytics(
+    name: str, size: tuple[int, int] | None, stride: int | None
+) -> None:
+    """Same interpolation (cv2 INTER_LINEAR), rounding and padding: the model input equals ultralytics' exactly."""
+    augment = pytest.importorskip("ultralytics.data.augment")
+    bgr = cv2.imdecode(np.frombuffer(ultralytics_asset(name), np.uint8), cv2.IMREAD_COLOR)
+    if size is not None:
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_CUBIC)
+    ours = images.letterbox(np.ascontiguousarray(bgr[..., ::-1]), 640, stride)
+    theirs = augment.LetterBox((640, 640), auto=stride is not None, stride=stride or 32)(image=bgr)
+    expected = theirs[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+    np.testing.assert_array_equal(ours.tensor, expected)
+
+
+def test_exif_rotated_large_jpeg_is_decoded_upright() -> None:
     upright = Image.new("RGB", (2400, 1200), (200, 30, 30))
     upright.paste((30, 30, 200), (0, 0, 600, 1200))  # blue band on the left when displayed
     exif = Image.Exif()
     exif[0x0112] = 6
     buf = io.BytesIO()
     upright.transpose(Image.Transpose.ROTATE_90).save(buf, format="JPEG", exif=exif.tobytes())
-    img, width, height = images.decode(buf.getvalue(), imgsz=320, max_pixels=MAX_PIXELS)
-    assert (width, height) == (2400, 1200)
-    assert img.width > img.height and img.width < 2400  # upright and DCT-reduced
-    left, right = np.asarray(img)[img.height // 2, 5], np.asarray(img)[img.height // 2, -5]
+    rgb = images.decode(buf.getvalue(), max_pixels=MAX_PIXELS)
+    assert rgb.shape == (1200, 2400, 3)  # upright
+    left, right = rgb[600, 5], rgb[600, -5]
     assert left[2] > 150 > left[0] and right[0] > 150 > right[2]

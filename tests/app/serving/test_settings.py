@@ -54,3 +54,17 @@ def test_invalid_setting_stops_serve_naming_it(
     monkeypatch.setenv("SERVING_DEADLINE_S", "90")
     assert main(["serve", "--model-dir", "/nonexistent"]) == 2
     assert "deadline_s" in capsys.readouterr().err
+
+
+def test_default_threading_runs_one_inference_at_a_time_on_all_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ONNX Runtime run already uses every core: two at once on the same cores only thrash."""
+    monkeypatch.setattr("app.serving.settings.cpu_count", lambda: 8)
+    settings = ServingSettings()
+    assert (settings.ort_threads, settings.run_slots) == (8, 1)
+
+
+def test_fewer_intra_op_threads_allow_parallel_runs_up_to_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("app.serving.settings.cpu_count", lambda: 8)
+    assert ServingSettings(intra_op_threads=2).run_slots == 4
+    assert ServingSettings(workers=2, intra_op_threads=2).run_slots == 2
+    assert ServingSettings(parallel_runs=3).run_slots == 3  # an explicit choice wins

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from app.contracts.artifact import ARTIFACT_FILES, read_model_card
+from app.contracts.artifact import ARTIFACT_FILES, ArtifactError, ExportInfo, read_model_card
 from app.contracts.dataset import read_dataset_info
 from app.contracts.metrics import (
     FIELDS,
@@ -20,6 +21,7 @@ from app.contracts.metrics import (
     parse_epoch_line,
     parse_final_line,
 )
+from app.training.artifact import check_onnx
 from tests.fixtures.artifacts import TrainingRun
 
 pytestmark = pytest.mark.slow
@@ -107,3 +109,41 @@ def test_transfer_from_pretrained_reports_adapted_class_head(trained_run: Traini
     assert (transfer["source_classes"], transfer["target_classes"]) == (2, 3)
     assert 0 < transfer["transferred"] < transfer["total"]
     assert "[transfer]" in trained_run.output and "class head adapted 2 -> 3" in trained_run.output
+
+
+def test_model_json_records_the_starting_checkpoint_name_and_sha256(trained_run: TrainingRun) -> None:
+    from tests.fixtures.artifacts import pretrained_checkpoint
+
+    start = read_model_card(trained_run.model_dir).training["start"]
+    digest = hashlib.sha256(pretrained_checkpoint().read_bytes()).hexdigest()
+    assert start == {"name": "best.pt", "sha256": digest, "source": "pretrained channel"}
+
+
+def test_model_onnx_was_test_run_with_onnx_runtime_before_shipping(trained_run: TrainingRun) -> None:
+    check = read_model_card(trained_run.model_dir).training["onnx_check"]
+    assert isinstance(check, dict)
+    assert check["output_shape"][:2] == [1, 4 + 3] and check["onnxruntime"] == ort.__version__
+
+
+def _export(trained_artifact: Path) -> ExportInfo:
+    return read_model_card(trained_artifact).export
+
+
+def test_onnx_check_refuses_a_graph_onnx_runtime_cannot_load(
+    trained_artifact: Path, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes((trained_artifact / "model.onnx").read_bytes()[:5000])  # a torn export
+    sample = next((tiny_dataset / "images" / "val").iterdir())
+    with pytest.raises(
+        ArtifactError, match=r"model.onnx: ONNX Runtime .* cannot run it on validation image .*not shipped"
+    ):
+        check_onnx(broken, _export(trained_artifact), classes=3, sample=sample)
+
+
+def test_onnx_check_refuses_a_graph_whose_output_is_not_the_raw_layout_for_the_classes(
+    trained_artifact: Path, tiny_dataset: Path
+) -> None:
+    sample = next((tiny_dataset / "images" / "val").iterdir())
+    with pytest.raises(ArtifactError, match=r"serving expects \[1, 4 \+ 5 classes = 9, anchors\]"):
+        check_onnx(trained_artifact / "model.onnx", _export(trained_artifact), classes=5, sample=sample)

@@ -88,3 +88,11 @@ def test_cli_accepts_the_train_argument_sagemaker_passes() -> None:
     with pytest.raises(SystemExit):
         parse_args(["serve"])
     assert parse_args([]).mode == "train"
+
+
+def test_baked_checkpoint_is_the_one_the_contract_names() -> None:
+    """The default start (app.contracts) is the file the Dockerfile bakes into /opt/ml-weights."""
+    from app.contracts.hyperparameters import BAKED_CHECKPOINT
+
+    url = re.search(r"^ARG PRETRAINED_URL=(\S+)$", (TRAIN / "Dockerfile").read_text(), re.M)
+    assert url is not None and url[1].rsplit("/", 1)[-1] == BAKED_CHECKPOINT

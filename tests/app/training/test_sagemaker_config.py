@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.contracts.errors import ContractError
+from app.training.run import check_batch
 from app.training.sagemaker import OPT_ML_ENV, OptMl, read_config, resolve_opt_ml
 from tests.fixtures.artifacts import make_opt_ml, pretrained_checkpoint
 
@@ -74,3 +75,12 @@ def test_hyperparameter_table_documents_every_field() -> None:
 
     names = [line.split()[0] for line in hyperparameter_table().splitlines()[1:]]
     assert names == list(Hyperparameters.model_fields)
+
+
+def test_autobatch_on_several_resolved_gpus_is_refused_before_training() -> None:
+    """device '' means every GPU of the instance: only known in the container, checked before the trainer starts."""
+    with pytest.raises(ContractError, match=r"'batch'=-1 \(AutoBatch\) on 4 GPUs"):
+        check_batch(-1, "0,1,2,3")
+    check_batch(-1, "0")
+    check_batch(-1, "cpu")
+    check_batch(16, "0,1")

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import tarfile
 from pathlib import Path
 
 import pytest
 
-from app.training.weights import WEIGHTS_DIR_ENV, WeightsError, resolve_start
+from app.training.weights import (
+    WEIGHTS_DIR_ENV,
+    WeightsError,
+    check_yaml,
+    resolve_start,
+    start_record,
+    transfer_report,
+)
 
 
 def test_pretrained_channel_wins_over_the_model_hyperparameter(tmp_path: Path) -> None:
@@ -51,3 +59,62 @@ def test_unknown_model_name_lists_what_is_baked(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "yolov8n.pt").write_bytes(b"x")
     with pytest.raises(WeightsError, match=r"baked in: \['yolov8n.pt'\]"):
         resolve_start("yolo11n.pt", None, tmp_path / "work")
+
+
+def _checkpoint(tmp_path: Path, cfg: str) -> Path:
+    """A checkpoint of architecture ``cfg`` (random weights), saved the way ultralytics saves one."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    path = tmp_path / cfg.replace(".yaml", ".pt")
+    torch.save({"model": DetectionModel(cfg, nc=2, verbose=False), "train_args": {}}, path)
+    return path
+
+
+@pytest.mark.parametrize(("cfg", "family"), [("yolo26n.yaml", "YOLO26"), ("yolov10n.yaml", "YOLOv10")])
+def test_end_to_end_checkpoint_is_refused_before_training_naming_the_family(
+    tmp_path: Path, cfg: str, family: str
+) -> None:
+    checkpoint = _checkpoint(tmp_path, cfg)
+    renamed = checkpoint.rename(tmp_path / "model.pt")  # a previous job's model.pt: the name says nothing
+    with pytest.raises(WeightsError, match=rf"model.pt \(the starting checkpoint\) is a {family} model"):
+        transfer_report(renamed, nc=3)
+
+
+def test_raw_layout_checkpoint_is_accepted(tmp_path: Path) -> None:
+    assert transfer_report(_checkpoint(tmp_path, "yolov8n.yaml"), nc=3).transferred > 0
+
+
+@pytest.mark.parametrize(
+    ("cfg", "family"),
+    [("yolo26n.yaml", "YOLO26"), ("yolov10s.yaml", "YOLOv10"), ("rtdetr-l.yaml", "RT-DETR")],
+)
+def test_end_to_end_yaml_is_refused(cfg: str, family: str) -> None:
+    with pytest.raises(WeightsError, match=rf"is a {family} model"):
+        check_yaml(cfg)
+
+
+def test_start_record_has_the_checkpoint_name_and_sha256(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"weights")
+    record = start_record(path, from_channel=True)
+    assert record == {
+        "name": "model.pt",
+        "sha256": hashlib.sha256(b"weights").hexdigest(),
+        "source": "pretrained channel",
+    }
+    assert start_record("yolov8s.yaml", from_channel=False)["sha256"] is None
+
+
+def test_bundled_demo_checkpoint_is_a_yolov8s_and_the_demo_says_so() -> None:
+    from ultralytics.nn.tasks import load_checkpoint
+
+    from scripts import demo
+    from tests.fixtures.artifacts import pretrained_checkpoint
+
+    model, _ = load_checkpoint(pretrained_checkpoint())
+    assert (model.yaml["width_multiple"], model.yaml["depth_multiple"]) == (
+        0.5,
+        0.33,
+    )  # yolov8s.yaml's scale "s"
+    assert "YOLOv8s" in demo.PRETRAINED_WHAT
