@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from app.contracts.artifact import (
     LOSS_PNG,
@@ -21,10 +22,11 @@ from app.contracts.artifact import (
     MODEL_PT,
     RESULTS_CSV,
     ExportInfo,
+    Int8Result,
     ModelCard,
     write_model_card,
 )
-from app.contracts.dataset import DatasetInfo
+from app.contracts.dataset import TRAIN, DatasetInfo
 from app.contracts.hyperparameters import Hyperparameters
 
 LOSS_PARTS = ("box_loss", "cls_loss", "dfl_loss")
@@ -109,13 +111,17 @@ def write_artifact(
     dataset: DatasetInfo,
     hyperparameters: Hyperparameters,
     training: dict[str, object],
+    data_yaml: Path,
 ) -> ModelCard:
-    """model.pt, model.onnx, results.csv, loss.png, then model.json last (its presence means the rest is there)."""
+    """model.pt, model.onnx, model.int8.onnx (when it passes its gate), results.csv, loss.png, then model.json last
+    (its presence means the rest is there). ``data_yaml`` is the training data yaml: int8 calibration images come
+    from its train split, and both precisions are validated on its val split."""
     import ultralytics
 
     model_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(weights, model_dir / MODEL_PT)
     export = export_onnx(weights, model_dir, imgsz=hyperparameters.imgsz, opset=hyperparameters.onnx_opset)
+    int8 = _int8(model_dir, export, hyperparameters, data_yaml) if hyperparameters.int8 else None
     results.rename(columns=str.strip).to_csv(model_dir / RESULTS_CSV, index=False)
     plot_losses(results, model_dir / LOSS_PNG)
     card = ModelCard(
@@ -128,6 +134,23 @@ def write_artifact(
         metrics={FINAL_METRICS[k]: float(v) for k, v in metrics.items() if k in FINAL_METRICS},
         export=export,
         training=training,
+        int8=int8,
     )
     write_model_card(model_dir, card)
     return card
+
+
+def _int8(model_dir: Path, export: ExportInfo, hp: Hyperparameters, data_yaml: Path) -> Int8Result:
+    from app.training.quantize import build_int8
+
+    data = yaml.safe_load(data_yaml.read_text())
+    return build_int8(
+        model_dir=model_dir,
+        fp32_name=MODEL_ONNX,
+        input_name=export.input_name,
+        imgsz=hp.imgsz,
+        data_yaml=data_yaml,
+        calibration_folder=Path(data["path"]) / data[TRAIN],
+        calibration_limit=hp.int8_calibration_images,
+        max_drop=hp.int8_max_map_drop,
+    )

@@ -270,6 +270,7 @@ def _finish(
         dataset=dataset,
         hyperparameters=hp,
         training=training,
+        data_yaml=opt.output_dir / "work" / "data.yaml",  # written by train() before any branch reaches here
     )
     if (
         save_dir is not None and save_dir.is_dir()
