@@ -89,6 +89,13 @@ class TrainingSettings(_Strict):
     default_hyperparameters: dict[str, str] = Field(default_factory=dict)
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
+    launcher_reserved_concurrency: int | None = Field(
+        None,
+        ge=1,
+        description="opt-in reserved concurrency of EACH launcher Lambda (runner, registrar); unset by default: a "
+        "reservation fails CREATE in accounts whose unreserved concurrency would drop below 100 "
+        "(`python -m scripts.training quota` checks it)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainingSettings:
@@ -110,6 +117,12 @@ class ScheduledCapacity(_Strict):
     schedule: str = Field(description="Application Auto Scaling expression, e.g. 'cron(0 7 ? * MON-FRI *)'")
     min_capacity: int = Field(ge=0)
     max_capacity: int = Field(ge=1)
+    max_hold_hours: float = Field(
+        24,
+        gt=0,
+        le=7 * 24,
+        description="longest it may stay in force (raise it for a window meant to span weekends)",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ScheduledCapacity:
@@ -118,6 +131,15 @@ class ScheduledCapacity(_Strict):
         if self.min_capacity > self.max_capacity:
             raise ValueError(f"min_capacity ({self.min_capacity}) > max_capacity ({self.max_capacity})")
         return self
+
+
+# A stack update that touches the scalable target re-registers it with min/max_capacity (CloudFormation owns them)
+# whatever scheduled action is in force; only the next firing of that action restores its bounds.
+REASSERT_WITHIN_MIN = 60
+
+
+def _hours(minutes: int) -> str:
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 class AutoscalingSettings(_Strict):
@@ -147,6 +169,39 @@ class AutoscalingSettings(_Strict):
             )
         return self
 
+    def check_schedule(self) -> None:
+        """Scheduled actions and the CloudFormation-managed bounds must not fight, and no window may silently hold
+        longer than meant (e.g. a nightly action that nothing ends until Monday)."""
+        from infra.scaling_simulator import schedule_holds  # late: the simulator imports this module
+
+        base = (self.min_capacity, self.max_capacity)
+        bounds = {a.name: (a.min_capacity, a.max_capacity) for a in self.scheduled}
+        if base not in bounds.values():
+            have = ", ".join(f"{n} {lo}..{hi}" for n, (lo, hi) in bounds.items())
+            raise ValueError(
+                f"autoscaling.min_capacity..max_capacity ({base[0]}..{base[1]}) must be the bounds of one "
+                f"scheduled action (have {have}): CloudFormation sets them on every update of the scalable target, "
+                "so they must be a state the schedule also produces"
+            )
+        holds = schedule_holds(self.scheduled)
+        for action in self.scheduled:
+            hold = holds[action.name]
+            if hold.longest_hold_min > action.max_hold_hours * 60:
+                start = hold.longest_hold_from.strftime("%a %H:%M") if hold.longest_hold_from else "?"
+                raise ValueError(
+                    f"autoscaling.scheduled '{action.name}' stays in force {_hours(hold.longest_hold_min)} (from "
+                    f"{start} UTC), longer than its max_hold_hours ({action.max_hold_hours:g}): end it with another "
+                    "action (e.g. run the business-hours action on weekends too) or raise max_hold_hours if meant"
+                )
+            if bounds[action.name] != base and hold.longest_silence_min > REASSERT_WITHIN_MIN:
+                raise ValueError(
+                    f"autoscaling.scheduled '{action.name}' ({action.min_capacity}..{action.max_capacity}) differs "
+                    f"from min/max_capacity ({base[0]}..{base[1]}) and stays in force up to "
+                    f"{_hours(hold.longest_silence_min)} without firing: a stack update in that time resets the "
+                    f"bounds to {base[0]}..{base[1]} until it fires again; re-apply it at least hourly through its "
+                    "window, e.g. cron(0 20-23,0-6 ? * * *)"
+                )
+
     @property
     def invocations_target(self) -> float:
         """SageMakerVariantInvocationsPerInstance target (invocations per instance per minute)."""
@@ -156,15 +211,27 @@ class AutoscalingSettings(_Strict):
         return round(self.measured_max_rps_per_instance * self.safety_factor * 60, 1)
 
 
+# What a blue/green deployment spends before its first bake wait, beyond the variant's own model download and
+# container start-up health check timeouts: launching the new fleet's instances and pulling the image. Our allowance,
+# not an AWS figure; SageMaker stops a deployment at MaximumExecutionTimeoutInSeconds whatever the phase.
+PROVISIONING_ALLOWANCE_S = 600
+
+
 class DeploymentSettings(_Strict):
     """Blue/green update policy of the endpoint."""
 
     strategy: Literal["all_at_once", "canary", "linear"] = "all_at_once"
     canary_percent: int = Field(10, ge=1, le=50)
+    canary_instances: int | None = Field(
+        None,
+        ge=1,
+        description="canary as an instance count (INSTANCE_COUNT); for small fleets, instead of percent",
+    )
     linear_step_percent: int = Field(25, ge=10, le=50)
     wait_interval_s: int = Field(300, ge=0, le=3600)
     termination_wait_s: int = Field(300, ge=0, le=3600)
     max_execution_timeout_s: int = Field(3600, ge=600, le=14400)
+    provisioning_allowance_s: int = Field(PROVISIONING_ALLOWANCE_S, ge=0, le=3600)
     rollback_on_alarms: bool = True
 
 
@@ -198,6 +265,13 @@ class EndpointSettings(_Strict):
     instance_type: InstanceType = "ml.c6i.xlarge"
     initial_instance_count: int = Field(1, ge=1)
     data_capture_percent: int = Field(0, ge=0, le=100)
+    data_capture_percent_live: int | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="what the deployed endpoint captures (None: the same as data_capture_percent); a difference "
+        "makes the next deploy apply data capture by not retaining variant properties",
+    )
     startup_health_check_timeout_s: int = Field(600, ge=60, le=3600)
     model_download_timeout_s: int = Field(600, ge=60, le=3600)
     environment: dict[str, str] = Field(
@@ -223,31 +297,69 @@ class EndpointSettings(_Strict):
                 f"({self.autoscaling.min_capacity}..{self.autoscaling.max_capacity})"
             )
         self._check_traffic_shifting()
+        if self.autoscaling.scheduled:  # a deploy rule, not the simulator's: what-if schedules stay simulable
+            self.autoscaling.check_schedule()
         return self
 
     def _check_traffic_shifting(self) -> None:
         """SageMaker rejects a canary or linear step above 50% of the variant's instances (at least one instance
         each), and stops a deployment that runs past its maximum execution timeout. Check against the smallest
-        fleet the endpoint can have (autoscaling min), so the failure shows at synth, not mid-deployment."""
+        fleet the endpoint can have (autoscaling min), so the failure shows at synth, not mid-deployment.
+
+        CapacitySize (CAPACITY_PERCENT or INSTANCE_COUNT) and the 50% limit: SageMaker API reference,
+        https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CapacitySize.html and API_TrafficRoutingConfig
+        (read 2026-11-30)."""
         deploy, fleet = self.deployment, self.autoscaling.min_capacity
-        if deploy.strategy == "all_at_once":
-            return
-        percent = deploy.canary_percent if deploy.strategy == "canary" else deploy.linear_step_percent
-        step_instances = math.ceil(percent / 100 * fleet)
-        if step_instances * 2 > fleet:
+        steps = 1
+        if deploy.canary_instances is not None and deploy.strategy != "canary":
             raise ValueError(
-                f"deployment.strategy {deploy.strategy}: a {percent}% step of {fleet} instance(s) (autoscaling "
-                f"min_capacity) is {step_instances} instance(s), above SageMaker's 50% limit; raise min_capacity to "
-                f"at least {2 * step_instances} or use all_at_once"
+                f"deployment.canary_instances applies to strategy canary, not {deploy.strategy}; remove it"
             )
-        steps = 1 if deploy.strategy == "canary" else math.ceil(100 / percent)
-        needed = steps * deploy.wait_interval_s + deploy.termination_wait_s
+        if deploy.strategy == "canary" and deploy.canary_instances is not None:
+            if deploy.canary_instances * 2 > fleet:
+                raise ValueError(
+                    f"deployment.canary_instances {deploy.canary_instances} of {fleet} instance(s) (autoscaling "
+                    f"min_capacity) is above SageMaker's 50% limit; raise min_capacity to at least "
+                    f"{2 * deploy.canary_instances} or use a smaller canary"
+                )
+        elif deploy.strategy != "all_at_once":
+            percent = deploy.canary_percent if deploy.strategy == "canary" else deploy.linear_step_percent
+            exact = percent / 100 * fleet
+            step_instances = math.ceil(exact)
+            if step_instances * 2 > fleet:
+                raise ValueError(
+                    f"deployment.strategy {deploy.strategy}: a {percent}% step of {fleet} instance(s) (autoscaling "
+                    f"min_capacity) is {step_instances} instance(s), above SageMaker's 50% limit; raise min_capacity "
+                    f"to at least {2 * step_instances} or use all_at_once"
+                )
+            if deploy.strategy == "canary" and exact < 1:
+                raise ValueError(
+                    f"deployment.canary_percent {percent}% of {fleet} instance(s) (autoscaling min_capacity) is "
+                    f"{exact:g} instance: the canary would rest on SageMaker rounding it up; set "
+                    f"deployment.canary_instances: 1 (an INSTANCE_COUNT canary) instead"
+                )
+            steps = 1 if deploy.strategy == "canary" else math.ceil(100 / percent)
+        # The new fleet is provisioned (instances, image, model download, health check) before the first bake wait.
+        provisioning = (
+            deploy.provisioning_allowance_s
+            + self.model_download_timeout_s
+            + self.startup_health_check_timeout_s
+        )
+        needed = provisioning + steps * deploy.wait_interval_s + deploy.termination_wait_s
         if needed > deploy.max_execution_timeout_s:
             raise ValueError(
-                f"deployment: {steps} wait interval(s) of {deploy.wait_interval_s} s + termination wait "
-                f"{deploy.termination_wait_s} s = {needed} s exceed max_execution_timeout_s "
+                f"deployment: provisioning {provisioning} s (allowance {deploy.provisioning_allowance_s} s + model "
+                f"download timeout {self.model_download_timeout_s} s + startup health check timeout "
+                f"{self.startup_health_check_timeout_s} s) + {steps} wait interval(s) of {deploy.wait_interval_s} s "
+                f"+ termination wait {deploy.termination_wait_s} s = {needed} s exceed max_execution_timeout_s "
                 f"({deploy.max_execution_timeout_s})"
             )
+
+    @property
+    def data_capture_changes(self) -> bool:
+        """This deploy changes what the live endpoint captures (RetainAllVariantProperties would keep the old)."""
+        live = self.data_capture_percent_live
+        return live is not None and live != self.data_capture_percent
 
     @property
     def has_model_version(self) -> bool:
@@ -262,6 +374,9 @@ class StageConfig(_Strict):
     region: str | None = Field(None, pattern=r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$")
     retain_data: bool = Field(
         description="retain buckets/keys/repositories on delete + termination protection"
+    )
+    protect_stateless_stacks: bool = Field(
+        False, description="termination protection on Training and Serving too (Data has it with retain_data)"
     )
     log_retention_days: int = 30
     noncurrent_version_expiry_days: int = Field(30, ge=1)

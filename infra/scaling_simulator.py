@@ -28,7 +28,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from infra.config import AutoscalingSettings, ScheduledCapacity
 
@@ -361,3 +361,49 @@ def simulate(
         result.min_bound.append(lo)
         result.max_bound.append(hi)
     return result
+
+
+# --------------------------------------------------------------------------------------------- schedule windows
+@dataclass(frozen=True)
+class ScheduleHold:
+    """How one scheduled action holds over a reference week: its longest stretch in force (from when), and the
+    longest time it stays in force without firing again."""
+
+    longest_hold_min: int
+    longest_hold_from: datetime | None
+    longest_silence_min: int
+
+
+def schedule_holds(scheduled: Sequence[ScheduledCapacity]) -> dict[str, ScheduleHold]:
+    """For every action: how long it stays in force and how long it goes without re-firing, over a reference week
+    (Mon 2025-01-06 UTC; the week before establishes which action is in force at its start). Cached per schedule."""
+    return dict(_schedule_holds(tuple((a.name, a.schedule) for a in scheduled)))
+
+
+@lru_cache(maxsize=64)
+def _schedule_holds(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ScheduleHold], ...]:
+    schedules = [(name, Schedule(expression)) for name, expression in actions]
+    start = datetime(2025, 1, 6, tzinfo=UTC)
+    week = 7 * 24 * 60
+    current: str | None = None
+    since = last_fire = start - timedelta(days=7)
+    hold: dict[str, int] = {}
+    hold_from: dict[str, datetime] = {}
+    silence: dict[str, int] = {}
+    for minute in range(-week, week):
+        t = start + timedelta(minutes=minute)
+        fired = [name for name, schedule in schedules if schedule.fires(t)]
+        if fired:  # actions firing in the same minute: the last one listed is the one that holds
+            if fired[-1] != current:
+                current, since = fired[-1], t
+            last_fire = t
+        if current is None or minute < 0:
+            continue
+        held = int((t - since).total_seconds() // 60) + 1
+        if held > hold.get(current, 0):
+            hold[current], hold_from[current] = held, since
+        silence[current] = max(silence.get(current, 0), int((t - last_fire).total_seconds() // 60))
+    return tuple(
+        (name, ScheduleHold(hold.get(name, 0), hold_from.get(name), silence.get(name, 0)))
+        for name, _ in actions
+    )

@@ -56,12 +56,13 @@ STAGING: dict[str, object] = {
             "measured_max_rps_per_instance": 20,
             "safety_factor": 0.5,
         },
-        "deployment": {"strategy": "canary", "canary_percent": 10, "wait_interval_s": 300},
+        "deployment": {"strategy": "canary", "canary_instances": 1, "wait_interval_s": 300},
     },
 }
 
 PROD: dict[str, object] = {
     "retain_data": True,
+    "protect_stateless_stacks": True,
     "log_retention_days": 365,
     "noncurrent_version_expiry_days": 90,
     "ecr_keep_images": 50,
@@ -87,14 +88,21 @@ PROD: dict[str, object] = {
             "concurrency_target": 3,
             "scale_in_cooldown_s": 600,
             "scale_out_cooldown_s": 60,
+            # Days (weekends too) run at min/max above; nights re-apply their bounds hourly, so a stack update at
+            # night costs at most an hour at the day's max (infra/config.py, AutoscalingSettings.check_schedule).
             "scheduled": [
                 {
                     "name": "business-hours",
-                    "schedule": "cron(0 7 ? * MON-FRI *)",
+                    "schedule": "cron(0 7 ? * * *)",
                     "min_capacity": 2,
                     "max_capacity": 8,
                 },
-                {"name": "nights", "schedule": "cron(0 20 ? * * *)", "min_capacity": 2, "max_capacity": 4},
+                {
+                    "name": "nights",
+                    "schedule": "cron(0 20-23,0-6 ? * * *)",
+                    "min_capacity": 2,
+                    "max_capacity": 4,
+                },
             ],
         },
         "deployment": {"strategy": "linear", "linear_step_percent": 25, "wait_interval_s": 300},

@@ -4,7 +4,7 @@ outputs (``<Stage>-Training``), never hard-coded names; instance types for the q
     python -m scripts.training start --stage Dev --dataset-uri s3://<datasets bucket>/<dataset>/ [-p epochs=50 ...]
     python -m scripts.training follow --stage Dev <job name>
     python -m scripts.training versions --stage Dev
-    python -m scripts.training quota --stage Dev
+    python -m scripts.training quota --stage Dev      # instance quotas (2 x endpoint max), Lambda concurrency
 
 Exit status: 0 ok, 1 AWS/usage error, 2 the runner rejected the request or a quota is missing.
 """
@@ -21,6 +21,8 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+
+from scripts.capacity_checks import blue_green_note, endpoint_instances_needed, lambda_concurrency
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
@@ -165,19 +167,27 @@ class QuotaCheck:
         return self.available is not None and self.available >= self.needed
 
 
-def needed_quotas(stage: str) -> dict[str, int]:
-    """Quota name -> instances the stage needs (training job + endpoint at its autoscaling maximum)."""
+def _stage_config(stage: str) -> Any:
     from infra.app import stage_configs  # late: only this command needs the stage config
 
     configs = stage_configs()
     if stage not in configs:
         raise CommandError(f"unknown stage '{stage}'; expected one of {sorted(configs)}")
-    config = configs[stage]
+    return configs[stage]
+
+
+def endpoint_quota_name(config: Any) -> str:
+    return f"{config.endpoint.instance_type} for endpoint usage"
+
+
+def needed_quotas(stage: str) -> dict[str, int]:
+    """Quota name -> instances the stage needs (training job + endpoint: a blue/green deploy at the autoscaling
+    maximum runs the old and the new fleet side by side, scripts/capacity_checks.py)."""
+    config = _stage_config(stage)
     usage = "spot training job usage" if config.training.use_spot else "training job usage"
-    endpoint = config.endpoint
     return {
         f"{config.training.instance_type} for {usage}": config.training.instance_count,
-        f"{endpoint.instance_type} for endpoint usage": endpoint.autoscaling.max_capacity,
+        endpoint_quota_name(config): endpoint_instances_needed(config.endpoint.autoscaling.max_capacity),
     }
 
 
@@ -190,17 +200,24 @@ def check_quotas(service_quotas: Any, needed: dict[str, int]) -> list[QuotaCheck
 
 
 def cmd_quota(args: argparse.Namespace, session: Any) -> int:
+    config = _stage_config(args.stage)
     checks = check_quotas(session.client("service-quotas"), needed_quotas(args.stage))
     for check in checks:
         have = "missing" if check.available is None else f"{check.available:g}"
         print(f"{'ok ' if check.ok else 'LOW'} {check.quota_name}: need {check.needed}, have {have}")
+        if check.quota_name == endpoint_quota_name(config):
+            note = blue_green_note(check.available, config.endpoint.autoscaling.max_capacity)
+            if note:
+                print(note)
+    concurrency = lambda_concurrency(session.client("lambda"), config.training.launcher_reserved_concurrency)
+    print(concurrency.line())
     if not all(check.ok for check in checks):
         print(
             "request increases in Service Quotas (service: Amazon SageMaker) for the LOW lines",
             file=sys.stderr,
         )
         return 2
-    return 0
+    return 0 if concurrency.ok else 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -233,7 +250,11 @@ def parser() -> argparse.ArgumentParser:
     versions.add_argument("--stage", required=True)
     versions.set_defaults(func=cmd_versions)
 
-    quota = sub.add_parser("quota", help="check the stage's training and endpoint instance quotas")
+    quota = sub.add_parser(
+        "quota",
+        help="check the stage's training and endpoint instance quotas (endpoint: 2 x max capacity for blue/green) "
+        "and the account's unreserved Lambda concurrency",
+    )
     quota.add_argument("--stage", required=True)
     quota.set_defaults(func=cmd_quota)
     return top

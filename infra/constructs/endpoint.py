@@ -7,7 +7,16 @@
   timeouts), data capture into ``data-capture/`` of the artifacts bucket under KMS, and a KMS volume key only where
   the instance type has EBS storage (``app.contracts.instance_types.supports_volume_kms_key``).
 - Endpoint: blue/green updates (all-at-once, canary or linear traffic shifting) that roll back on the alarms passed
-  to ``guard_with``, and ``RetainAllVariantProperties`` so an update keeps the capacity autoscaling has set.
+  to ``guard_with`` (the execution role may describe exactly those alarms), and ``RetainAllVariantProperties`` so an
+  update keeps the capacity autoscaling has set - except on the deploy that changes data capture (below).
+
+Data capture under ``RetainAllVariantProperties``: DataCaptureConfig is a variant property that
+``ExcludeRetainedVariantProperties`` cannot exclude ("Not currently supported", CloudFormation
+AWS::SageMaker::Endpoint VariantProperty, https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/
+aws-properties-sagemaker-endpoint-variantproperty.html, read 2026-11-30), so a retaining update may keep the old
+capture. The stage records what the live endpoint captures (``endpoint.data_capture_percent_live``); when it differs
+from ``data_capture_percent``, that deploy does not retain variant properties (the new fleet starts at
+``initial_instance_count``, then autoscaling takes over) and synth warns with what to do after it.
 
 Identity follows the instance type (``variant_name``), and the stack builds this construct under an id derived from
 it: changing the instance type creates a new endpoint (and scalable target) instead of an update that SageMaker
@@ -18,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -40,9 +50,14 @@ def traffic_routing(deployment: DeploymentSettings) -> sagemaker.CfnEndpoint.Tra
     """The blue/green traffic shift of a stage: all at once, a canary then the rest, or linear steps."""
     percent = sagemaker.CfnEndpoint.CapacitySizeProperty
     if deployment.strategy == "canary":
+        canary = (
+            percent(type="INSTANCE_COUNT", value=deployment.canary_instances)
+            if deployment.canary_instances is not None
+            else percent(type="CAPACITY_PERCENT", value=deployment.canary_percent)
+        )
         return sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
             type="CANARY",
-            canary_size=percent(type="CAPACITY_PERCENT", value=deployment.canary_percent),
+            canary_size=canary,
             wait_interval_in_seconds=deployment.wait_interval_s,
         )
     if deployment.strategy == "linear":
@@ -192,12 +207,22 @@ class ServingEndpoint(Construct):
             self,
             "Endpoint",
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
-            retain_all_variant_properties=True,
+            retain_all_variant_properties=not settings.data_capture_changes,
             deployment_config=self._deployment_config(settings.deployment, alarm_names=()),
         )
         self.endpoint_name: str = self.endpoint.attr_endpoint_name
         self.endpoint_config_name: str = self.endpoint_config.attr_endpoint_config_name
         self.model_name: str = self.model.attr_model_name
+        if settings.data_capture_changes:
+            cdk.Annotations.of(self).add_warning_v2(
+                "data-capture-change",
+                f"data capture changes from {settings.data_capture_percent_live}% to {settings.data_capture_percent}%: "
+                "this deploy does not retain variant properties (DataCaptureConfig cannot be excluded from "
+                f"RetainAllVariantProperties), so the new fleet starts at initial_instance_count "
+                f"({settings.initial_instance_count}) before autoscaling takes over; deploy off peak or raise "
+                "initial_instance_count for it, and once scripts/verify_endpoint.py passes set "
+                f"endpoint.data_capture_percent_live to {settings.data_capture_percent} (or remove it)",
+            )
 
         acknowledge(
             self.model,
@@ -268,8 +293,25 @@ class ServingEndpoint(Construct):
     def guard_with(self, alarm_names: Sequence[str]) -> None:
         """Roll a deployment back when one of these alarms fires (when the stage's config asks for it).
 
-        Plain names, not references: the alarms watch this endpoint, so a reference back would be a cycle.
+        Plain names, not references: the alarms watch this endpoint, so a reference back would be a cycle. SageMaker
+        reads the alarms with the execution role: "Ensure that your IAM execution role has permission to perform the
+        cloudwatch:DescribeAlarms action on the auto-rollback alarms you specify" (SageMaker deployment guardrails,
+        Auto-Rollback Configuration and Monitoring, https://docs.aws.amazon.com/sagemaker/latest/dg/
+        deployment-guardrails-configuration.html, read 2026-11-30). Granted on exactly those alarms' ARNs.
         """
         self.endpoint.deployment_config = self._deployment_config(
             self.settings.deployment, alarm_names=alarm_names
         )
+        if not (self.settings.deployment.rollback_on_alarms and alarm_names):
+            return
+        stack = cdk.Stack.of(self)
+        arns = [
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=name,
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for name in alarm_names
+        ]
+        self.role.add_to_policy(iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=arns))

@@ -14,6 +14,7 @@ Application Auto Scaling acts through its service-linked role for SageMaker, so 
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as appscaling
 from constructs import Construct
 
@@ -68,8 +69,9 @@ class EndpointAutoscaling(Construct):
             policy = appscaling.CfnScalingPolicy(
                 self,
                 f"{name}Policy",
-                # Application Auto Scaling requires a name; it is unique per scalable target, not per account.
-                policy_name=f"{variant_name}-{name.lower()}",
+                # Application Auto Scaling requires a name (unique per scalable target); the stack prefix makes it
+                # stage-unique too, so a policy or its TargetTracking-* alarms name their stage.
+                policy_name=f"{cdk.Stack.of(self).stack_name}-{variant_name}-{name.lower()}",
                 policy_type="TargetTrackingScaling",
                 scaling_target_id=self.target.ref,
                 target_tracking_scaling_policy_configuration=appscaling.CfnScalingPolicy.TargetTrackingScalingPolicyConfigurationProperty(

@@ -5,8 +5,16 @@
 GPU on GPU instances) utilisation, and capacity pinned at the configured maximum for too long. The ones in
 ``ROLLBACK`` guard deployments: the endpoint's blue/green update rolls back when one fires.
 
-Alarm names are set (``<stack>-<purpose>``) because the endpoint refers to its rollback alarms by name while the
-alarms refer to the endpoint: references both ways would be a cycle. Names are per stack, so stages never clash.
+Only the rollback alarms have physical names (``<stack>-<purpose>``, so stage-unique): the endpoint refers to them by
+name while they refer to the endpoint, and references both ways would be a cycle. The others are named by
+CloudFormation.
+
+Instances serving traffic: SageMaker publishes no instance-count metric for a real-time variant; CPUUtilization's
+sample count is not documented to equal it. ``InvocationsPerInstance`` is documented as "1/numberOfInstances is sent
+as the value on each request" (SageMaker API reference, ScalingPolicyMetric, and "SageMaker AI endpoint invocation
+metrics", https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html, read 2026-11-30), so
+Sum(Invocations) / Sum(InvocationsPerInstance) over a minute is the number of instances that served it. No traffic,
+no datapoint: the capacity-at-max alarm treats that as not breaching (nothing is pinned at max without load).
 """
 
 from __future__ import annotations
@@ -29,6 +37,24 @@ from infra.nag import acknowledge
 SAGEMAKER_NS = "AWS/SageMaker"  # invocations, errors, latency
 INSTANCE_NS = "/aws/sagemaker/Endpoints"  # per-instance utilisation
 ROLLBACK: frozenset[str] = frozenset({"error-5xx-rate", "model-latency-p90", "model-latency-p99"})
+
+
+def serving_instances(
+    dims: dict[str, str], period: cdk.Duration, label: str = "instances serving traffic"
+) -> cloudwatch.MathExpression:
+    """Instances that served the period's requests: Sum(Invocations) / Sum(InvocationsPerInstance) (see above)."""
+
+    def metric(name: str) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=SAGEMAKER_NS, metric_name=name, dimensions_map=dims, statistic="Sum", period=period
+        )
+
+    return cloudwatch.MathExpression(
+        expression="invocations / perinstance",
+        using_metrics={"invocations": metric("Invocations"), "perinstance": metric("InvocationsPerInstance")},
+        period=period,
+        label=label,
+    )
 
 
 def vcpus(instance_type: str) -> int:
@@ -175,12 +201,11 @@ class EndpointAlarms(Construct):
                 settings.disk_utilization_percent,
                 n,
             ),
-            # Every instance reports CPUUtilization once a minute: the sample count is the in-service count.
             _Spec(
                 "capacity-at-max",
-                f"in-service instances at max capacity ({max_capacity}) for "
-                f"{settings.at_max_capacity_minutes} min: raise max or the target",
-                metric("CPUUtilization", "SampleCount", INSTANCE_NS),
+                f"instances serving traffic (Invocations / InvocationsPerInstance) at max capacity ({max_capacity}) "
+                f"for {settings.at_max_capacity_minutes} min: raise max or the target",
+                serving_instances(dims, minute),
                 max_capacity - 0.5,
                 settings.at_max_capacity_minutes,
             ),
@@ -203,7 +228,7 @@ class EndpointAlarms(Construct):
             alarm = cloudwatch.Alarm(
                 self,
                 spec.purpose,
-                alarm_name=f"{stack_name}-{spec.purpose}",
+                alarm_name=f"{stack_name}-{spec.purpose}" if spec.purpose in ROLLBACK else None,
                 alarm_description=f"{spec.description} > {spec.threshold:g} for {spec.periods} min",
                 metric=spec.metric,
                 threshold=spec.threshold,

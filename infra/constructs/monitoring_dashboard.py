@@ -1,7 +1,7 @@
 """ServingDashboard: one CloudWatch dashboard per stage.
 
-Rows: invocations (vs the scaling target), latency (vs the alarm thresholds), errors, instance count (vs the scaling
-bounds), utilisation, and the training jobs' train / val losses (the SageMaker metric names of
+Rows: invocations (vs the scaling target), latency (vs the alarm thresholds), errors, instances serving traffic (vs
+the scaling bounds; Invocations / InvocationsPerInstance, see infra/constructs/monitoring.py), utilisation, and the training jobs' train / val losses (the SageMaker metric names of
 ``app.contracts.metrics.FIELDS`` in ``/aws/sagemaker/TrainingJobs``, found by SEARCH because job names vary, and
 filtered to this stage's job-name prefix so stages sharing an account do not see each other's jobs). A
 stage without an endpoint gets the training rows only.
@@ -18,7 +18,7 @@ from constructs import Construct
 
 from app.contracts.metrics import FIELDS
 from infra.config import EndpointSettings
-from infra.constructs.monitoring import INSTANCE_NS, SAGEMAKER_NS, vcpus
+from infra.constructs.monitoring import INSTANCE_NS, SAGEMAKER_NS, serving_instances, vcpus
 from infra.constructs.training_names import job_name_prefix
 
 TRAINING_NS = "/aws/sagemaker/TrainingJobs"
@@ -138,16 +138,13 @@ class ServingDashboard(Construct):
             ),
             cloudwatch.GraphWidget(
                 title="Errors",
-                left=[
-                    m("Invocation4XXErrors", "Sum"),
-                    m("Invocation5XXErrors", "Sum"),
-                    m("ModelSetupTime", "Maximum"),
-                ],
+                # ModelSetupTime is a serverless-endpoint metric: a real-time variant never publishes it.
+                left=[m("Invocation4XXErrors", "Sum"), m("Invocation5XXErrors", "Sum")],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
-                title="In-service instances vs scaling bounds",
-                left=[m("CPUUtilization", "SampleCount", INSTANCE_NS, label="instances")],
+                title="Instances serving traffic vs scaling bounds (no data without traffic)",
+                left=[serving_instances(dims, minute)],
                 left_annotations=[_line(scaling.min_capacity, "min"), _line(scaling.max_capacity, "max")],
                 width=WIDTH,
             ),

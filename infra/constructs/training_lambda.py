@@ -3,8 +3,17 @@
 Python 3.12 on x86_64, code = ``app/__init__.py`` + ``app/contracts`` + ``app/launcher`` straight from the repo
 (an allow-list, so nothing else is hashed or shipped), pydantic from a layer built offline by
 ``scripts/build_lambda_layer.sh`` (pinned manylinux wheels: no Docker at synth). JSON logs with a retention,
-X-Ray active tracing, reserved concurrency, async retries then an on-failure SQS destination, and an alarm on
-errors.
+X-Ray active tracing, async retries then an on-failure SQS destination, and an alarm on errors.
+
+Reserved concurrency is opt-in (``training.launcher_reserved_concurrency``): Lambda keeps at least 100 concurrent
+executions unreserved, so reserving fails CREATE in an account whose quota leaves less than that (new accounts may
+start with a lower concurrency quota) - AWS Lambda quotas, https://docs.aws.amazon.com/lambda/latest/dg/
+gettingstarted-limits.html, and configuration-concurrency.html ("minus 100"), read 2026-11-30.
+Without it an event storm stays harmless because (1) the runner derives the job name from the request, so a
+duplicated or retried event answers ``already_started`` instead of starting a second job; (2) EventBridge retries a
+throttled delivery (``retry_attempts``, ``max_event_age``) and then hands the event to the dead-letter queue, as does
+Lambda's own async retry (``retry_attempts``, ``max_event_age`` below), so throttling never drops an event silently;
+(3) SageMaker's per-instance-type training quotas cap how many distinct jobs can run at all.
 """
 
 from __future__ import annotations
@@ -70,6 +79,7 @@ class LauncherFunction(Construct):
         timeout: cdk.Duration,
         memory_mb: int,
         reserved_concurrency: int | None,
+        retain_logs: bool = False,
         retry_attempts: int = 2,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -77,7 +87,11 @@ class LauncherFunction(Construct):
             raise ValueError(
                 f"log_retention_days ({log_retention_days}) must be one of {list(LOG_RETENTION_DAYS)}"
             )
-        self.log_group = logs.LogGroup(self, "Logs", removal_policy=cdk.RemovalPolicy.DESTROY)
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain_logs else cdk.RemovalPolicy.DESTROY,
+        )
         # RetentionDays is keyed by name, not days: set the number on the L1 so infra/config.py's list stays the
         # only list of allowed values.
         cfn_log_group = self.log_group.node.default_child

@@ -28,7 +28,9 @@ class ServingStack(cdk.Stack):
         self, scope: Construct, construct_id: str, *, config: StageConfig, data: StatefulStack, **kwargs: Any
     ) -> None:
         kwargs.setdefault("description", f"{config.name}: SageMaker endpoint, autoscaling, alarms, dashboard")
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(
+            scope, construct_id, termination_protection=config.protect_stateless_stacks, **kwargs
+        )
         settings = config.endpoint
         self.topic = AlarmTopic(self, "Alarms", emails=config.alarm_emails, retain=config.retain_data).topic
         self.endpoint: ServingEndpoint | None = None

@@ -22,6 +22,12 @@ from infra.constructs.secure_bucket import SecureBucket
 from infra.nag import acknowledge
 
 IMAGE_NAMES: tuple[str, ...] = ("dataprep", "train", "serve")
+# scripts/promote_image.py tags every promoted image sha256-<digest> (immutable tags): that is what a stage pins.
+PROMOTED_TAG_PATTERN = "sha256-*"
+# "Images per repository" default quota (Amazon ECR service quotas,
+# https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html, read 2026-11-30): a count rule that keeps
+# this many images never expires one before the repository itself is full.
+ECR_IMAGES_PER_REPOSITORY = 100_000
 
 
 def _pin(construct: Construct, logical_id: str) -> None:
@@ -124,11 +130,23 @@ class StatefulStack(cdk.Stack):
                 image_tag_mutability=ecr.TagMutability.IMMUTABLE,
                 encryption=ecr.RepositoryEncryption.KMS,
                 encryption_key=self.key,
+                # ECR: "An image that matches the tagging requirements of a rule cannot be expired by a rule with a
+                # lower priority" (Amazon ECR lifecycle policies, How lifecycle policies work,
+                # https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html, read 2026-11-30).
+                # So rule 1 holds every promoted image (a deployed or previous release's pin) out of rule 2's count.
                 lifecycle_rules=[
                     ecr.LifecycleRule(
-                        description=f"keep the last {config.ecr_keep_images} images",
+                        rule_priority=1,
+                        description="never expire a promoted image (tag sha256-<digest>): releases pin them",
+                        tag_status=ecr.TagStatus.TAGGED,
+                        tag_pattern_list=[PROMOTED_TAG_PATTERN],
+                        max_image_count=ECR_IMAGES_PER_REPOSITORY,
+                    ),
+                    ecr.LifecycleRule(
+                        rule_priority=2,
+                        description=f"keep the last {config.ecr_keep_images} other images",
                         max_image_count=config.ecr_keep_images,
-                    )
+                    ),
                 ],
                 removal_policy=removal,
                 empty_on_delete=not retain,

@@ -42,7 +42,6 @@ from infra.nag import acknowledge, acknowledge_resource
 from infra.stacks.stateful import StatefulStack
 
 TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
-RESERVED_CONCURRENCY = 2  # jobs start minutes apart; this caps a runaway event storm, not normal use
 _HOUR = 3600
 
 
@@ -62,7 +61,9 @@ class TrainingStack(cdk.Stack):
         self, scope: Construct, construct_id: str, *, config: StageConfig, data: StatefulStack, **kwargs: Any
     ) -> None:
         kwargs.setdefault("description", f"{config.name}: training runner, events, model registry")
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(
+            scope, construct_id, termination_protection=config.protect_stateless_stacks, **kwargs
+        )
         settings = config.training
         prefix = job_name_prefix(config)
         train_image = ContainerImage(self, "TrainImage", name="train", pinned_uri=config.images.train)
@@ -102,6 +103,8 @@ class TrainingStack(cdk.Stack):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
+            # Failed launcher events are evidence: kept with the stage's data where the stage keeps data.
+            removal_policy=cdk.RemovalPolicy.RETAIN if config.retain_data else cdk.RemovalPolicy.DESTROY,
         )
         acknowledge(
             self.dead_letters,
@@ -125,7 +128,9 @@ class TrainingStack(cdk.Stack):
             "dead_letters": self.dead_letters,
             "alarm_topic": self.notify_topic,
             "log_retention_days": config.log_retention_days,
-            "reserved_concurrency": RESERVED_CONCURRENCY,
+            "retain_logs": config.retain_data,
+            # Opt-in (unset by default): see LauncherFunction for what keeps an event storm harmless without it.
+            "reserved_concurrency": settings.launcher_reserved_concurrency,
         }
         shared_env = {
             "STAGE": config.name,
@@ -297,7 +302,14 @@ class TrainingStack(cdk.Stack):
                 resources=[jobs],
             )
         )
-        self.training_role.grant_pass_role(runner.grant_principal)
+        # Scoped to the training role, and only for handing it to SageMaker (not to any other service).
+        runner.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.training_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
         self.notify_topic.grant_publish(runner)
 
         registrar = self.registrar.function

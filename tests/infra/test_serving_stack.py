@@ -174,7 +174,7 @@ def test_data_capture_samples_the_stage_percentage_into_the_artifacts_bucket(
             "Staging",
             {
                 "Type": "CANARY",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
                 "WaitIntervalInSeconds": 300,
             },
         ),
@@ -203,7 +203,9 @@ def test_rollback_alarms_are_the_guarding_alarms_of_the_stack(synth: Synthesized
     template = serving(synth, stage)
     rollback = only(template, "AWS::SageMaker::Endpoint")["DeploymentConfig"]["AutoRollbackConfiguration"]
     names = sorted(a["AlarmName"] for a in rollback["Alarms"])
-    alarms = {a["Properties"]["AlarmName"] for a in resources(template, "AWS::CloudWatch::Alarm").values()}
+    alarms = {
+        a["Properties"].get("AlarmName") for a in resources(template, "AWS::CloudWatch::Alarm").values()
+    }
     assert names == sorted(f"{stage}-Serving-{purpose}" for purpose in ROLLBACK)
     assert set(names) <= alarms
 
@@ -340,16 +342,31 @@ def test_capacity_pinned_at_max_alarm_counts_instances_for_the_configured_minute
     synth: SynthesizedApp,
 ) -> None:
     settings = CONFIGS["Prod"].endpoint
-    alarm = next(
+    [alarm] = [
         a["Properties"]
         for a in resources(serving(synth, "Prod"), "AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["AlarmName"] == "Prod-Serving-capacity-at-max"
-    )
-    assert (alarm["Statistic"], alarm["Threshold"]) == (
-        "SampleCount",
-        settings.autoscaling.max_capacity - 0.5,
-    )
+        if a["Properties"]["AlarmDescription"].startswith("instances serving traffic")
+    ]
+    assert alarm["Threshold"] == settings.autoscaling.max_capacity - 0.5
     assert alarm["EvaluationPeriods"] == settings.alarms.at_max_capacity_minutes
+    # Documented signal: every request adds 1/numberOfInstances to InvocationsPerInstance.
+    [expression] = [q for q in alarm["Metrics"] if "Expression" in q]
+    assert expression["Expression"] == "invocations / perinstance"
+    used = {q["Id"]: q["MetricStat"] for q in alarm["Metrics"] if "MetricStat" in q}
+    assert {k: (v["Metric"]["MetricName"], v["Stat"]) for k, v in used.items()} == {
+        "invocations": ("Invocations", "Sum"),
+        "perinstance": ("InvocationsPerInstance", "Sum"),
+    }
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_nothing_rests_on_cpu_sample_count_or_serverless_metrics(synth: SynthesizedApp, stage: str) -> None:
+    template = serving(synth, stage)
+    alarms = json.dumps(resources(template, "AWS::CloudWatch::Alarm"))
+    dashboard = json.dumps(only(template, "AWS::CloudWatch::Dashboard")["DashboardBody"])
+    assert "SampleCount" not in alarms and "SampleCount" not in dashboard
+    assert "ModelSetupTime" not in dashboard  # a serverless-endpoint metric
+    assert "InvocationsPerInstance" in dashboard
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)

@@ -10,6 +10,7 @@ import pytest
 from aws_cdk.assertions import Match
 
 from infra.config import load_stage
+from infra.stacks.stateful import ECR_IMAGES_PER_REPOSITORY
 from infra.stages import STAGES
 from tests.infra.conftest import SynthesizedApp
 
@@ -138,9 +139,24 @@ def test_repository_scans_is_immutable_kms_encrypted_and_keeps_last_n(
         "EncryptionType": "KMS",
         "KmsKey": {"Fn::GetAtt": ["DataKey", "Arn"]},
     }
-    (rule,) = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
-    assert rule["selection"]["countType"] == "imageCountMoreThan"
-    assert rule["selection"]["countNumber"] == config.ecr_keep_images
+    promoted, rest = json.loads(props["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    assert rest["selection"]["countType"] == "imageCountMoreThan"
+    assert rest["selection"]["countNumber"] == config.ecr_keep_images
+    assert rest["rulePriority"] > promoted["rulePriority"]
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+@pytest.mark.parametrize("repository", REPOSITORIES)
+def test_promoted_images_are_held_out_of_the_keep_last_n_rule(
+    synth: SynthesizedApp, stage: str, repository: str
+) -> None:
+    """ECR: an image matched by a higher-priority rule cannot be expired by a lower one; promote_image tags
+    sha256-<digest>, so every image a release pins is matched by rule 1, which keeps up to the repository quota."""
+    rules = json.loads(_props(synth, stage, repository)["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
+    first = min(rules, key=lambda r: r["rulePriority"])
+    assert first["selection"]["tagStatus"] == "tagged"
+    assert first["selection"]["tagPatternList"] == ["sha256-*"]
+    assert first["selection"]["countNumber"] == ECR_IMAGES_PER_REPOSITORY
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)

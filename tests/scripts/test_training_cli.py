@@ -101,7 +101,7 @@ def test_runner_function_error_becomes_a_command_error() -> None:
 def test_quota_names_follow_the_stage_config() -> None:
     assert training.needed_quotas("Prod") == {
         "ml.g5.2xlarge for spot training job usage": 1,
-        "ml.g5.xlarge for endpoint usage": 8,
+        "ml.g5.xlarge for endpoint usage": 16,  # blue/green at max capacity 8: old + new fleet
     }
 
 
