@@ -72,7 +72,9 @@ def test_int8_precision_without_an_int8_model_is_refused_not_served_as_fp32(arti
     card = json.loads((artifact_copy / "model.json").read_text())
     card["int8"] = None  # an artifact trained with int8=false
     (artifact_copy / "model.json").write_text(json.dumps(card))
-    with pytest.raises(ArtifactError, match=r"SERVING_PRECISION=int8 but this artifact ships only \['fp32'\]"):
+    with pytest.raises(
+        ArtifactError, match=r"SERVING_PRECISION=int8 but this artifact ships only \['fp32'\]"
+    ):
         Detector.load(artifact_copy, device="cpu", precision="int8")
 
 
