@@ -3,7 +3,8 @@
 What the training container writes to ``/opt/ml/model`` (SageMaker tars it to ``model.tar.gz``; serving finds it
 untarred in ``/opt/ml/model``)::
 
-    model.onnx    what serving runs (see ExportInfo for its exact input/output)
+    model.onnx    what serving runs at fp32 (see ExportInfo for its exact input/output)
+    model.int8.onnx  the same network quantized to int8, present only when it passed the accuracy gate (Int8Result)
     model.pt      ultralytics checkpoint, for further fine-tuning
     model.json    ModelCard below
     results.csv   ultralytics per-epoch results
@@ -29,6 +30,7 @@ from app.contracts.errors import ContractError
 
 SCHEMA_VERSION = 1
 MODEL_ONNX = "model.onnx"
+INT8_ONNX = "model.int8.onnx"
 MODEL_PT = "model.pt"
 MODEL_JSON = "model.json"
 RESULTS_CSV = "results.csv"
@@ -60,6 +62,35 @@ class ExportInfo(BaseModel):
     dynamic: bool = False
 
 
+Precision = Literal["fp32", "int8"]
+PRECISION_FILES: dict[str, str] = {"fp32": MODEL_ONNX, "int8": INT8_ONNX}
+
+
+class Int8Result(BaseModel):
+    """The int8 model's quantization and accuracy gate: both precisions validated by the same code."""
+
+    model_config = ConfigDict(extra="allow")
+    file: str | None = Field(
+        description="model.int8.onnx when shipped, else None (a rejected model is not shipped)"
+    )
+    shipped: bool
+    reason: str
+    max_map50_95_drop: float = Field(ge=0, description="the gate: largest allowed absolute mAP50-95 drop")
+    map50_95_drop: float
+    fp32_onnx_metrics: dict[str, float]
+    int8_onnx_metrics: dict[str, float]
+    calibration_images: int = Field(ge=1)
+    calibration_method: str
+    float_nodes: int = Field(ge=0, description="detection-head decoding nodes kept in float")
+    seconds: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _file_iff_shipped(self) -> Int8Result:
+        if self.shipped != (self.file == INT8_ONNX):
+            raise ValueError(f"int8.file must be '{INT8_ONNX}' exactly when int8.shipped is true")
+        return self
+
+
 class ModelCard(BaseModel):
     """``model.json``: what the model is, how it was made, and how to run it."""
 
@@ -75,6 +106,11 @@ class ModelCard(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict, description="final val metrics, e.g. mAP50-95")
     export: ExportInfo
     training: dict[str, object] = Field(default_factory=dict)
+    int8: Int8Result | None = Field(None, description="None: no int8 model was attempted")
+
+    def precisions(self) -> list[str]:
+        """The precisions this artifact can serve."""
+        return ["fp32"] + (["int8"] if self.int8 is not None and self.int8.shipped else [])
 
     @model_validator(mode="after")
     def _shapes_agree(self) -> ModelCard:

@@ -85,6 +85,9 @@ class Hyperparameters(BaseModel):
     overfit_patience: int = Field(0, ge=0)
     onnx_opset: int = Field(17, ge=11, le=22)
     name: str = Field("yolo-detector", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    int8: bool = True
+    int8_max_map_drop: float = Field(0.01, ge=0, le=1)
+    int8_calibration_images: int = Field(64, ge=1, le=2048)
 
     @field_validator("cache", mode="before")
     @classmethod
@@ -130,6 +133,9 @@ OUR_ADDITIONS: dict[str, str] = {
     "overfit_patience": "stop when val loss rose for N consecutive epochs while train loss kept falling (0 = off)",
     "onnx_opset": "ONNX opset used for model.onnx",
     "name": "model name written to model.json (and used by serving in responses)",
+    "int8": "also ship model.int8.onnx (ONNX Runtime static quantization) when it passes the accuracy gate",
+    "int8_max_map_drop": "the gate: largest allowed absolute val mAP50-95 drop of int8 vs fp32 (0.01 = 1 point)",
+    "int8_calibration_images": "training images used to calibrate the int8 model",
 }
 
 

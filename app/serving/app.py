@@ -169,5 +169,11 @@ def app_from_env() -> Starlette:
     settings = ServingSettings()
     logs.configure(settings.log_level)
     return create_app(
-        Detector.load(settings.model_dir, device=settings.device, threads=settings.ort_threads), settings
+        Detector.load(
+            settings.model_dir,
+            device=settings.device,
+            threads=settings.ort_threads,
+            precision=settings.precision,
+        ),
+        settings,
     )

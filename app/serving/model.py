@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from app.contracts import cuda
-from app.contracts.artifact import MODEL_ONNX, ArtifactError, ModelCard, read_model_card
+from app.contracts.artifact import MODEL_JSON, PRECISION_FILES, ArtifactError, ModelCard, read_model_card
 from app.contracts.invocation import InferenceOptions
 from app.serving import postprocess
 from app.serving.images import Letterboxed
@@ -83,12 +83,23 @@ class Detector:
         return int(self.session.get_modelmeta().custom_metadata_map.get("stride", DEFAULT_STRIDE))
 
     @classmethod
-    def load(cls, model_dir: Path, *, device: str = "auto", threads: int = 0) -> Detector:
-        """Open and check an artifact folder; raise ArtifactError naming the file and the expectation."""
+    def load(
+        cls, model_dir: Path, *, device: str = "auto", threads: int = 0, precision: str = "fp32"
+    ) -> Detector:
+        """Open and check an artifact folder; raise ArtifactError naming the file and the expectation.
+
+        ``precision`` picks the graph (model.onnx or model.int8.onnx); asking for one the artifact does not
+        ship is an error, never a silent fallback to another precision."""
         if not model_dir.is_dir():
             raise ArtifactError(f"{model_dir}: not a directory; expected the untarred model artifact")
         card = read_model_card(model_dir)
-        path = model_dir / MODEL_ONNX
+        if precision not in card.precisions():
+            why = card.int8.reason if card.int8 is not None else "training did not quantize this model"
+            raise ArtifactError(
+                f"{model_dir / MODEL_JSON}: SERVING_PRECISION={precision} but this artifact ships only "
+                f"{card.precisions()} ({why}); serve it with SERVING_PRECISION=fp32 or retrain with int8=true"
+            )
+        path = model_dir / PRECISION_FILES[precision]
         if not path.is_file():
             raise ArtifactError(f"{path}: missing; expected the ONNX graph written by the training container")
         if card.export.nms_embedded:
@@ -119,6 +130,7 @@ class Detector:
                 "fields": {
                     "model": card.name,
                     "version": card.version,
+                    "precision": precision,
                     "providers": detector.providers,
                     "imgsz": card.imgsz,
                     "classes": len(card.class_names),

@@ -47,7 +47,12 @@ def serve(settings: ServingSettings) -> int:
     # instead of death by signal. Before uvicorn takes over (model loading), SIGTERM exits at once.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        detector = Detector.load(settings.model_dir, device=settings.device, threads=settings.ort_threads)
+        detector = Detector.load(
+            settings.model_dir,
+            device=settings.device,
+            threads=settings.ort_threads,
+            precision=settings.precision,
+        )
     except ArtifactError as exc:
         log.error("cannot serve this model artifact", extra={"fields": {"reason": str(exc)}})
         print(f"serve: cannot serve the model artifact: {exc}", file=sys.stderr)

@@ -74,6 +74,11 @@ class ServingSettings(BaseSettings):
     device: str = Field(
         "auto", pattern="^(auto|cpu|cuda)$", description="auto = CUDA when available, else CPU"
     )
+    precision: str = Field(
+        "fp32",
+        pattern="^(fp32|int8)$",
+        description="model.onnx (fp32) or model.int8.onnx (int8); no fallback",
+    )
     warmup_runs: int = Field(1, ge=0, le=20, description="dummy inferences before /ping says ready")
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
     conf: float = Field(InferenceOptions.model_fields["conf"].default, ge=0.0, le=1.0)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from app.contracts.artifact import (
     LOSS_PNG,
@@ -25,10 +26,11 @@ from app.contracts.artifact import (
     RESULTS_CSV,
     ArtifactError,
     ExportInfo,
+    Int8Result,
     ModelCard,
     write_model_card,
 )
-from app.contracts.dataset import DatasetInfo
+from app.contracts.dataset import TRAIN, DatasetInfo
 from app.contracts.hyperparameters import Hyperparameters
 
 LOSS_PARTS = ("box_loss", "cls_loss", "dfl_loss")
@@ -151,9 +153,11 @@ def write_artifact(
     hyperparameters: Hyperparameters,
     training: dict[str, object],
     sample_image: Path,
+    data_yaml: Path,
 ) -> ModelCard:
-    """model.pt, model.onnx (test-run on ``sample_image``), results.csv, loss.png, then model.json last (its
-    presence means the rest is there)."""
+    """model.pt, model.onnx (test-run on ``sample_image``), model.int8.onnx (when it passes its gate), results.csv,
+    loss.png, then model.json last (its presence means the rest is there). ``data_yaml`` is the training data yaml:
+    int8 calibration images come from its train split, and both precisions are validated on its val split."""
     import ultralytics
 
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -165,6 +169,7 @@ def write_artifact(
             model_dir / MODEL_ONNX, export, classes=len(dataset.class_names), sample=sample_image
         ),
     }
+    int8 = _int8(model_dir, export, hyperparameters, data_yaml) if hyperparameters.int8 else None
     results.rename(columns=str.strip).to_csv(model_dir / RESULTS_CSV, index=False)
     plot_losses(results, model_dir / LOSS_PNG)
     card = ModelCard(
@@ -177,6 +182,23 @@ def write_artifact(
         metrics={FINAL_METRICS[k]: float(v) for k, v in metrics.items() if k in FINAL_METRICS},
         export=export,
         training=training,
+        int8=int8,
     )
     write_model_card(model_dir, card)
     return card
+
+
+def _int8(model_dir: Path, export: ExportInfo, hp: Hyperparameters, data_yaml: Path) -> Int8Result:
+    from app.training.quantize import build_int8
+
+    data = yaml.safe_load(data_yaml.read_text())
+    return build_int8(
+        model_dir=model_dir,
+        fp32_name=MODEL_ONNX,
+        input_name=export.input_name,
+        imgsz=hp.imgsz,
+        data_yaml=data_yaml,
+        calibration_folder=Path(data["path"]) / data[TRAIN],
+        calibration_limit=hp.int8_calibration_images,
+        max_drop=hp.int8_max_map_drop,
+    )

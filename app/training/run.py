@@ -296,6 +296,7 @@ def _finish(
         hyperparameters=hp,
         training=training,
         sample_image=sample,
+        data_yaml=opt.output_dir / "work" / "data.yaml",  # written by train() before any branch reaches here
     )
     if (
         save_dir is not None and save_dir.is_dir()

@@ -18,7 +18,7 @@ import pytest
 from tests.app.serving.conftest import REPO_ROOT, SERVE, serve_env, start_server, stop_server
 
 
-def _run_serve(model_dir: Path) -> subprocess.CompletedProcess[str]:
+def _run_serve(model_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -32,7 +32,7 @@ def _run_serve(model_dir: Path) -> subprocess.CompletedProcess[str]:
             "1",
         ],
         cwd=REPO_ROOT,
-        env=serve_env(),
+        env=serve_env(**env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -108,6 +108,18 @@ def test_class_count_mismatch_fails_startup_with_a_clear_message(
     proc = _run_serve(model_dir)
     assert proc.returncode == 2
     assert "cannot serve the model artifact" in proc.stderr and "classes" in proc.stderr
+
+
+def test_int8_precision_on_an_artifact_without_int8_fails_startup_never_serves_fp32(
+    trained_artifact: Path, tmp_path: Path
+) -> None:
+    model_dir = _copy(trained_artifact, tmp_path / "model")
+    card = json.loads((model_dir / "model.json").read_text())
+    card["int8"] = None
+    (model_dir / "model.json").write_text(json.dumps(card))
+    proc = _run_serve(model_dir, SERVING_PRECISION="int8")
+    assert proc.returncode == 2
+    assert "SERVING_PRECISION=int8 but this artifact ships only ['fp32']" in proc.stderr
 
 
 def test_serving_path_imports_neither_torch_nor_ultralytics() -> None:

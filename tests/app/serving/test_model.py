@@ -61,3 +61,27 @@ def test_graph_with_embedded_nms_is_refused(artifact_copy: Path) -> None:
     (artifact_copy / "model.json").write_text(json.dumps(card))
     with pytest.raises(ArtifactError, match="nms_embedded"):
         Detector.load(artifact_copy, device="cpu")
+
+
+def test_int8_precision_serves_the_int8_graph(trained_artifact: Path) -> None:
+    detector = Detector.load(trained_artifact, device="cpu", precision="int8")
+    assert detector.path.name == "model.int8.onnx"
+
+
+def test_int8_precision_without_an_int8_model_is_refused_not_served_as_fp32(artifact_copy: Path) -> None:
+    card = json.loads((artifact_copy / "model.json").read_text())
+    card["int8"] = None  # an artifact trained with int8=false
+    (artifact_copy / "model.json").write_text(json.dumps(card))
+    with pytest.raises(
+        ArtifactError, match=r"SERVING_PRECISION=int8 but this artifact ships only \['fp32'\]"
+    ):
+        Detector.load(artifact_copy, device="cpu", precision="int8")
+
+
+def test_a_rejected_int8_model_is_refused_with_the_gates_reason(artifact_copy: Path) -> None:
+    card = json.loads((artifact_copy / "model.json").read_text())
+    assert card["int8"] is not None
+    card["int8"].update(shipped=False, file=None, reason="rejected: mAP50-95 drop 0.7 > 0.01")
+    (artifact_copy / "model.json").write_text(json.dumps(card))
+    with pytest.raises(ArtifactError, match=r"rejected: mAP50-95 drop 0.7 > 0.01"):
+        Detector.load(artifact_copy, device="cpu", precision="int8")
