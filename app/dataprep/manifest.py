@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,18 +69,27 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, raw
 
 
-def detect_label_attribute(path: Path, scan: int = DETECT_SCAN_RECORDS) -> str:
-    """The key whose ``<key>-metadata.type`` is ``groundtruth/object-detection``; exactly one must exist."""
-    found: dict[str, int] = {}
-    seen = 0
+def _first_records(path: Path, scan: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of the first ``scan`` lines that are JSON objects (the record checks report the rest)."""
+    taken = 0
     for number, raw in iter_lines(path):
+        if taken >= scan:
+            return
         try:
             record = json.loads(raw)
         except ValueError:
             continue
-        if not isinstance(record, dict):
-            continue
-        seen += 1
+        if isinstance(record, dict):
+            taken += 1
+            yield number, record
+
+
+def detect_label_attribute(path: Path, scan: int = DETECT_SCAN_RECORDS) -> str:
+    """The key whose ``<key>-metadata.type`` is ``groundtruth/object-detection``; exactly one must exist."""
+    found: dict[str, int] = {}
+    records = list(_first_records(path, scan))
+    seen = len(records)
+    for number, record in records:
         for key, value in record.items():
             if (
                 key.endswith("-metadata")
@@ -87,8 +97,6 @@ def detect_label_attribute(path: Path, scan: int = DETECT_SCAN_RECORDS) -> str:
                 and value.get("type") == OBJECT_DETECTION_TYPE
             ):
                 found.setdefault(key[: -len("-metadata")], number)
-        if seen >= scan:
-            break
     if not found:
         raise DataprepError(
             f"{path}: no label attribute found in the first {seen} records; expected a key whose "
@@ -107,15 +115,9 @@ def check_label_attribute(path: Path, attr: str, scan: int = DETECT_SCAN_RECORDS
     reject every record as a failed worker)."""
     detected: list[str] = []
     keys: list[str] = []
-    seen = 0
-    for _, raw in iter_lines(path):
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
-            continue
-        seen += 1
+    records = list(_first_records(path, scan))
+    seen = len(records)
+    for _, record in records:
         if attr in record or f"{attr}-metadata" in record:
             return
         for key, value in record.items():
@@ -124,8 +126,6 @@ def check_label_attribute(path: Path, attr: str, scan: int = DETECT_SCAN_RECORDS
                 kind = detected if value.get("type") == OBJECT_DETECTION_TYPE else keys
                 if name not in kind:
                     kind.append(name)
-        if seen >= scan:
-            break
     if not detected and not keys:
         return  # no labels at all: the record checks report it, line by line
     present = ", ".join(f"'{k}'" for k in detected) or "none"

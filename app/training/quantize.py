@@ -27,17 +27,14 @@ import numpy as np
 from app.contracts.artifact import INT8_ONNX, Int8Result
 from app.contracts.dataset import IMAGE_SUFFIXES
 from app.contracts.errors import ContractError
+from app.training.artifact import (
+    FINAL_METRICS as METRIC_COLUMNS,  # the fp32 model's final metrics, same names
+)
 
 # Node names of an ultralytics ONNX export: "/model.<module index>/<submodule>/...". The last module is the head.
 _MODULE = re.compile(r"^/model\.(\d+)/")
 CALIBRATION_METHOD = "percentile"
 CALIBRATION_PERCENTILE = 99.99
-METRIC_COLUMNS = {  # ultralytics results_dict -> our metric names (same as the fp32 model's final metrics)
-    "metrics/precision(B)": "precision",
-    "metrics/recall(B)": "recall",
-    "metrics/mAP50(B)": "mAP50",
-    "metrics/mAP50-95(B)": "mAP50-95",
-}
 
 
 class QuantizationError(ContractError):
