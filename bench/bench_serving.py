@@ -1,15 +1,26 @@
-"""Serving speed, side by side in one run, same weights (fall_detection best.pt exported at imgsz 640) and images:
+"""Serving speed and INT8 accuracy, side by side in one run, on the real YOLOv8s checkpoint (fall_detection best.pt,
+exported to ONNX at imgsz 640 with a dynamic input, so bus.jpg is letterboxed to 640x480 as ultralytics does):
 
-  (a) in-process floor: decode + letterbox + ONNX Runtime + postprocess, no HTTP (app.serving code, this process);
-  (b) our server (the ``serve`` executable, default settings) over HTTP, closed loop at concurrency 1 and 4;
-  (c) the reference the public samples use: ultralytics PyTorch ``predict`` inside a plain ``http.server`` handler.
+  machine limit  fp32 and int8: N single-thread ONNX Runtime sessions in N processes (N = CPUs), session.run on the
+                 letterboxed bus.jpg tensor, no HTTP, no decode: the most this machine computes;
+  ours           the ``serve`` executable with its default layout (settings.default_layout) over HTTP, fp32 and
+                 int8 (SERVING_PRECISION), at concurrency 1 and saturated (2 x workers x threads clients);
+  reference      what the public samples do: ultralytics PyTorch ``predict`` in a plain ``http.server`` handler;
+  CPU seconds    per request, all processes of the server (supervisor + workers);
+  INT8 accuracy  app.training.quantize (the training job's own code: QDQ, per-channel, percentile calibration,
+                 detection-head decoding in float) then validate_onnx for both precisions on a teacher-labelled set
+                 (see ACCURACY: variants of the ultralytics photos labelled by best.pt in PyTorch at conf >= 0.5;
+                 calibrated on other variants). It measures how far int8 strays from fp32, not absolute accuracy.
 
-Targets (issue 5): (b) p50 at c=1 <= 1.15x (a); (b) throughput >= 1.8x (c) under saturating load (c=4; the best
-of c=1/c=4 is printed too); (issue 13) (b) throughput at c=4 >= at c=1 (no oversubscription), CPU seconds per request
-printed for both servers at c=1 and c=4; /ping p99 < 100 ms while /invocations is saturated; process start to first 200 on /ping < 2 s; RSS per worker < 400 MB. (a) and (b) at c=1 are measured
-in alternating blocks so a busy neighbour on a shared machine hits both alike.
+Targets (issue 15): saturated fp32 >= 0.9x the fp32 limit; saturated int8 >= 2.5x our saturated fp32; int8
+mAP50-95 within 1.0 point of fp32; /ping p99 < 100 ms while saturated; (issue 5) saturated fp32 >= 1.8x the
+reference; RSS per worker < 400 MB.
 
-Usage: .venv/bin/python bench/bench_serving.py [--requests 40]   (~2-3 min on 2 cores)
+Runtime choice (issue 15, item 6): ONNX Runtime only. On this 2-vCPU box OpenVINO measured ~13.1 vs ~12.2 img/s
+fp32 (+7%) and ~32.4 vs ~30.8 img/s int8 (+5%), both with 2 processes x 1 thread: below the 10% bar for carrying a
+second runtime in the image.
+
+Usage: .venv/bin/python bench/bench_serving.py [--seconds 8]   (~4 min on 2 vCPUs)
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import argparse
 import ast
 import importlib.resources
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -31,7 +43,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import onnxruntime as ort
 import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -41,14 +52,22 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO_ROOT / ".cache" / "ultralytics"))
 os.environ.setdefault("MPLCONFIGDIR", str(REPO_ROOT / ".cache" / "matplotlib"))
 
-from app.contracts.artifact import ExportInfo, ModelCard, write_model_card  # noqa: E402
-from app.contracts.invocation import InferenceOptions  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+
+from app.contracts.artifact import (  # noqa: E402
+    INT8_ONNX,
+    ExportInfo,
+    Int8Result,
+    ModelCard,
+    read_model_card,
+    write_model_card,
+)
 from app.serving import images  # noqa: E402
-from app.serving.model import Detector  # noqa: E402
-from app.serving.settings import ServingSettings  # noqa: E402
+from app.serving.settings import ServingSettings, cpu_count  # noqa: E402
 from scripts.loadtest import Step, http_invoker, run_step  # noqa: E402
 
 IMGSZ = 640
+MAX_DROP = 0.01  # the training gate's default: 1.0 mAP50-95 point
 EXPORT = """
 import shutil, sys
 from ultralytics import YOLO
@@ -92,6 +111,70 @@ class Handler(BaseHTTPRequestHandler):  # HTTP/1.0, one request at a time
         pass
 
 HTTPServer(("127.0.0.1", int(sys.argv[2])), Handler).serve_forever()
+"""
+
+
+# Teacher-labelled set + quantization + validation, in a subprocess (this process never imports torch).
+ACCURACY = """
+import json, sys, time
+from pathlib import Path
+import cv2, numpy as np
+from ultralytics import YOLO
+from app.training.quantize import quantize, validate_onnx
+
+pt, fp32, int8, work, assets = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5:]
+photos = {Path(a).stem: cv2.imread(a) for a in assets}
+def crop(img, f, dx, dy):
+    h, w = img.shape[:2]; ch, cw = int(h * f), int(w * f); y, x = int((h - ch) * dy), int((w - cw) * dx)
+    return img[y:y + ch, x:x + cw]
+val = {"orig": lambda i: i, "hflip": lambda i: cv2.flip(i, 1), "rot90": lambda i: cv2.rotate(i, cv2.ROTATE_90_CLOCKWISE),
+       "rot270": lambda i: cv2.rotate(i, cv2.ROTATE_90_COUNTERCLOCKWISE), "crop": lambda i: crop(i, 0.75, 0.5, 0.5),
+       "small": lambda i: cv2.resize(i, None, fx=0.5, fy=0.5), "dark": lambda i: (i * 0.6).astype(np.uint8),
+       "crop_tr": lambda i: crop(i, 0.8, 1, 0), "crop_bl": lambda i: crop(i, 0.8, 0, 1),
+       "blur": lambda i: cv2.GaussianBlur(i, (5, 5), 0), "gray": lambda i: cv2.cvtColor(cv2.cvtColor(i, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+       "vflip_rot90": lambda i: cv2.rotate(cv2.flip(i, 1), cv2.ROTATE_90_CLOCKWISE), "big": lambda i: cv2.resize(i, None, fx=1.5, fy=1.5)}
+calib = {"rot180": lambda i: cv2.rotate(i, cv2.ROTATE_180), "crop_tl": lambda i: crop(i, 0.7, 0, 0),
+         "crop_br": lambda i: crop(i, 0.7, 1, 1), "bright": lambda i: cv2.convertScaleAbs(i, alpha=1.2, beta=20)}
+teacher = YOLO(str(pt))
+(work / "images" / "val").mkdir(parents=True); (work / "labels" / "val").mkdir(parents=True); (work / "calib").mkdir()
+boxes = 0
+for stem, img in photos.items():
+    for name, f in val.items():
+        path = work / "images" / "val" / f"{stem}_{name}.jpg"
+        cv2.imwrite(str(path), np.ascontiguousarray(f(img)))
+        r = teacher.predict(str(path), imgsz=640, conf=0.5, verbose=False)[0]  # the file the validator reads
+        lines = [f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}" for (x, y, w, h), c in zip(r.boxes.xywhn.tolist(), r.boxes.cls.tolist())]
+        boxes += len(lines)
+        (work / "labels" / "val" / f"{stem}_{name}.txt").write_text("\\n".join(lines))
+    for name, f in calib.items():
+        cv2.imwrite(str(work / "calib" / f"{stem}_{name}.jpg"), np.ascontiguousarray(f(img)))
+yaml = work / "data.yaml"
+yaml.write_text(f"path: {work}\\ntrain: images/val\\nval: images/val\\nnames: {teacher.names}\\n")
+t0 = time.monotonic()
+calibration = sorted((work / "calib").iterdir())
+kept = quantize(fp32, int8, images=calibration, imgsz=640, input_name="images")
+quant_s = time.monotonic() - t0
+m32 = validate_onnx(fp32, data_yaml=yaml, imgsz=640, workdir=work)
+m8 = validate_onnx(int8, data_yaml=yaml, imgsz=640, workdir=work)
+print("RESULT " + json.dumps({"fp32": m32, "int8": m8, "images": len(photos) * len(val), "boxes": boxes,
+      "calibration": len(calibration), "float_nodes": kept, "quantize_s": round(quant_s, 1)}))
+"""
+# One single-thread session running back to back from a shared start time: N of these are the machine's limit.
+LIMIT = """
+import sys, time
+import numpy as np, onnxruntime as ort
+o = ort.SessionOptions(); o.intra_op_num_threads = 1; o.inter_op_num_threads = 1
+o.add_session_config_entry("session.intra_op.allow_spinning", "0")
+s = ort.InferenceSession(sys.argv[1], o, providers=["CPUExecutionProvider"])
+x = np.load(sys.argv[2]); feed = {s.get_inputs()[0].name: x}
+s.run(None, feed)
+start, seconds = float(sys.argv[3]), float(sys.argv[4])
+while time.time() < start:
+    time.sleep(0.002)
+n, cpu = 0, time.process_time()
+while time.time() < start + seconds:
+    s.run(None, feed); n += 1
+print(n / (time.time() - start), (time.process_time() - cpu) / n)
 """
 
 
@@ -168,24 +251,91 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def floor_ms(detector: Detector, data: bytes, n: int) -> list[float]:
-    opts = InferenceOptions()
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        detector.predict(images.load(data, imgsz=IMGSZ, max_pixels=50_000_000, stride=detector.stride), opts)
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
+def machine_limit(model: Path, tensor: Path, seconds: float) -> tuple[float, float]:
+    """Images per second of N = CPUs single-thread sessions in parallel processes, all timed over one window, and
+    the CPU seconds per image they spent (the limit that a busy neighbour does not move)."""
+    start = time.time() + 6  # every process has loaded its session by then
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", LIMIT, str(model), str(tensor), str(start), str(seconds)],
+            env=env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(cpu_count())
+    ]
+    results = [[float(v) for v in p.communicate(timeout=120)[0].split()] for p in procs]
+    return sum(rate for rate, _ in results), float(np.mean([cpu for _, cpu in results]))
 
 
-def http_ms(client: httpx.Client, url: str, data: bytes, n: int) -> list[float]:
-    out = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        r = client.post(f"{url}/invocations", content=data, headers={"Content-Type": "image/jpeg"})
-        out.append((time.perf_counter() - t0) * 1000)
-        assert r.status_code == 200, r.text
-    return out
+def accuracy(pt: Path, model_dir: Path, work: Path) -> dict:
+    """Quantize model.onnx into model.int8.onnx and validate both on the teacher-labelled set (subprocess)."""
+    spec = importlib.util.find_spec("ultralytics")
+    assert spec and spec.origin
+    assets = [str(Path(spec.origin).parent / "assets" / n) for n in ("bus.jpg", "zidane.jpg")]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ACCURACY,
+            str(pt),
+            str(model_dir / "model.onnx"),
+            str(model_dir / INT8_ONNX),
+            str(work / "labelled"),
+            *assets,
+        ],
+        env=env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+    drop = result["fp32"]["mAP50-95"] - result["int8"]["mAP50-95"]
+    card = read_model_card(model_dir)
+    # Speed is measured whatever the gate says (the gate row reports it); the card lets serving load int8.
+    card = card.model_copy(
+        update={
+            "int8": Int8Result(
+                file=INT8_ONNX,
+                shipped=True,
+                reason=f"bench: mAP50-95 drop {drop:.4f} (gate {MAX_DROP})",
+                max_map50_95_drop=MAX_DROP,
+                map50_95_drop=round(drop, 6),
+                fp32_onnx_metrics=result["fp32"],
+                int8_onnx_metrics=result["int8"],
+                calibration_images=result["calibration"],
+                calibration_method="percentile 99.99",
+                float_nodes=result["float_nodes"],
+                seconds=result["quantize_s"],
+            )
+        }
+    )
+    write_model_card(model_dir, card)
+    return result
+
+
+def start(cmd: list[str], url: str, **extra: str) -> tuple[subprocess.Popen[bytes], float]:
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, env={**env(), **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, wait_ready(proc, url, started)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds of a server and all its processes (uvicorn's supervisor + workers)."""
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def worker_rss_mb(pid: int) -> float:
+    procs = psutil.Process(pid).children(recursive=True) or [psutil.Process(pid)]
+    return max(p.memory_info().rss for p in procs) / 2**20
 
 
 def ping_while(url: str, busy: threading.Event, out: list[float]) -> None:
@@ -199,207 +349,161 @@ def ping_while(url: str, busy: threading.Event, out: list[float]) -> None:
             time.sleep(0.02)
 
 
-def agreement(ours: dict, theirs: dict) -> str:
-    def boxes(doc: dict) -> np.ndarray:
-        dets = doc["predictions"][0]["detections"]
-        return np.array([[d["box"][k] for k in ("x1", "y1", "x2", "y2")] for d in dets]).reshape(-1, 4)
+Row = tuple[str, float, float, float, float, str]  # name, img/s, p50, p99, CPU s/request, errors
 
-    a, b = boxes(ours), boxes(theirs)
-    ious = []
-    for box in a:
-        if len(b):
-            x1, y1 = np.maximum(box[:2], b[:, :2]).T
-            x2, y2 = np.minimum(box[2:], b[:, 2:]).T
-            inter = (x2 - x1).clip(0) * (y2 - y1).clip(0)
-            area = (box[2] - box[0]) * (box[3] - box[1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-            ious.append(float((inter / area).max()))
-    mean = f"{np.mean(ious):.3f}" if ious else "n/a"
-    return f"ours {len(a)} vs reference {len(b)} detections, best-match IoU mean {mean}"
+
+def measure(
+    name: str,
+    url: str,
+    pid: int,
+    photo: bytes,
+    concurrency: int,
+    seconds: float,
+    pings: list[float] | None = None,
+) -> Row:
+    """A closed-loop step (scripts.loadtest.run_step) of ``seconds``; CPU seconds over the step's requests."""
+    busy = threading.Event()
+    pinger = None
+    if pings is not None:
+        pinger = threading.Thread(target=ping_while, args=(url, busy, pings))
+        pinger.start()
+    cpu0 = cpu_seconds(pid)
+    busy.set()
+    step: Step = run_step(http_invoker(url, photo, "image/jpeg", 60), concurrency, 100_000, seconds)
+    busy.clear()
+    cpu = cpu_seconds(pid) - cpu0
+    if pinger is not None:
+        pinger.join()
+    # each client also sends one unmeasured warm-up request
+    return (name, step.rps, step.p50_ms, step.p99_ms, cpu / (step.requests + concurrency), str(step.errors))
 
 
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def start(cmd: list[str], url: str) -> tuple[subprocess.Popen[bytes], float]:
-    started = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, wait_ready(proc, url, started)
-
-
-class CpuMeter:
-    """CPU seconds a server process spends while a block runs (robust to a busy neighbour, unlike wall time)."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.seconds = 0.0
-
-    def _now(self) -> float:
-        times = self.process.cpu_times()
-        return float(times.user + times.system)
-
-    def __enter__(self) -> CpuMeter:
-        self._start = self._now()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds += self._now() - self._start
-
-
-def merged(steps: list[Step]) -> tuple[float, int]:
-    """Throughput over several runs of one contender, and their errors."""
-    ok = sum(s.requests - s.errors for s in steps)
-    return ok / sum(s.seconds for s in steps), sum(s.errors for s in steps)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--requests", type=int, default=40, help="requests at concurrency 4 against our server"
-    )
-    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds at concurrency 1")
+    parser.add_argument("--seconds", type=float, default=8, help="length of each measured step")
     args = parser.parse_args()
     spec = importlib.util.find_spec("ultralytics")
     assert spec and spec.origin
     photo = (Path(spec.origin).parent / "assets" / "bus.jpg").read_bytes()
     settings = ServingSettings()
+    saturated = 2 * settings.workers * settings.threads
+    load_start = os.getloadavg()[0]
     print(
-        f"bench_serving: {os.cpu_count()} CPUs, fall_detection best.pt at imgsz {IMGSZ}, bus.jpg (810x1080); "
-        f"our server with defaults: {settings.workers} worker, {settings.threads} inference threads, "
-        f"{settings.ort_threads} ONNX Runtime threads, {settings.run_slots} run(s) at once",
+        f"bench_serving {time.strftime('%Y-%m-%d %H:%M')}: {cpu_count()} CPUs, fall_detection best.pt (YOLOv8s) at "
+        f"imgsz {IMGSZ}, bus.jpg (810x1080 -> 640x480); our server's default layout: {settings.workers} worker(s) x "
+        f"{settings.threads} inference threads x {settings.ort_threads} ONNX Runtime thread(s), "
+        f"{settings.run_slots} run(s) at once per worker, spinning {'on' if settings.spinning else 'off'}; "
+        f"onnxruntime {ort.__version__}",
         flush=True,
     )
+    rows: list[Row] = []
+    pings: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmp:
         work = Path(tmp)
         pt = work / "best.pt"  # a copy: export writes next to the checkpoint
         shutil.copyfile(str(importlib.resources.files("fall_detection") / "models" / "best.pt"), pt)
+        t0 = time.monotonic()
         model_dir = build_artifact(work, pt, "dynamic")
-        static_dir = build_artifact(work, pt, "static")
-        url, ref_url = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
-        ours, start_s = start(
-            [
-                sys.executable,
-                str(REPO_ROOT / "containers" / "serve" / "serve"),
-                "--model-dir",
-                str(model_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                url.rsplit(":", 1)[1],
-            ],
-            url,
-        )
-        ref, ref_start_s = start(
-            [sys.executable, "-c", REFERENCE, str(pt), ref_url.rsplit(":", 1)[1], str(IMGSZ)], ref_url
-        )
+        acc = accuracy(pt, model_dir, work)
+        print(f"export + quantize + validate: {time.monotonic() - t0:.0f} s", flush=True)
+        tensor = work / "bus.npy"
+        np.save(tensor, images.load(photo, imgsz=IMGSZ, max_pixels=50_000_000, stride=32).tensor)
+        limits, limit_cpu = {}, {}
+        for precision, file in (("fp32", "model.onnx"), ("int8", INT8_ONNX)):
+            limits[precision], limit_cpu[precision] = machine_limit(model_dir / file, tensor, args.seconds)
+            rows.append(
+                (
+                    f"machine limit {precision} ({cpu_count()} x 1-thread, no HTTP)",
+                    limits[precision],
+                    float("nan"),
+                    float("nan"),
+                    limit_cpu[precision],
+                    "-",
+                )
+            )
+        serve = [
+            sys.executable,
+            str(REPO_ROOT / "containers" / "serve" / "serve"),
+            "--model-dir",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+        ]
+        ours: dict[str, float] = {}
+        ours_cpu: dict[str, float] = {}
+        start_s = rss_mb = 0.0
+        for precision in ("fp32", "int8"):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            proc, ready_s = start([*serve, "--port", str(port)], url, SERVING_PRECISION=precision)
+            try:
+                time.sleep(3)  # every worker warm (/ping answers once the first one is)
+                rows.append(measure(f"ours {precision} c=1", url, proc.pid, photo, 1, args.seconds / 2))
+                row = measure(
+                    f"ours {precision} saturated c={saturated}",
+                    url,
+                    proc.pid,
+                    photo,
+                    saturated,
+                    args.seconds,
+                    pings if precision == "fp32" else None,
+                )
+                rows.append(row)
+                ours[precision], ours_cpu[precision] = row[1], row[4]
+                if precision == "fp32":
+                    start_s, rss_mb = ready_s, worker_rss_mb(proc.pid)
+            finally:
+                stop(proc)
+        port = free_port()
+        ref_url = f"http://127.0.0.1:{port}"
+        ref, _ = start([sys.executable, "-c", REFERENCE, str(pt), str(port), str(IMGSZ)], ref_url)
         try:
-            detector = Detector.load(model_dir, device="cpu", threads=settings.ort_threads)
-            static = Detector.load(static_dir, device="cpu", threads=settings.ort_threads)
-            floor, floor_static, served, ref_c1 = [], [], [], []
-            with httpx.Client(timeout=60) as client:
-                floor_ms(detector, photo, 2), floor_ms(static, photo, 1)  # warm-up
-                http_ms(client, url, photo, 2), http_ms(client, ref_url, photo, 2)
-                for _ in range(args.rounds):  # alternate so a busy neighbour hits every contender alike
-                    floor += floor_ms(detector, photo, 3)
-                    served += http_ms(client, url, photo, 3)
-                    ref_c1 += http_ms(client, ref_url, photo, 3)
-                    floor_static += floor_ms(static, photo, 1)
-                hdr = {"Content-Type": "image/jpeg"}
-                ours_doc = client.post(f"{url}/invocations", content=photo, headers=hdr).json()
-                ref_doc = client.post(f"{ref_url}/invocations", content=photo, headers=hdr).json()
-            del detector, static
-            busy, pings = threading.Event(), list[float]()
-            pinger = threading.Thread(target=ping_while, args=(url, busy, pings))
-            pinger.start()
-            ours_c4, ref_c4 = [], []
-            ours_cpu, ref_cpu = CpuMeter(ours.pid), CpuMeter(ref.pid)
-            ours_cpu1, ref_cpu1 = CpuMeter(ours.pid), CpuMeter(ref.pid)
-            with httpx.Client(timeout=60) as client:  # CPU per request at c=1, same requests for both
-                for _ in range(2):
-                    with ours_cpu1:
-                        http_ms(client, url, photo, 4)
-                    with ref_cpu1:
-                        http_ms(client, ref_url, photo, 4)
-            for _ in range(2):
-                busy.set()
-                with ours_cpu:
-                    ours_c4.append(
-                        run_step(http_invoker(url, photo, "image/jpeg", 60), 4, args.requests // 2, 60)
-                    )
-                busy.clear()
-                with ref_cpu:
-                    ref_c4.append(
-                        run_step(http_invoker(ref_url, photo, "image/jpeg", 60), 4, args.requests // 4, 60)
-                    )
-            pinger.join()
-            rss_mb = psutil.Process(ours.pid).memory_info().rss / 2**20
-            ref_rss_mb = psutil.Process(ref.pid).memory_info().rss / 2**20
+            ref_row = measure("ultralytics PyTorch reference c=1", ref_url, ref.pid, photo, 1, args.seconds)
+            rows.append(ref_row)
         finally:
-            stop(ours)
             stop(ref)
 
-    ours_rps4, ours_err4 = merged(ours_c4)
-    ref_rps4, ref_err4 = merged(ref_c4)
-    c4_ms = lambda steps, q: float(np.mean([getattr(s, q) for s in steps]))  # noqa: E731
-    rows = [
-        ("(a) in-process floor", pct(floor, 50), pct(floor, 99), 1000 / np.mean(floor), "-"),
-        (
-            "(a) floor, static 640x640",
-            pct(floor_static, 50),
-            pct(floor_static, 99),
-            1000 / np.mean(floor_static),
-            "-",
-        ),
-        ("(b) ours c=1", pct(served, 50), pct(served, 99), 1000 / np.mean(served), "0"),
-        ("(b) ours c=4", c4_ms(ours_c4, "p50_ms"), c4_ms(ours_c4, "p99_ms"), ours_rps4, str(ours_err4)),
-        ("(c) reference c=1", pct(ref_c1, 50), pct(ref_c1, 99), 1000 / np.mean(ref_c1), "0"),
-        ("(c) reference c=4", c4_ms(ref_c4, "p50_ms"), c4_ms(ref_c4, "p99_ms"), ref_rps4, str(ref_err4)),
-    ]
-    print(f"\n{'':28} {'p50 ms':>9} {'p99 ms':>9} {'req/s':>8} {'errors':>7}")
-    for name, p50, p99, rps, errors in rows:
-        print(f"{name:28} {p50:9.1f} {p99:9.1f} {rps:8.2f} {errors:>7}")
+    print(f"\n{'':44} {'img/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'CPU s/req':>10} {'errors':>7}")
+    for name, rps, p50, p99, cpu, errors in rows:
+        cells = " ".join("       -" if np.isnan(v) else f"{v:8.1f}" for v in (p50, p99))
+        cpu_cell = "         -" if np.isnan(cpu) else f"{cpu:10.3f}"
+        print(f"{name:44} {rps:7.2f} {cells} {cpu_cell} {errors:>7}")
+    fp32_map, int8_map = acc["fp32"]["mAP50-95"], acc["int8"]["mAP50-95"]
+    drop_points = (fp32_map - int8_map) * 100
     print(
-        f"\nstart to first 200 on /ping: ours {start_s:.2f} s, reference {ref_start_s:.2f} s; "
-        f"RSS: ours {rss_mb:.0f} MB, reference {ref_rss_mb:.0f} MB"
-    )
-    print(f"same weights, bus.jpg at conf 0.25: {agreement(ours_doc, ref_doc)}")
-    # each step also sends one unmeasured warm-up request per client
-    ours_cpu_req = ours_cpu.seconds / sum(s.requests + s.concurrency for s in ours_c4)
-    ref_cpu_req = ref_cpu.seconds / sum(s.requests + s.concurrency for s in ref_c4)
-    cpus = psutil.cpu_count() or 1
-    print(
-        f"CPU seconds per request: ours {ours_cpu1.seconds / 8:.3f} (c=1), {ours_cpu_req:.3f} (c=4); "
-        f"reference {ref_cpu1.seconds / 8:.3f} (c=1), {ref_cpu_req:.3f} (c=4)"
+        f"\nINT8 accuracy (validate_onnx, ultralytics' validator): mAP50-95 fp32 {fp32_map:.4f}, int8 {int8_map:.4f} "
+        f"(drop {drop_points:+.2f} points); mAP50 fp32 {acc['fp32']['mAP50']:.4f}, int8 {acc['int8']['mAP50']:.4f}. "
+        f"Labelled set: {acc['images']} variants (flips, 90-degree rotations, crop, half size, dark) of the ultralytics "
+        f"photos bus.jpg and zidane.jpg, {acc['boxes']} boxes labelled by best.pt in PyTorch at conf >= 0.5 (a teacher "
+        f"set: int8 vs fp32 agreement, not absolute accuracy); calibrated on {acc['calibration']} other variants; "
+        f"{acc['float_nodes']} head nodes in float; quantization {acc['quantize_s']:.0f} s"
     )
     print(
-        f"CPU per request at c=4: ours {ours_cpu_req * 1000:.0f} ms, reference {ref_cpu_req * 1000:.0f} ms -> "
-        f"capacity on {cpus} idle CPUs: ours {cpus / ours_cpu_req:.2f} vs reference {cpus / ref_cpu_req:.2f} req/s "
-        f"= {ref_cpu_req / ours_cpu_req:.2f}x"
+        f"start to first 200 on /ping (fp32): {start_s:.2f} s; RSS per worker: {rss_mb:.0f} MB; /ping sampled {len(pings)} times while saturated"
     )
-    best_ours = max(1000 / float(np.mean(served)), ours_rps4)
-    best_ref = max(1000 / float(np.mean(ref_c1)), ref_rps4)
     print(
-        f"throughput, best of c=1 and c=4 each: ours {best_ours:.2f} vs reference {best_ref:.2f} req/s "
-        f"= {best_ours / best_ref:.2f}x (both compute-bound on the same cores at c=1)"
+        f"load average (1 min) at the start {load_start:.2f}, at the end {os.getloadavg()[0]:.2f}: above 0 means "
+        "other work competed for these CPUs during the run (img/s ratios suffer; CPU-second ratios do not)"
     )
     checks = [
-        ("(b) p50 c=1 / (a) p50", pct(served, 50) / pct(floor, 50), "<=", 1.15),
-        ("(b) / (c) throughput at c=4 (saturated)", ours_rps4 / ref_rps4, ">=", 1.8),
-        (
-            "(b) throughput c=4 / c=1 (no oversubscription)",
-            ours_rps4 / (1000 / float(np.mean(served))),
-            ">=",
-            1.0,
-        ),
-        ("/ping p99 ms while /invocations saturated", pct(pings, 99) if pings else float("nan"), "<", 100),
-        ("process start to first 200 /ping, s", start_s, "<", 2.0),
+        ("saturated fp32 / fp32 machine limit", ours["fp32"] / limits["fp32"], ">=", 0.9),
+        ("saturated int8 / saturated fp32", ours["int8"] / ours["fp32"], ">=", 2.5),
+        # the same two ratios from CPU seconds, which a busy neighbour on a shared machine does not move
+        ("  by CPU s: fp32 limit / ours saturated fp32", limit_cpu["fp32"] / ours_cpu["fp32"], ">=", 0.9),
+        ("  by CPU s: ours fp32 / ours int8 (saturated)", ours_cpu["fp32"] / ours_cpu["int8"], ">=", 2.5),
+        ("int8 mAP50-95 drop, points", drop_points, "<=", MAX_DROP * 100),
+        ("/ping p99 ms while saturated", pct(pings, 99) if pings else float("nan"), "<", 100),
+        ("saturated fp32 / reference (issue 5)", ours["fp32"] / ref_row[1], ">=", 1.8),
         ("RSS per worker, MB", rss_mb, "<", 400),
     ]
-    print("\ntarget                                        measured   target  met")
+    print(f"\n{'target':44} {'measured':>9}   {'target':<8} met")
     for name, value, op, target in checks:
         met = value <= target if op == "<=" else value >= target if op == ">=" else value < target
-        print(f"{name:44} {value:9.2f}   {op}{target:<6g} {'yes' if met else 'NO'}")
-    print(f"(/ping sampled {len(pings)} times while our server was saturated)")
+        print(f"{name:44} {value:9.2f}   {op}{target:<6g} {'OK' if met else 'NO'}")
     return 0
 
 

@@ -6,7 +6,10 @@ point it at an endpoint with one instance). Concurrency is stepped up (``--concu
 bounded by ``--requests`` and ``--seconds`` and the whole run by ``--max-seconds``, so it always stops by itself. The
 sustainable rate is the best step with 0 errors and p99 within ``--p99-ms``. Prints the
 ``SageMakerVariantInvocationsPerInstance`` target (max RPS x safety factor x 60, the same formula as
-``infra.config.AutoscalingSettings.invocations_target``) and min/max capacity for ``--peak-rps``.
+``infra.config.AutoscalingSettings.invocations_target``) and min/max capacity for ``--peak-rps``. Each step also
+reports its shed rate (503s the server answered because the expected wait exceeded its deadline, app/serving/service.py)
+and the run reports the knee: the lowest concurrency that already reaches the top throughput (within KNEE_FRACTION);
+more clients beyond it only add latency, then shedding.
 
     python -m scripts.loadtest --url http://127.0.0.1:8080 --image photo.jpg --p99-ms 800 --peak-rps 40
     python -m scripts.loadtest --endpoint my-endpoint --region eu-west-1 --peak-rps 40 --json result.json
@@ -40,6 +43,7 @@ from scripts import cli
 from scripts.cli import OperatorError
 
 Invoke = Callable[[], int]  # sends one request, returns the HTTP status
+KNEE_FRACTION = 0.9  # a step within 10% of the best throughput has reached the knee
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,20 @@ class Step:
 
     def sustainable(self, p99_bound_ms: float) -> bool:
         return self.requests > 0 and self.errors == 0 and self.p99_ms <= p99_bound_ms
+
+    @property
+    def shed_rate(self) -> float:
+        """Fraction of requests the server shed (503: overloaded or not ready) instead of answering."""
+        return self.error_codes.get("503", 0) / self.requests if self.requests else 0.0
+
+
+def knee(steps: list[Step]) -> Step | None:
+    """The lowest-concurrency step whose throughput is within KNEE_FRACTION of the best step's: where the
+    instance is saturated. None without a step that answered anything."""
+    best = max((s.rps for s in steps), default=0.0)
+    if best <= 0:
+        return None
+    return min((s for s in steps if s.rps >= KNEE_FRACTION * best), key=lambda s: s.concurrency)
 
 
 @dataclass(frozen=True)
@@ -285,13 +303,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_steps(steps: list[Step], bound: float) -> None:
-    print(f"{'conc':>5} {'requests':>9} {'errors':>7} {'rps':>8} {'p50 ms':>9} {'p99 ms':>9}  within bound")
+    print(
+        f"{'conc':>5} {'requests':>9} {'errors':>7} {'shed':>6} {'rps':>8} {'p50 ms':>9} {'p99 ms':>9}  within bound"
+    )
     for s in steps:
         ok = (
             "yes" if s.sustainable(bound) else f"no ({'errors ' + str(s.error_codes) if s.errors else 'p99'})"
         )
         print(
-            f"{s.concurrency:>5} {s.requests:>9} {s.errors:>7} {s.rps:>8.2f} {s.p50_ms:>9.1f} {s.p99_ms:>9.1f}  {ok}"
+            f"{s.concurrency:>5} {s.requests:>9} {s.errors:>7} {s.shed_rate:>6.0%} {s.rps:>8.2f} {s.p50_ms:>9.1f} "
+            f"{s.p99_ms:>9.1f}  {ok}"
         )
 
 
@@ -326,6 +347,14 @@ def main(argv: list[str] | None = None) -> int:
         if not step.sustainable(args.p99_ms):
             break  # more clients only queue more
     _print_steps(steps, args.p99_ms)
+    saturated = knee(steps)
+    shed = sum(s.error_codes.get("503", 0) for s in steps)
+    total = sum(s.requests for s in steps)
+    if saturated is not None:
+        print(
+            f"knee: concurrency {saturated.concurrency} ({saturated.rps:.2f} requests/s, p99 {saturated.p99_ms:.0f} ms); "
+            f"shed rate over the run {shed / total if total else 0:.1%} ({shed} of {total} requests answered 503)"
+        )
     sustainable = [s for s in steps if s.sustainable(args.p99_ms)]
     advice = None
     if sustainable:
@@ -371,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         doc: dict[str, Any] = {
             "steps": [asdict(s) for s in steps],
             "p99_bound_ms": args.p99_ms,
+            "knee_concurrency": saturated.concurrency if saturated else None,
+            "shed_rate": {str(s.concurrency): round(s.shed_rate, 4) for s in steps},
             "advice": asdict(advice) if advice else None,
         }
         args.json.write_text(json.dumps(doc, indent=2) + "\n")

@@ -22,14 +22,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="serve",
         description="Serve a YOLO model artifact (model.onnx + model.json) on /ping and /invocations.",
-        epilog="Other settings come from SERVING_* environment variables: WORKERS, THREADS, MAX_QUEUE, "
-        "MAX_BODY_BYTES, DEADLINE_S, CONF, IOU, MAX_DET, DEVICE, LOG_LEVEL (see app/serving/settings.py).",
+        epilog="Other settings come from SERVING_* environment variables: WORKERS, THREADS, INTRA_OP_THREADS, "
+        "SPINNING, PARALLEL_RUNS, DEADLINE_S, ADMIT_FRACTION, MAX_QUEUE, MAX_BODY_BYTES, PRECISION, CONF, IOU, "
+        "MAX_DET, DEVICE, LOG_LEVEL (see app/serving/settings.py).",
     )
     parser.add_argument("command", nargs="?", choices=["serve"], help="SageMaker passes 'serve'; optional")
     parser.add_argument("--model-dir", type=Path, help="artifact folder (default /opt/ml/model)")
     parser.add_argument("--port", type=int, help="default 8080, or SAGEMAKER_BIND_TO_PORT when set")
     parser.add_argument("--host", help="default 0.0.0.0 (use 127.0.0.1 locally)")
-    parser.add_argument("--workers", type=int, help="server processes (default 1, or SERVING_WORKERS)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="server processes (default: one per vCPU on CPU, 1 on GPU; or SERVING_WORKERS)",
+    )
     return parser.parse_args(argv)
 
 

@@ -24,7 +24,7 @@ from starlette.routing import Route
 
 from app.contracts.invocation import CUSTOM_ATTRIBUTES_HEADER, InferenceOptions
 from app.serving import images, payload
-from app.serving.errors import BadRequest, DeadlineExceeded, ServingError
+from app.serving.errors import BadRequest, DeadlineExceeded, Overloaded, ServingError
 from app.serving.model import Detector
 from app.serving.openapi import document
 from app.serving.service import InferenceService
@@ -108,6 +108,8 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
         except ServingError as exc:
             fields.update(status=exc.status, code=exc.code, error=exc.message)
             response = _error_response(exc.code, exc.status, exc.message, request_id)
+            if isinstance(exc, Overloaded):
+                response.headers["Retry-After"] = str(exc.retry_after_s)
         except Exception:
             fields.update(status=500, code="internal_error")
             fields["latency_ms"] = round((time.monotonic() - started) * 1000, 2)
@@ -174,6 +176,7 @@ def app_from_env() -> Starlette:
             device=settings.device,
             threads=settings.ort_threads,
             precision=settings.precision,
+            spinning=settings.spinning,
         ),
         settings,
     )

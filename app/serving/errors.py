@@ -57,7 +57,13 @@ class NotReady(ServingError):
 
 
 class Overloaded(ServingError):
+    """503 with ``Retry-After``: when the requests ahead are expected to have drained."""
+
     code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class DeadlineExceeded(ServingError):

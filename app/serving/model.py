@@ -84,7 +84,13 @@ class Detector:
 
     @classmethod
     def load(
-        cls, model_dir: Path, *, device: str = "auto", threads: int = 0, precision: str = "fp32"
+        cls,
+        model_dir: Path,
+        *,
+        device: str = "auto",
+        threads: int = 0,
+        precision: str = "fp32",
+        spinning: bool = False,
     ) -> Detector:
         """Open and check an artifact folder; raise ArtifactError naming the file and the expectation.
 
@@ -111,8 +117,9 @@ class Detector:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle ORT threads spinning for work would steal CPU from the other requests' decode/postprocess.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Off by default: idle ORT threads spinning for work steal CPU from the other requests' decode/postprocess
+        # and from the other worker processes (settings.default_layout).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         try:
             session = ort.InferenceSession(
                 str(path), sess_options=options, providers=choose_providers(device)

@@ -1,12 +1,14 @@
 """Starts the HTTP server: checks the artifact first, then uvicorn (httptools + uvloop) on the chosen port.
 
 Why this stack: an asyncio server keeps ``/ping`` and request I/O on the event loop while inference runs on a
-bounded thread pool (service.py); ONNX Runtime already parallelises one inference across cores, so a single worker
-process per instance is the default and uses one copy of the model. ``SERVING_WORKERS`` > 1 runs uvicorn's
-multi-process supervisor (one session per process) for hosts where GIL-bound work (JSON, base64) dominates.
+bounded thread pool (service.py). The process layout comes from settings.default_layout: on CPU one worker process
+per vCPU, each with single-threaded ONNX Runtime runs - the machine's measured limit (issue 15) - run by uvicorn's
+multi-process supervisor; on a GPU one process. ``SERVING_WORKERS`` / ``SERVING_INTRA_OP_THREADS`` override it.
 
 SIGTERM (SageMaker stopping the container): uvicorn stops accepting, in-flight requests finish within
 ``SERVING_GRACEFUL_TIMEOUT_S`` (default 20 s, below the 25 s budget), then the pool shuts down and the process exits.
+With several workers the supervisor forwards SIGTERM to every worker, each drains the same way, and the supervisor
+exits once all have (tests/app/serving/test_lifecycle.py).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def serve(settings: ServingSettings) -> int:
             device=settings.device,
             threads=settings.ort_threads,
             precision=settings.precision,
+            spinning=settings.spinning,
         )
     except ArtifactError as exc:
         log.error("cannot serve this model artifact", extra={"fields": {"reason": str(exc)}})
@@ -77,6 +80,7 @@ def serve(settings: ServingSettings) -> int:
                 "workers": settings.workers,
                 "threads": settings.threads,
                 "ort_threads": settings.ort_threads,
+                "spinning": settings.spinning,
                 "run_slots": settings.run_slots,
                 "model_dir": str(settings.model_dir),
             }

@@ -1,9 +1,14 @@
-"""Runs inference off the event loop: a bounded thread pool, admission control and a per-request deadline.
+"""Runs inference off the event loop: a bounded thread pool, admission by expected wait and a per-request deadline.
 
 The event loop only reads bodies and writes responses, so ``/ping`` answers in milliseconds while every inference
-thread is busy (ONNX Runtime, PIL and numpy release the GIL while they compute). At most ``max_queue`` requests are
-admitted per worker (running + waiting); the next one gets 503 ``overloaded`` at once instead of queueing towards
-SageMaker's 60 s timeout. A request past its deadline gets 504; work that has not started by then is dropped.
+thread is busy (ONNX Runtime, PIL and numpy release the GIL while they compute).
+
+Admission: a request is admitted while the time it is expected to take - (requests ahead / runs at once + 1) x the
+measured service time (an EWMA of recent requests, seeded by warm-up) - stays under ``admit_fraction`` of the
+deadline. Beyond that it gets 503 ``overloaded`` with ``Retry-After`` at once, instead of queueing towards a 504
+or SageMaker's 60 s timeout. A fixed count was wrong both ways: 16 shed a burst of 60 that ~0.1 s requests answer
+in ~6 s (and a 503 burst during a canary bake trips the rollback alarm), and is low on a GPU. ``max_queue`` stays
+as a hard cap against memory blowup. A request past its deadline gets 504; work not started by then is dropped.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +29,13 @@ from app.serving.settings import ServingSettings
 
 T = TypeVar("T")
 log = logging.getLogger("app.serving.service")
+EWMA_WEIGHT = 0.2  # weight of the newest service time: follows a change of load within ~5 requests
+
+
+def expected_wait(*, ahead: int, parallel: int, service_s: float) -> float:
+    """Seconds a new request is expected to wait before it starts: the ``ahead`` requests already admitted
+    drain ``parallel`` at a time, each taking ``service_s``."""
+    return ahead / max(1, parallel) * service_s
 
 
 class InferenceService:
@@ -32,6 +46,8 @@ class InferenceService:
         self.settings = settings
         self.ready = False
         self.admitted = 0
+        self.service_s = 0.0  # EWMA of the time one request spends on the pool (0 until measured: admit)
+        self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="infer")
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -50,6 +66,8 @@ class InferenceService:
             return
         started = time.perf_counter()
         await self._loop.run_in_executor(self._pool, self.detector.warmup, self.settings.warmup_runs)
+        if self.settings.warmup_runs:  # a first estimate of the service time (a run, without decode)
+            self.service_s = (time.perf_counter() - started) / self.settings.warmup_runs
         self.ready = True
         log.info(
             "ready",
@@ -58,6 +76,7 @@ class InferenceService:
                     "warmup_ms": round((time.perf_counter() - started) * 1000, 1),
                     "threads": self.settings.threads,
                     "ort_threads": self.settings.ort_threads,
+                    "service_ms": round(self.service_s * 1000, 1),
                 }
             },
         )
@@ -77,18 +96,42 @@ class InferenceService:
     def _decrement(self) -> None:
         self.admitted -= 1
 
+    def observe(self, seconds: float) -> None:
+        """Fold one request's time on the pool into the service-time EWMA (called from pool threads)."""
+        with self._lock:
+            self.service_s = (
+                seconds if self.service_s == 0 else self.service_s + EWMA_WEIGHT * (seconds - self.service_s)
+            )
+
+    def admission(self) -> None:
+        """Raise Overloaded (with Retry-After) when a new request's expected wait leaves too little of the
+        deadline, or the hard cap is reached. An idle worker always admits (a slow request then gets 504)."""
+        s = self.settings
+        budget = s.deadline_s * s.admit_fraction
+        # service_s is a request's time on the pool (gate wait included), so the pool's threads are what drain
+        # the queue in parallel: threads / service_s is the throughput whatever run_slots is.
+        wait = expected_wait(ahead=self.admitted, parallel=s.threads, service_s=self.service_s)
+        if self.admitted >= s.max_queue:
+            why = f"{self.admitted} requests already admitted on this worker (hard cap SERVING_MAX_QUEUE={s.max_queue})"
+        elif wait > budget:
+            why = (
+                f"{self.admitted} requests ahead at ~{self.service_s * 1000:.0f} ms each, {s.threads} at once: "
+                f"expected wait {wait:.2f} s > {budget:.2f} s ({s.admit_fraction:g} x SERVING_DEADLINE_S="
+                f"{s.deadline_s:g})"
+            )
+        else:
+            return
+        # Come back when the requests ahead have drained (at least 1 s: Retry-After is whole seconds).
+        raise Overloaded(f"{why}; retry with backoff or add instances", retry_after_s=max(1, math.ceil(wait)))
+
     async def run(self, work: Callable[[float], T], deadline: float) -> T:
         """Run ``work(deadline)`` on the pool; 503 when not ready or full, 504 past ``deadline`` (monotonic)."""
         if not self.ready:
             raise NotReady("the model is not loaded and warmed up yet; retry shortly")
-        if self.admitted >= self.settings.max_queue:
-            raise Overloaded(
-                f"{self.admitted} requests already admitted on this worker (SERVING_MAX_QUEUE="
-                f"{self.settings.max_queue}); retry with backoff or add instances"
-            )
+        self.admission()
         self.admitted += 1
         try:
-            future = self._pool.submit(_guarded, work, deadline)
+            future = self._pool.submit(self._timed, work, deadline)
         except RuntimeError:  # pool shut down: we are stopping
             self.admitted -= 1
             raise NotReady("the server is shutting down") from None
@@ -100,8 +143,11 @@ class InferenceService:
                 f"no answer within the deadline of {self.settings.deadline_s} s (SERVING_DEADLINE_S)"
             ) from None
 
-
-def _guarded(work: Callable[[float], T], deadline: float) -> T:
-    if time.monotonic() > deadline:
-        raise DeadlineExceeded("the request waited past its deadline before inference started")
-    return work(deadline)
+    def _timed(self, work: Callable[[float], T], deadline: float) -> T:
+        """On the pool: skip work already past its deadline; measure the service time of the rest."""
+        started = time.monotonic()
+        if started > deadline:
+            raise DeadlineExceeded("the request waited past its deadline before inference started")
+        result = work(deadline)
+        self.observe(time.monotonic() - started)
+        return result

@@ -176,3 +176,29 @@ def test_multi_worker_mode_serves_and_drains(
     assert answers == [200] * 4
     assert parameters["MaxConcurrentTransforms"] == 2 * 3  # workers x threads, as the worker sees them
     assert code == 0, server.logs()[-2000:]
+
+
+def test_sigterm_drains_every_worker_of_the_multi_process_layout(
+    trained_artifact: Path, tmp_path: Path, photos: dict[str, bytes]
+) -> None:
+    """The default CPU layout runs one process per vCPU: SageMaker's SIGTERM reaches uvicorn's supervisor, which
+    forwards it to every worker; each finishes its in-flight requests, and the supervisor exits 0 within 25 s."""
+    server = start_server(
+        trained_artifact, tmp_path / "serve.log", args=("--workers", "2"), SERVING_THREADS="1"
+    )
+    deadline = time.monotonic() + 30
+    while server.logs().count('"message": "ready"') < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    body = json.dumps({"images": [base64.b64encode(photos["bus.jpg"]).decode()] * 8}).encode()
+    sockets = [_send(server.url, body) for _ in range(6)]  # spread over both workers by the kernel
+    time.sleep(0.3)
+    sigterm_at = time.monotonic()
+    code = stop_server(server, timeout=30)
+    exited_after = time.monotonic() - sigterm_at
+    answers = [_status_and_finish(sock) for sock in sockets]
+    logs = server.logs()
+    assert code == 0, logs[-2000:]
+    assert exited_after < 25
+    assert [status for status, _ in answers] == [200] * 6, logs[-2000:]
+    assert max(finished for _, finished in answers) > sigterm_at, "no request was still in flight at SIGTERM"
+    assert logs.count('"message": "stopped"') == 2, "a worker did not run its shutdown (drain) path"

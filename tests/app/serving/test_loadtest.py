@@ -30,6 +30,17 @@ def test_max_capacity_covers_the_peak_at_the_target() -> None:
     assert (advice.min_capacity, advice.max_capacity) == (2, 7)
 
 
+def test_knee_is_the_lowest_concurrency_near_the_top_throughput() -> None:
+    steps = [_step(5.0, 1), _step(9.5, 2), _step(10.0, 4), _step(10.2, 8)]
+    assert loadtest.knee(steps) == steps[1]  # 9.5 >= 0.9 x 10.2: more clients after it add latency only
+    assert loadtest.knee([]) is None and loadtest.knee([_step(0.0, 1)]) is None
+
+
+def test_shed_rate_counts_the_503s_of_a_step() -> None:
+    step = loadtest.Step(8, 100, 30, 10.0, 7.0, 50.0, 900.0, {"503": 25, "504": 5})
+    assert step.shed_rate == 0.25 and _step(5.0).shed_rate == 0.0
+
+
 @pytest.mark.parametrize("text", ["", "4,2", "1,x", "0,1"])
 def test_bad_concurrency_steps_are_rejected(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="expected"):
@@ -71,6 +82,7 @@ def test_sustainable_concurrency_found_holds_zero_errors(
     ]
     assert loadtest.main([*common, "--concurrency", "1,2,4", "--json", str(tmp_path / "find.json")]) == 0
     found = json.loads((tmp_path / "find.json").read_text())
+    assert found["knee_concurrency"] in (1, 2, 4) and found["shed_rate"] == {"1": 0.0, "2": 0.0, "4": 0.0}
     concurrency = found["advice"]["concurrency"]
     assert found["advice"]["invocations_per_instance_target"] > 0 and found["advice"]["max_capacity"] >= 1
     # hold it: a second bounded run at that concurrency

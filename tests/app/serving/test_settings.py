@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.serving.__main__ import main
-from app.serving.settings import ServingSettings
+from app.serving.settings import ServingSettings, default_layout
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +19,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "SERVING_CONF",
         "SERVING_WORKERS",
         "SERVING_DEADLINE_S",
+        "SERVING_THREADS",
+        "SERVING_INTRA_OP_THREADS",
+        "SERVING_SPINNING",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -56,15 +59,52 @@ def test_invalid_setting_stops_serve_naming_it(
     assert "deadline_s" in capsys.readouterr().err
 
 
-def test_default_threading_runs_one_inference_at_a_time_on_all_cores(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One ONNX Runtime run already uses every core: two at once on the same cores only thrash."""
+@pytest.mark.parametrize(
+    ("vcpus", "workers", "intra_op"),
+    [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1), (64, 32, 2)],
+)
+def test_cpu_layout_is_one_single_thread_process_per_vcpu(vcpus: int, workers: int, intra_op: int) -> None:
+    """Issue 15: N single-thread sessions in N processes is the machine's limit (2 vCPUs: ~12.2 img/s vs ~11.4
+    for one 2-thread process); beyond MAX_DEFAULT_WORKERS the extra cores become intra-op threads."""
+    layout = default_layout(vcpus, "cpu")
+    assert (layout.workers, layout.intra_op_threads, layout.threads, layout.spinning) == (
+        workers,
+        intra_op,
+        2,
+        False,
+    )
+    assert layout.workers * layout.intra_op_threads <= vcpus
+
+
+@pytest.mark.parametrize("vcpus", [1, 2, 4, 8])
+def test_gpu_layout_is_one_process(vcpus: int) -> None:
+    layout = default_layout(vcpus, "cuda")
+    assert layout.workers == 1 and 2 <= layout.threads <= 4 and 1 <= layout.intra_op_threads <= vcpus
+
+
+def test_the_default_settings_follow_the_layout_and_one_run_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("app.serving.settings.cpu_count", lambda: 8)
-    settings = ServingSettings()
-    assert (settings.ort_threads, settings.run_slots) == (8, 1)
+    settings = ServingSettings(device="cpu")
+    assert (settings.workers, settings.threads, settings.ort_threads, settings.run_slots) == (8, 2, 1, 1)
+    assert settings.spinning is False
+
+
+def test_explicit_settings_override_the_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("app.serving.settings.cpu_count", lambda: 8)
+    monkeypatch.setenv("SERVING_WORKERS", "1")
+    one = ServingSettings(device="cpu")  # one process: it splits every core for one run at a time (issue 13)
+    assert (one.workers, one.ort_threads, one.run_slots) == (1, 8, 1)
+    monkeypatch.setenv("SERVING_SPINNING", "true")
+    monkeypatch.setenv("SERVING_THREADS", "3")
+    assert ServingSettings(device="cpu", intra_op_threads=4).ort_threads == 4
+    assert ServingSettings(device="cpu").spinning is True and ServingSettings(device="cpu").threads == 3
 
 
 def test_fewer_intra_op_threads_allow_parallel_runs_up_to_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("app.serving.settings.cpu_count", lambda: 8)
+    monkeypatch.setenv("SERVING_WORKERS", "1")
     assert ServingSettings(intra_op_threads=2).run_slots == 4
     assert ServingSettings(workers=2, intra_op_threads=2).run_slots == 2
     assert ServingSettings(parallel_runs=3).run_slots == 3  # an explicit choice wins
