@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.contracts import cuda, instance_types, storage
-from app.contracts.hyperparameters import parse_hyperparameters
+from app.contracts.hyperparameters import check_autobatch, parse_hyperparameters
 
 # CloudWatch Logs retention periods (days); infra/constructs/training_lambda.py uses this list too.
 LOG_RETENTION_DAYS: tuple[int, ...] = (
@@ -112,7 +112,8 @@ class TrainingSettings(_Strict):
             )
         if bool(self.subnet_ids) != bool(self.security_group_ids):
             raise ValueError("subnet_ids and security_group_ids must be given together (VPC config)")
-        parse_hyperparameters(self.default_hyperparameters, source="default_hyperparameters")
+        defaults = parse_hyperparameters(self.default_hyperparameters, source="default_hyperparameters")
+        check_autobatch(defaults, self.instance_type)  # e.g. batch=-1 on ml.g5.12xlarge (4 GPUs)
         return self
 
 

@@ -100,3 +100,13 @@ def test_model_key_outside_the_readable_prefixes_is_rejected() -> None:
     endpoint["model_data_key"] = "data-capture/model.tar.gz"
     with pytest.raises(ConfigError, match=r"stage Dev: field 'endpoint'.*must start with one of \['models/'"):
         load_stage("Dev", _with("Dev", ("endpoint",), endpoint))
+
+
+def test_stage_default_autobatch_on_a_multi_gpu_training_instance_names_stage_and_field() -> None:
+    training = {**STAGES["Staging"]["training"], "instance_type": "ml.g5.12xlarge"}  # type: ignore[dict-item]
+    training["default_hyperparameters"] = {"epochs": "10", "batch": "-1"}
+    with pytest.raises(
+        ConfigError,
+        match=r"stage Staging: field 'training'.*batch=-1 \(AutoBatch\) on ml.g5.12xlarge, which has 4",
+    ):
+        load_stage("Staging", _with("Staging", ("training",), training))
