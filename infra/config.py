@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.contracts import cuda, instance_types, storage
+from app.contracts.artifact import Precision
 from app.contracts.hyperparameters import check_autobatch, parse_hyperparameters
 
 # CloudWatch Logs retention periods (days); infra/constructs/training_lambda.py uses this list too.
@@ -157,6 +158,11 @@ class AutoscalingSettings(_Strict):
     max_capacity: int = Field(2, ge=1)
     invocations_per_instance_target: float | None = Field(None, gt=0, description="per minute")
     measured_max_rps_per_instance: float | None = Field(None, gt=0)
+    measured_precision: Precision = Field(
+        "fp32",
+        description="the SERVING_PRECISION measured_max_rps_per_instance was measured at (scripts/loadtest.py "
+        "--precision); synth refuses it when it is not the endpoint's precision",
+    )
     safety_factor: float = Field(0.5, gt=0, le=1)
     concurrency_target: float | None = Field(
         None, gt=0, description="high-resolution concurrent requests/model"
@@ -276,6 +282,11 @@ class EndpointSettings(_Strict):
         "for the family (app/contracts/instance_types.py)",
     )
     initial_instance_count: int = Field(1, ge=1)
+    precision: Precision = Field(
+        "fp32",
+        description="the graph the server runs (SERVING_PRECISION, set by infra): fp32 model.onnx or int8 "
+        "model.int8.onnx; the release's model must ship it",
+    )
     data_capture_percent: int = Field(0, ge=0, le=100)
     data_capture_percent_live: int | None = Field(
         None,
@@ -310,6 +321,7 @@ class EndpointSettings(_Strict):
             )
         self._check_traffic_shifting()
         self._check_gpu_host()
+        self._check_precision()
         if self.autoscaling.scheduled:  # a deploy rule, not the simulator's: what-if schedules stay simulable
             self.autoscaling.check_schedule()
         return self
@@ -328,6 +340,25 @@ class EndpointSettings(_Strict):
         if not instance_types.is_gpu(self.instance_type) and device == "cuda":
             raise ValueError(
                 f"environment SERVING_DEVICE=cuda on {self.instance_type}, which has no NVIDIA GPU"
+            )
+
+    def _check_precision(self) -> None:
+        """The precision is a typed field, not a free-form variable; and the autoscaling target derived from a
+        measurement is only right for the graph that was measured (int8 serves ~2.5x fp32 on a CPU)."""
+        if "SERVING_PRECISION" in self.environment:
+            raise ValueError(
+                f"environment SERVING_PRECISION={self.environment['SERVING_PRECISION']}: set endpoint.precision "
+                "instead (infra sets SERVING_PRECISION from it, and synth checks the release's model ships it); "
+                "remove it"
+            )
+        scaling = self.autoscaling
+        if scaling.measured_max_rps_per_instance is not None and scaling.measured_precision != self.precision:
+            raise ValueError(
+                f"autoscaling.measured_precision is {scaling.measured_precision} (measured_max_rps_per_instance "
+                f"{scaling.measured_max_rps_per_instance:g} was measured at it) but precision is {self.precision}: "
+                f"the scaling target would follow another graph's capacity; load-test the endpoint at "
+                f"{self.precision} (python -m scripts.loadtest ... --precision {self.precision}) and record its "
+                "max RPS and measured_precision"
             )
 
     @property
@@ -440,14 +471,22 @@ class StageConfig(_Strict):
 
 
 def check_promotion_order(stages: dict[str, StageConfig]) -> None:
-    """A stage before the last (Prod) runs what it runs: the last stage's serving family and InferenceAmiVersion must
-    have served in an earlier stage of the promotion order, or Prod is the first place that host/image pair starts.
-    Raise ConfigError naming what Prod serves on and what each earlier stage does."""
+    """A stage before the last (Prod) runs what it runs: the last stage's precision (fp32/int8 graph), serving family
+    and InferenceAmiVersion must have served in an earlier stage of the promotion order, or Prod is the first place
+    that graph or host/image pair starts. Raise ConfigError naming what Prod serves and what each earlier stage does."""
     names = list(stages)
     if len(names) < 2:
         return
     # Every stage is checked, model version or not: a release (releases/) gives every stage the same model.
     last = stages[names[-1]]
+    precision = last.endpoint.precision
+    served = {n: stages[n].endpoint.precision for n in names[:-1]}
+    if precision not in served.values():
+        have = ", ".join(f"{n}: {p}" for n, p in served.items())
+        raise ConfigError(
+            f"promotion order {' -> '.join(names)}: {last.name} field 'endpoint.precision' is {precision}, which no "
+            f"earlier stage serves ({have}); set endpoint.precision: {precision} on a stage before {last.name}"
+        )
     wanted = last.endpoint.serving_host
     earlier = {n: stages[n].endpoint.serving_host for n in names[:-1]}
     if wanted in earlier.values():

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, load_stage
+from infra.config import ConfigError, check_promotion_order, load_stage
 from infra.stages import STAGES
 
 
@@ -110,3 +110,39 @@ def test_stage_default_autobatch_on_a_multi_gpu_training_instance_names_stage_an
         match=r"stage Staging: field 'training'.*batch=-1 \(AutoBatch\) on ml.g5.12xlarge, which has 4",
     ):
         load_stage("Staging", _with("Staging", ("training",), training))
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_shipped_stages_serve_fp32(name: str) -> None:
+    """fp32 everywhere: Dev runs what Prod runs, and there is no GPU int8 measurement (infra/stages.py)."""
+    assert load_stage(name, STAGES[name]).endpoint.precision == "fp32"
+
+
+def test_a_capacity_measured_at_another_precision_is_refused_with_the_fix() -> None:
+    endpoint = {**STAGES["Prod"]["endpoint"], "precision": "int8"}  # type: ignore[dict-item]
+    with pytest.raises(
+        ConfigError,
+        match=r"stage Prod: field 'endpoint'.*autoscaling.measured_precision is fp32 .* but precision is int8.*"
+        r"--precision int8",
+    ):
+        load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
+
+
+def test_a_capacity_measured_at_the_endpoint_precision_is_accepted() -> None:
+    endpoint = dict(STAGES["Prod"]["endpoint"])  # type: ignore[call-overload]
+    endpoint["precision"] = "int8"
+    endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": "int8"}
+    assert load_stage("Prod", _with("Prod", ("endpoint",), endpoint)).endpoint.precision == "int8"
+
+
+def test_prod_precision_that_no_earlier_stage_serves_is_refused() -> None:
+    stages = {name: load_stage(name, values) for name, values in STAGES.items()}
+    endpoint = dict(STAGES["Prod"]["endpoint"])  # type: ignore[call-overload]
+    endpoint["precision"] = "int8"
+    endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": "int8"}
+    stages["Prod"] = load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
+    with pytest.raises(
+        ConfigError,
+        match=r"Prod field 'endpoint.precision' is int8, which no earlier stage serves \(Dev: fp32",
+    ):
+        check_promotion_order(stages)
