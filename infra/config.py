@@ -479,24 +479,28 @@ def check_promotion_order(stages: dict[str, StageConfig]) -> None:
         return
     # Every stage is checked, model version or not: a release (releases/) gives every stage the same model.
     last = stages[names[-1]]
-    precision = last.endpoint.precision
-    served = {n: stages[n].endpoint.precision for n in names[:-1]}
-    if precision not in served.values():
-        have = ", ".join(f"{n}: {p}" for n, p in served.items())
-        raise ConfigError(
-            f"promotion order {' -> '.join(names)}: {last.name} field 'endpoint.precision' is {precision}, which no "
-            f"earlier stage serves ({have}); set endpoint.precision: {precision} on a stage before {last.name}"
-        )
     wanted = last.endpoint.serving_host
     earlier = {n: stages[n].endpoint.serving_host for n in names[:-1]}
-    if wanted in earlier.values():
-        return
-    seen = ", ".join(f"{n}: {fam}/{ami or 'no AMI'}" for n, (fam, ami) in earlier.items()) or "none serves"
-    raise ConfigError(
-        f"promotion order {' -> '.join(names)}: {last.name} serves on family {wanted[0]} "
-        f"({last.endpoint.instance_type}, InferenceAmiVersion {wanted[1] or 'none'}), which no earlier stage serves "
-        f"on ({seen}); give a stage before {last.name} (e.g. {names[-2]}) an endpoint of the same family and AMI"
-    )
+    if wanted not in earlier.values():
+        seen = (
+            ", ".join(f"{n}: {fam}/{ami or 'no AMI'}" for n, (fam, ami) in earlier.items()) or "none serves"
+        )
+        raise ConfigError(
+            f"promotion order {' -> '.join(names)}: {last.name} serves on family {wanted[0]} "
+            f"({last.endpoint.instance_type}, InferenceAmiVersion {wanted[1] or 'none'}), which no earlier stage "
+            f"serves on ({seen}); give a stage before {last.name} (e.g. {names[-2]}) an endpoint of the same family "
+            "and AMI"
+        )
+    # The graph too: int8 and fp32 are different ONNX graphs (and, on a GPU, different kernels).
+    precision = last.endpoint.precision
+    same_host = {n: stages[n].endpoint.precision for n, host in earlier.items() if host == wanted}
+    if precision not in same_host.values():
+        have = ", ".join(f"{n}: {p}" for n, p in same_host.items())
+        raise ConfigError(
+            f"promotion order {' -> '.join(names)}: {last.name} field 'endpoint.precision' is {precision} on family "
+            f"{wanted[0]}, which no earlier stage on that family and AMI serves ({have}); set endpoint.precision: "
+            f"{precision} on one of them first"
+        )
 
 
 class PipelineConfig(_Strict):

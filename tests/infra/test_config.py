@@ -143,6 +143,17 @@ def test_prod_precision_that_no_earlier_stage_serves_is_refused() -> None:
     stages["Prod"] = load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
     with pytest.raises(
         ConfigError,
-        match=r"Prod field 'endpoint.precision' is int8, which no earlier stage serves \(Dev: fp32",
+        match=r"Prod field 'endpoint.precision' is int8 on family g5, which no earlier stage on that family and "
+        r"AMI serves \(Staging: fp32\)",
     ):
         check_promotion_order(stages)
+
+
+def test_prod_int8_after_int8_on_its_family_passes_the_promotion_order() -> None:
+    stages = {name: load_stage(name, values) for name, values in STAGES.items()}
+    for name in ("Staging", "Prod"):
+        endpoint = dict(STAGES[name]["endpoint"])  # type: ignore[call-overload]
+        endpoint["precision"] = "int8"
+        endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": "int8"}
+        stages[name] = load_stage(name, _with(name, ("endpoint",), endpoint))
+    check_promotion_order(stages)  # Dev's fp32 on c6i does not count; Staging's int8 on g5 does
