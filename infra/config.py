@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.contracts import cuda, instance_types, storage
-from app.contracts.hyperparameters import parse_hyperparameters
+from app.contracts.artifact import Precision
+from app.contracts.hyperparameters import check_autobatch, parse_hyperparameters
 
 # CloudWatch Logs retention periods (days); infra/constructs/training_lambda.py uses this list too.
 LOG_RETENTION_DAYS: tuple[int, ...] = (
@@ -112,7 +113,8 @@ class TrainingSettings(_Strict):
             )
         if bool(self.subnet_ids) != bool(self.security_group_ids):
             raise ValueError("subnet_ids and security_group_ids must be given together (VPC config)")
-        parse_hyperparameters(self.default_hyperparameters, source="default_hyperparameters")
+        defaults = parse_hyperparameters(self.default_hyperparameters, source="default_hyperparameters")
+        check_autobatch(defaults, self.instance_type)  # e.g. batch=-1 on ml.g5.12xlarge (4 GPUs)
         return self
 
 
@@ -156,6 +158,11 @@ class AutoscalingSettings(_Strict):
     max_capacity: int = Field(2, ge=1)
     invocations_per_instance_target: float | None = Field(None, gt=0, description="per minute")
     measured_max_rps_per_instance: float | None = Field(None, gt=0)
+    measured_precision: Precision = Field(
+        "fp32",
+        description="the SERVING_PRECISION measured_max_rps_per_instance was measured at (scripts/loadtest.py "
+        "--precision); synth refuses it when it is not the endpoint's precision",
+    )
     safety_factor: float = Field(0.5, gt=0, le=1)
     concurrency_target: float | None = Field(
         None, gt=0, description="high-resolution concurrent requests/model"
@@ -275,6 +282,11 @@ class EndpointSettings(_Strict):
         "for the family (app/contracts/instance_types.py)",
     )
     initial_instance_count: int = Field(1, ge=1)
+    precision: Precision = Field(
+        "fp32",
+        description="the graph the server runs (SERVING_PRECISION, set by infra): fp32 model.onnx or int8 "
+        "model.int8.onnx; the release's model must ship it",
+    )
     data_capture_percent: int = Field(0, ge=0, le=100)
     data_capture_percent_live: int | None = Field(
         None,
@@ -309,6 +321,7 @@ class EndpointSettings(_Strict):
             )
         self._check_traffic_shifting()
         self._check_gpu_host()
+        self._check_precision()
         if self.autoscaling.scheduled:  # a deploy rule, not the simulator's: what-if schedules stay simulable
             self.autoscaling.check_schedule()
         return self
@@ -327,6 +340,25 @@ class EndpointSettings(_Strict):
         if not instance_types.is_gpu(self.instance_type) and device == "cuda":
             raise ValueError(
                 f"environment SERVING_DEVICE=cuda on {self.instance_type}, which has no NVIDIA GPU"
+            )
+
+    def _check_precision(self) -> None:
+        """The precision is a typed field, not a free-form variable; and the autoscaling target derived from a
+        measurement is only right for the graph that was measured (int8 serves ~2.5x fp32 on a CPU)."""
+        if "SERVING_PRECISION" in self.environment:
+            raise ValueError(
+                f"environment SERVING_PRECISION={self.environment['SERVING_PRECISION']}: set endpoint.precision "
+                "instead (infra sets SERVING_PRECISION from it, and synth checks the release's model ships it); "
+                "remove it"
+            )
+        scaling = self.autoscaling
+        if scaling.measured_max_rps_per_instance is not None and scaling.measured_precision != self.precision:
+            raise ValueError(
+                f"autoscaling.measured_precision is {scaling.measured_precision} (measured_max_rps_per_instance "
+                f"{scaling.measured_max_rps_per_instance:g} was measured at it) but precision is {self.precision}: "
+                f"the scaling target would follow another graph's capacity; load-test the endpoint at "
+                f"{self.precision} (python -m scripts.loadtest ... --precision {self.precision}) and record its "
+                "max RPS and measured_precision"
             )
 
     @property
@@ -439,9 +471,9 @@ class StageConfig(_Strict):
 
 
 def check_promotion_order(stages: dict[str, StageConfig]) -> None:
-    """A stage before the last (Prod) runs what it runs: the last stage's serving family and InferenceAmiVersion must
-    have served in an earlier stage of the promotion order, or Prod is the first place that host/image pair starts.
-    Raise ConfigError naming what Prod serves on and what each earlier stage does."""
+    """A stage before the last (Prod) runs what it runs: the last stage's precision (fp32/int8 graph), serving family
+    and InferenceAmiVersion must have served in an earlier stage of the promotion order, or Prod is the first place
+    that graph or host/image pair starts. Raise ConfigError naming what Prod serves and what each earlier stage does."""
     names = list(stages)
     if len(names) < 2:
         return
@@ -449,14 +481,26 @@ def check_promotion_order(stages: dict[str, StageConfig]) -> None:
     last = stages[names[-1]]
     wanted = last.endpoint.serving_host
     earlier = {n: stages[n].endpoint.serving_host for n in names[:-1]}
-    if wanted in earlier.values():
-        return
-    seen = ", ".join(f"{n}: {fam}/{ami or 'no AMI'}" for n, (fam, ami) in earlier.items()) or "none serves"
-    raise ConfigError(
-        f"promotion order {' -> '.join(names)}: {last.name} serves on family {wanted[0]} "
-        f"({last.endpoint.instance_type}, InferenceAmiVersion {wanted[1] or 'none'}), which no earlier stage serves "
-        f"on ({seen}); give a stage before {last.name} (e.g. {names[-2]}) an endpoint of the same family and AMI"
-    )
+    if wanted not in earlier.values():
+        seen = (
+            ", ".join(f"{n}: {fam}/{ami or 'no AMI'}" for n, (fam, ami) in earlier.items()) or "none serves"
+        )
+        raise ConfigError(
+            f"promotion order {' -> '.join(names)}: {last.name} serves on family {wanted[0]} "
+            f"({last.endpoint.instance_type}, InferenceAmiVersion {wanted[1] or 'none'}), which no earlier stage "
+            f"serves on ({seen}); give a stage before {last.name} (e.g. {names[-2]}) an endpoint of the same family "
+            "and AMI"
+        )
+    # The graph too: int8 and fp32 are different ONNX graphs (and, on a GPU, different kernels).
+    precision = last.endpoint.precision
+    same_host = {n: stages[n].endpoint.precision for n, host in earlier.items() if host == wanted}
+    if precision not in same_host.values():
+        have = ", ".join(f"{n}: {p}" for n, p in same_host.items())
+        raise ConfigError(
+            f"promotion order {' -> '.join(names)}: {last.name} field 'endpoint.precision' is {precision} on family "
+            f"{wanted[0]}, which no earlier stage on that family and AMI serves ({have}); set endpoint.precision: "
+            f"{precision} on one of them first"
+        )
 
 
 class PipelineConfig(_Strict):

@@ -62,6 +62,10 @@ def for_stage(
         serve = release.serve_image(serve_variant(config.endpoint.instance_type))
     except ReleaseError as exc:
         raise ConfigError(f"stage {config.name} (endpoint {config.endpoint.instance_type}): {exc}") from None
+    try:
+        release.model.check_precision(config.endpoint.precision, stage=config.name)
+    except ReleaseError as exc:
+        raise ConfigError(f"release {release.release_id}: {exc}") from None
     if config.region:
         # "The model artifacts in an Amazon S3 bucket and the Docker image for inference container in Amazon EC2
         # Container Registry must be in the same region as the model or endpoint you are creating."

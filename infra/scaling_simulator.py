@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
 
+from app.contracts.artifact import Precision
 from infra.config import AutoscalingSettings, ScheduledCapacity
 
 TICK_S = 10
@@ -168,22 +169,34 @@ class ScalingPolicy:
     max_rps_per_instance: float = math.inf  # what one instance sustains (capacity for "over capacity")
     latency_s: float = 0.1  # per request, for the concurrency metric (Little's law)
     warmup_s: int = 300  # provisioning + image pull + health check of a new instance
+    capacity_source: str = "given"  # where max_rps_per_instance comes from, for the report
 
     @classmethod
     def from_settings(
         cls,
         settings: AutoscalingSettings,
         *,
+        precision: Precision = "fp32",
         max_rps_per_instance: float | None = None,
         latency_s: float = 0.1,
         warmup_s: int = 300,
     ) -> ScalingPolicy:
-        """A stage's policy; capacity per instance = the measured max RPS, else target / 60 / safety factor."""
+        """A stage's policy at the endpoint's ``precision``; capacity per instance = the max RPS measured at that
+        precision, else target / 60 / safety factor. A measurement taken at another precision is refused (int8
+        serves ~2.5x fp32 on a CPU: the simulation would be off by that factor)."""
         target = settings.invocations_target
-        if max_rps_per_instance is None:
-            max_rps_per_instance = (
-                settings.measured_max_rps_per_instance or target / 60 / settings.safety_factor
-            )
+        source = "--max-rps-per-instance"
+        if max_rps_per_instance is None and settings.measured_max_rps_per_instance is not None:
+            if settings.measured_precision != precision:
+                raise ValueError(
+                    f"autoscaling.measured_max_rps_per_instance was measured at {settings.measured_precision}, the "
+                    f"endpoint serves {precision}: measure at {precision} or pass --max-rps-per-instance"
+                )
+            max_rps_per_instance = settings.measured_max_rps_per_instance
+            source = f"measured at {precision}"
+        elif max_rps_per_instance is None:
+            max_rps_per_instance = target / 60 / settings.safety_factor
+            source = "target / 60 / safety_factor, not measured"
         return cls(
             min_capacity=settings.min_capacity,
             max_capacity=settings.max_capacity,
@@ -196,6 +209,7 @@ class ScalingPolicy:
             max_rps_per_instance=max_rps_per_instance,
             latency_s=latency_s,
             warmup_s=warmup_s,
+            capacity_source=source,
         )
 
 

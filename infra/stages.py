@@ -7,6 +7,12 @@ from __future__ import annotations
 
 # The model version and images each stage runs come from the release (releases/CURRENT, README "Releasing"), never
 # from here: promoting a release is not a code edit.
+#
+# endpoint.precision (fp32 | int8): fp32 on every stage. int8 is a CPU-throughput win (~2.5x fp32 per instance on
+# this platform's CPU measurements, issue 15), but Dev's traffic does not need it and Dev should run the graph Prod
+# runs; the GPU stages have no int8 measurement, and a release whose int8 graph failed the accuracy gate must still
+# deploy. Switching a CPU stage to int8: the release must ship it (synth checks), and the stage's measured capacity
+# must be re-measured at int8 (autoscaling.measured_precision, synth checks).
 
 DEV: dict[str, object] = {
     "retain_data": False,
@@ -24,6 +30,7 @@ DEV: dict[str, object] = {
     },
     "endpoint": {
         "instance_type": "ml.c6i.large",
+        "precision": "fp32",
         "initial_instance_count": 1,
         "data_capture_percent": 100,
         "autoscaling": {"min_capacity": 1, "max_capacity": 2, "invocations_per_instance_target": 600},
@@ -46,12 +53,14 @@ STAGING: dict[str, object] = {
     # need >= 2 (at most 50% of the fleet), so all-at-once, still rolled back by the alarms. Cost: README, "Stages".
     "endpoint": {
         "instance_type": "ml.g5.xlarge",
+        "precision": "fp32",
         "initial_instance_count": 1,
         "data_capture_percent": 20,
         "autoscaling": {
             "min_capacity": 1,
             "max_capacity": 2,
             "measured_max_rps_per_instance": 60,
+            "measured_precision": "fp32",
             "safety_factor": 0.5,
         },
         "deployment": {"strategy": "all_at_once", "wait_interval_s": 300},
@@ -74,12 +83,14 @@ PROD: dict[str, object] = {
     },
     "endpoint": {
         "instance_type": "ml.g5.xlarge",
+        "precision": "fp32",
         "initial_instance_count": 2,
         "data_capture_percent": 5,
         "autoscaling": {
             "min_capacity": 2,
             "max_capacity": 8,
             "measured_max_rps_per_instance": 60,
+            "measured_precision": "fp32",
             "safety_factor": 0.5,
             # Fast scale-out at the same load point: 30 rps target x ~0.1 s model latency = 3 in flight.
             "concurrency_target": 3,

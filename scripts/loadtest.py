@@ -6,10 +6,12 @@ point it at an endpoint with one instance). Concurrency is stepped up (``--concu
 bounded by ``--requests`` and ``--seconds`` and the whole run by ``--max-seconds``, so it always stops by itself. The
 sustainable rate is the best step with 0 errors and p99 within ``--p99-ms``. Prints the
 ``SageMakerVariantInvocationsPerInstance`` target (max RPS x safety factor x 60, the same formula as
-``infra.config.AutoscalingSettings.invocations_target``) and min/max capacity for ``--peak-rps``. Each step also
-reports its shed rate (503s the server answered because the expected wait exceeded its deadline, app/serving/service.py)
-and the run reports the knee: the lowest concurrency that already reaches the top throughput (within KNEE_FRACTION);
-more clients beyond it only add latency, then shedding.
+``infra.config.AutoscalingSettings.invocations_target``) and min/max capacity for ``--peak-rps``, labelled with the
+precision the target serves (``--precision``, or read from the endpoint's model): a stage's measured capacity is
+only valid for the graph it was measured on, so the stage records it as ``autoscaling.measured_precision``. Each step
+also reports its shed rate (503s the server answered because the expected wait exceeded its deadline,
+app/serving/service.py) and the run reports the knee: the lowest concurrency that already reaches the top throughput
+(within KNEE_FRACTION); more clients beyond it only add latency, then shedding.
 
     python -m scripts.loadtest --url http://127.0.0.1:8080 --image photo.jpg --p99-ms 800 --peak-rps 40
     python -m scripts.loadtest --endpoint my-endpoint --region eu-west-1 --peak-rps 40 --json result.json
@@ -84,6 +86,9 @@ class Advice:
     peak_rps: float | None
     min_capacity: int
     max_capacity: int | None
+    precision: str = (
+        "fp32"  # the SERVING_PRECISION measured: the stage records it as autoscaling.measured_precision
+    )
 
 
 def http_invoker(url: str, body: bytes, content_type: str, timeout: float) -> Callable[[], Invoke]:
@@ -174,8 +179,11 @@ def run_step(
     )
 
 
-def advise(best: Step, *, safety_factor: float, peak_rps: float | None, min_capacity: int) -> Advice:
-    """The autoscaling settings that follow from the best sustainable step (formula owned by infra.config)."""
+def advise(
+    best: Step, *, safety_factor: float, peak_rps: float | None, min_capacity: int, precision: str = "fp32"
+) -> Advice:
+    """The autoscaling settings that follow from the best sustainable step (formula owned by infra.config), for the
+    precision the target served: a capacity measured at int8 is no capacity for fp32 (infra.config refuses it)."""
     target = AutoscalingSettings(
         measured_max_rps_per_instance=best.rps, safety_factor=safety_factor, min_capacity=1, max_capacity=1
     ).invocations_target
@@ -183,7 +191,26 @@ def advise(best: Step, *, safety_factor: float, peak_rps: float | None, min_capa
     if peak_rps is not None:
         # target tracking holds each instance near target/60 rps; the peak needs peak / that many instances
         max_capacity = max(min_capacity, math.ceil(peak_rps * 60 / target - 1e-9))
-    return Advice(best.rps, best.concurrency, safety_factor, target, peak_rps, min_capacity, max_capacity)
+    return Advice(
+        best.rps, best.concurrency, safety_factor, target, peak_rps, min_capacity, max_capacity, precision
+    )
+
+
+def endpoint_precision(session: Any, endpoint: str) -> str:
+    """The SERVING_PRECISION an endpoint's model runs (infra sets it from endpoint.precision; unset means fp32)."""
+    sagemaker = session.client("sagemaker")
+    config = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    found = set()
+    for variant in variants:
+        model = sagemaker.describe_model(ModelName=variant["ModelName"])
+        env = model.get("PrimaryContainer", {}).get("Environment", {})
+        found.add(env.get("SERVING_PRECISION", "fp32"))
+    if len(found) != 1:
+        raise OperatorError(
+            f"endpoint {endpoint}: its variants serve {sorted(found)}; load-test an endpoint of one precision"
+        )
+    return found.pop()
 
 
 def parse_concurrency(text: str) -> list[int]:
@@ -297,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-capacity", type=cli.positive_int, default=1, help="instances kept at all times (2 for HA)"
     )
     parser.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        help="the SERVING_PRECISION the target serves, recorded with the advice (default: read from --endpoint's "
+        "model; fp32 for --url)",
+    )
+    parser.add_argument(
         "--json", type=cli.output_file, help="also write steps + advice to this file (its folder must exist)"
     )
     return parser
@@ -321,19 +354,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     steps_wanted: list[int] = args.concurrency
     body = args.image.read_bytes() if args.image else default_image()
+    precision = args.precision or "fp32"
     if args.url:
         probe_url(args.url, body, args.content_type, args.timeout)
         make = http_invoker(args.url, body, args.content_type, args.timeout)
         where = args.url
     else:
         session = cli.aws_session(profile=args.profile, region=args.region)
+        precision = args.precision or endpoint_precision(session, args.endpoint)
         probe_endpoint(session, args.endpoint, body, args.content_type)
         make = endpoint_invoker(
             session, args.endpoint, body, args.content_type, args.timeout, max(steps_wanted)
         )
         where = f"endpoint {args.endpoint}"
     print(
-        f"load test of {where}: {len(body)} byte {args.content_type} body, steps {steps_wanted}, "
+        f"load test of {where} ({precision}): {len(body)} byte {args.content_type} body, steps {steps_wanted}, "
         f"<= {args.requests} requests / {args.seconds:g} s per step, p99 bound {args.p99_ms:g} ms"
     )
     started = time.monotonic()
@@ -360,10 +395,14 @@ def main(argv: list[str] | None = None) -> int:
     if sustainable:
         best = max(sustainable, key=lambda s: s.rps)
         advice = advise(
-            best, safety_factor=args.safety_factor, peak_rps=args.peak_rps, min_capacity=args.min_capacity
+            best,
+            safety_factor=args.safety_factor,
+            peak_rps=args.peak_rps,
+            min_capacity=args.min_capacity,
+            precision=precision,
         )
         print(
-            f"\nmax sustainable: {advice.max_rps_per_instance:.2f} requests/s per instance at concurrency "
+            f"\nmax sustainable ({advice.precision}): {advice.max_rps_per_instance:.2f} requests/s per instance at concurrency "
             f"{advice.concurrency} (0 errors, p99 {best.p99_ms:.0f} ms <= {args.p99_ms:g} ms)"
         )
         print(
@@ -376,8 +415,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"max {advice.max_capacity}"
             )
         print(
-            "stage config (infra/stages.py, endpoint.autoscaling): "
-            f"measured_max_rps_per_instance={advice.max_rps_per_instance}, safety_factor={advice.safety_factor}"
+            f"stage config (infra/stages.py, a stage with endpoint.precision={advice.precision}; endpoint.autoscaling): "
+            f"measured_max_rps_per_instance={advice.max_rps_per_instance}, "
+            f"measured_precision={advice.precision!r}, safety_factor={advice.safety_factor}"
             + (
                 f", min_capacity={advice.min_capacity}, max_capacity={advice.max_capacity}"
                 if advice.max_capacity is not None

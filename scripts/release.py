@@ -29,8 +29,11 @@ import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from pydantic import ValidationError
+
+from app.contracts.artifact import ModelCard, Precision
 from app.contracts.release import (
     CURRENT,
     QUALITY_METRIC,
@@ -124,6 +127,18 @@ def inspect_model(s3: Any, uri_bucket: str, key: str) -> tuple[str, dict[str, An
     return digest.hexdigest(), card
 
 
+def model_precisions(card: dict[str, Any], where: str) -> tuple[Precision, ...]:
+    """The precisions the model ships, as its model.json says (ModelCard.precisions(): fp32, plus int8 when the
+    int8 graph passed the accuracy gate); a card that is not a ModelCard is refused, never guessed."""
+    try:
+        model_card = ModelCard.model_validate(card)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise OperatorError(f"{where}: {_MODEL_JSON} field '{field}': {first['msg']}") from None
+    return tuple(cast("list[Precision]", model_card.precisions()))
+
+
 def latest_approved(session: Any, group: str, region: str) -> str:
     from sagemaker.core.resources import ModelPackage
 
@@ -194,6 +209,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     except ReleaseError as exc:
         raise OperatorError(f"{arn}: {exc}") from None
     sha256, card = inspect_model(own.client("s3"), bucket, key)
+    precisions = model_precisions(card, f"s3://{bucket}/{key}")
     training = stack_outputs(cloudformation, f"{args.from_stage}-Training", required=["DataKeyArn"])
     metrics = {k.removeprefix("metric:"): float(v) for k, v in metadata.items() if k.startswith("metric:")}
     images = current_images(session, args, cloudformation, package_arn=arn)
@@ -211,6 +227,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             metrics=metrics,
             dataset_version=str(card.get("dataset_version", "unknown")),
             card_version=str(card.get("version", "unknown")),
+            precisions=precisions,
         ),
         notes=args.notes or "",
     )
@@ -299,6 +316,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     )
     print(f"model     {model.package_group} v{model.package_version}  {model.model_data_uri}")
     print(f"          sha256 {model.sha256}  dataset {model.dataset_version}  version {model.card_version}")
+    print(f"          precisions {', '.join(model.precisions)}")
     print("metrics   " + ", ".join(f"{k}={v:g}" for k, v in sorted(model.metrics.items())))
     for name, uri in release.image_uris().items():
         print(f"image     {name:<10} {uri}")

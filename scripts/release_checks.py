@@ -3,7 +3,8 @@ stage deploys a release, and the verification after. ``scripts/release.py`` wire
 the accounts; the pipeline (infra/stacks/pipeline.py) runs them as CodeBuild steps.
 
 Preflight (exit 3 when any check fails): the model package is Approved and is the release's model data; its
-quality metric meets the stage's bar; the model object exists with the release's sha256; the stage has instance
+quality metric meets the stage's bar; the model object exists with the release's sha256; the model ships the
+precision the stage's endpoint asks for (fp32/int8); the stage has instance
 quota for twice its maximum capacity (blue/green runs two fleets at once); the endpoint is not already changing.
 
 Verify: scripts/verify_endpoint.py's checks against the release (stack, silent rollback, image digest, model data,
@@ -16,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from app.contracts.release import QUALITY_METRIC, Release
+from app.contracts.release import QUALITY_METRIC, Release, ReleaseError
 from infra.config import StageConfig
 from infra.release import serve_variant
 from scripts.verify_endpoint import Expectation, Report, verify
@@ -120,9 +121,26 @@ def preflight(
             if actual == model.sha256
             else f"sha256 {actual} differs from the release's {model.sha256}",
         )
+    _precision(report, release, config)
     _quota(report, config, service_quotas)
     _endpoint_idle(report, config, cloudformation, sagemaker)
     return report
+
+
+def _precision(report: Report, release: Release, config: StageConfig) -> None:
+    """The stage's endpoint.precision is a graph the model ships (the record's precisions were read from model.json
+    inside the model.tar.gz whose sha256 the 'model object' check compares)."""
+    wanted = config.endpoint.precision
+    try:
+        release.model.check_precision(wanted, stage=config.name)
+    except ReleaseError as exc:
+        report.add("model precision", False, str(exc))
+    else:
+        report.add(
+            "model precision",
+            True,
+            f"{config.name} serves {wanted}; the model ships {list(release.model.precisions)}",
+        )
 
 
 def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:

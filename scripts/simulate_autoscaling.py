@@ -100,7 +100,8 @@ def report(config: StageConfig, result: SimulationResult, *, profile: str, price
     lines += [
         f"  policies: {policies}; cooldowns out {p.scale_out_cooldown_s} s / in {p.scale_in_cooldown_s} s"
         + (", scale-in disabled" if p.disable_scale_in else ""),
-        f"  assumed: {p.max_rps_per_instance:g} rps per instance, {p.latency_s * 1000:g} ms per request, "
+        f"  assumed: {p.max_rps_per_instance:g} rps per instance at {endpoint.precision} ({p.capacity_source}), "
+        f"{p.latency_s * 1000:g} ms per request, "
         f"warm-up {p.warmup_s} s",
         f"profile {profile}: {len(result.time_s) * 10 // 60} min from {_clock(result, 0)} UTC, "
         f"peak {max(result.offered_rps):.1f} rps",
@@ -221,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-rps-per-instance",
         type=cli.positive_float,
-        help="what one instance sustains (default: measured_max_rps_per_instance, else "
-        "target / 60 / safety_factor)",
+        help="what one instance sustains (default: measured_max_rps_per_instance, measured at the stage's "
+        "endpoint.precision, else target / 60 / safety_factor)",
     )
     parser.add_argument(
         "--latency-ms", type=cli.positive_float, default=100, help="per request, for the concurrency metric"
@@ -249,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     config = load_stage(args.stage, STAGES[args.stage])  # ConfigError: one line naming stage and field
     policy = ScalingPolicy.from_settings(
         config.endpoint.autoscaling,
+        precision=config.endpoint.precision,  # the capacity of the graph the endpoint serves
         max_rps_per_instance=args.max_rps_per_instance,
         latency_s=args.latency_ms / 1000,
         warmup_s=args.warmup_s,

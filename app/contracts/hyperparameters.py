@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from app.contracts import instance_types
 from app.contracts.errors import ContractError
 
 # The pretrained checkpoint baked into the training image (containers/train/Dockerfile, PRETRAINED_URL): what a job
@@ -147,6 +148,22 @@ _STRING_FIELDS = frozenset(
 def gpu_ids(device: str) -> list[str]:
     """``"0,1"`` -> ``["0", "1"]``; ``""``, ``"cpu"`` and ``"mps"`` name no GPU index."""
     return [part.strip() for part in device.split(",") if part.strip().isdigit()]
+
+
+def check_autobatch(params: Hyperparameters, instance_type: str) -> None:
+    """AutoBatch (batch=-1) sizes the batch for one GPU; with ``device`` unset the job trains on every GPU of the
+    instance (DDP when there are several), which ultralytics refuses only after setup, on the GPU instance. Raise
+    HyperparameterError when ``instance_type`` has more than one GPU (instance_types.GPU_COUNTS) and the job would
+    use them all. A device list of several GPUs is refused by Hyperparameters itself."""
+    if params.batch != -1 or params.device:
+        return
+    gpus = instance_types.gpu_count(instance_type)
+    if gpus is not None and gpus > 1:
+        raise HyperparameterError(
+            f"batch=-1 (AutoBatch) on {instance_type}, which has {gpus} GPUs: with device unset the job trains on "
+            f"all {gpus} (DDP) and AutoBatch works on one GPU only; give a total batch size divisible by {gpus} "
+            "(e.g. batch=32), or device=0 to train on one GPU"
+        )
 
 
 def _decode(value: Any, *, string: bool = False) -> Any:

@@ -1,5 +1,5 @@
-"""SageMaker instance types: which families we know, which have GPUs, which have local NVMe storage, which CPU
-architecture each runs, and what NVIDIA driver/CUDA each GPU family gets for real-time inference.
+"""SageMaker instance types: which families we know, which have GPUs (and how many per size), which have local NVMe
+storage, which CPU architecture each runs, and what NVIDIA driver/CUDA each GPU family gets for real-time inference.
 
 One table, used by the launcher (training jobs) and by infra (endpoint configs): SageMaker rejects a volume KMS key
 on instance types whose storage is local NVMe (it is encrypted by the instance's hardware module instead); every
@@ -188,6 +188,29 @@ GPU_FAMILY_TABLE: dict[str, GpuFamily] = {
 }
 
 
+# --- GPUs per instance ------------------------------------------------------------------------------------------
+# NVIDIA GPUs of each size of each GPU family. Sources (read 2026-11-30): AWS Batch User Guide, "Run GPU jobs"
+# (https://docs.aws.amazon.com/batch/latest/userguide/gpu-jobs.html), its table of GPU instance types and their GPUs
+# (g4dn, g5, g6, p3, p3dn, p4d, p5), and Amazon EC2 Instance Types, "Accelerated computing instance specifications"
+# (https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html) for p4de, p5e, p5en, g6e and gr6. A size missing
+# here is unknown (gpu_count returns None), not assumed to have one GPU.
+_ONE = {"xlarge": 1, "2xlarge": 1, "4xlarge": 1, "8xlarge": 1, "16xlarge": 1}
+GPU_COUNTS: dict[str, dict[str, int]] = {
+    "p3": {"2xlarge": 1, "8xlarge": 4, "16xlarge": 8},
+    "p3dn": {"24xlarge": 8},
+    "p4d": {"24xlarge": 8},
+    "p4de": {"24xlarge": 8},
+    "p5": {"48xlarge": 8},
+    "p5e": {"48xlarge": 8},
+    "p5en": {"48xlarge": 8},
+    "g4dn": {**_ONE, "12xlarge": 4},
+    "g5": {**_ONE, "12xlarge": 4, "24xlarge": 4, "48xlarge": 8},
+    "g6": {**_ONE, "12xlarge": 4, "24xlarge": 4, "48xlarge": 8},
+    "g6e": {**_ONE, "12xlarge": 4, "24xlarge": 4, "48xlarge": 8},
+    "gr6": {"4xlarge": 1, "8xlarge": 1},
+}  # keys: GPU_FAMILIES (a test keeps them equal)
+
+
 def family(instance_type: str) -> str:
     """``ml.g5.2xlarge`` -> ``g5``; raise InstanceTypeError for a malformed or unknown type."""
     match = _PATTERN.match(instance_type)
@@ -205,6 +228,14 @@ def family(instance_type: str) -> str:
 
 def is_gpu(instance_type: str) -> bool:
     return family(instance_type) in GPU_FAMILIES
+
+
+def gpu_count(instance_type: str) -> int | None:
+    """NVIDIA GPUs of ``instance_type``: 0 for CPU and Neuron families, None for a GPU size the table lacks."""
+    fam = family(instance_type)
+    if fam not in GPU_FAMILIES:
+        return 0
+    return GPU_COUNTS[fam].get(instance_type.rsplit(".", 1)[-1])
 
 
 def supports_volume_kms_key(instance_type: str) -> bool:

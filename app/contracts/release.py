@@ -20,6 +20,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.contracts.artifact import Precision
+
 SCHEMA_VERSION: Literal[1] = 1
 QUALITY_METRIC = "val:mAP50-95"  # the metric the registrar approves on (app/contracts/metrics.py names it)
 ServeVariant = Literal["cpu", "gpu"]
@@ -130,6 +132,11 @@ class ReleaseModel(_Strict):
         max_length=256,
         description="model.json 'version': what the endpoint answers as model.version",
     )
+    precisions: tuple[Precision, ...] = Field(
+        ("fp32",),
+        description="the graphs model.tar.gz ships (model.json precisions(), read by release create); a record "
+        "written before int8 existed ships fp32 only",
+    )
 
     @model_validator(mode="after")
     def _quality_metric(self) -> ReleaseModel:
@@ -137,7 +144,22 @@ class ReleaseModel(_Strict):
             raise ValueError(
                 f"metrics: expected the quality metric '{QUALITY_METRIC}', got {sorted(self.metrics)}"
             )
+        if "fp32" not in self.precisions or len(set(self.precisions)) != len(self.precisions):
+            raise ValueError(
+                f"precisions: expected 'fp32' (every artifact ships model.onnx) and no repeats, got "
+                f"{list(self.precisions)}"
+            )
         return self
+
+    def check_precision(self, precision: str, *, stage: str) -> None:
+        """ReleaseError unless the model ships ``precision`` (what ``stage``'s endpoint.precision asks for)."""
+        if precision not in self.precisions:
+            raise ReleaseError(
+                f"stage {stage}: field 'endpoint.precision' is {precision}, but the release's model "
+                f"({self.package_group} v{self.package_version}, field 'model.precisions') ships only "
+                f"{list(self.precisions)}: the server would refuse to start. Set endpoint.precision to one of "
+                f"those, or release a model whose int8 graph passed the accuracy gate (model.json 'int8')"
+            )
 
     @property
     def package_group(self) -> str:

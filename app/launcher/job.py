@@ -19,6 +19,7 @@ from app.contracts.channels import CHECKPOINT_LOCAL_PATH, DATASET_CHANNEL, PRETR
 from app.contracts.hyperparameters import (
     BAKED_CHECKPOINT,
     HyperparameterError,
+    check_autobatch,
     parse_hyperparameters,
     to_sagemaker,
 )
@@ -81,8 +82,10 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
         # Transfer learning by default: fine-tune the checkpoint baked into the training image. Said explicitly, so
         # the job's HyperParameters show its start; a yaml (from scratch) only when the request or stage names one.
         merged["model"] = BAKED_CHECKPOINT
+    instance_type = request.instance_type or settings.instance_type
     try:
         params = parse_hyperparameters(merged, source="hyperparameters")
+        check_autobatch(params, instance_type)  # needs the instance's GPU count: refused here, not on the GPU
     except HyperparameterError as exc:
         raise RequestError("hyperparameters", str(exc)) from None
     explicit = params.model_dump(include=set(merged))
@@ -90,7 +93,7 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
         request=request,
         trigger=trigger,
         hyperparameters=dict(sorted(to_sagemaker(explicit).items())),
-        instance_type=request.instance_type or settings.instance_type,
+        instance_type=instance_type,
         instance_count=request.instance_count or settings.instance_count,
         volume_size_gb=request.volume_size_gb or settings.volume_size_gb,
         use_spot=settings.use_spot if request.use_spot is None else request.use_spot,

@@ -57,9 +57,12 @@ def variant_name(instance_type: str) -> str:
 
 
 def serving_environment(settings: EndpointSettings) -> dict[str, str]:
-    """The container's environment: the stage's settings, plus SERVING_DEVICE=cuda on GPU instances so the server
-    fails its health check rather than serving on the CPU when ONNX Runtime cannot use the GPU."""
+    """The container's environment: the stage's settings, SERVING_PRECISION from ``endpoint.precision`` (the server
+    refuses to become healthy when the artifact lacks that graph; synth already checked the release ships it), plus
+    SERVING_DEVICE=cuda on GPU instances so the server fails its health check rather than serving on the CPU when
+    ONNX Runtime cannot use the GPU."""
     env = dict(settings.environment)
+    env["SERVING_PRECISION"] = settings.precision
     if instance_types.is_gpu(settings.instance_type):
         env["SERVING_DEVICE"] = "cuda"
     return env

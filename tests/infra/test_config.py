@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from infra.config import ConfigError, load_stage
+from infra.config import ConfigError, check_promotion_order, load_stage
 from infra.stages import STAGES
 
 
@@ -100,3 +100,60 @@ def test_model_key_outside_the_readable_prefixes_is_rejected() -> None:
     endpoint["model_data_key"] = "data-capture/model.tar.gz"
     with pytest.raises(ConfigError, match=r"stage Dev: field 'endpoint'.*must start with one of \['models/'"):
         load_stage("Dev", _with("Dev", ("endpoint",), endpoint))
+
+
+def test_stage_default_autobatch_on_a_multi_gpu_training_instance_names_stage_and_field() -> None:
+    training = {**STAGES["Staging"]["training"], "instance_type": "ml.g5.12xlarge"}  # type: ignore[dict-item]
+    training["default_hyperparameters"] = {"epochs": "10", "batch": "-1"}
+    with pytest.raises(
+        ConfigError,
+        match=r"stage Staging: field 'training'.*batch=-1 \(AutoBatch\) on ml.g5.12xlarge, which has 4",
+    ):
+        load_stage("Staging", _with("Staging", ("training",), training))
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_shipped_stages_serve_fp32(name: str) -> None:
+    """fp32 everywhere: Dev runs what Prod runs, and there is no GPU int8 measurement (infra/stages.py)."""
+    assert load_stage(name, STAGES[name]).endpoint.precision == "fp32"
+
+
+def test_a_capacity_measured_at_another_precision_is_refused_with_the_fix() -> None:
+    endpoint = {**STAGES["Prod"]["endpoint"], "precision": "int8"}  # type: ignore[dict-item]
+    with pytest.raises(
+        ConfigError,
+        match=r"stage Prod: field 'endpoint'.*autoscaling.measured_precision is fp32 .* but precision is int8.*"
+        r"--precision int8",
+    ):
+        load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
+
+
+def test_a_capacity_measured_at_the_endpoint_precision_is_accepted() -> None:
+    endpoint = dict(STAGES["Prod"]["endpoint"])  # type: ignore[call-overload]
+    endpoint["precision"] = "int8"
+    endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": "int8"}
+    assert load_stage("Prod", _with("Prod", ("endpoint",), endpoint)).endpoint.precision == "int8"
+
+
+def test_prod_precision_that_no_earlier_stage_serves_is_refused() -> None:
+    stages = {name: load_stage(name, values) for name, values in STAGES.items()}
+    endpoint = dict(STAGES["Prod"]["endpoint"])  # type: ignore[call-overload]
+    endpoint["precision"] = "int8"
+    endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": "int8"}
+    stages["Prod"] = load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
+    with pytest.raises(
+        ConfigError,
+        match=r"Prod field 'endpoint.precision' is int8 on family g5, which no earlier stage on that family and "
+        r"AMI serves \(Staging: fp32\)",
+    ):
+        check_promotion_order(stages)
+
+
+def test_prod_int8_after_int8_on_its_family_passes_the_promotion_order() -> None:
+    stages = {name: load_stage(name, values) for name, values in STAGES.items()}
+    for name in ("Staging", "Prod"):
+        endpoint = dict(STAGES[name]["endpoint"])  # type: ignore[call-overload]
+        endpoint["precision"] = "int8"
+        endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": "int8"}
+        stages[name] = load_stage(name, _with(name, ("endpoint",), endpoint))
+    check_promotion_order(stages)  # Dev's fp32 on c6i does not count; Staging's int8 on g5 does

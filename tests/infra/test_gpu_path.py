@@ -14,9 +14,10 @@ import pytest
 import infra.app
 from app.contracts import cuda, instance_types
 from infra.config import ConfigError, check_promotion_order, load_stage
+from infra.constructs.endpoint import serving_environment
 from infra.stages import STAGES
 from scripts import synth as synth_script
-from tests.infra.conftest import SynthesizedApp
+from tests.infra.conftest import SynthesizedApp, make_stage_config
 
 
 def _values(name: str, **endpoint: Any) -> dict[str, Any]:
@@ -192,3 +193,22 @@ def test_canary_routing_still_shifts_a_canary_first() -> None:
         and routing.canary_size is not None
         and routing.wait_interval_in_seconds == 120
     )
+
+
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_every_stage_serves_the_precision_its_config_names(synth: SynthesizedApp, stage: str) -> None:
+    (model,) = _of_type(synth.template_json(stage, "Serving"), "AWS::SageMaker::Model")
+    env = model["Properties"]["PrimaryContainer"]["Environment"]
+    assert env["SERVING_PRECISION"] == make_stage_config(stage).endpoint.precision
+
+
+def test_an_int8_stage_gets_serving_precision_int8_from_infra() -> None:
+    settings = make_stage_config("Dev", endpoint={"precision": "int8"}).endpoint
+    assert serving_environment(settings)["SERVING_PRECISION"] == "int8"
+
+
+def test_serving_precision_set_by_hand_is_refused_naming_the_field() -> None:
+    with pytest.raises(
+        ConfigError, match=r"stage Dev: field 'endpoint'.*SERVING_PRECISION=int8: set endpoint.precision"
+    ):
+        make_stage_config("Dev", endpoint={"environment": {"SERVING_PRECISION": "int8"}})

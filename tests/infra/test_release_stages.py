@@ -55,3 +55,24 @@ def test_a_release_without_the_stage_serve_variant_is_refused() -> None:
     assert serve_variant("ml.g5.xlarge") == "gpu"
     with pytest.raises(ConfigError, match=r"stage Prod \(endpoint ml.g5.xlarge\): .*images.serve.gpu"):
         for_stage(cpu_only, make_stage_config("Prod"))
+
+
+def _release_shipping(*precisions: str) -> Release:
+    doc = EXAMPLE_RELEASE.model_dump(mode="json")
+    doc["model"]["precisions"] = list(precisions)
+    return Release.model_validate(doc)
+
+
+def test_a_stage_asking_for_a_precision_the_model_lacks_is_refused_naming_stage_field_and_model() -> None:
+    config = make_stage_config("Dev", endpoint={"precision": "int8"})
+    with pytest.raises(
+        ConfigError,
+        match=r"stage Dev: field 'endpoint.precision' is int8, but the release's model .*'model.precisions'\) "
+        r"ships only \['fp32'\]",
+    ):
+        for_stage(_release_shipping("fp32"), config)
+
+
+def test_a_stage_asking_for_a_precision_the_model_ships_deploys_it() -> None:
+    config = make_stage_config("Dev", endpoint={"precision": "int8"})
+    assert for_stage(_release_shipping("fp32", "int8"), config).model.precisions == ("fp32", "int8")

@@ -136,3 +136,22 @@ def test_cli_replays_a_csv_and_writes_a_plot(tmp_path: Path, capsys: pytest.Capt
     out = capsys.readouterr().out
     assert "Mon 10:13:00  scale-out" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_capacity_measured_at_the_endpoint_precision_is_the_simulated_capacity() -> None:
+    settings = AutoscalingSettings(
+        measured_max_rps_per_instance=30, measured_precision="int8", min_capacity=1, max_capacity=2
+    )
+    policy = ScalingPolicy.from_settings(settings, precision="int8")
+    assert (policy.max_rps_per_instance, policy.capacity_source) == (30, "measured at int8")
+
+
+def test_capacity_measured_at_another_precision_is_refused() -> None:
+    settings = AutoscalingSettings(measured_max_rps_per_instance=30, measured_precision="int8")
+    with pytest.raises(ValueError, match=r"measured at int8, the endpoint serves fp32"):
+        ScalingPolicy.from_settings(settings, precision="fp32")
+
+
+def test_cli_says_at_which_precision_the_capacity_was_measured(capsys: pytest.CaptureFixture[str]) -> None:
+    assert simulate_autoscaling.main(["--stage", "Prod", "--profile", "step"]) == 0
+    assert "assumed: 60 rps per instance at fp32 (measured at fp32)" in capsys.readouterr().out

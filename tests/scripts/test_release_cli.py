@@ -19,8 +19,16 @@ from moto import mock_aws
 
 from app.contracts.release import current_release_id, load_current, load_release
 from infra.app import RELEASES_DIR
-from scripts.cli import EXIT_ERROR, EXIT_OK
-from scripts.release import build_parser, cleanup_candidates, diff, inspect_model, main, resolve_digest
+from scripts.cli import EXIT_ERROR, EXIT_OK, OperatorError
+from scripts.release import (
+    build_parser,
+    cleanup_candidates,
+    diff,
+    inspect_model,
+    main,
+    model_precisions,
+    resolve_digest,
+)
 
 REGION = "eu-west-1"
 SUBCOMMANDS = [
@@ -318,3 +326,54 @@ def test_a_release_takes_the_serve_image_its_model_version_was_registered_with(a
     from scripts.release_checks import package_image
 
     assert package_image(aws, registry_with(aws, "Approved")) == "x"
+
+
+def _card(int8_shipped: bool | None) -> dict[str, Any]:
+    from app.contracts.artifact import INT8_ONNX, ExportInfo, Int8Result, ModelCard
+
+    int8 = None
+    if int8_shipped is not None:
+        int8 = Int8Result(
+            file=INT8_ONNX if int8_shipped else None,
+            shipped=int8_shipped,
+            reason="passed" if int8_shipped else "mAP50-95 dropped 2.1 points > 1.0",
+            max_map50_95_drop=0.01,
+            map50_95_drop=0.004 if int8_shipped else 0.021,
+            fp32_onnx_metrics={"mAP50-95": 0.64},
+            int8_onnx_metrics={"mAP50-95": 0.636},
+            calibration_images=64,
+            calibration_method="percentile",
+            float_nodes=12,
+            seconds=30.0,
+        )
+    card = ModelCard(
+        name="yolo-detector",
+        version="v7-e80",
+        class_names=["drill"],
+        imgsz=640,
+        ultralytics_version="8.3.0",
+        dataset_version="tools-v7",
+        export=ExportInfo(opset=17, input_shape=[1, 3, 640, 640], output_shape=[1, 5, 8400]),
+        int8=int8,
+    )
+    return card.model_dump(mode="json")
+
+
+@pytest.mark.parametrize(
+    ("shipped", "expected"), [(True, ("fp32", "int8")), (False, ("fp32",)), (None, ("fp32",))]
+)
+def test_release_precisions_are_read_from_model_json_inside_model_tar_gz(
+    aws: boto3.Session, shipped: bool | None, expected: tuple[str, ...]
+) -> None:
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="models", Key="m/model.tar.gz", Body=model_tar(_card(shipped)))
+    _, card = inspect_model(s3, "models", "m/model.tar.gz")
+    assert model_precisions(card, "s3://models/m/model.tar.gz") == expected
+
+
+def test_release_create_refuses_a_model_json_that_is_not_a_model_card() -> None:
+    with pytest.raises(
+        OperatorError, match=r"s3://models/m/model.tar.gz: model.json field 'name': Field required"
+    ):
+        model_precisions({"version": "v7"}, "s3://models/m/model.tar.gz")

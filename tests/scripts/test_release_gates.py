@@ -98,6 +98,7 @@ def test_preflight_passes_for_an_approved_package_with_its_object_and_quota(regi
         "package model data",
         "quality bar",
         "model object",
+        "model precision",
         "instance quota",
         "endpoint idle",
     ]
@@ -384,3 +385,26 @@ def test_verify_fails_when_the_load_smoke_sees_errors(cloudformation: Any) -> No
     stubber.activate()
     report = run_verify(cloudformation, endpoint_stubs(), client, load_requests=5)
     assert failed(report)["load smoke"].startswith("5 requests at concurrency 1: 3 errors")
+
+
+def test_preflight_refuses_a_model_without_the_precision_the_stage_serves(registry: Any) -> None:
+    session, release = registry
+    doc = release.model_dump(mode="json")
+    doc["model"]["precisions"] = ["fp32"]
+    fp32_only = Release.model_validate(doc)
+    config = make_stage_config("Dev", endpoint={"precision": "int8"})
+    report = preflight(
+        fp32_only,
+        config,
+        registry=session,
+        s3=session.client("s3"),
+        cloudformation=session.client("cloudformation"),
+        sagemaker=session.client("sagemaker"),
+        service_quotas=quotas(100, config.endpoint.instance_type),
+    )
+    assert failed(report) == {
+        "model precision": "stage Dev: field 'endpoint.precision' is int8, but the release's model "
+        "(yolo-detector-dev-1a2b3c4d v1, field 'model.precisions') ships only ['fp32']: the server would refuse "
+        "to start. Set endpoint.precision to one of those, or release a model whose int8 graph passed the "
+        "accuracy gate (model.json 'int8')"
+    }

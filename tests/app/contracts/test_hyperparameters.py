@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.contracts.hyperparameters import (
     BAKED_CHECKPOINT,
     HyperparameterError,
     Hyperparameters,
+    check_autobatch,
     parse_hyperparameters,
     to_sagemaker,
 )
@@ -127,3 +130,24 @@ def test_autobatch_on_several_gpus_is_refused_up_front() -> None:
 @pytest.mark.parametrize("device", ["", "0", "cpu"])
 def test_autobatch_on_one_gpu_or_cpu_is_accepted(device: str) -> None:
     assert parse_hyperparameters({"batch": "-1", "device": device}).batch == -1
+
+
+@pytest.mark.parametrize("instance_type", ["ml.g5.12xlarge", "ml.p4d.24xlarge"])
+def test_autobatch_with_device_unset_on_a_multi_gpu_instance_is_refused(instance_type: str) -> None:
+    params = parse_hyperparameters({"batch": "-1"})
+    with pytest.raises(
+        HyperparameterError, match=rf"batch=-1 \(AutoBatch\) on {re.escape(instance_type)}, which has"
+    ):
+        check_autobatch(params, instance_type)
+
+
+@pytest.mark.parametrize(
+    ("raw", "instance_type"),
+    [
+        ({"batch": "-1"}, "ml.g5.xlarge"),  # one GPU
+        ({"batch": "-1", "device": "0"}, "ml.g5.12xlarge"),  # one GPU of four, chosen
+        ({"batch": "32"}, "ml.g5.12xlarge"),  # a fixed batch splits across the GPUs
+    ],
+)
+def test_autobatch_on_one_gpu_or_a_fixed_batch_is_accepted(raw: dict[str, str], instance_type: str) -> None:
+    check_autobatch(parse_hyperparameters(raw), instance_type)

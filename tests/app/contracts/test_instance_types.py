@@ -114,3 +114,25 @@ def test_a_gpu_family_marked_not_for_training_is_refused_for_training(
         instance_types.check_training("ml.p3.2xlarge")
     instance_types.check_training("ml.g5.xlarge")
     instance_types.check_training("ml.c6i.xlarge")
+
+
+def test_gpu_count_table_covers_every_gpu_family() -> None:
+    assert set(instance_types.GPU_COUNTS) == GPU_FAMILIES
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "gpus"),
+    [
+        ("ml.g5.xlarge", 1),
+        ("ml.g5.16xlarge", 1),
+        ("ml.g5.12xlarge", 4),
+        ("ml.g5.48xlarge", 8),
+        ("ml.p4d.24xlarge", 8),
+        ("ml.p3.8xlarge", 4),
+        ("ml.c6i.xlarge", 0),
+        ("ml.inf2.xlarge", 0),
+        ("ml.g5.3xlarge", None),  # a size the table does not list is unknown, not guessed
+    ],
+)
+def test_gpu_count_per_instance_type(instance_type: str, gpus: int | None) -> None:
+    assert instance_types.gpu_count(instance_type) == gpus

@@ -120,3 +120,21 @@ def test_current_pointer_must_hold_one_id(tmp_path: Path) -> None:
     (tmp_path / "CURRENT").write_text("../etc/passwd\n")
     with pytest.raises(ReleaseError, match=r"CURRENT: expected one release id"):
         load_current(tmp_path)
+
+
+def test_a_record_without_precisions_ships_fp32_only() -> None:
+    doc = example()
+    del doc["model"]["precisions"]
+    assert Release.model_validate(doc).model.precisions == ("fp32",)
+
+
+@pytest.mark.parametrize("precisions", [["int8"], ["fp32", "fp32"], ["fp16"]])
+def test_precisions_without_fp32_or_unknown_are_refused_naming_the_field(precisions: list[str]) -> None:
+    doc = example()
+    doc["model"]["precisions"] = precisions
+    with pytest.raises(ReleaseError, match=r"x.json: field 'model.*"):
+        parse_release(json.dumps(doc), source="x.json")
+
+
+def test_the_example_release_ships_both_precisions() -> None:
+    assert load_current(RELEASES).model.precisions == ("fp32", "int8")

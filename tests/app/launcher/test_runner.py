@@ -392,3 +392,26 @@ def test_an_end_to_end_family_is_rejected_before_any_aws_call(
     result = runner.start(event, settings=runner_settings, sagemaker=sagemaker)
     assert result["status"] == "rejected" and "YOLO26" in result["error"]["message"]
     assert calls.calls == []
+
+
+def test_autobatch_on_a_multi_gpu_instance_is_rejected_before_any_aws_call(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    calls = CallRecorder(sagemaker)
+    event = {"dataset_uri": DATASET_URI, "instance_type": "ml.g5.12xlarge", "hyperparameters": {"batch": -1}}
+    result = runner.start(event, settings=runner_settings, sagemaker=sagemaker)
+    assert result["status"] == "rejected"
+    assert result["error"]["field"] == "hyperparameters"
+    assert "ml.g5.12xlarge, which has 4 GPUs" in result["error"]["message"]
+    assert calls.calls == []
+
+
+def test_autobatch_on_one_chosen_gpu_of_a_multi_gpu_instance_starts(
+    runner_settings: RunnerSettings, sagemaker: Any
+) -> None:
+    event = {
+        "dataset_uri": DATASET_URI,
+        "instance_type": "ml.g5.12xlarge",
+        "hyperparameters": {"batch": -1, "device": "0"},
+    }
+    assert _sent_job(runner_settings, sagemaker, event)["HyperParameters"]["batch"] == "-1"
