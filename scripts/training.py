@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.contracts.metrics import QUALITY_METRIC
 from app.contracts.storage import DATASET_MANIFEST_SUFFIX as DATASET_JSON
 from scripts import cli
 from scripts.capacity_checks import blue_green_note, endpoint_instances_needed, lambda_concurrency
@@ -206,7 +207,7 @@ def model_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
                 {
                     "version": summary.get("ModelPackageVersion"),
                     "status": package["ModelApprovalStatus"],
-                    "mAP50-95": props.get("metric:val:mAP50-95", "-"),
+                    "mAP50-95": props.get(f"metric:{QUALITY_METRIC}", "-"),
                     "training_job": props.get("training_job", "-"),
                     "arn": summary["ModelPackageArn"],
                 }

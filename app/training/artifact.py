@@ -32,14 +32,7 @@ from app.contracts.artifact import (
 )
 from app.contracts.dataset import TRAIN, DatasetInfo
 from app.contracts.hyperparameters import Hyperparameters
-
-LOSS_PARTS = ("box_loss", "cls_loss", "dfl_loss")
-FINAL_METRICS = {
-    "metrics/precision(B)": "precision",
-    "metrics/recall(B)": "recall",
-    "metrics/mAP50(B)": "mAP50",
-    "metrics/mAP50-95(B)": "mAP50-95",
-}
+from app.contracts.metrics import MODEL_METRICS, TRAIN_LOSSES, VAL_LOSSES, from_ultralytics
 
 
 def export_onnx(weights: Path, model_dir: Path, *, imgsz: int, opset: int) -> ExportInfo:
@@ -124,8 +117,8 @@ def plot_losses(results: pd.DataFrame, path: Path) -> Path:
     results = results.rename(columns=str.strip)
     epochs = results["epoch"]
     fig, (total, parts) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for split, style in (("train", "-"), ("val", "--")):
-        columns = [f"{split}/{p}" for p in LOSS_PARTS if f"{split}/{p}" in results]
+    for split, losses, style in (("train", TRAIN_LOSSES, "-"), ("val", VAL_LOSSES, "--")):
+        columns = [m.column for m in losses if m.column in results]
         total.plot(epochs, results[columns].sum(axis=1), style, marker="o", label=f"{split} loss")
         for column in columns:
             parts.plot(epochs, results[column], style, marker=".", label=column)
@@ -179,7 +172,7 @@ def write_artifact(
         imgsz=hyperparameters.imgsz,
         ultralytics_version=ultralytics.__version__,
         dataset_version=dataset.version,
-        metrics={FINAL_METRICS[k]: float(v) for k, v in metrics.items() if k in FINAL_METRICS},
+        metrics=from_ultralytics(metrics, metrics=MODEL_METRICS, source=f"final metrics of {weights.name}"),
         export=export,
         training=training,
         int8=int8,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from app.contracts.dataset import IMAGES_DIR, VAL, DatasetInfo
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters, gpu_ids
-from app.contracts.metrics import format_final_line
+from app.contracts.metrics import KEYS, TRAIN_LOSSES, VAL_LOSSES, format_final_line, from_ultralytics
 from app.training.callbacks import SpotCheckpointer, Terminated
 from app.training.dataset_check import check_dataset, write_training_yaml
 from app.training.device import check as check_device
@@ -260,16 +260,15 @@ def _package_finished(
 
 
 def final_values(metrics: dict[str, float], results: pd.DataFrame, epoch: object) -> dict[str, float]:
-    """The final metric line's values: model.json's metrics plus the losses of the shipped epoch's results row."""
-    from app.contracts.metrics import KEYS
-
+    """The final metric line's values: model.json's metrics plus the losses of the shipped epoch's results row (nan
+    when there is no such row); a results.csv without one of METRICS' loss columns raises MetricNameError."""
     results = results.rename(columns=str.strip)
     rows = results[results["epoch"] == epoch] if "epoch" in results else results.iloc[0:0]
     values = {key: float(metrics.get(key, float("nan"))) for key in KEYS}
-    for key in KEYS:
-        column = key.replace("_", "/", 1)  # train_box_loss -> train/box_loss
-        if column.startswith(("train/", "val/")) and column in rows and len(rows):
-            values[key] = float(rows[column].iloc[-1])
+    if len(rows):
+        losses = TRAIN_LOSSES + VAL_LOSSES
+        source = f"results.csv row of epoch {epoch}"
+        values.update(from_ultralytics(rows.iloc[-1].to_dict(), metrics=losses, source=source))
     return values
 
 
