@@ -10,7 +10,6 @@ validation image goes through it before model.json - whose presence means the ar
 
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,9 +130,9 @@ def plot_losses(results: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def model_version() -> str:
+def model_version(job_name: str | None) -> str:
     """The SageMaker job name when there is one (unique per job), else a UTC timestamp."""
-    return os.environ.get("TRAINING_JOB_NAME") or "local-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return job_name or "local-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def write_artifact(
@@ -147,10 +146,12 @@ def write_artifact(
     training: dict[str, object],
     sample_image: Path,
     data_yaml: Path,
+    job_name: str | None,
 ) -> ModelCard:
     """model.pt, model.onnx (test-run on ``sample_image``), model.int8.onnx (when it passes its gate), results.csv,
     loss.png, then model.json last (its presence means the rest is there). ``data_yaml`` is the training data yaml:
-    int8 calibration images come from its train split, and both precisions are validated on its val split."""
+    int8 calibration images come from its train split, and both precisions are validated on its val split.
+    ``job_name`` (the SageMaker job's) is the model version; local runs get a timestamp."""
     import ultralytics
 
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -167,7 +168,7 @@ def write_artifact(
     plot_losses(results, model_dir / LOSS_PNG)
     card = ModelCard(
         name=hyperparameters.name,
-        version=model_version(),
+        version=model_version(job_name),
         class_names=dataset.class_names,
         imgsz=hyperparameters.imgsz,
         ultralytics_version=ultralytics.__version__,
