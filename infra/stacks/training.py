@@ -24,6 +24,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from app.contracts import launcher_environment as env
+from app.contracts.stack_outputs import TrainingOutputs
 from app.contracts.storage import (
     CHECKPOINTS_PREFIX,
     DATASET_MANIFEST_SUFFIX,
@@ -142,9 +144,9 @@ class TrainingStack(cdk.Stack):
             "reserved_concurrency": settings.launcher_reserved_concurrency,
         }
         shared_env = {
-            "STAGE": config.name,
-            "JOB_NAME_PREFIX": prefix,
-            "NOTIFY_TOPIC_ARN": self.notify_topic.topic_arn,
+            env.STAGE: config.name,
+            env.JOB_NAME_PREFIX: prefix,
+            env.NOTIFY_TOPIC_ARN: self.notify_topic.topic_arn,
         }
 
         artifacts = data.artifacts_bucket.bucket_name
@@ -159,23 +161,23 @@ class TrainingStack(cdk.Stack):
             memory_mb=256,
             environment={
                 **shared_env,
-                "TRAINING_IMAGE_URI": train_image.image_uri,
-                "TRAINING_ROLE_ARN": self.training_role.role_arn,
-                "INSTANCE_TYPE": settings.instance_type,
-                "INSTANCE_COUNT": str(settings.instance_count),
-                "VOLUME_SIZE_GB": str(settings.volume_size_gb),
-                "MAX_RUNTIME_SECONDS": str(round(settings.max_runtime_hours * _HOUR)),
-                "USE_SPOT": json.dumps(settings.use_spot),
-                "MAX_WAIT_SECONDS": str(round(settings.max_wait_hours * _HOUR)),
-                "NETWORK_ISOLATION": json.dumps(settings.network_isolation),
-                "SUBNET_IDS": json.dumps(list(settings.subnet_ids)),
-                "SECURITY_GROUP_IDS": json.dumps(list(settings.security_group_ids)),
-                "KMS_KEY_ARN": data.key.key_arn,
-                "DATASETS_BUCKET": data.datasets_bucket.bucket_name,
-                "OUTPUT_S3_URI": f"s3://{artifacts}/{TRAINING_OUTPUT_PREFIX}",
-                "CHECKPOINT_S3_URI": f"s3://{artifacts}/{CHECKPOINTS_PREFIX}",
-                "DEFAULT_HYPERPARAMETERS": json.dumps(settings.default_hyperparameters, sort_keys=True),
-                "TAGS": json.dumps(config.tags, sort_keys=True),
+                env.TRAINING_IMAGE_URI: train_image.image_uri,
+                env.TRAINING_ROLE_ARN: self.training_role.role_arn,
+                env.INSTANCE_TYPE: settings.instance_type,
+                env.INSTANCE_COUNT: str(settings.instance_count),
+                env.VOLUME_SIZE_GB: str(settings.volume_size_gb),
+                env.MAX_RUNTIME_SECONDS: str(round(settings.max_runtime_hours * _HOUR)),
+                env.USE_SPOT: json.dumps(settings.use_spot),
+                env.MAX_WAIT_SECONDS: str(round(settings.max_wait_hours * _HOUR)),
+                env.NETWORK_ISOLATION: json.dumps(settings.network_isolation),
+                env.SUBNET_IDS: json.dumps(list(settings.subnet_ids)),
+                env.SECURITY_GROUP_IDS: json.dumps(list(settings.security_group_ids)),
+                env.KMS_KEY_ARN: data.key.key_arn,
+                env.DATASETS_BUCKET: data.datasets_bucket.bucket_name,
+                env.OUTPUT_S3_URI: f"s3://{artifacts}/{TRAINING_OUTPUT_PREFIX}",
+                env.CHECKPOINT_S3_URI: f"s3://{artifacts}/{CHECKPOINTS_PREFIX}",
+                env.DEFAULT_HYPERPARAMETERS: json.dumps(settings.default_hyperparameters, sort_keys=True),
+                env.TAGS: json.dumps(config.tags, sort_keys=True),
             },
             **common,
         )
@@ -192,9 +194,9 @@ class TrainingStack(cdk.Stack):
             memory_mb=256,
             environment={
                 **shared_env,
-                "MODEL_PACKAGE_GROUP_NAME": self.model_package_group_name,
-                "QUALITY_BAR_MAP50_95": str(settings.quality_bar_map50_95),
-                "SERVE_IMAGE_URI": serve_image.image_uri,
+                env.MODEL_PACKAGE_GROUP_NAME: self.model_package_group_name,
+                env.QUALITY_BAR_MAP50_95: str(settings.quality_bar_map50_95),
+                env.SERVE_IMAGE_URI: serve_image.image_uri,
             },
             **common,
         )
@@ -469,20 +471,20 @@ class TrainingStack(cdk.Stack):
     def _outputs(self, config: StageConfig, prefix: str) -> None:
         """What scripts/training.py reads (never hard-coded names)."""
         outputs = {
-            "RunnerFunctionName": self.runner.function.function_name,
-            "RegistrarFunctionName": self.registrar.function.function_name,
-            "TrainingRoleArn": self.training_role.role_arn,
-            "ModelPackageGroupName": self.model_package_group_name,
-            "JobNamePrefix": prefix,
-            "NotifyTopicArn": self.notify_topic.topic_arn,
-            "TrainingInstanceType": config.training.instance_type,
-            "TrainingUsesSpot": json.dumps(config.training.use_spot),
-            "TrainingInstanceCount": str(config.training.instance_count),
+            TrainingOutputs.RUNNER_FUNCTION_NAME: self.runner.function.function_name,
+            TrainingOutputs.REGISTRAR_FUNCTION_NAME: self.registrar.function.function_name,
+            TrainingOutputs.TRAINING_ROLE_ARN: self.training_role.role_arn,
+            TrainingOutputs.MODEL_PACKAGE_GROUP_NAME: self.model_package_group_name,
+            TrainingOutputs.JOB_NAME_PREFIX: prefix,
+            TrainingOutputs.NOTIFY_TOPIC_ARN: self.notify_topic.topic_arn,
+            TrainingOutputs.TRAINING_INSTANCE_TYPE: config.training.instance_type,
+            TrainingOutputs.TRAINING_USES_SPOT: json.dumps(config.training.use_spot),
+            TrainingOutputs.TRAINING_INSTANCE_COUNT: str(config.training.instance_count),
             # scripts/dataprep_job.py: SageMaker Processing jobs of the dataprep image
-            "DataprepImageUri": self.dataprep.image.image_uri,
-            "DataprepRoleArn": self.dataprep.role.role_arn,
-            "DatasetsBucketName": self.datasets_bucket_name,
-            "DataKeyArn": self.data_key_arn,
+            TrainingOutputs.DATAPREP_IMAGE_URI: self.dataprep.image.image_uri,
+            TrainingOutputs.DATAPREP_ROLE_ARN: self.dataprep.role.role_arn,
+            TrainingOutputs.DATASETS_BUCKET_NAME: self.datasets_bucket_name,
+            TrainingOutputs.DATA_KEY_ARN: self.data_key_arn,
         }
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)
