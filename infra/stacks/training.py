@@ -29,16 +29,14 @@ from app.contracts.stack_outputs import TrainingOutputs
 from app.contracts.storage import (
     CHECKPOINTS_PREFIX,
     DATASET_MANIFEST_SUFFIX,
-    MODELS_PREFIX,
     TRAINING_OUTPUT_PREFIX,
-    TRAINING_READABLE_PREFIXES,
 )
 from infra.config import StageConfig
 from infra.constructs import training_names as names
 from infra.constructs.dataprep_job import DataprepJob
 from infra.constructs.images import ContainerImage, serve_build_args, train_build_args
-from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
 from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
+from infra.constructs.training_role import TrainingRole
 from infra.nag import acknowledge, acknowledge_resource
 from infra.release import StageRelease
 from infra.stacks.stateful import StatefulStack
@@ -86,7 +84,16 @@ class TrainingStack(cdk.Stack):
             build_args=serve_build_args(config.endpoint.instance_type),
         )
 
-        self.training_role = self._training_role(config, data, train_image)
+        self.training_role = TrainingRole(
+            self,
+            "TrainingRole",
+            stage=config.name,
+            datasets_bucket=data.datasets_bucket,
+            artifacts_bucket=data.artifacts_bucket,
+            key=data.key,
+            image=train_image,
+            vpc=bool(settings.subnet_ids),
+        ).role
         self.dataprep = DataprepJob(
             self,
             "Dataprep",
@@ -203,103 +210,6 @@ class TrainingStack(cdk.Stack):
         self._grant_launchers(config, prefix)
         self._rules(config, data, prefix)
         self._outputs(config, prefix)
-
-    def _training_role(self, config: StageConfig, data: StatefulStack, image: ContainerImage) -> iam.Role:
-        """What a training job may do: read datasets, write its output and checkpoints, use the key, log."""
-        role = iam.Role(
-            self,
-            "TrainingRole",
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
-            ),
-            description=f"{config.name}: SageMaker training jobs started by the runner Lambda",
-        )
-        data.datasets_bucket.grant_read(role)
-        data.artifacts_bucket.grant_read_write(role, f"{TRAINING_OUTPUT_PREFIX}*")
-        data.artifacts_bucket.grant_read_write(role, f"{CHECKPOINTS_PREFIX}*")
-        # Pretrained checkpoints of earlier versions. The launcher refuses a pretrained_uri outside
-        # TRAINING_READABLE_PREFIXES, so what it accepts and what this role reads must stay the same set.
-        data.artifacts_bucket.grant_read(role, f"{MODELS_PREFIX}*")
-        # Encrypted training volumes: SageMaker creates a grant on the key for the instance.
-        data.key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
-        data.key.grant_encrypt_decrypt(role)
-        image.grant_pull(role)
-        log_groups = log_group_arn(self, "/aws/sagemaker/TrainingJobs:*")
-        grant_sagemaker_logs(role, log_groups)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            )
-        )
-        if config.training.subnet_ids:
-            # VPC mode: SageMaker attaches ENIs in the configured subnets; EC2 supports no resource scoping here.
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeVpcs",
-                        "ec2:DescribeDhcpOptions",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeSecurityGroups",
-                    ],
-                    resources=["*"],
-                )
-            )
-        self._acknowledge_training_role(role, data, log_groups)
-        return role
-
-    @staticmethod
-    def _acknowledge_training_role(role: iam.Role, data: StatefulStack, log_groups: str) -> None:
-        for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*", "s3:DeleteObject*"):
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5",
-                f"{action} comes from CDK's bucket grants: read-only on the datasets bucket, read/write "
-                "only under this stage's training-output/ and checkpoints/ prefixes",
-                applies_to=f"Action::{action}",
-            )
-        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5",
-                f"{action} comes from CDK's key grant and is scoped to this stage's data key only",
-                applies_to=f"Action::{action}",
-            )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5",
-            "Resource '*' is for ecr:GetAuthorizationToken (ECR supports no resource scope), "
-            "cloudwatch:PutMetricData (conditioned on the /aws/sagemaker/ namespace) and, in VPC mode, the "
-            "EC2 network-interface actions SageMaker needs (no resource scope)",
-            applies_to="Resource::*",
-        )
-        acknowledge_resource(
-            role,
-            "AwsSolutions-IAM5",
-            "SageMaker training jobs write to per-job log streams inside this one log group",
-            resource=log_groups,
-        )
-        reason = "object-level access is limited to this prefix of this stage's bucket"
-        acknowledge_resource(
-            role,
-            "AwsSolutions-IAM5",
-            "training reads every object of a dataset folder; the datasets bucket holds only datasets",
-            resource=f"{data.datasets_bucket.bucket_arn}/*",
-        )
-        for prefix in TRAINING_READABLE_PREFIXES:
-            acknowledge_resource(
-                role,
-                "AwsSolutions-IAM5",
-                f"{prefix}: {reason}",
-                resource=f"{data.artifacts_bucket.bucket_arn}/{prefix}*",
-            )
 
     def _grant_launchers(self, config: StageConfig, prefix: str) -> None:
         jobs = self.format_arn(service="sagemaker", resource="training-job", resource_name=f"{prefix}*")
