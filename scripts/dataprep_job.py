@@ -26,6 +26,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from app.contracts import instance_types
+from app.contracts.stack_outputs import TrainingOutputs
 from app.contracts.storage import RAW_PREFIX
 from scripts import cli
 from scripts.cli import OperatorError
@@ -33,7 +34,12 @@ from scripts.cli import OperatorError
 ENTRYPOINT = ["python", "-m", "app.dataprep.processing"]
 MANIFEST_INPUT = "/opt/ml/processing/input/manifest"
 MAX_NAME = 63
-OUTPUTS = ("DataprepImageUri", "DataprepRoleArn", "DatasetsBucketName", "DataKeyArn")
+OUTPUTS = (
+    TrainingOutputs.DATAPREP_IMAGE_URI,
+    TrainingOutputs.DATAPREP_ROLE_ARN,
+    TrainingOutputs.DATASETS_BUCKET_NAME,
+    TrainingOutputs.DATA_KEY_ARN,
+)
 # Set by this command or by the Processing job itself (app.dataprep.processing), never by the operator.
 MANAGED_OPTIONS = ("--manifest", "--out", "--shard-index", "--shard-count")
 
@@ -51,7 +57,7 @@ def job_name(stage: str, now: float) -> str:
 
 def build_request(args: argparse.Namespace, outputs: dict[str, str], now: float) -> dict[str, Any]:
     """The keyword arguments of ``sagemaker.create_processing_job``; raises OperatorError on a bad argument."""
-    bucket = outputs["DatasetsBucketName"]
+    bucket = outputs[TrainingOutputs.DATASETS_BUCKET_NAME]
     manifest_bucket, manifest_key = _split(args.manifest, "--manifest")
     out_bucket, out_key = _split(args.out, "--out")
     if manifest_bucket != bucket or not manifest_key.startswith(RAW_PREFIX) or manifest_key.endswith("/"):
@@ -70,13 +76,13 @@ def build_request(args: argparse.Namespace, outputs: dict[str, str], now: float)
         "VolumeSizeInGB": args.volume_size_gb,
     }
     if instance_types.supports_volume_kms_key(args.instance_type):
-        cluster["VolumeKmsKeyId"] = outputs["DataKeyArn"]
+        cluster["VolumeKmsKeyId"] = outputs[TrainingOutputs.DATA_KEY_ARN]
     extra = dataprep_options(args.dataprep_args)
     return {
         "ProcessingJobName": job_name(args.stage, now),
-        "RoleArn": outputs["DataprepRoleArn"],
+        "RoleArn": outputs[TrainingOutputs.DATAPREP_ROLE_ARN],
         "AppSpecification": {
-            "ImageUri": outputs["DataprepImageUri"],
+            "ImageUri": outputs[TrainingOutputs.DATAPREP_IMAGE_URI],
             "ContainerEntrypoint": ENTRYPOINT,
             "ContainerArguments": ["--out", f"s3://{out_bucket}/{out_key.rstrip('/')}/", *extra],
         },

@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from app.contracts.stack_outputs import DataOutputs
 from scripts import cli
 from scripts.cli import OperatorError
 
@@ -63,7 +64,7 @@ class ImageRef:
 
 def target_repository_uri(cloudformation: Any, stage: str, image: str) -> str:
     """The URI of ``image``'s repository in ``stage``, from the ``<Stage>-Data`` stack outputs."""
-    output = f"{image.capitalize()}RepositoryUri"
+    output = DataOutputs.repository_uri(image)
     return cli.stack_outputs(cloudformation, f"{stage}-Data", required=[output])[output]
 
 

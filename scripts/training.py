@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.contracts.metrics import QUALITY_METRIC
+from app.contracts.stack_outputs import TrainingOutputs
 from app.contracts.storage import DATASET_MANIFEST_SUFFIX as DATASET_JSON
 from scripts import cli
 from scripts.capacity_checks import blue_green_note, endpoint_instances_needed, lambda_concurrency
@@ -117,7 +119,8 @@ def objects_must_exist(s3: Any, args: argparse.Namespace) -> None:
 
 def cmd_start(args: argparse.Namespace, session: Any) -> int:
     request = build_request(args)  # a bad --param fails before any AWS call
-    function = training_outputs(session, args.stage, "RunnerFunctionName")["RunnerFunctionName"]
+    key = TrainingOutputs.RUNNER_FUNCTION_NAME
+    function = training_outputs(session, args.stage, key)[key]
     objects_must_exist(session.client("s3"), args)
     result = invoke_runner(session.client("lambda"), function, request)
     if result.get("status") == "rejected":
@@ -206,7 +209,7 @@ def model_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
                 {
                     "version": summary.get("ModelPackageVersion"),
                     "status": package["ModelApprovalStatus"],
-                    "mAP50-95": props.get("metric:val:mAP50-95", "-"),
+                    "mAP50-95": props.get(f"metric:{QUALITY_METRIC}", "-"),
                     "training_job": props.get("training_job", "-"),
                     "arn": summary["ModelPackageArn"],
                 }
@@ -215,7 +218,8 @@ def model_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
 
 
 def cmd_versions(args: argparse.Namespace, session: Any) -> int:
-    group = training_outputs(session, args.stage, "ModelPackageGroupName")["ModelPackageGroupName"]
+    key = TrainingOutputs.MODEL_PACKAGE_GROUP_NAME
+    group = training_outputs(session, args.stage, key)[key]
     rows = model_versions(session.client("sagemaker"), group)
     if not rows:
         print(f"{group}: no versions yet")

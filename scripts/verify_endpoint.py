@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from app.contracts.invocation import InvocationResponse
+from app.contracts.stack_outputs import ServingOutputs
 from scripts import cli
 
 ROLLED_BACK = ("ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "ROLLBACK_FAILED")
@@ -152,13 +153,18 @@ def verify(
         f"{stack_name} is {status}" + (" (the last deployment rolled back)" if status in ROLLED_BACK else ""),
     ):
         return report
-    if "EndpointName" not in outputs:
+    if ServingOutputs.ENDPOINT_NAME not in outputs:
         report.add(
-            "endpoint", False, outputs.get("EndpointStatus", f"{stack_name} has no EndpointName output")
+            "endpoint",
+            False,
+            outputs.get(
+                ServingOutputs.ENDPOINT_STATUS, f"{stack_name} has no {ServingOutputs.ENDPOINT_NAME} output"
+            ),
         )
         return report
 
-    name, expected_config = outputs["EndpointName"], outputs["EndpointConfigName"]
+    name = outputs[ServingOutputs.ENDPOINT_NAME]
+    expected_config = outputs[ServingOutputs.ENDPOINT_CONFIG_NAME]
     try:
         endpoint = sagemaker.describe_endpoint(EndpointName=name)
     except sagemaker.exceptions.ClientError as exc:
@@ -180,7 +186,7 @@ def verify(
         else f"SILENT ROLLBACK: the endpoint runs {current}, the stack asked for {expected_config}",
     )
     variants = {v["VariantName"]: v for v in endpoint.get("ProductionVariants", [])}
-    expected_variant = outputs.get("VariantName")
+    expected_variant = outputs.get(ServingOutputs.VARIANT_NAME)
     if expected_variant:
         variant = variants.get(expected_variant)
         report.add(

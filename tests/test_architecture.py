@@ -48,6 +48,23 @@ def test_infra_imports_only_the_contracts_of_the_runtime_code() -> None:
     assert _offenders("infra", tuple(f"app.{part}" for part in RUNTIME_PARTS)) == []
 
 
+# Training reads its environment once (app/training/environment.py); the DDP rank is read in each worker process
+# (callbacks.py) and the offline setup writes ultralytics' own variables before importing it (offline.py).
+TRAINING_ENVIRONMENT_READERS = {"environment.py", "callbacks.py", "offline.py"}
+
+
+def test_training_reads_the_environment_in_one_place() -> None:
+    readers = sorted(
+        path.name
+        for path in (REPO_ROOT / "app" / "training").glob("*.py")
+        if any(
+            isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        )
+    )
+    assert set(readers) <= TRAINING_ENVIRONMENT_READERS, readers
+
+
 def test_contracts_stay_light_enough_for_the_lambda() -> None:
     heavy = ("torch", "ultralytics", "numpy", "pandas", "PIL", "onnxruntime", "boto3", "cv2", "matplotlib")
     assert _offenders("app/contracts", heavy) == []

@@ -15,30 +15,64 @@ the shipped epoch too, so train/val loss finals describe the same weights.
 
 ``METRIC_DEFINITIONS`` is what CDK / the launcher hands SageMaker; ``parse_epoch_line`` is the same regexes used
 locally (demo, tests), so the two can never drift apart.
+
+``METRICS`` is the one table of each number's three names: the key in the log line and in model.json, the SageMaker
+metric name, and ultralytics' name (results.csv column, trainer/validator metrics key). Everything else - the regexes,
+the trainer's epoch line, model.json's metrics, the int8 gate, the registrar's quality metric - is derived from it,
+and :func:`from_ultralytics` refuses a table that lacks one of ultralytics' names, so an ultralytics rename fails the
+job by name instead of shipping NaN metrics.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from app.contracts.errors import ContractError
 
 PREFIX = "[metrics]"
 FINAL = "final"
-# (key in the log line, SageMaker metric name). Order is the order printed.
-FIELDS: tuple[tuple[str, str], ...] = (
-    ("train_box_loss", "train:box_loss"),
-    ("train_cls_loss", "train:cls_loss"),
-    ("train_dfl_loss", "train:dfl_loss"),
-    ("val_box_loss", "val:box_loss"),
-    ("val_cls_loss", "val:cls_loss"),
-    ("val_dfl_loss", "val:dfl_loss"),
-    ("precision", "val:precision"),
-    ("recall", "val:recall"),
-    ("mAP50", "val:mAP50"),
-    ("mAP50-95", "val:mAP50-95"),
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number's names on each side of the seam."""
+
+    key: str  # in the log line and in model.json's metrics
+    name: (
+        str  # SageMaker's metric name (MetricDefinitions, FinalMetricDataList, the registry's metric:<name>)
+    )
+    column: str  # ultralytics' name: results.csv column, trainer.metrics / validator results_dict key
+
+
+# Order is the order printed.
+METRICS: tuple[Metric, ...] = (
+    Metric("train_box_loss", "train:box_loss", "train/box_loss"),
+    Metric("train_cls_loss", "train:cls_loss", "train/cls_loss"),
+    Metric("train_dfl_loss", "train:dfl_loss", "train/dfl_loss"),
+    Metric("val_box_loss", "val:box_loss", "val/box_loss"),
+    Metric("val_cls_loss", "val:cls_loss", "val/cls_loss"),
+    Metric("val_dfl_loss", "val:dfl_loss", "val/dfl_loss"),
+    Metric("precision", "val:precision", "metrics/precision(B)"),
+    Metric("recall", "val:recall", "metrics/recall(B)"),
+    Metric("mAP50", "val:mAP50", "metrics/mAP50(B)"),
+    Metric("mAP50-95", "val:mAP50-95", "metrics/mAP50-95(B)"),
 )
-KEYS: tuple[str, ...] = tuple(key for key, _ in FIELDS)
+BY_KEY: dict[str, Metric] = {m.key: m for m in METRICS}
+TRAIN_LOSSES: tuple[Metric, ...] = tuple(m for m in METRICS if m.column.startswith("train/"))
+VAL_LOSSES: tuple[Metric, ...] = tuple(m for m in METRICS if m.column.startswith("val/"))
+# What describes a model rather than an epoch: model.json's metrics, the int8 gate's comparison.
+MODEL_METRICS: tuple[Metric, ...] = tuple(m for m in METRICS if m not in TRAIN_LOSSES + VAL_LOSSES)
+# The model's one quality number: the registrar approves a version on it, the int8 gate compares it.
+QUALITY_KEY = "mAP50-95"
+QUALITY_METRIC = BY_KEY[QUALITY_KEY].name
+
+# (key in the log line, SageMaker metric name), derived from METRICS.
+FIELDS: tuple[tuple[str, str], ...] = tuple((m.key, m.name) for m in METRICS)
+KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 # Each regex is anchored on the prefix and a space before the key, so "mAP50=" never matches "mAP50-95=" and
@@ -50,6 +84,25 @@ METRIC_DEFINITIONS: list[dict[str, str]] = [
         for key, name in FIELDS
     ),
 ]
+
+
+class MetricNameError(ContractError):
+    """ultralytics' numbers lack a name of the METRICS table (an ultralytics rename): fail, never ship NaN."""
+
+
+def from_ultralytics(
+    values: Mapping[str, Any], *, metrics: Iterable[Metric] = METRICS, source: str
+) -> dict[str, float]:
+    """``{our key: value}`` of ``metrics`` from ``values`` keyed by ultralytics' names; raise MetricNameError naming
+    every missing ultralytics name, ``source`` and the names that were there."""
+    wanted = tuple(metrics)
+    missing = [m.column for m in wanted if m.column not in values]
+    if missing:
+        raise MetricNameError(
+            f"{source}: no {missing} among ultralytics' names {sorted(values)}; app/contracts/metrics.py METRICS "
+            "maps ultralytics' names to ours - update it for this ultralytics version"
+        )
+    return {m.key: float(values[m.column]) for m in wanted}
 
 
 def format_value(value: float) -> str:

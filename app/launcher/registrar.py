@@ -1,7 +1,7 @@
 """Registrar Lambda: "SageMaker Training Job State Change" events of this stage's jobs.
 
 Completed -> a new model package version in the stage's model package group, with the job's final metrics;
-``Approved`` only when ``val:mAP50-95`` meets the stage's quality bar, else ``PendingManualApproval`` (and the
+``Approved`` only when the quality metric (``val:mAP50-95``, app/contracts/metrics.py QUALITY_METRIC) meets the stage's quality bar, else ``PendingManualApproval`` (and the
 notify topic says a version waits for review). Failed or Stopped -> the notify topic, with the failure reason.
 Unexpected AWS errors are raised, so Lambda retries the event and then sends it to the on-failure destination.
 """
@@ -17,13 +17,13 @@ from typing import Any
 
 from app.contracts.channels import DATASET_CHANNEL
 from app.contracts.invocation import JSON_TYPE, RAW_IMAGE_TYPES
+from app.contracts.metrics import QUALITY_METRIC
 from app.launcher import aws
 from app.launcher.settings import RegistrarSettings, load
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
 
-QUALITY_METRIC = "val:mAP50-95"
 DETAIL_TYPE = "SageMaker Training Job State Change"
 NOTIFY_STATUSES = ("Failed", "Stopped")
 _TOKEN_NAMESPACE = uuid.UUID("6f1c2a0e-8a53-4a55-9a0c-3d2b7c1f6e10")

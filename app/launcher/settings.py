@@ -1,7 +1,8 @@
 """Settings of the launcher Lambdas, parsed once from the Lambda environment that CDK writes (infra/stacks/training.py).
 
-Lists and maps arrive as JSON strings (pydantic-settings decodes them). A missing or invalid variable fails the
-cold start with the variable's name, never a KeyError deep inside a handler.
+Each field reads the variable named in app/contracts/launcher_environment.py (its ``validation_alias``), the names
+infra writes. Lists and maps arrive as JSON strings (pydantic-settings decodes them). A missing or invalid variable
+fails the cold start with the variable's name, never a KeyError deep inside a handler.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import TypeVar
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.contracts import launcher_environment as env
 from app.contracts.errors import ContractError
 from app.launcher.request import InstanceCount
 
@@ -23,11 +25,20 @@ class SettingsError(ContractError):
 
 
 class _Base(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, frozen=True, extra="ignore")
+    # populate_by_name: tests and callers may also pass the field names
+    model_config = SettingsConfigDict(
+        case_sensitive=False, frozen=True, extra="ignore", populate_by_name=True
+    )
 
-    stage: str = Field(min_length=1)
-    job_name_prefix: str = Field(pattern=_PREFIX, description="every job of this stage starts with it")
-    notify_topic_arn: str | None = Field(None, description="SNS topic for operator notifications")
+    stage: str = Field(min_length=1, validation_alias=env.STAGE)
+    job_name_prefix: str = Field(
+        pattern=_PREFIX,
+        validation_alias=env.JOB_NAME_PREFIX,
+        description="every job of this stage starts with it",
+    )
+    notify_topic_arn: str | None = Field(
+        None, validation_alias=env.NOTIFY_TOPIC_ARN, description="SNS topic for operator notifications"
+    )
 
 
 _T = TypeVar("_T", bound="_Base")
@@ -36,25 +47,33 @@ _T = TypeVar("_T", bound="_Base")
 class RunnerSettings(_Base):
     """What every training job of the stage gets (from infra/config.py TrainingSettings)."""
 
-    training_image_uri: str = Field(min_length=1)
-    training_role_arn: str = Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$")
-    instance_type: str
-    instance_count: InstanceCount
-    volume_size_gb: int = Field(ge=5, le=16384)
-    max_runtime_seconds: int = Field(ge=60)
-    use_spot: bool
-    max_wait_seconds: int = Field(ge=60)
-    network_isolation: bool = True
-    subnet_ids: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
-    kms_key_arn: str = Field(min_length=1)
-    datasets_bucket: str = Field(min_length=3)
-    output_s3_uri: str = Field(pattern=_S3_PREFIX_URI, description="S3OutputPath; ends with /")
-    checkpoint_s3_uri: str = Field(
-        pattern=_S3_PREFIX_URI, description="job checkpoints go under <this><job>/"
+    training_image_uri: str = Field(min_length=1, validation_alias=env.TRAINING_IMAGE_URI)
+    training_role_arn: str = Field(
+        pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", validation_alias=env.TRAINING_ROLE_ARN
     )
-    default_hyperparameters: dict[str, str] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
+    instance_type: str = Field(validation_alias=env.INSTANCE_TYPE)
+    instance_count: InstanceCount = Field(validation_alias=env.INSTANCE_COUNT)
+    volume_size_gb: int = Field(ge=5, le=16384, validation_alias=env.VOLUME_SIZE_GB)
+    max_runtime_seconds: int = Field(ge=60, validation_alias=env.MAX_RUNTIME_SECONDS)
+    use_spot: bool = Field(validation_alias=env.USE_SPOT)
+    max_wait_seconds: int = Field(ge=60, validation_alias=env.MAX_WAIT_SECONDS)
+    network_isolation: bool = Field(True, validation_alias=env.NETWORK_ISOLATION)
+    subnet_ids: tuple[str, ...] = Field((), validation_alias=env.SUBNET_IDS)
+    security_group_ids: tuple[str, ...] = Field((), validation_alias=env.SECURITY_GROUP_IDS)
+    kms_key_arn: str = Field(min_length=1, validation_alias=env.KMS_KEY_ARN)
+    datasets_bucket: str = Field(min_length=3, validation_alias=env.DATASETS_BUCKET)
+    output_s3_uri: str = Field(
+        pattern=_S3_PREFIX_URI, validation_alias=env.OUTPUT_S3_URI, description="S3OutputPath; ends with /"
+    )
+    checkpoint_s3_uri: str = Field(
+        pattern=_S3_PREFIX_URI,
+        validation_alias=env.CHECKPOINT_S3_URI,
+        description="job checkpoints go under <this><job>/",
+    )
+    default_hyperparameters: dict[str, str] = Field(
+        default_factory=dict, validation_alias=env.DEFAULT_HYPERPARAMETERS
+    )
+    tags: dict[str, str] = Field(default_factory=dict, validation_alias=env.TAGS)
 
     @model_validator(mode="after")
     def _spot(self) -> RunnerSettings:
@@ -73,9 +92,9 @@ class RunnerSettings(_Base):
 class RegistrarSettings(_Base):
     """Where finished jobs become model versions, and what counts as good enough to approve automatically."""
 
-    model_package_group_name: str = Field(min_length=1)
-    quality_bar_map50_95: float = Field(ge=0, le=1)
-    serve_image_uri: str = Field(min_length=1)
+    model_package_group_name: str = Field(min_length=1, validation_alias=env.MODEL_PACKAGE_GROUP_NAME)
+    quality_bar_map50_95: float = Field(ge=0, le=1, validation_alias=env.QUALITY_BAR_MAP50_95)
+    serve_image_uri: str = Field(min_length=1, validation_alias=env.SERVE_IMAGE_URI)
 
 
 def load(cls: type[_T]) -> _T:

@@ -7,8 +7,9 @@ import argparse
 import sys
 
 from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters
-from app.training.run import EXIT_FAILED, EXIT_TERMINATED, main
-from app.training.sagemaker import OPT_ML_ENV, resolve_opt_ml
+from app.training.environment import OPT_ML_ENV, TrainingEnvironment
+from app.training.run import EXIT_FAILED, EXIT_TERMINATED, run_job
+from app.training.sagemaker import resolve_opt_ml
 
 EPILOG = (
     f"exit codes: 0 = artifact written to <opt_ml>/model; {EXIT_FAILED} = failed, reason in "
@@ -38,17 +39,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-if __name__ == "__main__":
-    args = parse_args()
+def main(argv: list[str] | None = None, environment: TrainingEnvironment | None = None) -> int:
+    """The entrypoint: the one place that reads the process environment (TrainingEnvironment) for the job."""
+    args = parse_args(argv)
     if args.hyperparameters:
         print(hyperparameter_table())
-        sys.exit(0)
-    opt_ml = resolve_opt_ml(args.opt_ml)
+        return 0
+    environment = environment or TrainingEnvironment.read()
+    opt_ml = resolve_opt_ml(args.opt_ml, environment)
     if (
         not opt_ml.root.is_dir()
     ):  # a typo must not grow a new /opt/ml tree (and then fail on its missing config)
         print(
             f"train: {opt_ml.root}: no such directory; expected the /opt/ml tree (--opt-ml)", file=sys.stderr
         )
-        sys.exit(2)
-    sys.exit(main(opt_ml))
+        return 2
+    return run_job(opt_ml, environment)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,6 @@ validation image goes through it before model.json - whose presence means the ar
 
 from __future__ import annotations
 
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,14 +31,7 @@ from app.contracts.artifact import (
 )
 from app.contracts.dataset import TRAIN, DatasetInfo
 from app.contracts.hyperparameters import Hyperparameters
-
-LOSS_PARTS = ("box_loss", "cls_loss", "dfl_loss")
-FINAL_METRICS = {
-    "metrics/precision(B)": "precision",
-    "metrics/recall(B)": "recall",
-    "metrics/mAP50(B)": "mAP50",
-    "metrics/mAP50-95(B)": "mAP50-95",
-}
+from app.contracts.metrics import MODEL_METRICS, TRAIN_LOSSES, VAL_LOSSES, from_ultralytics
 
 
 def export_onnx(weights: Path, model_dir: Path, *, imgsz: int, opset: int) -> ExportInfo:
@@ -124,8 +116,8 @@ def plot_losses(results: pd.DataFrame, path: Path) -> Path:
     results = results.rename(columns=str.strip)
     epochs = results["epoch"]
     fig, (total, parts) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for split, style in (("train", "-"), ("val", "--")):
-        columns = [f"{split}/{p}" for p in LOSS_PARTS if f"{split}/{p}" in results]
+    for split, losses, style in (("train", TRAIN_LOSSES, "-"), ("val", VAL_LOSSES, "--")):
+        columns = [m.column for m in losses if m.column in results]
         total.plot(epochs, results[columns].sum(axis=1), style, marker="o", label=f"{split} loss")
         for column in columns:
             parts.plot(epochs, results[column], style, marker=".", label=column)
@@ -138,9 +130,9 @@ def plot_losses(results: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def model_version() -> str:
+def model_version(job_name: str | None) -> str:
     """The SageMaker job name when there is one (unique per job), else a UTC timestamp."""
-    return os.environ.get("TRAINING_JOB_NAME") or "local-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return job_name or "local-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def write_artifact(
@@ -154,10 +146,12 @@ def write_artifact(
     training: dict[str, object],
     sample_image: Path,
     data_yaml: Path,
+    job_name: str | None,
 ) -> ModelCard:
     """model.pt, model.onnx (test-run on ``sample_image``), model.int8.onnx (when it passes its gate), results.csv,
     loss.png, then model.json last (its presence means the rest is there). ``data_yaml`` is the training data yaml:
-    int8 calibration images come from its train split, and both precisions are validated on its val split."""
+    int8 calibration images come from its train split, and both precisions are validated on its val split.
+    ``job_name`` (the SageMaker job's) is the model version; local runs get a timestamp."""
     import ultralytics
 
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -174,12 +168,12 @@ def write_artifact(
     plot_losses(results, model_dir / LOSS_PNG)
     card = ModelCard(
         name=hyperparameters.name,
-        version=model_version(),
+        version=model_version(job_name),
         class_names=dataset.class_names,
         imgsz=hyperparameters.imgsz,
         ultralytics_version=ultralytics.__version__,
         dataset_version=dataset.version,
-        metrics={FINAL_METRICS[k]: float(v) for k, v in metrics.items() if k in FINAL_METRICS},
+        metrics=from_ultralytics(metrics, metrics=MODEL_METRICS, source=f"final metrics of {weights.name}"),
         export=export,
         training=training,
         int8=int8,

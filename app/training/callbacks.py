@@ -21,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from app.contracts.metrics import KEYS, format_epoch_line
+from app.contracts.metrics import TRAIN_LOSSES, VAL_LOSSES, format_epoch_line, from_ultralytics
 
 CHECKPOINT_NAME = "last.pt"
 BEST_NAME = "best.pt"
@@ -36,22 +36,16 @@ def _log(message: str) -> None:
 
 
 def epoch_values(trainer: Any) -> dict[str, float]:
-    """The contract's metric keys from ultralytics' names for the same numbers (nan where missing)."""
-    losses = trainer.label_loss_items(trainer.tloss, prefix="train") if trainer.tloss is not None else {}
-    metrics = {**losses, **(trainer.metrics or {})}
-    source = {
-        "train_box_loss": "train/box_loss",
-        "train_cls_loss": "train/cls_loss",
-        "train_dfl_loss": "train/dfl_loss",
-        "val_box_loss": "val/box_loss",
-        "val_cls_loss": "val/cls_loss",
-        "val_dfl_loss": "val/dfl_loss",
-        "precision": "metrics/precision(B)",
-        "recall": "metrics/recall(B)",
-        "mAP50": "metrics/mAP50(B)",
-        "mAP50-95": "metrics/mAP50-95(B)",
-    }
-    return {key: float(metrics.get(source[key], float("nan"))) for key in KEYS}
+    """The contract's metric keys from ultralytics' names for the same numbers (METRICS); nan for the train losses
+    only before the epoch's first batch. A name ultralytics no longer uses raises MetricNameError."""
+    losses = (
+        trainer.label_loss_items(trainer.tloss, prefix="train")
+        if trainer.tloss is not None
+        else {m.column: float("nan") for m in TRAIN_LOSSES}
+    )
+    return from_ultralytics(
+        {**losses, **(trainer.metrics or {})}, source=f"ultralytics trainer, epoch {trainer.epoch + 1}"
+    )
 
 
 @dataclass
@@ -77,8 +71,8 @@ class EpochMonitor:
         self._printed = trainer.epoch
         values = epoch_values(trainer)
         _log(format_epoch_line(trainer.epoch + 1, trainer.epochs, values))
-        train_loss = sum(values[k] for k in ("train_box_loss", "train_cls_loss", "train_dfl_loss"))
-        val_loss = sum(values[k] for k in ("val_box_loss", "val_cls_loss", "val_dfl_loss"))
+        train_loss = sum(values[m.key] for m in TRAIN_LOSSES)
+        val_loss = sum(values[m.key] for m in VAL_LOSSES)
         self.history.append((train_loss, val_loss))
         if self.overfitting() and not trainer.stop:
             n = self.overfit_patience

@@ -2,9 +2,8 @@
 limit because torch could not use the driver.
 
 SageMaker tells the container its instance type in ``/opt/ml/input/config/resourceconfig.json``
-(``current_instance_type``; "How Amazon SageMaker Provides Training Information",
-https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html, read
-2026-11-30); the SageMaker training toolkit's ``SM_CURRENT_INSTANCE_TYPE`` is honoured too. On a GPU instance type
+(``current_instance_type``, read by app.training.sagemaker); the SageMaker training toolkit's
+``SM_CURRENT_INSTANCE_TYPE`` (app.training.environment) is honoured when that file does not say. On a GPU instance type
 with no CUDA device visible to torch, ``check`` raises DeviceError (a ContractError: run.py writes it to
 ``<opt_ml>/output/failure`` and exits 1) naming the driver/CUDA mismatch. Called first thing by run.train, so the job
 fails within seconds of starting.
@@ -12,37 +11,27 @@ fails within seconds of starting.
 
 from __future__ import annotations
 
-import json
-import os
-
 from app.contracts import cuda, instance_types
 from app.contracts.errors import ContractError
 from app.contracts.instance_types import CudaVersion
-from app.training.sagemaker import OptMl
-
-INSTANCE_TYPE_ENV = "SM_CURRENT_INSTANCE_TYPE"
+from app.training.environment import TrainingEnvironment
+from app.training.sagemaker import TrainingConfig
 
 
 class DeviceError(ContractError):
     """A GPU instance whose GPU this container cannot use."""
 
 
-def instance_type(opt: OptMl) -> str | None:
+def instance_type(config: TrainingConfig, environment: TrainingEnvironment) -> str | None:
     """The instance type SageMaker runs this job on; None for local runs that do not say."""
-    path = opt.config_dir / "resourceconfig.json"
-    try:
-        config = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError):
-        config = {}  # read_config has already vetted this file; nothing more to say here
-    value = config.get("current_instance_type") if isinstance(config, dict) else None
-    return str(value or os.environ.get(INSTANCE_TYPE_ENV) or "") or None
+    return config.instance_type or environment.instance_type
 
 
-def check(opt: OptMl, device: str) -> str:
+def check(itype: str | None, device: str) -> str:
     """One log line about the device; raise DeviceError when a GPU instance type has no usable CUDA device.
 
-    ``device`` is the ``device`` hyperparameter: an explicit ``cpu`` is the caller's choice and is respected."""
-    itype = instance_type(opt)
+    ``itype`` is :func:`instance_type`; ``device`` is the ``device`` hyperparameter: an explicit ``cpu`` is the
+    caller's choice and is respected."""
     if itype is None:
         return "[device] instance type not given (local run): no GPU required"
     try:

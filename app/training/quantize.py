@@ -27,9 +27,7 @@ import numpy as np
 from app.contracts.artifact import INT8_ONNX, Int8Result
 from app.contracts.dataset import IMAGE_SUFFIXES
 from app.contracts.errors import ContractError
-from app.training.artifact import (
-    FINAL_METRICS as METRIC_COLUMNS,  # the fp32 model's final metrics, same names
-)
+from app.contracts.metrics import MODEL_METRICS, QUALITY_KEY, from_ultralytics
 
 # Node names of an ultralytics ONNX export: "/model.<module index>/<submodule>/...". The last module is the head.
 _MODULE = re.compile(r"^/model\.(\d+)/")
@@ -147,10 +145,9 @@ def validate_onnx(model: Path, *, data_yaml: Path, imgsz: int, workdir: Path) ->
             exist_ok=True,
         )
         found = results.results_dict
-    missing = [k for k in METRIC_COLUMNS if k not in found]
-    if missing:
-        raise QuantizationError(f"ultralytics' validator returned no {missing} for {model.name}")
-    return {ours: round(float(found[theirs]), 6) for theirs, ours in METRIC_COLUMNS.items()}
+    # the fp32 model's final metrics (model.json), by the same names
+    values = from_ultralytics(found, metrics=MODEL_METRICS, source=f"ultralytics' validator on {model.name}")
+    return {key: round(value, 6) for key, value in values.items()}
 
 
 def build_int8(
@@ -180,13 +177,15 @@ def build_int8(
     )
     fp32 = validate_onnx(model_dir / fp32_name, data_yaml=data_yaml, imgsz=imgsz, workdir=model_dir.parent)
     int8 = validate_onnx(int8_path, data_yaml=data_yaml, imgsz=imgsz, workdir=model_dir.parent)
-    drop = round(fp32["mAP50-95"] - int8["mAP50-95"], 6)
+    drop = round(fp32[QUALITY_KEY] - int8[QUALITY_KEY], 6)
     shipped = drop <= max_drop
     if shipped:
-        reason = f"mAP50-95 drop {drop:.4f} <= {max_drop:.4f}"
+        reason = f"{QUALITY_KEY} drop {drop:.4f} <= {max_drop:.4f}"
     else:
         int8_path.unlink()
-        reason = f"rejected: mAP50-95 drop {drop:.4f} > {max_drop:.4f} (int8_max_map_drop); serving uses fp32"
+        reason = (
+            f"rejected: {QUALITY_KEY} drop {drop:.4f} > {max_drop:.4f} (int8_max_map_drop); serving uses fp32"
+        )
     result = Int8Result(
         file=INT8_ONNX if shipped else None,
         shipped=shipped,
@@ -201,8 +200,8 @@ def build_int8(
         seconds=round(time.monotonic() - started, 1),
     )
     log(
-        f"[int8] {'shipped' if shipped else 'NOT shipped'}: fp32 mAP50-95 {fp32['mAP50-95']:.4f}, "
-        f"int8 {int8['mAP50-95']:.4f} ({reason}; {len(images)} calibration images, {kept_float} head nodes "
+        f"[int8] {'shipped' if shipped else 'NOT shipped'}: fp32 {QUALITY_KEY} {fp32[QUALITY_KEY]:.4f}, "
+        f"int8 {int8[QUALITY_KEY]:.4f} ({reason}; {len(images)} calibration images, {kept_float} head nodes "
         f"in float, {result.seconds:.0f}s)"
     )
     return result

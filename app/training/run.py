@@ -17,16 +17,19 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.contracts.dataset import IMAGES_DIR, VAL, DatasetInfo
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters, gpu_ids
-from app.contracts.metrics import format_final_line
+from app.contracts.metrics import KEYS, TRAIN_LOSSES, VAL_LOSSES, format_final_line, from_ultralytics
 from app.training.callbacks import SpotCheckpointer, Terminated
 from app.training.dataset_check import check_dataset, write_training_yaml
 from app.training.device import check as check_device
+from app.training.device import instance_type
+from app.training.environment import TrainingEnvironment
 from app.training.failure import failure_text, write_failure
 from app.training.offline import go_offline
 from app.training.sagemaker import OptMl, read_config
@@ -36,6 +39,52 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_TERMINATED = 0, 1, 143
 _NOT_ULTRALYTICS = set(OUR_ADDITIONS)
+
+
+@dataclass
+class TrainingRecord:
+    """model.json's ``training``: how the model was made, filled in as the job goes (in this order).
+
+    A field the job never reached is left out of :meth:`as_dict`; ``None`` is kept where it says something:
+    ``shipped_epoch`` (a checkpoint that does not know its epoch) and ``stopped_by`` once a training loop ran
+    (every epoch ran)."""
+
+    hyperparameters: dict[str, Any]
+    device: str
+    host: str
+    start: dict[str, str | None] | None = None
+    transfer: dict[str, Any] | None = None
+    resumed_from_epoch: int | None = None
+    train_seconds: float | None = None
+    train_cpu_seconds: float | None = None  # this process only (not DDP workers)
+    epochs_run: int | None = None
+    stopped_by: str | None = None
+    weights: str | None = None
+    shipped_epoch: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        said = {"shipped_epoch", "start", *(("stopped_by",) if self.train_seconds is not None else ())}
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: value for name, value in values.items() if value is not None or name in said}
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every step of one job needs: where it runs, what it trains on, with what."""
+
+    opt: OptMl
+    environment: TrainingEnvironment
+    dataset: DatasetInfo
+    hp: Hyperparameters
+    sample: Path  # the validation image model.onnx is test-run on
+
+    @property
+    def work(self) -> Path:
+        return self.opt.output_dir / "work"
+
+    @property
+    def data_yaml(self) -> Path:
+        return self.work / "data.yaml"
 
 
 def _log(message: str) -> None:
@@ -102,15 +151,19 @@ def _usable_checkpoint(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def train(opt: OptMl, checkpointer: SpotCheckpointer) -> int:
+def train(opt: OptMl, environment: TrainingEnvironment, checkpointer: SpotCheckpointer) -> int:
     config = read_config(opt)  # fails in ~1 s, before torch is imported
-    _log(check_device(opt, config.hyperparameters.device))  # a GPU instance trains on its GPU or fails now
     hp = config.hyperparameters
+    _log(
+        check_device(instance_type(config, environment), hp.device)
+    )  # a GPU instance trains on its GPU or fails now
     dataset = check_dataset(config.dataset_dir)
     if config.ignored_hyperparameters:
         _log(f"[config] ignoring SageMaker-reserved hyperparameters {list(config.ignored_hyperparameters)}")
-    work = opt.output_dir / "work"
-    go_offline(work)
+    job = Job(
+        opt=opt, environment=environment, dataset=dataset, hp=hp, sample=first_val_image(config.dataset_dir)
+    )
+    go_offline(job.work)
 
     import pandas as pd
     from ultralytics.models.yolo.detect import DetectionTrainer
@@ -124,25 +177,20 @@ def train(opt: OptMl, checkpointer: SpotCheckpointer) -> int:
         torch_utils.NUM_THREADS = (
             os.cpu_count() or 1
         )  # the container is ours alone; ultralytics leaves one idle
-    data_yaml = write_training_yaml(config.dataset_dir, dataset, work / "data.yaml")
-    save_dir = work / "run"
+    data_yaml = write_training_yaml(config.dataset_dir, dataset, job.data_yaml)
+    save_dir = job.work / "run"
     monitor = callbacks.EpochMonitor(overfit_patience=hp.overfit_patience)
-    sample = first_val_image(config.dataset_dir)
-    training: dict[str, object] = {
-        "hyperparameters": hp.model_dump(),
-        "device": device,
-        "host": config.current_host,
-    }
+    record = TrainingRecord(hyperparameters=hp.model_dump(), device=device, host=config.current_host)
 
     resume = _usable_checkpoint(checkpointer.checkpoint)
     best_ckpt = _usable_checkpoint(checkpointer.best_checkpoint) if resume else None
     if resume:  # the first attempt resolved the start and kept its record next to the checkpoints
-        training["start"] = weights.read_start_record(opt.checkpoint_dir)
+        record.start = weights.read_start_record(opt.checkpoint_dir)
     if resume and resume["epoch"] + 1 >= resume["epochs"]:
         _log(
             f"[checkpoint] {checkpointer.checkpoint} is from the final epoch; packaging it without retraining"
         )
-        return _package_finished(opt, resume, checkpointer, best_ckpt, work, dataset, hp, training, sample)
+        return _package_finished(job, record, checkpointer, last=resume, best=best_ckpt)
     if resume:
         _log(f"[checkpoint] resuming from {checkpointer.checkpoint} at epoch {resume['epoch'] + 2}")
         overrides = {
@@ -152,20 +200,25 @@ def train(opt: OptMl, checkpointer: SpotCheckpointer) -> int:
             "device": device,
             "workers": hp.workers,
         }
-        training["resumed_from_epoch"] = resume["epoch"] + 2
+        record.resumed_from_epoch = resume["epoch"] + 2
         _restore_results(resume["ckpt"], save_dir / "results.csv")
     else:
-        start = weights.resolve_start(hp.model, config.pretrained_dir, work)
+        start = weights.resolve_start(
+            hp.model, config.pretrained_dir, job.work, weights_dir=environment.weights_dir
+        )
         if isinstance(start, str):
             weights.check_yaml(start)  # an end-to-end family fails here, not at export after every epoch
-        training["start"] = weights.write_start_record(
-            opt.checkpoint_dir, start, from_channel=config.pretrained_dir is not None
+        record.start = weights.write_start_record(
+            opt.checkpoint_dir,
+            start,
+            from_channel=config.pretrained_dir is not None,
+            weights_dir=environment.weights_dir,
         )
-        _log(f"[start] {training['start']}")
+        _log(f"[start] {record.start}")
         if isinstance(start, Path):
             report = weights.transfer_report(start, nc=len(dataset.classes))
             _log(report.summary())
-            training["transfer"] = report.as_dict()
+            record.transfer = report.as_dict()
         else:
             _log(f"[transfer] none: building {start} from scratch for {len(dataset.classes)} classes")
         overrides = ultralytics_overrides(
@@ -178,27 +231,20 @@ def train(opt: OptMl, checkpointer: SpotCheckpointer) -> int:
     callbacks.register(trainer, monitor, checkpointer)
     started, cpu_started = time.monotonic(), time.process_time()
     trainer.train()
-    training["train_seconds"] = round(time.monotonic() - started, 1)
-    training["train_cpu_seconds"] = round(
-        time.process_time() - cpu_started, 1
-    )  # this process only (not DDP workers)
-    epochs_run = len(pd.read_csv(trainer.csv)) if trainer.csv.exists() else 0
-    training["epochs_run"] = epochs_run
+    record.train_seconds = round(time.monotonic() - started, 1)
+    record.train_cpu_seconds = round(time.process_time() - cpu_started, 1)
+    record.epochs_run = len(pd.read_csv(trainer.csv)) if trainer.csv.exists() else 0
     # On multi-GPU the guard ran in a DDP worker, so this process only knows that training stopped early.
-    stopped_early = epochs_run < trainer.epochs
-    training["stopped_by"] = (
-        ("overfit_guard" if monitor.stopped_for_overfitting else "patience_or_guard")
-        if stopped_early
-        else None
-    )
+    if record.epochs_run < trainer.epochs:
+        record.stopped_by = "overfit_guard" if monitor.stopped_for_overfitting else "patience_or_guard"
     # ship best.pt (final_eval re-validated it into trainer.metrics); last.pt only when no epoch was validated
     shipped, copy = (
         (trainer.best, checkpointer.best_checkpoint) if trainer.best.exists() else (trainer.last, None)
     )
-    training["weights"] = shipped.name
-    training["shipped_epoch"] = _checkpoint_epoch(copy or checkpointer.checkpoint)
+    record.weights = shipped.name
+    record.shipped_epoch = _checkpoint_epoch(copy or checkpointer.checkpoint)
     metrics = dict(trainer.metrics or {}) or _checkpoint_metrics(shipped)  # DDP: the workers held the metrics
-    return _finish(opt, shipped, pd.read_csv(trainer.csv), metrics, dataset, hp, training, save_dir, sample)
+    return _finish(job, record, shipped, pd.read_csv(trainer.csv), metrics, save_dir=save_dir)
 
 
 def _restore_results(ckpt: dict[str, Any], csv: Path) -> None:
@@ -229,15 +275,12 @@ def _checkpoint_epoch(path: Path) -> int | None:
 
 
 def _package_finished(
-    opt: OptMl,
-    last: dict[str, Any],
+    job: Job,
+    record: TrainingRecord,
     checkpointer: SpotCheckpointer,
+    *,
+    last: dict[str, Any],
     best: dict[str, Any] | None,
-    work: Path,
-    dataset: DatasetInfo,
-    hp: Hyperparameters,
-    training: dict[str, object],
-    sample: Path,
 ) -> int:
     """A restart after the last epoch finished (e.g. killed during export): the checkpoints have all we need.
 
@@ -248,55 +291,54 @@ def _package_finished(
     chosen, path = (best, checkpointer.best_checkpoint) if best else (last, checkpointer.checkpoint)
     if best is None:
         _log(f"[checkpoint] WARNING no usable {checkpointer.best_checkpoint}; packaging last.pt")
-    final = work / "final.pt"
+    final = job.work / "final.pt"
     final.parent.mkdir(parents=True, exist_ok=True)
     strip_optimizer(path, str(final))
     results = pd.DataFrame(last["ckpt"].get("train_results") or {})  # last.pt holds every epoch's row
-    training["epochs_run"] = len(results)
-    training["weights"] = path.name
-    training["shipped_epoch"] = chosen["epoch"] + 1
+    record.epochs_run = len(results)
+    record.weights = path.name
+    record.shipped_epoch = chosen["epoch"] + 1
     metrics = {k: v for k, v in (chosen["ckpt"].get("train_metrics") or {}).items() if k != "fitness"}
-    return _finish(opt, final, results, metrics, dataset, hp, training, None, sample)
+    return _finish(job, record, final, results, metrics, save_dir=None)
 
 
 def final_values(metrics: dict[str, float], results: pd.DataFrame, epoch: object) -> dict[str, float]:
-    """The final metric line's values: model.json's metrics plus the losses of the shipped epoch's results row."""
-    from app.contracts.metrics import KEYS
-
+    """The final metric line's values: model.json's metrics plus the losses of the shipped epoch's results row (nan
+    when there is no such row); a results.csv without one of METRICS' loss columns raises MetricNameError."""
     results = results.rename(columns=str.strip)
     rows = results[results["epoch"] == epoch] if "epoch" in results else results.iloc[0:0]
     values = {key: float(metrics.get(key, float("nan"))) for key in KEYS}
-    for key in KEYS:
-        column = key.replace("_", "/", 1)  # train_box_loss -> train/box_loss
-        if column.startswith(("train/", "val/")) and column in rows and len(rows):
-            values[key] = float(rows[column].iloc[-1])
+    if len(rows):
+        losses = TRAIN_LOSSES + VAL_LOSSES
+        source = f"results.csv row of epoch {epoch}"
+        values.update(from_ultralytics(rows.iloc[-1].to_dict(), metrics=losses, source=source))
     return values
 
 
 def _finish(
-    opt: OptMl,
+    job: Job,
+    record: TrainingRecord,
     weights_path: Path,
     results: pd.DataFrame,
     metrics: dict[str, Any],
-    dataset: DatasetInfo,
-    hp: Hyperparameters,
-    training: dict[str, object],
+    *,
     save_dir: Path | None,
-    sample: Path,
 ) -> int:
     from app.training.artifact import write_artifact
 
+    opt = job.opt
     _log(f"[artifact] writing {opt.model_dir}: model.pt, model.onnx (test-run with ONNX Runtime), model.json")
     card = write_artifact(
         model_dir=opt.model_dir,
         weights=weights_path,
         results=results,
         metrics=metrics,
-        dataset=dataset,
-        hyperparameters=hp,
-        training=training,
-        sample_image=sample,
-        data_yaml=opt.output_dir / "work" / "data.yaml",  # written by train() before any branch reaches here
+        dataset=job.dataset,
+        hyperparameters=job.hp,
+        training=record.as_dict(),
+        sample_image=job.sample,
+        data_yaml=job.data_yaml,  # written by train() before any branch reaches here
+        job_name=job.environment.job_name,
     )
     if (
         save_dir is not None and save_dir.is_dir()
@@ -309,11 +351,11 @@ def _finish(
         f"[artifact] {opt.model_dir}: {card.name} {card.version}, classes {card.class_names}, metrics {card.metrics}"
     )
     # last [metrics] line = the shipped model's, so SageMaker's final values (the registrar's gate) match model.json
-    _log(format_final_line(final_values(card.metrics, results, training.get("shipped_epoch"))))
+    _log(format_final_line(final_values(card.metrics, results, record.shipped_epoch)))
     return EXIT_OK
 
 
-def main(opt: OptMl) -> int:
+def run_job(opt: OptMl, environment: TrainingEnvironment) -> int:
     """Run the job; map every outcome onto the SageMaker exit contract."""
     checkpointer = SpotCheckpointer(opt.checkpoint_dir)
     checkpointer.install()  # first thing: from here on SIGTERM raises Terminated, wherever it lands
@@ -321,7 +363,7 @@ def main(opt: OptMl) -> int:
         f"[job] training under {opt.root} (pid {os.getpid()}); SIGTERM stops it with exit code {EXIT_TERMINATED}"
     )
     try:
-        return _run(opt, checkpointer)
+        return _run(opt, environment, checkpointer)
     except Terminated as exc:
         _log(
             f"[sigterm] {exc}; stopping. The last finished epoch is in {opt.checkpoint_dir}; a restart resumes there"
@@ -331,12 +373,12 @@ def main(opt: OptMl) -> int:
         checkpointer.exit_on_sigterm()  # the outcome is decided: a late SIGTERM ends the process at once
 
 
-def _run(opt: OptMl, checkpointer: SpotCheckpointer) -> int:
+def _run(opt: OptMl, environment: TrainingEnvironment, checkpointer: SpotCheckpointer) -> int:
     (opt.output_dir / "failure").unlink(
         missing_ok=True
     )  # a stale reason from a previous attempt would mislead
     try:
-        return train(opt, checkpointer)
+        return train(opt, environment, checkpointer)
     except ContractError as exc:
         text = failure_text(exc, expected=True)
     except Exception as exc:  # reported, not hidden: the failure file carries the reason and traceback tail

@@ -1,13 +1,12 @@
 """The SageMaker training contract: the ``/opt/ml`` tree and the config files SageMaker writes into it.
 
-``/opt/ml`` can be moved for local runs (``--opt-ml DIR`` or env ``SM_OPT_ML``). Everything here is standard library +
+``/opt/ml`` can be moved for local runs (``--opt-ml DIR`` or env ``SM_OPT_ML``, read by app.training.environment). Everything here is standard library +
 app.contracts so a bad configuration fails in about a second, before torch is imported.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 from app.contracts.channels import DATASET_CHANNEL, PRETRAINED_CHANNEL
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import Hyperparameters, parse_hyperparameters
+from app.training.environment import TrainingEnvironment
 
 DEFAULT_OPT_ML = Path("/opt/ml")
-OPT_ML_ENV = "SM_OPT_ML"
 KNOWN_CHANNELS: frozenset[str] = frozenset({DATASET_CHANNEL, PRETRAINED_CHANNEL})
 # Names the SageMaker Python SDK / service may add on its own; not ours to validate.
 RESERVED_PREFIX = "sagemaker_"
@@ -57,9 +56,9 @@ class OptMl:
         return self.data_dir / name
 
 
-def resolve_opt_ml(flag: str | None) -> OptMl:
+def resolve_opt_ml(flag: str | None, environment: TrainingEnvironment) -> OptMl:
     """The flag wins, then env SM_OPT_ML, then /opt/ml."""
-    return OptMl(Path(flag or os.environ.get(OPT_ML_ENV) or DEFAULT_OPT_ML).resolve())
+    return OptMl(Path(flag or environment.opt_ml or DEFAULT_OPT_ML).resolve())
 
 
 def _read_json(path: Path, *, required: bool) -> Any:
@@ -82,6 +81,7 @@ class TrainingConfig:
     pretrained_dir: Path | None
     ignored_hyperparameters: tuple[str, ...]
     current_host: str
+    instance_type: str | None  # resourceconfig.json's current_instance_type; None for local runs that omit it
 
 
 def read_hyperparameters(path: Path) -> tuple[Hyperparameters, tuple[str, ...]]:
@@ -119,7 +119,12 @@ def _check_channels(opt: OptMl) -> None:
             )
 
 
-def _current_host(opt: OptMl) -> str:
+def _resources(opt: OptMl) -> tuple[str, str | None]:
+    """(current host, instance type) from resourceconfig.json; more than one host is refused.
+
+    SageMaker names the instance type there (``current_instance_type``; "How Amazon SageMaker Provides Training
+    Information", https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html,
+    read 2026-11-30)."""
     path = opt.config_dir / "resourceconfig.json"
     config = _read_json(path, required=False) or {}
     hosts = config.get("hosts") or []
@@ -128,14 +133,14 @@ def _current_host(opt: OptMl) -> str:
             f"{path}: {len(hosts)} hosts {hosts}; this container trains on one instance (all of its GPUs), "
             "set InstanceCount=1"
         )
-    return str(config.get("current_host", "local"))
+    return str(config.get("current_host", "local")), str(config.get("current_instance_type") or "") or None
 
 
 def read_config(opt: OptMl) -> TrainingConfig:
     """Read and check the whole input side of the contract; raise ContractError naming the file/field."""
     hyperparameters, ignored = read_hyperparameters(opt.config_dir / "hyperparameters.json")
     _check_channels(opt)
-    host = _current_host(opt)
+    host, instance_type = _resources(opt)
     dataset = opt.channel(DATASET_CHANNEL)
     if not dataset.is_dir():
         raise ConfigError(
@@ -149,4 +154,5 @@ def read_config(opt: OptMl) -> TrainingConfig:
         pretrained_dir=pretrained if pretrained.is_dir() else None,
         ignored_hyperparameters=ignored,
         current_host=host,
+        instance_type=instance_type,
     )

@@ -2,14 +2,14 @@
 
 Order: the ``pretrained`` channel (a ``.pt``, or a previous job's ``model.tar.gz``), else the ``model``
 hyperparameter: a model yaml (built from scratch, shipped inside ultralytics) or a ``.pt`` baked into the image under
-``$TRAIN_WEIGHTS_DIR`` (default ``/opt/ml-weights``). Nothing is ever downloaded.
+``weights_dir`` (``$TRAIN_WEIGHTS_DIR``, default ``/opt/ml-weights``: app.training.environment). Nothing is ever
+downloaded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,16 +19,10 @@ from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import BAKED_CHECKPOINT, end_to_end_family, end_to_end_message
 
 START_RECORD = "start.json"  # next to the checkpoints, so a resumed job still knows what it started from
-WEIGHTS_DIR_ENV = "TRAIN_WEIGHTS_DIR"
-DEFAULT_WEIGHTS_DIR = Path("/opt/ml-weights")
 
 
 class WeightsError(ContractError):
     """Starting weights that cannot be found or used."""
-
-
-def weights_dir() -> Path:
-    return Path(os.environ.get(WEIGHTS_DIR_ENV) or DEFAULT_WEIGHTS_DIR)
 
 
 def _from_channel(channel: Path, work_dir: Path) -> Path:
@@ -56,7 +50,9 @@ def _from_channel(channel: Path, work_dir: Path) -> Path:
     return checkpoints[0]
 
 
-def resolve_start(model: str, pretrained_channel: Path | None, work_dir: Path) -> Path | str:
+def resolve_start(
+    model: str, pretrained_channel: Path | None, work_dir: Path, *, weights_dir: Path
+) -> Path | str:
     """Path of a .pt to start from, or a model yaml name for ultralytics to build."""
     if pretrained_channel is not None:
         return _from_channel(pretrained_channel, work_dir)
@@ -66,22 +62,22 @@ def resolve_start(model: str, pretrained_channel: Path | None, work_dir: Path) -
         raise WeightsError(
             f"hyperparameter 'model'={model!r}: expected a model yaml (yolov8n.yaml) or a .pt name"
         )
-    candidates = [Path(model), weights_dir() / model]
+    candidates = [Path(model), weights_dir / model]
     for path in candidates:
         if path.is_file():
             return path
-    baked = sorted(p.name for p in weights_dir().glob("*.pt")) if weights_dir().is_dir() else []
+    baked = sorted(p.name for p in weights_dir.glob("*.pt")) if weights_dir.is_dir() else []
     raise WeightsError(
-        f"hyperparameter 'model'={model!r}: no such checkpoint in {weights_dir()} (baked in: {baked or 'none'}); "
+        f"hyperparameter 'model'={model!r}: no such checkpoint in {weights_dir} (baked in: {baked or 'none'}); "
         "the job runs offline, so give a 'pretrained' channel or a model yaml such as yolov8n.yaml"
     )
 
 
-def start_record(start: Path | str, *, from_channel: bool) -> dict[str, str | None]:
+def start_record(start: Path | str, *, from_channel: bool, weights_dir: Path) -> dict[str, str | None]:
     """What model.json says the job started from: the checkpoint's file name and sha256, or the yaml."""
     if isinstance(start, str):
         return {"name": start, "sha256": None, "source": "model yaml (trained from scratch)"}
-    source = "pretrained channel" if from_channel else f"baked into the image ({weights_dir()})"
+    source = "pretrained channel" if from_channel else f"baked into the image ({weights_dir})"
     if not from_channel and start.name == BAKED_CHECKPOINT:
         source += ", the default start"
     digest = hashlib.sha256()
@@ -92,9 +88,9 @@ def start_record(start: Path | str, *, from_channel: bool) -> dict[str, str | No
 
 
 def write_start_record(
-    checkpoint_dir: Path, start: Path | str, *, from_channel: bool
+    checkpoint_dir: Path, start: Path | str, *, from_channel: bool, weights_dir: Path
 ) -> dict[str, str | None]:
-    record = start_record(start, from_channel=from_channel)
+    record = start_record(start, from_channel=from_channel, weights_dir=weights_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     (checkpoint_dir / START_RECORD).write_text(json.dumps(record) + "\n")
     return record

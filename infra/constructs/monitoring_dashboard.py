@@ -2,7 +2,7 @@
 
 Rows: invocations (vs the scaling target), latency (vs the alarm thresholds), errors, instances serving traffic (vs
 the scaling bounds; Invocations / InvocationsPerInstance, see infra/constructs/monitoring.py), utilisation, and the training jobs' train / val losses (the SageMaker metric names of
-``app.contracts.metrics.FIELDS`` in ``/aws/sagemaker/TrainingJobs``, found by SEARCH because job names vary, and
+``app.contracts.metrics.METRICS`` in ``/aws/sagemaker/TrainingJobs``, found by SEARCH because job names vary, and
 filtered to this stage's job-name prefix so stages sharing an account do not see each other's jobs). A
 stage without an endpoint gets the training rows only.
 """
@@ -16,7 +16,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from app.contracts.metrics import FIELDS
+from app.contracts.metrics import MODEL_METRICS, TRAIN_LOSSES, VAL_LOSSES
 from infra.config import EndpointSettings
 from infra.constructs.monitoring import INSTANCE_NS, SAGEMAKER_NS, serving_instances, vcpus
 from infra.constructs.training_names import job_name_prefix
@@ -78,21 +78,21 @@ class ServingDashboard(Construct):
         )
         if endpoint is not None:
             self.dashboard.add_widgets(*self._endpoint_rows(settings, endpoint))
-        losses = [name for _, name in FIELDS if "loss" in name]
-        quality = [name for _, name in FIELDS if "loss" not in name]
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Training: train loss",
-                left=[_training_search(n, stage) for n in losses if n.startswith("train:")],
+                left=[_training_search(m.name, stage) for m in TRAIN_LOSSES],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
                 title="Training: val loss",
-                left=[_training_search(n, stage) for n in losses if n.startswith("val:")],
+                left=[_training_search(m.name, stage) for m in VAL_LOSSES],
                 width=WIDTH,
             ),
             cloudwatch.GraphWidget(
-                title="Training: val quality", left=[_training_search(n, stage) for n in quality], width=WIDTH
+                title="Training: val quality",
+                left=[_training_search(m.name, stage) for m in MODEL_METRICS],
+                width=WIDTH,
             ),
         )
 

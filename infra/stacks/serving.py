@@ -12,6 +12,7 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
+from app.contracts.stack_outputs import ServingOutputs
 from infra.config import StageConfig
 from infra.constructs.endpoint import ModelData, ServingEndpoint, variant_name
 from infra.constructs.endpoint_scaling import EndpointAutoscaling
@@ -93,13 +94,13 @@ class ServingStack(cdk.Stack):
             self.endpoint.guard_with(self.alarms.rollback_alarm_names)
             endpoint_ref = EndpointRef(self.endpoint.endpoint_name, variant)
             # scripts/verify_endpoint.py compares the live endpoint with these.
-            cdk.CfnOutput(self, "EndpointName", value=self.endpoint.endpoint_name)
-            cdk.CfnOutput(self, "EndpointConfigName", value=self.endpoint.endpoint_config_name)
-            cdk.CfnOutput(self, "VariantName", value=variant)
-            cdk.CfnOutput(self, "ModelName", value=self.endpoint.model_name)
-            cdk.CfnOutput(self, "EndpointStatus", value="created")
+            cdk.CfnOutput(self, ServingOutputs.ENDPOINT_NAME, value=self.endpoint.endpoint_name)
+            cdk.CfnOutput(self, ServingOutputs.ENDPOINT_CONFIG_NAME, value=self.endpoint.endpoint_config_name)
+            cdk.CfnOutput(self, ServingOutputs.VARIANT_NAME, value=variant)
+            cdk.CfnOutput(self, ServingOutputs.MODEL_NAME, value=self.endpoint.model_name)
+            cdk.CfnOutput(self, ServingOutputs.ENDPOINT_STATUS, value="created")
             if release is not None:
-                cdk.CfnOutput(self, "ReleaseId", value=release.release_id)
+                cdk.CfnOutput(self, ServingOutputs.RELEASE_ID, value=release.release_id)
             if release is not None and release.pipeline_account:
                 self.verifier = ReleaseVerifierRole(
                     self,
@@ -115,13 +116,13 @@ class ServingStack(cdk.Stack):
                 "endpoint.model_package_arn in infra/stages.py)"
             )
             cdk.Annotations.of(self).add_info(message)
-            cdk.CfnOutput(self, "EndpointStatus", value=message)
+            cdk.CfnOutput(self, ServingOutputs.ENDPOINT_STATUS, value=message)
 
         self.dashboard = ServingDashboard(
             self, "Dashboard", stage=config.name, settings=settings, endpoint=endpoint_ref
         ).dashboard
-        cdk.CfnOutput(self, "AlarmTopicArn", value=self.topic.topic_arn)
-        cdk.CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
+        cdk.CfnOutput(self, ServingOutputs.ALARM_TOPIC_ARN, value=self.topic.topic_arn)
+        cdk.CfnOutput(self, ServingOutputs.DASHBOARD_NAME, value=self.dashboard.dashboard_name)
 
     def _model_data(self, release: StageRelease) -> ModelData:
         model = release.model

@@ -24,6 +24,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from app.contracts.stack_outputs import DataOutputs
 from app.contracts.storage import (
     CHECKPOINTS_PREFIX,
     DATA_CAPTURE_PREFIX,
@@ -192,10 +193,10 @@ class StatefulStack(cdk.Stack):
             _pin(repository, f"{name.capitalize()}Repository")
             self.repositories[name] = repository
             # Promotion scripts find the unnamed repositories through these outputs.
-            cdk.CfnOutput(self, f"{name.capitalize()}RepositoryUri", value=repository.repository_uri)
+            cdk.CfnOutput(self, DataOutputs.repository_uri(name), value=repository.repository_uri)
 
-        cdk.CfnOutput(self, "DatasetsBucketName", value=self.datasets_bucket.bucket_name)
-        cdk.CfnOutput(self, "ArtifactsBucketName", value=self.artifacts_bucket.bucket_name)
+        cdk.CfnOutput(self, DataOutputs.DATASETS_BUCKET_NAME, value=self.datasets_bucket.bucket_name)
+        cdk.CfnOutput(self, DataOutputs.ARTIFACTS_BUCKET_NAME, value=self.artifacts_bucket.bucket_name)
         self._model_registry(config)
         if release is not None:
             self._release_record(config, release)
@@ -222,7 +223,7 @@ class StatefulStack(cdk.Stack):
         )
         self.model_package_group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
         self.model_package_group.override_logical_id("ModelPackageGroup")
-        cdk.CfnOutput(self, "ModelPackageGroupName", value=self.model_package_group_name)
+        cdk.CfnOutput(self, DataOutputs.MODEL_PACKAGE_GROUP_NAME, value=self.model_package_group_name)
 
     def _release_record(self, config: StageConfig, release: StageRelease) -> None:
         """The id of the release this stage runs; SSM keeps each value's history (``scripts.release history``)."""
@@ -234,8 +235,8 @@ class StatefulStack(cdk.Stack):
             description=f"{config.name}: the release the stage runs (history: the parameter's versions)",
             tier=ssm.ParameterTier.STANDARD,
         )
-        cdk.CfnOutput(self, "ReleaseParameterName", value=self.release_parameter.parameter_name)
-        cdk.CfnOutput(self, "ReleaseId", value=release.release_id)
+        cdk.CfnOutput(self, DataOutputs.RELEASE_PARAMETER_NAME, value=self.release_parameter.parameter_name)
+        cdk.CfnOutput(self, DataOutputs.RELEASE_ID, value=release.release_id)
 
     def _forward_approvals(self, config: StageConfig, pipeline_account: str) -> None:
         """An Approved model version in this registry starts a release: forward the event to the pipeline's bus."""

@@ -24,19 +24,19 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from app.contracts import launcher_environment as env
+from app.contracts.stack_outputs import TrainingOutputs
 from app.contracts.storage import (
     CHECKPOINTS_PREFIX,
     DATASET_MANIFEST_SUFFIX,
-    MODELS_PREFIX,
     TRAINING_OUTPUT_PREFIX,
-    TRAINING_READABLE_PREFIXES,
 )
 from infra.config import StageConfig
 from infra.constructs import training_names as names
 from infra.constructs.dataprep_job import DataprepJob
 from infra.constructs.images import ContainerImage, serve_build_args, train_build_args
-from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
 from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
+from infra.constructs.training_role import TrainingRole
 from infra.nag import acknowledge, acknowledge_resource
 from infra.release import StageRelease
 from infra.stacks.stateful import StatefulStack
@@ -84,7 +84,16 @@ class TrainingStack(cdk.Stack):
             build_args=serve_build_args(config.endpoint.instance_type),
         )
 
-        self.training_role = self._training_role(config, data, train_image)
+        self.training_role = TrainingRole(
+            self,
+            "TrainingRole",
+            stage=config.name,
+            datasets_bucket=data.datasets_bucket,
+            artifacts_bucket=data.artifacts_bucket,
+            key=data.key,
+            image=train_image,
+            vpc=bool(settings.subnet_ids),
+        ).role
         self.dataprep = DataprepJob(
             self,
             "Dataprep",
@@ -142,9 +151,9 @@ class TrainingStack(cdk.Stack):
             "reserved_concurrency": settings.launcher_reserved_concurrency,
         }
         shared_env = {
-            "STAGE": config.name,
-            "JOB_NAME_PREFIX": prefix,
-            "NOTIFY_TOPIC_ARN": self.notify_topic.topic_arn,
+            env.STAGE: config.name,
+            env.JOB_NAME_PREFIX: prefix,
+            env.NOTIFY_TOPIC_ARN: self.notify_topic.topic_arn,
         }
 
         artifacts = data.artifacts_bucket.bucket_name
@@ -159,23 +168,23 @@ class TrainingStack(cdk.Stack):
             memory_mb=256,
             environment={
                 **shared_env,
-                "TRAINING_IMAGE_URI": train_image.image_uri,
-                "TRAINING_ROLE_ARN": self.training_role.role_arn,
-                "INSTANCE_TYPE": settings.instance_type,
-                "INSTANCE_COUNT": str(settings.instance_count),
-                "VOLUME_SIZE_GB": str(settings.volume_size_gb),
-                "MAX_RUNTIME_SECONDS": str(round(settings.max_runtime_hours * _HOUR)),
-                "USE_SPOT": json.dumps(settings.use_spot),
-                "MAX_WAIT_SECONDS": str(round(settings.max_wait_hours * _HOUR)),
-                "NETWORK_ISOLATION": json.dumps(settings.network_isolation),
-                "SUBNET_IDS": json.dumps(list(settings.subnet_ids)),
-                "SECURITY_GROUP_IDS": json.dumps(list(settings.security_group_ids)),
-                "KMS_KEY_ARN": data.key.key_arn,
-                "DATASETS_BUCKET": data.datasets_bucket.bucket_name,
-                "OUTPUT_S3_URI": f"s3://{artifacts}/{TRAINING_OUTPUT_PREFIX}",
-                "CHECKPOINT_S3_URI": f"s3://{artifacts}/{CHECKPOINTS_PREFIX}",
-                "DEFAULT_HYPERPARAMETERS": json.dumps(settings.default_hyperparameters, sort_keys=True),
-                "TAGS": json.dumps(config.tags, sort_keys=True),
+                env.TRAINING_IMAGE_URI: train_image.image_uri,
+                env.TRAINING_ROLE_ARN: self.training_role.role_arn,
+                env.INSTANCE_TYPE: settings.instance_type,
+                env.INSTANCE_COUNT: str(settings.instance_count),
+                env.VOLUME_SIZE_GB: str(settings.volume_size_gb),
+                env.MAX_RUNTIME_SECONDS: str(round(settings.max_runtime_hours * _HOUR)),
+                env.USE_SPOT: json.dumps(settings.use_spot),
+                env.MAX_WAIT_SECONDS: str(round(settings.max_wait_hours * _HOUR)),
+                env.NETWORK_ISOLATION: json.dumps(settings.network_isolation),
+                env.SUBNET_IDS: json.dumps(list(settings.subnet_ids)),
+                env.SECURITY_GROUP_IDS: json.dumps(list(settings.security_group_ids)),
+                env.KMS_KEY_ARN: data.key.key_arn,
+                env.DATASETS_BUCKET: data.datasets_bucket.bucket_name,
+                env.OUTPUT_S3_URI: f"s3://{artifacts}/{TRAINING_OUTPUT_PREFIX}",
+                env.CHECKPOINT_S3_URI: f"s3://{artifacts}/{CHECKPOINTS_PREFIX}",
+                env.DEFAULT_HYPERPARAMETERS: json.dumps(settings.default_hyperparameters, sort_keys=True),
+                env.TAGS: json.dumps(config.tags, sort_keys=True),
             },
             **common,
         )
@@ -192,112 +201,15 @@ class TrainingStack(cdk.Stack):
             memory_mb=256,
             environment={
                 **shared_env,
-                "MODEL_PACKAGE_GROUP_NAME": self.model_package_group_name,
-                "QUALITY_BAR_MAP50_95": str(settings.quality_bar_map50_95),
-                "SERVE_IMAGE_URI": serve_image.image_uri,
+                env.MODEL_PACKAGE_GROUP_NAME: self.model_package_group_name,
+                env.QUALITY_BAR_MAP50_95: str(settings.quality_bar_map50_95),
+                env.SERVE_IMAGE_URI: serve_image.image_uri,
             },
             **common,
         )
         self._grant_launchers(config, prefix)
         self._rules(config, data, prefix)
         self._outputs(config, prefix)
-
-    def _training_role(self, config: StageConfig, data: StatefulStack, image: ContainerImage) -> iam.Role:
-        """What a training job may do: read datasets, write its output and checkpoints, use the key, log."""
-        role = iam.Role(
-            self,
-            "TrainingRole",
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
-            ),
-            description=f"{config.name}: SageMaker training jobs started by the runner Lambda",
-        )
-        data.datasets_bucket.grant_read(role)
-        data.artifacts_bucket.grant_read_write(role, f"{TRAINING_OUTPUT_PREFIX}*")
-        data.artifacts_bucket.grant_read_write(role, f"{CHECKPOINTS_PREFIX}*")
-        # Pretrained checkpoints of earlier versions. The launcher refuses a pretrained_uri outside
-        # TRAINING_READABLE_PREFIXES, so what it accepts and what this role reads must stay the same set.
-        data.artifacts_bucket.grant_read(role, f"{MODELS_PREFIX}*")
-        # Encrypted training volumes: SageMaker creates a grant on the key for the instance.
-        data.key.grant(role, "kms:CreateGrant", "kms:DescribeKey")
-        data.key.grant_encrypt_decrypt(role)
-        image.grant_pull(role)
-        log_groups = log_group_arn(self, "/aws/sagemaker/TrainingJobs:*")
-        grant_sagemaker_logs(role, log_groups)
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-            )
-        )
-        if config.training.subnet_ids:
-            # VPC mode: SageMaker attaches ENIs in the configured subnets; EC2 supports no resource scoping here.
-            role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=[
-                        "ec2:CreateNetworkInterface",
-                        "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:DeleteNetworkInterfacePermission",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeVpcs",
-                        "ec2:DescribeDhcpOptions",
-                        "ec2:DescribeSubnets",
-                        "ec2:DescribeSecurityGroups",
-                    ],
-                    resources=["*"],
-                )
-            )
-        self._acknowledge_training_role(role, data, log_groups)
-        return role
-
-    @staticmethod
-    def _acknowledge_training_role(role: iam.Role, data: StatefulStack, log_groups: str) -> None:
-        for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*", "s3:Abort*", "s3:DeleteObject*"):
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5",
-                f"{action} comes from CDK's bucket grants: read-only on the datasets bucket, read/write "
-                "only under this stage's training-output/ and checkpoints/ prefixes",
-                applies_to=f"Action::{action}",
-            )
-        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5",
-                f"{action} comes from CDK's key grant and is scoped to this stage's data key only",
-                applies_to=f"Action::{action}",
-            )
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5",
-            "Resource '*' is for ecr:GetAuthorizationToken (ECR supports no resource scope), "
-            "cloudwatch:PutMetricData (conditioned on the /aws/sagemaker/ namespace) and, in VPC mode, the "
-            "EC2 network-interface actions SageMaker needs (no resource scope)",
-            applies_to="Resource::*",
-        )
-        acknowledge_resource(
-            role,
-            "AwsSolutions-IAM5",
-            "SageMaker training jobs write to per-job log streams inside this one log group",
-            resource=log_groups,
-        )
-        reason = "object-level access is limited to this prefix of this stage's bucket"
-        acknowledge_resource(
-            role,
-            "AwsSolutions-IAM5",
-            "training reads every object of a dataset folder; the datasets bucket holds only datasets",
-            resource=f"{data.datasets_bucket.bucket_arn}/*",
-        )
-        for prefix in TRAINING_READABLE_PREFIXES:
-            acknowledge_resource(
-                role,
-                "AwsSolutions-IAM5",
-                f"{prefix}: {reason}",
-                resource=f"{data.artifacts_bucket.bucket_arn}/{prefix}*",
-            )
 
     def _grant_launchers(self, config: StageConfig, prefix: str) -> None:
         jobs = self.format_arn(service="sagemaker", resource="training-job", resource_name=f"{prefix}*")
@@ -469,20 +381,20 @@ class TrainingStack(cdk.Stack):
     def _outputs(self, config: StageConfig, prefix: str) -> None:
         """What scripts/training.py reads (never hard-coded names)."""
         outputs = {
-            "RunnerFunctionName": self.runner.function.function_name,
-            "RegistrarFunctionName": self.registrar.function.function_name,
-            "TrainingRoleArn": self.training_role.role_arn,
-            "ModelPackageGroupName": self.model_package_group_name,
-            "JobNamePrefix": prefix,
-            "NotifyTopicArn": self.notify_topic.topic_arn,
-            "TrainingInstanceType": config.training.instance_type,
-            "TrainingUsesSpot": json.dumps(config.training.use_spot),
-            "TrainingInstanceCount": str(config.training.instance_count),
+            TrainingOutputs.RUNNER_FUNCTION_NAME: self.runner.function.function_name,
+            TrainingOutputs.REGISTRAR_FUNCTION_NAME: self.registrar.function.function_name,
+            TrainingOutputs.TRAINING_ROLE_ARN: self.training_role.role_arn,
+            TrainingOutputs.MODEL_PACKAGE_GROUP_NAME: self.model_package_group_name,
+            TrainingOutputs.JOB_NAME_PREFIX: prefix,
+            TrainingOutputs.NOTIFY_TOPIC_ARN: self.notify_topic.topic_arn,
+            TrainingOutputs.TRAINING_INSTANCE_TYPE: config.training.instance_type,
+            TrainingOutputs.TRAINING_USES_SPOT: json.dumps(config.training.use_spot),
+            TrainingOutputs.TRAINING_INSTANCE_COUNT: str(config.training.instance_count),
             # scripts/dataprep_job.py: SageMaker Processing jobs of the dataprep image
-            "DataprepImageUri": self.dataprep.image.image_uri,
-            "DataprepRoleArn": self.dataprep.role.role_arn,
-            "DatasetsBucketName": self.datasets_bucket_name,
-            "DataKeyArn": self.data_key_arn,
+            TrainingOutputs.DATAPREP_IMAGE_URI: self.dataprep.image.image_uri,
+            TrainingOutputs.DATAPREP_ROLE_ARN: self.dataprep.role.role_arn,
+            TrainingOutputs.DATASETS_BUCKET_NAME: self.datasets_bucket_name,
+            TrainingOutputs.DATA_KEY_ARN: self.data_key_arn,
         }
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)

@@ -7,13 +7,21 @@ import re
 
 import pytest
 
+from app.contracts.errors import ContractError
 from app.contracts.metrics import (
+    BY_KEY,
     FIELDS,
     KEYS,
     METRIC_DEFINITIONS,
+    METRICS,
+    MODEL_METRICS,
     PREFIX,
+    QUALITY_KEY,
+    QUALITY_METRIC,
+    MetricNameError,
     format_epoch_line,
     format_final_line,
+    from_ultralytics,
     is_epoch_line,
     is_final_line,
     parse_epoch_line,
@@ -114,3 +122,40 @@ def test_session_training_run_lines_parse_with_finite_values(trained_run: Traini
         assert all(len(v) == 1 and math.isfinite(v[0]) for v in parsed.values()), line
     finals = [line for line in trained_run.output.splitlines() if is_final_line(line)]
     assert len(finals) == 1 and all(math.isfinite(v) for v in (parse_final_line(finals[0]) or {}).values())
+
+
+ULTRALYTICS_EPOCH = {
+    m.column: 0.1 * i for i, m in enumerate(METRICS)
+}  # ultralytics' names, as the trainer has them
+
+
+def test_one_table_gives_every_derived_name() -> None:
+    assert [m.key for m in MODEL_METRICS] == ["precision", "recall", "mAP50", "mAP50-95"]
+    assert QUALITY_METRIC == "val:mAP50-95" == BY_KEY[QUALITY_KEY].name
+
+
+def test_from_ultralytics_maps_every_name_onto_ours() -> None:
+    assert from_ultralytics(ULTRALYTICS_EPOCH, source="test") == {
+        m.key: 0.1 * i for i, m in enumerate(METRICS)
+    }
+
+
+def test_a_renamed_ultralytics_column_fails_loudly_instead_of_a_nan_metric() -> None:
+    renamed = {k.replace("mAP50-95(B)", "mAP50-95(Box)"): v for k, v in ULTRALYTICS_EPOCH.items()}
+    with pytest.raises(MetricNameError, match=re.escape("no ['metrics/mAP50-95(B)']")) as caught:
+        from_ultralytics(renamed, metrics=MODEL_METRICS, source="final metrics of best.pt")
+    assert "metrics/mAP50-95(Box)" in str(caught.value)  # what ultralytics has instead, to fix the table
+    assert isinstance(caught.value, ContractError)  # the job fails with the reason in its failure file
+
+
+def test_the_registrar_approves_on_the_tables_quality_metric() -> None:
+    from app.launcher import registrar
+
+    assert registrar.QUALITY_METRIC is QUALITY_METRIC
+    assert registrar.approval({QUALITY_METRIC: 0.9}, 0.5)[0] == "Approved"
+
+
+def test_the_release_records_the_same_quality_metric() -> None:
+    from app.contracts import release
+
+    assert release.QUALITY_METRIC == QUALITY_METRIC

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -15,13 +17,16 @@ from app.contracts.dataset import read_dataset_info
 from app.contracts.metrics import (
     FIELDS,
     KEYS,
+    METRICS,
     PREFIX,
+    MetricNameError,
     is_epoch_line,
     is_final_line,
     parse_epoch_line,
     parse_final_line,
 )
 from app.training.artifact import check_onnx
+from app.training.run import final_values
 from tests.fixtures.artifacts import TrainingRun
 
 pytestmark = pytest.mark.slow
@@ -147,3 +152,19 @@ def test_onnx_check_refuses_a_graph_whose_output_is_not_the_raw_layout_for_the_c
     sample = next((tiny_dataset / "images" / "val").iterdir())
     with pytest.raises(ArtifactError, match=r"serving expects \[1, 4 \+ 5 classes = 9, anchors\]"):
         check_onnx(trained_artifact / "model.onnx", _export(trained_artifact), classes=5, sample=sample)
+
+
+def test_every_ultralytics_name_of_the_metric_table_is_a_column_of_the_real_results(
+    trained_artifact: Path,
+) -> None:
+    columns = set(pd.read_csv(trained_artifact / "results.csv").columns)
+    assert {m.column for m in METRICS} <= columns
+
+
+def test_final_line_refuses_results_whose_loss_column_was_renamed(trained_artifact: Path) -> None:
+    results = pd.read_csv(trained_artifact / "results.csv")
+    card = read_model_card(trained_artifact)
+    assert final_values(card.metrics, results, 1)["val_dfl_loss"] == results["val/dfl_loss"].iloc[0]
+    renamed = results.rename(columns={"val/dfl_loss": "val/distribution_loss"})
+    with pytest.raises(MetricNameError, match=re.escape("results.csv row of epoch 1: no ['val/dfl_loss']")):
+        final_values(card.metrics, renamed, 1)

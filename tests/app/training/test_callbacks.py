@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -10,7 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.training.callbacks import EpochMonitor, SpotCheckpointer, Terminated
+from app.contracts.metrics import MetricNameError
+from app.training.callbacks import EpochMonitor, SpotCheckpointer, Terminated, epoch_values
 
 
 def _monitor(patience: int, history: list[tuple[float, float]]) -> EpochMonitor:
@@ -90,6 +92,10 @@ def test_restore_best_puts_the_checkpointed_best_pt_in_the_trainers_weights(tmp_
     assert not SpotCheckpointer(tmp_path / "empty").restore_best(tmp_path / "other.pt")
 
 
+_VAL = {"val/box_loss": 1.4, "val/cls_loss": 2.2, "val/dfl_loss": 1.35, "metrics/precision(B)": 0.7,
+        "metrics/recall(B)": 0.6, "metrics/mAP50(B)": 0.5, "metrics/mAP50-95(B)": 0.4}  # fmt: skip
+
+
 class _Trainer:
     """The slice of ultralytics' trainer the monitor reads (its attributes, not our code)."""
 
@@ -105,12 +111,7 @@ class _Trainer:
 
     def end_epoch(self, monitor: EpochMonitor, epoch: int, train: float, val: float) -> None:
         self.epoch, self.tloss = epoch, [train, 0.0, 0.0]
-        self.metrics = {
-            "val/box_loss": val,
-            "val/cls_loss": 0.0,
-            "val/dfl_loss": 0.0,
-            "metrics/mAP50(B)": 0.5,
-        }
+        self.metrics = {**_VAL, "val/box_loss": val, "val/cls_loss": 0.0, "val/dfl_loss": 0.0}
         monitor.on_train_epoch_end(self)
         monitor.on_fit_epoch_end(self)
 
@@ -123,7 +124,7 @@ def test_one_metric_line_per_epoch_despite_final_eval_callback(capsys: pytest.Ca
     monitor.on_fit_epoch_end(trainer)
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in lines] == ["epoch=1/2", "epoch=2/2"]
-    assert "mAP50=0.5 " in lines[0] and "precision=nan" in lines[0]
+    assert "mAP50=0.5 " in lines[0] and "precision=0.7 " in lines[0]
 
 
 def test_guard_stops_the_trainer_and_says_why(capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,3 +134,20 @@ def test_guard_stops_the_trainer_and_says_why(capsys: pytest.CaptureFixture[str]
         trainer.end_epoch(monitor, epoch, train, val)
     assert trainer.stop and monitor.stopped_for_overfitting
     assert "[overfit-guard] stopping after epoch 3" in capsys.readouterr().out
+
+
+def test_epoch_values_are_the_contracts_keys_of_ultralytics_numbers() -> None:
+    trainer = _Trainer(epochs=1)
+    trainer.tloss, trainer.metrics = [1.0, 2.0, 3.0], _VAL
+    values = epoch_values(trainer)
+    assert values == {"train_box_loss": 1.0, "train_cls_loss": 2.0, "train_dfl_loss": 3.0, "val_box_loss": 1.4,
+                      "val_cls_loss": 2.2, "val_dfl_loss": 1.35, "precision": 0.7, "recall": 0.6, "mAP50": 0.5,
+                      "mAP50-95": 0.4}  # fmt: skip
+
+
+def test_epoch_values_refuse_a_renamed_ultralytics_metric_instead_of_printing_nan() -> None:
+    renamed = {("metrics/mAP50-95(Box)" if k == "metrics/mAP50-95(B)" else k): v for k, v in _VAL.items()}
+    trainer = _Trainer(epochs=3)
+    trainer.epoch, trainer.tloss, trainer.metrics = 2, [1.0, 2.0, 3.0], renamed
+    with pytest.raises(MetricNameError, match=re.escape("epoch 3: no ['metrics/mAP50-95(B)']")):
+        epoch_values(trainer)

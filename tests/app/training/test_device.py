@@ -13,54 +13,59 @@ import pytest
 
 from app.contracts import cuda
 from app.training import device
-from app.training.sagemaker import OptMl
+from app.training.environment import INSTANCE_TYPE_ENV, TrainingEnvironment
+from app.training.sagemaker import OptMl, TrainingConfig, read_config
 from tests.fixtures.artifacts import FAST_HYPERPARAMETERS, make_opt_ml, run_training
 
 
-def _on(tmp_path: Path, instance_type: str | None) -> OptMl:
-    config = tmp_path / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    resource: dict[str, Any] = {"current_host": "algo-1", "hosts": ["algo-1"]}
+def _config(tmp_path: Path, dataset: Path, instance_type: str | None) -> TrainingConfig:
+    opt = make_opt_ml(tmp_path, dataset=dataset)
+    resource = opt / "input" / "config" / "resourceconfig.json"
     if instance_type:
-        resource["current_instance_type"] = instance_type
-    (config / "resourceconfig.json").write_text(json.dumps(resource))
-    return OptMl(tmp_path)
+        resource.write_text(
+            json.dumps({**json.loads(resource.read_text()), "current_instance_type": instance_type})
+        )
+    return read_config(OptMl(opt))
 
 
-def test_local_run_without_an_instance_type_needs_no_gpu(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_local_run_without_an_instance_type_needs_no_gpu() -> None:
+    assert "local run" in device.check(None, "")
+
+
+def test_cpu_instance_trains_on_the_cpu() -> None:
+    assert "has no NVIDIA GPU" in device.check("ml.c6i.xlarge", "")
+
+
+def test_resourceconfig_names_the_instance_before_the_toolkit_variable(
+    tmp_path: Path, tiny_dataset: Path
 ) -> None:
-    monkeypatch.delenv(device.INSTANCE_TYPE_ENV, raising=False)
-    assert "local run" in device.check(_on(tmp_path, None), "")
-
-
-def test_cpu_instance_trains_on_the_cpu(tmp_path: Path) -> None:
-    assert "has no NVIDIA GPU" in device.check(_on(tmp_path, "ml.c6i.xlarge"), "")
+    config = _config(tmp_path, tiny_dataset, "ml.g5.xlarge")
+    assert device.instance_type(config, TrainingEnvironment(instance_type="ml.m5.large")) == "ml.g5.xlarge"
 
 
 def test_toolkit_variable_names_the_instance_when_resourceconfig_does_not(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_dataset: Path
 ) -> None:
-    monkeypatch.setenv(device.INSTANCE_TYPE_ENV, "ml.m5.large")
-    assert device.instance_type(_on(tmp_path, None)) == "ml.m5.large"
+    config = _config(tmp_path, tiny_dataset, None)
+    environment = TrainingEnvironment.read({INSTANCE_TYPE_ENV: "ml.m5.large"})
+    assert device.instance_type(config, environment) == "ml.m5.large"
+    assert device.instance_type(config, TrainingEnvironment.read({})) is None
 
 
-def test_gpu_instance_without_a_cuda_device_is_refused(tmp_path: Path) -> None:
+def test_gpu_instance_without_a_cuda_device_is_refused() -> None:
     import torch
 
     if torch.cuda.is_available():  # pragma: no cover - a machine with a GPU
         pytest.skip("this machine has a CUDA device")
     with pytest.raises(device.DeviceError, match=r"ml\.g5\.xlarge is a GPU instance.*sees no CUDA device"):
-        device.check(_on(tmp_path, "ml.g5.xlarge"), "")
+        device.check("ml.g5.xlarge", "")
 
 
-def test_explicit_cpu_device_on_a_gpu_instance_is_respected_with_a_warning(tmp_path: Path) -> None:
-    assert "WARNING" in device.check(_on(tmp_path, "ml.g5.xlarge"), "cpu")
+def test_explicit_cpu_device_on_a_gpu_instance_is_respected_with_a_warning() -> None:
+    assert "WARNING" in device.check("ml.g5.xlarge", "cpu")
 
 
-def test_old_driver_is_named_as_a_driver_cuda_mismatch(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_old_driver_is_named_as_a_driver_cuda_mismatch(monkeypatch: pytest.MonkeyPatch) -> None:
     class OldDriver:  # libcuda.so.1 of driver 470: cuDriverGetVersion -> 11040
         def cuDriverGetVersion(self, out: Any) -> int:
             out._obj.value = 11040
@@ -70,7 +75,7 @@ def test_old_driver_is_named_as_a_driver_cuda_mismatch(
     with pytest.raises(
         device.DeviceError, match=r"driver/CUDA mismatch.*supports CUDA 11\.4.*built on CUDA 1[23]"
     ):
-        device.check(_on(tmp_path, "ml.g5.xlarge"), "")
+        device.check("ml.g5.xlarge", "")
 
 
 def test_entrypoint_fails_within_the_first_minute_with_the_reason_in_the_failure_file(

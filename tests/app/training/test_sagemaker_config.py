@@ -8,17 +8,41 @@ from pathlib import Path
 import pytest
 
 from app.contracts.errors import ContractError
-from app.training.run import check_batch
-from app.training.sagemaker import OPT_ML_ENV, OptMl, read_config, resolve_opt_ml
+from app.training.__main__ import main
+from app.training.artifact import model_version
+from app.training.environment import (
+    DEFAULT_WEIGHTS_DIR,
+    INSTANCE_TYPE_ENV,
+    JOB_NAME_ENV,
+    OPT_ML_ENV,
+    WEIGHTS_DIR_ENV,
+    TrainingEnvironment,
+)
+from app.training.run import TrainingRecord, check_batch
+from app.training.sagemaker import OptMl, read_config, resolve_opt_ml
 from tests.fixtures.artifacts import make_opt_ml, pretrained_checkpoint
 
 
-def test_flag_beats_env_beats_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(OPT_ML_ENV, str(tmp_path / "env"))
-    assert resolve_opt_ml(str(tmp_path / "flag")).root == tmp_path / "flag"
-    assert resolve_opt_ml(None).root == tmp_path / "env"
-    monkeypatch.delenv(OPT_ML_ENV)
-    assert resolve_opt_ml(None).root == Path("/opt/ml")
+def test_flag_beats_env_beats_default(tmp_path: Path) -> None:
+    environment = TrainingEnvironment.read({OPT_ML_ENV: str(tmp_path / "env")})
+    assert resolve_opt_ml(str(tmp_path / "flag"), environment).root == tmp_path / "flag"
+    assert resolve_opt_ml(None, environment).root == tmp_path / "env"
+    assert resolve_opt_ml(None, TrainingEnvironment.read({})).root == Path("/opt/ml")
+
+
+def test_environment_is_read_once_into_typed_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(JOB_NAME_ENV, "dev-yolo-abc")
+    monkeypatch.setenv(INSTANCE_TYPE_ENV, "ml.g5.xlarge")
+    monkeypatch.setenv(WEIGHTS_DIR_ENV, "/weights")
+    monkeypatch.delenv(OPT_ML_ENV, raising=False)
+    assert TrainingEnvironment.read() == TrainingEnvironment(
+        opt_ml=None, job_name="dev-yolo-abc", instance_type="ml.g5.xlarge", weights_dir=Path("/weights")
+    )
+
+
+def test_empty_variables_count_as_unset() -> None:
+    empty = {OPT_ML_ENV: "", JOB_NAME_ENV: "", INSTANCE_TYPE_ENV: "", WEIGHTS_DIR_ENV: ""}
+    assert TrainingEnvironment.read(empty) == TrainingEnvironment(weights_dir=DEFAULT_WEIGHTS_DIR)
 
 
 def test_full_tree_reads_typed_config(tmp_path: Path, tiny_dataset: Path) -> None:
@@ -28,6 +52,7 @@ def test_full_tree_reads_typed_config(tmp_path: Path, tiny_dataset: Path) -> Non
     assert config.dataset_dir == opt.channel("dataset")
     assert config.pretrained_dir == opt.channel("pretrained")
     assert config.current_host == "algo-1"
+    assert config.instance_type is None  # make_opt_ml's resourceconfig.json names no instance type
 
 
 def test_sagemaker_reserved_hyperparameters_are_set_aside(tmp_path: Path, tiny_dataset: Path) -> None:
@@ -84,3 +109,35 @@ def test_autobatch_on_several_resolved_gpus_is_refused_before_training() -> None
     check_batch(-1, "0")
     check_batch(-1, "cpu")
     check_batch(16, "0,1")
+
+
+def test_model_version_is_the_job_name_or_a_local_timestamp() -> None:
+    assert model_version("dev-yolo-abc") == "dev-yolo-abc"
+    assert model_version(None).startswith("local-")
+
+
+def test_entrypoint_refuses_a_missing_opt_ml_before_reading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environment = TrainingEnvironment(opt_ml=tmp_path / "typo")
+    assert main([], environment) == 2
+    assert f"{tmp_path / 'typo'}: no such directory" in capsys.readouterr().err
+
+
+def test_training_record_leaves_out_what_the_job_never_reached() -> None:
+    packaged = TrainingRecord(
+        hyperparameters={}, device="cpu", host="algo-1", epochs_run=2, weights="best.pt"
+    )
+    assert list(packaged.as_dict()) == [
+        "hyperparameters",
+        "device",
+        "host",
+        "start",
+        "epochs_run",
+        "weights",
+        "shipped_epoch",
+    ]
+    trained = TrainingRecord(
+        hyperparameters={}, device="cpu", host="algo-1", train_seconds=1.0, train_cpu_seconds=1.0
+    )
+    assert trained.as_dict()["stopped_by"] is None  # a loop ran: None says every epoch ran

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from app.training.environment import DEFAULT_WEIGHTS_DIR
 from app.training.weights import (
-    WEIGHTS_DIR_ENV,
     WeightsError,
     check_yaml,
     resolve_start,
@@ -22,7 +22,10 @@ def test_pretrained_channel_wins_over_the_model_hyperparameter(tmp_path: Path) -
     channel = tmp_path / "pretrained"
     channel.mkdir()
     (channel / "best.pt").write_bytes(b"x")
-    assert resolve_start("yolov8n.yaml", channel, tmp_path / "work") == channel / "best.pt"
+    assert (
+        resolve_start("yolov8n.yaml", channel, tmp_path / "work", weights_dir=DEFAULT_WEIGHTS_DIR)
+        == channel / "best.pt"
+    )
 
 
 def test_previous_jobs_model_tar_gz_is_unpacked(tmp_path: Path) -> None:
@@ -31,7 +34,7 @@ def test_previous_jobs_model_tar_gz_is_unpacked(tmp_path: Path) -> None:
     (tmp_path / "model.pt").write_bytes(b"weights")
     with tarfile.open(channel / "model.tar.gz", "w:gz") as tar:
         tar.add(tmp_path / "model.pt", arcname="model.pt")
-    start = resolve_start("yolov8n.yaml", channel, tmp_path / "work")
+    start = resolve_start("yolov8n.yaml", channel, tmp_path / "work", weights_dir=DEFAULT_WEIGHTS_DIR)
     assert isinstance(start, Path) and start.read_bytes() == b"weights"
 
 
@@ -41,24 +44,24 @@ def test_several_checkpoints_in_the_channel_are_ambiguous(tmp_path: Path) -> Non
     for name in ("a.pt", "b.pt"):
         (channel / name).write_bytes(b"x")
     with pytest.raises(WeightsError, match="has 2 checkpoints"):
-        resolve_start("yolov8n.yaml", channel, tmp_path)
+        resolve_start("yolov8n.yaml", channel, tmp_path, weights_dir=DEFAULT_WEIGHTS_DIR)
 
 
-def test_model_name_resolves_to_baked_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(WEIGHTS_DIR_ENV, str(tmp_path))
+def test_model_name_resolves_to_baked_weights(tmp_path: Path) -> None:
     (tmp_path / "yolov8n.pt").write_bytes(b"x")
-    assert resolve_start("yolov8n.pt", None, tmp_path / "work") == tmp_path / "yolov8n.pt"
+    assert (
+        resolve_start("yolov8n.pt", None, tmp_path / "work", weights_dir=tmp_path) == tmp_path / "yolov8n.pt"
+    )
 
 
 def test_model_yaml_is_built_from_scratch(tmp_path: Path) -> None:
-    assert resolve_start("yolov8s.yaml", None, tmp_path) == "yolov8s.yaml"
+    assert resolve_start("yolov8s.yaml", None, tmp_path, weights_dir=DEFAULT_WEIGHTS_DIR) == "yolov8s.yaml"
 
 
-def test_unknown_model_name_lists_what_is_baked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(WEIGHTS_DIR_ENV, str(tmp_path))
+def test_unknown_model_name_lists_what_is_baked(tmp_path: Path) -> None:
     (tmp_path / "yolov8n.pt").write_bytes(b"x")
     with pytest.raises(WeightsError, match=r"baked in: \['yolov8n.pt'\]"):
-        resolve_start("yolo11n.pt", None, tmp_path / "work")
+        resolve_start("yolo11n.pt", None, tmp_path / "work", weights_dir=tmp_path)
 
 
 def _checkpoint(tmp_path: Path, cfg: str) -> Path:
@@ -97,13 +100,13 @@ def test_end_to_end_yaml_is_refused(cfg: str, family: str) -> None:
 def test_start_record_has_the_checkpoint_name_and_sha256(tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     path.write_bytes(b"weights")
-    record = start_record(path, from_channel=True)
+    record = start_record(path, from_channel=True, weights_dir=DEFAULT_WEIGHTS_DIR)
     assert record == {
         "name": "model.pt",
         "sha256": hashlib.sha256(b"weights").hexdigest(),
         "source": "pretrained channel",
     }
-    assert start_record("yolov8s.yaml", from_channel=False)["sha256"] is None
+    assert start_record("yolov8s.yaml", from_channel=False, weights_dir=DEFAULT_WEIGHTS_DIR)["sha256"] is None
 
 
 def test_bundled_demo_checkpoint_is_a_yolov8s_and_the_demo_says_so() -> None:

@@ -1,0 +1,36 @@
+"""Names of the launcher Lambdas' environment variables: infra/stacks/training.py writes them, app/launcher/settings.py
+reads them (each settings field takes its variable's name from here), so the two sides cannot drift apart.
+
+tests/infra/test_launcher_environment.py builds the settings from the synthesized Lambda environment of every stage.
+"""
+
+from __future__ import annotations
+
+# Both launchers
+STAGE = "STAGE"
+JOB_NAME_PREFIX = "JOB_NAME_PREFIX"
+NOTIFY_TOPIC_ARN = "NOTIFY_TOPIC_ARN"
+
+# The runner: what every training job of the stage gets
+TRAINING_IMAGE_URI = "TRAINING_IMAGE_URI"
+TRAINING_ROLE_ARN = "TRAINING_ROLE_ARN"
+INSTANCE_TYPE = "INSTANCE_TYPE"
+INSTANCE_COUNT = "INSTANCE_COUNT"
+VOLUME_SIZE_GB = "VOLUME_SIZE_GB"
+MAX_RUNTIME_SECONDS = "MAX_RUNTIME_SECONDS"
+USE_SPOT = "USE_SPOT"
+MAX_WAIT_SECONDS = "MAX_WAIT_SECONDS"
+NETWORK_ISOLATION = "NETWORK_ISOLATION"
+SUBNET_IDS = "SUBNET_IDS"
+SECURITY_GROUP_IDS = "SECURITY_GROUP_IDS"
+KMS_KEY_ARN = "KMS_KEY_ARN"
+DATASETS_BUCKET = "DATASETS_BUCKET"
+OUTPUT_S3_URI = "OUTPUT_S3_URI"
+CHECKPOINT_S3_URI = "CHECKPOINT_S3_URI"
+DEFAULT_HYPERPARAMETERS = "DEFAULT_HYPERPARAMETERS"
+TAGS = "TAGS"
+
+# The registrar: where finished jobs become model versions
+MODEL_PACKAGE_GROUP_NAME = "MODEL_PACKAGE_GROUP_NAME"
+QUALITY_BAR_MAP50_95 = "QUALITY_BAR_MAP50_95"
+SERVE_IMAGE_URI = "SERVE_IMAGE_URI"
