@@ -21,9 +21,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.contracts.artifact import Precision
+from app.contracts.metrics import QUALITY_METRIC  # the metric the registrar approves on
 
 SCHEMA_VERSION: Literal[1] = 1
-QUALITY_METRIC = "val:mAP50-95"  # the metric the registrar approves on (app/contracts/metrics.py names it)
 ServeVariant = Literal["cpu", "gpu"]
 
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")

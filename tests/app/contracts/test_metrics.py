@@ -158,4 +158,4 @@ def test_the_registrar_approves_on_the_tables_quality_metric() -> None:
 def test_the_release_records_the_same_quality_metric() -> None:
     from app.contracts import release
 
-    assert release.QUALITY_METRIC == QUALITY_METRIC
+    assert release.QUALITY_METRIC is QUALITY_METRIC
