@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -29,11 +28,11 @@ from infra.config import (
     load_stage,
 )
 from infra.nag import add_checks
+from infra.paths import REPO_ROOT
 from infra.release import for_stage
 from infra.stage import PlatformStage
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE, PIPELINE, STAGES
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 CDK_JSON = REPO_ROOT / "cdk.json"
 RELEASES_DIR = REPO_ROOT / "releases"
 

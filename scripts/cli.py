@@ -34,7 +34,6 @@ EXIT_USAGE = 2
 EXIT_CHECK_FAILED = 3
 EXIT_INTERRUPTED = 130
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # CloudFormation statuses in which a stack exists but its outputs cannot be trusted (stack status codes:
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html, read 2026-11-30).

@@ -48,9 +48,9 @@ from app.contracts.release import (
     release_path,
     s3_location,
 )
+from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import (
-    REPO_ROOT,
     CheckFailed,
     OperatorError,
     aws_session,

@@ -21,9 +21,9 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from app.contracts import cuda, instance_types
+from infra.paths import REPO_ROOT
 
 ImageName = Literal["dataprep", "train", "serve"]
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # What each image's build may see (paths relative to the repo root; Docker ignore syntax). Add a path here when a
 # Dockerfile COPYs something new; everything else is left out of the context and out of the asset hash.

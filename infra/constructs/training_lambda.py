@@ -18,8 +18,6 @@ Lambda's own async retry (``retry_attempts``, ``max_event_age`` below), so throt
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -31,8 +29,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import LOG_RETENTION_DAYS
+from infra.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 LAYER_DIR = REPO_ROOT / "build" / "lambda-layer"
 LAMBDA_CODE: tuple[str, ...] = ("app/__init__.py", "app/contracts", "app/launcher")
 _NEVER = ("**/__pycache__", "**/*.pyc")

@@ -1,0 +1,9 @@
+"""The repository root, for the code that runs from a checkout: the CDK app, operator scripts, benchmarks, tests.
+
+Defined once here (infra is importable without CDK: this package's __init__ imports nothing) so that no module has
+to count parent folders of its own file.
+"""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
