@@ -116,62 +116,7 @@ class ServingEndpoint(Construct):
         self.settings = settings
         self.variant_name = variant_name(settings.instance_type)
 
-        self.role = iam.Role(
-            self,
-            "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
-            description="SageMaker endpoint: reads its model version, writes data capture, pulls the serve image",
-        )
-        # Hand-scoped statements (exact actions), not grant_read/grant_put, whose action wildcards would need
-        # acknowledging: the role reads one object (or a package's prefixes) and writes only data capture.
-        reads = (
-            [model_data.object_arn]
-            if model_data
-            else [artifacts_bucket.arn_for_objects(settings.model_data_key)]
-            if settings.model_data_key
-            else [
-                artifacts_bucket.arn_for_objects(f"{prefix}*")
-                for prefix in (MODELS_PREFIX, TRAINING_OUTPUT_PREFIX)
-            ]
-        )
-        self.role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=reads))
-        self.role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
-        if model_data and model_data.kms_key_arn:  # the model store's key (the registry's account)
-            self.role.add_to_policy(
-                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[model_data.kms_key_arn])
-            )
-        if instance_types.supports_volume_kms_key(settings.instance_type):
-            # The instances' EBS volumes are encrypted with the stage key (KmsKeyId below): SageMaker creates a
-            # grant on it for the instances, on this role's behalf, and only for AWS resources.
-            self.role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["kms:CreateGrant", "kms:DescribeKey"],
-                    resources=[key.key_arn],
-                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-                )
-            )
-        if settings.data_capture_percent:
-            capture = artifacts_bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")
-            self.role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[capture]))
-            self.role.add_to_policy(
-                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Encrypt"], resources=[key.key_arn])
-            )
-            acknowledge_resource(
-                self.role,
-                "AwsSolutions-IAM5",
-                resource=capture,
-                reason="SageMaker names data-capture objects per endpoint, variant and hour; writes are limited to the "
-                "data-capture/ prefix of this stage's artifacts bucket.",
-            )
-        if settings.model_package_arn:
-            for arn in reads:
-                acknowledge_resource(
-                    self.role,
-                    "AwsSolutions-IAM5",
-                    resource=arn,
-                    reason="A registered model package points at a training job's model.tar.gz under models/ or "
-                    "training-output/; reads are limited to those prefixes of this stage's artifacts bucket.",
-                )
+        self.role = self._execution_role(settings, artifacts_bucket, key, model_data)
         environment = serving_environment(settings)
         if model_data:
             container = sagemaker.CfnModel.ContainerDefinitionProperty(
@@ -188,19 +133,6 @@ class ServingEndpoint(Construct):
                 model_package_name=settings.model_package_arn,
                 environment=environment or None,
             )
-        # The platform writes the container's stdout and its metrics with the execution role.
-        log_groups = log_group_arn(self, "/aws/sagemaker/Endpoints/*")
-        grant_sagemaker_logs(self.role, log_groups, f"{log_groups}:log-stream:*")
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={
-                    "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints", "AWS/SageMaker"]}
-                },
-            )
-        )
-
         self.model = sagemaker.CfnModel(
             self,
             "Model",
@@ -265,27 +197,107 @@ class ServingEndpoint(Construct):
             "The model runs with network isolation (no network access at all), so there is no VPC traffic to "
             "control; SageMaker fetches the model data and image on the container's behalf.",
         )
+
+    def _execution_role(
+        self,
+        settings: EndpointSettings,
+        artifacts_bucket: s3.IBucket,
+        key: kms.IKey,
+        model_data: ModelData | None,
+    ) -> iam.Role:
+        """The role SageMaker runs the model with: reads its model version, writes data capture and its logs and
+        metrics (the serve image's pull grant is added by whoever owns the image)."""
+        role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker endpoint: reads its model version, writes data capture, pulls the serve image",
+        )
+        # Hand-scoped statements (exact actions), not grant_read/grant_put, whose action wildcards would need
+        # acknowledging: the role reads one object (or a package's prefixes) and writes only data capture.
+        reads = (
+            [model_data.object_arn]
+            if model_data
+            else [artifacts_bucket.arn_for_objects(settings.model_data_key)]
+            if settings.model_data_key
+            else [
+                artifacts_bucket.arn_for_objects(f"{prefix}*")
+                for prefix in (MODELS_PREFIX, TRAINING_OUTPUT_PREFIX)
+            ]
+        )
+        role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=reads))
+        role.add_to_policy(iam.PolicyStatement(actions=["kms:Decrypt"], resources=[key.key_arn]))
+        if model_data and model_data.kms_key_arn:  # the model store's key (the registry's account)
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["kms:Decrypt"], resources=[model_data.kms_key_arn])
+            )
+        if instance_types.supports_volume_kms_key(settings.instance_type):
+            # The instances' EBS volumes are encrypted with the stage key (KmsKeyId below): SageMaker creates a
+            # grant on it for the instances, on this role's behalf, and only for AWS resources.
+            role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["kms:CreateGrant", "kms:DescribeKey"],
+                    resources=[key.key_arn],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                )
+            )
+        if settings.data_capture_percent:
+            capture = artifacts_bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")
+            role.add_to_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[capture]))
+            role.add_to_policy(
+                iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Encrypt"], resources=[key.key_arn])
+            )
+            acknowledge_resource(
+                role,
+                "AwsSolutions-IAM5",
+                resource=capture,
+                reason="SageMaker names data-capture objects per endpoint, variant and hour; writes are limited to the "
+                "data-capture/ prefix of this stage's artifacts bucket.",
+            )
+        if settings.model_package_arn:
+            for arn in reads:
+                acknowledge_resource(
+                    role,
+                    "AwsSolutions-IAM5",
+                    resource=arn,
+                    reason="A registered model package points at a training job's model.tar.gz under models/ or "
+                    "training-output/; reads are limited to those prefixes of this stage's artifacts bucket.",
+                )
+        # The platform writes the container's stdout and its metrics with the execution role.
+        log_groups = log_group_arn(self, "/aws/sagemaker/Endpoints/*")
+        grant_sagemaker_logs(role, log_groups, f"{log_groups}:log-stream:*")
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={
+                    "StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/Endpoints", "AWS/SageMaker"]}
+                },
+            )
+        )
+
         acknowledge_resource(
-            self.role,
+            role,
             "AwsSolutions-IAM5",
             "CloudWatch Logs log-stream names are chosen by SageMaker per instance; scoped to this account's "
             "/aws/sagemaker/Endpoints log groups.",
             resource=log_groups,
         )
         acknowledge_resource(
-            self.role,
+            role,
             "AwsSolutions-IAM5",
             "Log streams of the endpoint log groups are created by SageMaker per instance, names unknown at "
             "deploy time.",
             resource=f"{log_groups}:log-stream:*",
         )
         acknowledge(
-            self.role,
+            role,
             "AwsSolutions-IAM5",
             "cloudwatch:PutMetricData supports no resource ARNs; the condition limits it to the SageMaker "
             "endpoint namespaces.",
             applies_to="Resource::*",
         )
+        return role
 
     @staticmethod
     def _data_capture(

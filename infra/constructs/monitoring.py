@@ -28,6 +28,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app.contracts import instance_types
@@ -65,15 +66,46 @@ def vcpus(instance_type: str) -> int:
     return 2
 
 
-class AlarmTopic(Construct):
-    """The stage's alarm topic. Public: ``topic``."""
+def any_occurrence_alarm(
+    scope: Construct, construct_id: str, *, description: str, metric: cloudwatch.IMetric
+) -> cloudwatch.Alarm:
+    """An alarm that fires on one occurrence in a period (an error, a failed job, a dead letter); no data is no
+    occurrence."""
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        metric=metric,
+        threshold=1,
+        evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
 
-    def __init__(self, scope: Construct, construct_id: str, *, emails: tuple[str, ...], retain: bool) -> None:
+
+class AlarmTopic(Construct):
+    """An SNS topic that CloudWatch alarms publish to, with its own key. Public: ``topic``, ``key``.
+
+    Its own key, not the stage's data key: the key policy must let CloudWatch use it, and that statement belongs
+    with the topic, not in the stateful stack's key policy. E-mail deliveries that fail go to ``dead_letters``
+    where given."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        display_name: str,
+        purpose: str,
+        emails: tuple[str, ...],
+        retain: bool,
+        dead_letters: sqs.IQueue | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
             self,
             "Key",
-            description="Encrypts the endpoint alarm topic (CloudWatch alarms publish to it)",
+            description=f"Encrypts {purpose} (CloudWatch alarms publish to it)",
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
             pending_window=cdk.Duration.days(7),
@@ -88,10 +120,14 @@ class AlarmTopic(Construct):
             )
         )
         self.topic = sns.Topic(
-            self, "Topic", master_key=self.key, enforce_ssl=True, display_name="Endpoint alarms"
+            self, "Topic", master_key=self.key, enforce_ssl=True, display_name=display_name
         )
         for email in emails:
-            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(email))
+            subscription = self.topic.add_subscription(
+                subscriptions.EmailSubscription(email, dead_letter_queue=dead_letters)
+            )
+            if dead_letters is not None:
+                continue
             acknowledge(
                 subscription,
                 "Serverless-SNSRedrivePolicy",

@@ -19,7 +19,6 @@ Lambda's own async retry (``retry_attempts``, ``max_event_age`` below), so throt
 from __future__ import annotations
 
 import aws_cdk as cdk
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -29,6 +28,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import LOG_RETENTION_DAYS
+from infra.constructs.monitoring import any_occurrence_alarm
 from infra.paths import REPO_ROOT
 
 LAYER_DIR = REPO_ROOT / "build" / "lambda-layer"
@@ -120,14 +120,10 @@ class LauncherFunction(Construct):
             max_event_age=cdk.Duration.hours(6),
             on_failure=destinations.SqsDestination(dead_letters),
         )
-        self.errors_alarm = cloudwatch.Alarm(
+        self.errors_alarm = any_occurrence_alarm(
             self,
             "ErrorsAlarm",
-            alarm_description=f"{description}: invocations failed (after this, events go to the dead-letter queue)",
+            description=f"{description}: invocations failed (after this, events go to the dead-letter queue)",
             metric=self.function.metric_errors(period=cdk.Duration.minutes(5), statistic="Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self.errors_alarm.add_alarm_action(cw_actions.SnsAction(alarm_topic))

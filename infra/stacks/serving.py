@@ -16,7 +16,6 @@ from app.contracts.stack_outputs import ServingOutputs
 from infra.config import StageConfig
 from infra.constructs.endpoint import ModelData, ServingEndpoint, variant_name
 from infra.constructs.endpoint_scaling import EndpointAutoscaling
-from infra.constructs.images import ContainerImage, serve_build_args
 from infra.constructs.monitoring import AlarmTopic, EndpointAlarms
 from infra.constructs.monitoring_dashboard import EndpointRef, ServingDashboard
 from infra.constructs.release_verifier import ReleaseVerifierRole
@@ -43,7 +42,14 @@ class ServingStack(cdk.Stack):
             scope, construct_id, termination_protection=config.protect_stateless_stacks, **kwargs
         )
         settings = config.endpoint
-        self.topic = AlarmTopic(self, "Alarms", emails=config.alarm_emails, retain=config.retain_data).topic
+        self.topic = AlarmTopic(
+            self,
+            "Alarms",
+            display_name="Endpoint alarms",
+            purpose="the endpoint alarm topic",
+            emails=config.alarm_emails,
+            retain=config.retain_data,
+        ).topic
         self.endpoint: ServingEndpoint | None = None
         self.verifier: ReleaseVerifierRole | None = None  # the release pipeline's gates (with a pipeline)
         self.scaling: EndpointAutoscaling | None = None
@@ -51,13 +57,7 @@ class ServingStack(cdk.Stack):
         endpoint_ref: EndpointRef | None = None
 
         if settings.has_model_version or release is not None:
-            image = ContainerImage(
-                self,
-                "ServeImage",
-                name="serve",
-                pinned_uri=release.serve if release else config.images.serve,
-                build_args=serve_build_args(config.endpoint.instance_type),
-            )
+            image = data.serve_image
             variant = variant_name(settings.instance_type)
             scope_ = Construct(self, f"Endpoint-{variant}")  # identity follows the instance type
             self.endpoint = ServingEndpoint(

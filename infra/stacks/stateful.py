@@ -1,6 +1,6 @@
 """Stateful stack of a stage: the customer-managed KMS key, the datasets / artifacts / access-log buckets, the
 ECR repositories of the dataprep, train and serve images, the model registry (model package group) and the record
-of which release the stage runs.
+of which release the stage runs, and the stage's serve image (the training and serving stacks both use it).
 
 Everything here holds data, so it lives apart from the stateless stacks: staging and prod retain it on delete and
 turn on termination protection (``config.retain_data``); dev destroys its datasets and repositories. The model
@@ -33,6 +33,7 @@ from app.contracts.storage import (
 )
 from infra.config import StageConfig
 from infra.constructs import training_names as names
+from infra.constructs.images import ContainerImage, serve_build_args
 from infra.constructs.secure_bucket import SecureBucket
 from infra.nag import acknowledge
 from infra.release import StageRelease
@@ -194,6 +195,16 @@ class StatefulStack(cdk.Stack):
             self.repositories[name] = repository
             # Promotion scripts find the unnamed repositories through these outputs.
             cdk.CfnOutput(self, DataOutputs.repository_uri(name), value=repository.repository_uri)
+
+        # The stage's serve image, defined once for both stateless stacks: the registrar records it in every model
+        # version it registers, the endpoint runs it (a build has one asset, a release one pinned digest).
+        self.serve_image = ContainerImage(
+            self,
+            "ServeImage",
+            name="serve",
+            pinned_uri=release.serve if release else config.images.serve,
+            build_args=serve_build_args(config.endpoint.instance_type),
+        )
 
         cdk.CfnOutput(self, DataOutputs.DATASETS_BUCKET_NAME, value=self.datasets_bucket.bucket_name)
         cdk.CfnOutput(self, DataOutputs.ARTIFACTS_BUCKET_NAME, value=self.artifacts_bucket.bucket_name)

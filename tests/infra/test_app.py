@@ -13,6 +13,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Match, Template
 
+from app.contracts import launcher_environment
 from infra.app import build_app
 from infra.config import ConfigError, load_stage
 from infra.constructs.images import BUILD_CONTEXT, ContainerImage, ImageName
@@ -150,9 +151,28 @@ def test_first_stage_can_build_its_images_with_the_variant_of_its_instance_type(
 ) -> None:  # type: ignore[no-untyped-def]
     gpu_dev = stage_config("Dev", endpoint={"instance_type": "ml.g5.xlarge"})
     built = synth_stages(gpu_dev, release=EXAMPLE_RELEASE, build_images=["Dev"])
-    (assets_file,) = (built.outdir / "assembly-Dev").glob("*Serving*.assets.json")
-    (image,) = json.loads(assets_file.read_text())["dockerImages"].values()
+    images = {
+        assets_file.name: image
+        for assets_file in (built.outdir / "assembly-Dev").glob("*.assets.json")
+        for image in json.loads(assets_file.read_text()).get("dockerImages", {}).values()
+        if image["source"]["dockerFile"] == "containers/serve/Dockerfile"
+    }
+    # Built once, in the Data stack, for the registrar (Training) and the endpoint (Serving) alike.
+    [(assets_file, image)] = images.items()
+    assert assets_file.startswith("DevData")
     assert image["source"].get("dockerBuildArgs", {}).get("VARIANT") == "gpu"
+    training = built.template_json("Dev", "Training")["Resources"]
+    [registrar] = [
+        r["Properties"]
+        for r in training.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and r["Properties"]["Handler"] == "app.launcher.registrar.handler"
+    ]
+    serving = built.template_json("Dev", "Serving")["Resources"]
+    [model] = [r["Properties"] for r in serving.values() if r["Type"] == "AWS::SageMaker::Model"]
+    registered = registrar["Environment"]["Variables"][launcher_environment.SERVE_IMAGE_URI]
+    assert registered == model["PrimaryContainer"]["Image"]
+    assert "Fn::ImportValue" not in json.dumps(registered)  # the asset's URI, not an export of the Data stack
 
 
 def test_a_later_stage_may_not_build_its_images(stage_config) -> None:  # type: ignore[no-untyped-def]

@@ -212,6 +212,60 @@ def test_notify_topic_is_kms_encrypted_and_tls_only(dev: dict[str, Any]) -> None
     assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in denies)
 
 
+def test_notify_topic_has_its_own_key_and_leaves_the_data_key_policy_alone(
+    synth: SynthesizedApp, stage: tuple[StageConfig, dict[str, Any]]
+) -> None:
+    config, training = stage
+    [topic] = resources(training, "AWS::SNS::Topic").values()
+    key_id = topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key_policy = training["Resources"][key_id]["Properties"]["KeyPolicy"]["Statement"]
+    assert any(s["Principal"] == {"Service": "cloudwatch.amazonaws.com"} for s in key_policy)
+    data = synth.template_json(config.name, "Data")
+    [data_key] = resources(data, "AWS::KMS::Key").values()
+    principals = json.dumps([s["Principal"] for s in data_key["Properties"]["KeyPolicy"]["Statement"]])
+    assert "cloudwatch.amazonaws.com" not in principals
+
+
+# Logical IDs from before the stack was composed of constructs: a changed one replaces the resource (a new topic
+# ARN whose subscribers confirm again, rules and alarms re-created, Lambdas re-created under new names).
+PINNED_IDS = {
+    "TrainingRoleAA3C7BE5": "AWS::IAM::Role",
+    "NotifyTopic5FFA0016": "AWS::SNS::Topic",
+    "NotifyTopicPolicy23E22CE3": "AWS::SNS::TopicPolicy",
+    "DeadLettersBBF8BAAB": "AWS::SQS::Queue",
+    "LauncherDependenciesA769BD2D": "AWS::Lambda::LayerVersion",
+    "RunnerFunction51B573FD": "AWS::Lambda::Function",
+    "RunnerLogs696CEF90": "AWS::Logs::LogGroup",
+    "RegistrarFunction39ADB1E4": "AWS::Lambda::Function",
+    "RegistrarLogs6CCC4EBB": "AWS::Logs::LogGroup",
+    "DatasetLandedA46F8EE6": "AWS::Events::Rule",
+    "TrainingJobFinished0A1F2FC7": "AWS::Events::Rule",
+    "TrainingJobFailed55E8B2B6": "AWS::Events::Rule",
+    "TrainingJobFailedAlarm818A19C2": "AWS::CloudWatch::Alarm",
+    "DeadLettersAlarm3F8DE0AC": "AWS::CloudWatch::Alarm",
+}
+
+
+def test_resources_keep_their_logical_ids(stage: tuple[StageConfig, dict[str, Any]]) -> None:
+    config, training = stage
+    assert {
+        k: training["Resources"][k]["Type"] for k in PINNED_IDS if k in training["Resources"]
+    } == PINNED_IDS
+    permissions = sorted(resources(training, "AWS::Lambda::Permission"))
+    name = config.name
+    assert [p.split("AllowEventRule")[0] for p in permissions] == [
+        "DatasetLanded",
+        "TrainingJobFailed",
+        "TrainingJobFinished",
+    ]
+    # <rule><"AllowEventRule"><function's unique id><hash>: the function's path, then two 8-character hashes
+    assert [p.split("AllowEventRule")[1][:-16] for p in permissions] == [
+        f"{name}TrainingRunnerFunction",
+        f"{name}TrainingRegistrarFunction",
+        f"{name}TrainingRegistrarFunction",
+    ]
+
+
 def test_alarms_on_lambda_errors_failed_jobs_and_dead_letters(dev: dict[str, Any]) -> None:
     alarms = [a["Properties"] for a in resources(dev, "AWS::CloudWatch::Alarm").values()]
     by_metric = sorted((a["Namespace"], a["MetricName"]) for a in alarms)
