@@ -1,121 +1,40 @@
-"""Synthesized CDK apps for the infra tests, built once per session.
+"""Session fixtures of the infra tests: synthesized CDK apps, built once (helpers in tests/infra/synthesized.py).
 
 - ``synth``: the whole app (every stage of infra/stages.py) synthesized ONCE into a tmp cloud assembly;
   ``synth.template("Dev", "Data")`` -> ``aws_cdk.assertions.Template``, ``synth.template_json(...)`` -> dict,
   ``synth.outdir`` -> the assembly dir, ``synth.stage("Dev")`` -> the PlatformStage construct.
 - ``stage_config("Dev", endpoint={"model_data_key": None})``: a stage's config with deep-merged overrides.
 - ``synth_stages(config, ..., release=None, build_images=None)``: synthesize an app of just these configs (cached per
-  arguments, so ask sparingly); ``EXAMPLE_RELEASE`` is the checked-in release every default stage deploys.
+  arguments, so ask sparingly).
 """
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
-from aws_cdk.assertions import Template
 
-from app.contracts.release import Release, load_current
-from infra.app import RELEASES_DIR, build_app, example_pipeline_stages
-from infra.config import StageConfig, load_stage
-from infra.stage import PlatformStage
-from infra.stages import STAGES
-from scripts.synth import nag_findings
-
-EXAMPLE_RELEASE: Release = load_current(RELEASES_DIR)
-
-
-@dataclass
-class SynthesizedApp:
-    """A synthesized cloud assembly and the construct tree it came from."""
-
-    outdir: Path
-    stages: dict[str, PlatformStage]
-
-    def template_path(self, stage: str, stack: str) -> Path:
-        """Template file of stack ``stack`` (construct id, e.g. "Data") in stage ``stage`` (e.g. "Dev")."""
-        stage_dir = self.outdir / f"assembly-{stage}"
-        if not stage_dir.is_dir():
-            raise KeyError(f"no stage '{stage}' in {self.outdir} (have: {sorted(self.stages)})")
-        manifest = json.loads((stage_dir / "manifest.json").read_text())
-        for artifact in manifest["artifacts"].values():
-            if (
-                artifact["type"] == "aws:cloudformation:stack"
-                and artifact.get("displayName") == f"{stage}/{stack}"
-            ):
-                return stage_dir / artifact["properties"]["templateFile"]
-        raise KeyError(f"no stack '{stack}' in stage '{stage}'")
-
-    def template_json(self, stage: str, stack: str) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self.template_path(stage, stack).read_text())
-        return result
-
-    def template(self, stage: str, stack: str) -> Template:
-        return Template.from_json(self.template_json(stage, stack))
-
-    def templates(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
-        """(stage, stack, template) for every stack of every stage."""
-        for stage_name, stage in self.stages.items():
-            for stack_id in (child.node.id for child in stage.node.children if isinstance(child, cdk.Stack)):
-                yield stage_name, stack_id, self.template_json(stage_name, stack_id)
-
-    def stage(self, name: str) -> PlatformStage:
-        return self.stages[name]
-
-    def pipeline_template(self) -> dict[str, Any]:
-        """The template of the top-level Pipeline stack."""
-        result: dict[str, Any] = json.loads((self.outdir / "Pipeline.template.json").read_text())
-        return result
-
-
-def _synth(configs: dict[str, StageConfig] | None, outdir: Path, **kwargs: Any) -> SynthesizedApp:
-    app = build_app(configs, outdir=str(outdir), **kwargs)
-    try:
-        app.synth()
-    except RuntimeError as exc:  # cdk-nag findings: name each one instead of jsii's bare "Validation failed"
-        report = outdir / "validation-report.json"
-        raise AssertionError(
-            f"synth failed: {exc}\n{nag_findings(report) if report.exists() else ''}"
-        ) from None
-    stages = {child.node.id: child for child in app.node.children if isinstance(child, PlatformStage)}
-    return SynthesizedApp(outdir=outdir, stages=stages)
+from infra.app import example_pipeline_stages
+from infra.config import StageConfig
+from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config, synthesize
 
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """The whole app, every stage, synthesized once per session (cdk-nag runs as part of it)."""
-    return _synth(None, tmp_path_factory.mktemp("cdk.out"))
+    return synthesize(None, tmp_path_factory.mktemp("cdk.out"))
 
 
 @pytest.fixture(scope="session")
-def pipeline_synth(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+def pipelinesynthesize(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """The example pipeline (infra/stages.py EXAMPLE_PIPELINE, stages in the example accounts) with every stage,
     synthesized once per session: ``template("Dev", "Data")`` as usual, ``pipeline_template()`` for the pipeline."""
     stages, pipeline = example_pipeline_stages()
-    return _synth(
+    return synthesize(
         stages, tmp_path_factory.mktemp("cdk.out.pipeline"), release=EXAMPLE_RELEASE, pipeline=pipeline
     )
-
-
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def make_stage_config(name: str, **overrides: Any) -> StageConfig:
-    """The config of stage ``name`` from infra/stages.py with ``overrides`` deep-merged (dicts merge, rest replaces)."""
-    return load_stage(name, _merge(dict(STAGES[name]), overrides))
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +53,7 @@ def synth_stages(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Synt
             sort_keys=True,
         )
         if key not in cache:
-            cache[key] = _synth(
+            cache[key] = synthesize(
                 {c.name: c for c in configs}, tmp_path_factory.mktemp("cdk.out.custom"), **kwargs
             )
         return cache[key]

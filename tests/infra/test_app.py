@@ -19,7 +19,7 @@ from infra.config import ConfigError, load_stage
 from infra.constructs.images import BUILD_CONTEXT, ContainerImage, ImageName
 from infra.release import serve_variant
 from infra.stages import STAGES
-from tests.infra.conftest import EXAMPLE_RELEASE, SynthesizedApp
+from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp
 
 PINNED = "111122223333.dkr.ecr.eu-west-1.amazonaws.com/platform/serve@sha256:" + "ab" * 32
 

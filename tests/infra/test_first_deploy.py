@@ -17,7 +17,7 @@ from infra.app import REPO_ROOT, feature_flags
 from infra.config import StageConfig, load_stage
 from infra.constructs.monitoring import ROLLBACK
 from infra.stages import STAGES
-from tests.infra.conftest import SynthesizedApp, make_stage_config
+from tests.infra.synthesized import SynthesizedApp, make_stage_config
 
 STAGE_NAMES = list(STAGES)
 CONFIGS: dict[str, StageConfig] = {name: load_stage(name, values) for name, values in STAGES.items()}

@@ -17,7 +17,7 @@ from infra.config import ConfigError, check_promotion_order, load_stage
 from infra.constructs.endpoint import serving_environment
 from infra.stages import STAGES
 from scripts import synth as synth_script
-from tests.infra.conftest import SynthesizedApp, make_stage_config
+from tests.infra.synthesized import SynthesizedApp, make_stage_config
 
 
 def _values(name: str, **endpoint: Any) -> dict[str, Any]:

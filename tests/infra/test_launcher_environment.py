@@ -13,7 +13,7 @@ import pytest
 
 from app.contracts import launcher_environment
 from app.launcher.settings import RegistrarSettings, RunnerSettings, load
-from tests.infra.conftest import SynthesizedApp
+from tests.infra.synthesized import SynthesizedApp
 from tests.infra.test_training_stack import REGISTRAR, RUNNER, function
 
 ACCOUNT, REGION = "123456789012", "eu-west-1"

@@ -14,7 +14,7 @@ from infra.config import ConfigError, load_pipeline
 from infra.release import serve_variant
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE
 from scripts.synth import IGNORED_CFN_LINT_CHECKS
-from tests.infra.conftest import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config
+from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config
 
 STAGE_ORDER = ["Dev", "Staging", "Prod"]
 

@@ -7,7 +7,7 @@ import pytest
 from app.contracts.release import Release
 from infra.config import ConfigError
 from infra.release import for_stage, serve_variant
-from tests.infra.conftest import EXAMPLE_RELEASE, make_stage_config
+from tests.infra.synthesized import EXAMPLE_RELEASE, make_stage_config
 
 
 def test_stage_takes_the_release_digests_and_model() -> None:

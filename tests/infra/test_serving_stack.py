@@ -17,7 +17,7 @@ from infra.config import StageConfig, load_stage
 from infra.constructs.endpoint import variant_name
 from infra.constructs.monitoring import ROLLBACK
 from infra.stages import STAGES
-from tests.infra.conftest import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config
+from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config
 
 STAGE_NAMES = list(STAGES)
 CONFIGS: dict[str, StageConfig] = {name: load_stage(name, values) for name, values in STAGES.items()}

@@ -12,7 +12,7 @@ from aws_cdk.assertions import Match
 from infra.config import load_stage
 from infra.stacks.stateful import ECR_IMAGES_PER_REPOSITORY
 from infra.stages import STAGES
-from tests.infra.conftest import EXAMPLE_RELEASE, SynthesizedApp
+from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp
 
 STAGE_NAMES = list(STAGES)
 KMS_BUCKETS = ("DatasetsBucket", "ArtifactsBucket")

@@ -20,7 +20,7 @@ from app.contracts.storage import RAW_PREFIX, TRAINING_READABLE_PREFIXES
 from infra.config import LOG_RETENTION_DAYS, ConfigError, StageConfig, load_stage
 from infra.constructs.training_lambda import LauncherFunction
 from infra.stages import STAGES
-from tests.infra.conftest import SynthesizedApp
+from tests.infra.synthesized import SynthesizedApp
 
 CONFIGS: dict[str, StageConfig] = {name: load_stage(name, values) for name, values in STAGES.items()}
 RUNNER = "app.launcher.runner.handler"

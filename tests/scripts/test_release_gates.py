@@ -19,7 +19,7 @@ from app.contracts.release import Release, load_current
 from infra.app import RELEASES_DIR
 from scripts.release_checks import endpoint_quota_name, expectation, preflight, verify_release
 from scripts.verify_endpoint import sample_jpeg
-from tests.infra.conftest import make_stage_config
+from tests.infra.synthesized import make_stage_config
 
 REGION = "eu-west-1"
 MODEL_BYTES = b"a model.tar.gz"
