@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Annotations, Match
 
-from infra.app import REPO_ROOT, feature_flags
+from infra.app import feature_flags
 from infra.config import StageConfig, load_stage
 from infra.constructs.monitoring import ROLLBACK
+from infra.paths import REPO_ROOT
 from infra.stages import STAGES
 from tests.infra.synthesized import SynthesizedApp, make_stage_config
 
