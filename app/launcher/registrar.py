@@ -1,8 +1,9 @@
 """Registrar Lambda: "SageMaker Training Job State Change" events of this stage's jobs.
 
 Completed -> a new model package version in the stage's model package group, with the job's final metrics;
-``Approved`` only when the quality metric (``val:mAP50-95``, app/contracts/metrics.py QUALITY_METRIC) meets the stage's quality bar, else ``PendingManualApproval`` (and the
-notify topic says a version waits for review). Failed or Stopped -> the notify topic, with the failure reason.
+``Approved`` only when the quality metric (``QUALITY_METRIC`` of app/contracts/metrics.py, ``val:mAP50-95``) meets
+the stage's quality bar, else ``PendingManualApproval`` (and the notify topic says a version waits for review).
+Failed or Stopped -> the notify topic, with the failure reason.
 Unexpected AWS errors are raised, so Lambda retries the event and then sends it to the on-failure destination.
 """
 

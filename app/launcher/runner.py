@@ -18,9 +18,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from app.launcher import aws
-from app.launcher.job import create_training_job_request, resolve
-from app.launcher.request import S3_SOURCE, RequestError, Trigger, parse_event
 from app.launcher.settings import RunnerSettings, load
+from app.launcher.training_job import create_training_job_params, resolve
+from app.launcher.trigger import S3_SOURCE, RequestError, Trigger, parse_event
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -64,7 +64,7 @@ def start(
     except RequestError as exc:
         result = _rejected("invalid_request", str(exc), field=exc.field)
         return _report(result, trigger, settings, sns)
-    params = create_training_job_request(job, settings)
+    params = create_training_job_params(job, settings)
     name = params["TrainingJobName"]
     region = sagemaker.meta.region_name
     found = {"job_name": name, "console_url": aws.console_url(region, name), "retryable": False}

@@ -1,4 +1,4 @@
-"""Settings of the launcher Lambdas, parsed once from the Lambda environment that CDK writes (infra/stacks/training.py).
+"""Settings of the launcher Lambdas, parsed once from the Lambda environment that CDK writes.
 
 Each field reads the variable named in app/contracts/launcher_environment.py (its ``validation_alias``), the names
 infra writes. Lists and maps arrive as JSON strings (pydantic-settings decodes them). A missing or invalid variable
@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.contracts import launcher_environment as env
 from app.contracts.errors import ContractError
-from app.launcher.request import InstanceCount
+from app.launcher.trigger import InstanceCount
 
 _PREFIX = r"^[a-z0-9][a-z0-9-]{0,30}-$"
 _S3_PREFIX_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^\s]*/)?$"

@@ -1,4 +1,4 @@
-"""Runner Lambda against moto (in-process): one job per request, with the request the stage config asks for."""
+"""Runner Lambda against moto (in-process): one job per request, with the parameters the stage config asks for."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def s3_event(
     }
 
 
-def test_valid_request_starts_one_job_with_the_stage_request(
+def test_valid_request_starts_one_job_with_the_stage_settings(
     runner_settings: RunnerSettings, sagemaker: Any
 ) -> None:
     calls = CallRecorder(sagemaker)

@@ -127,7 +127,7 @@ def test_invalid_payloads_never_reach_aws(runner_settings: RunnerSettings, paylo
 
 
 def test_graviton_instance_override_is_rejected_naming_the_architecture() -> None:
-    from app.launcher.request import RequestError, parse_event
+    from app.launcher.trigger import RequestError, parse_event
 
     with pytest.raises(RequestError, match=r"instance_type.*Graviton \(arm64\).*linux/amd64"):
         parse_event({"dataset_uri": DATASET_URI, "instance_type": "ml.m6g.xlarge"})

@@ -1,7 +1,8 @@
-"""What the runner accepts: an operator request or an EventBridge S3 "Object Created" event for a dataset.json.
+"""What triggers a training job: an operator request or an EventBridge S3 "Object Created" event for a dataset.json.
 
-Both become one ``TrainingRequest``. Everything here is pure (no AWS call), so a bad payload is rejected before
-the runner touches SageMaker; every error names the field and what was expected.
+``parse_event`` turns either into one ``TrainingRequest`` (what to train; the runner's only meaning of "request").
+Everything here is pure (no AWS call), so a bad payload is rejected before the runner touches SageMaker; every error
+names the field and what was expected. ``training_job.py`` turns a request into the CreateTrainingJob parameters.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class RequestError(ContractError):
 
 
 class TrainingRequest(BaseModel):
-    """An operator's request. Only ``dataset_uri`` is required; everything else overrides the stage config."""
+    """What to train: an operator's request, or one built from a dataset event. Only ``dataset_uri`` is required;
+    everything else overrides the stage config."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -83,7 +85,7 @@ class TrainingRequest(BaseModel):
         return self.dataset_uri.removeprefix("s3://").split("/", 1)[0]
 
 
-def _from_model(raw: Mapping[str, Any]) -> TrainingRequest:
+def _parse_request(raw: Mapping[str, Any]) -> TrainingRequest:
     try:
         request = TrainingRequest.model_validate(raw)
     except ValidationError as exc:
@@ -123,7 +125,7 @@ def _from_s3_event(event: Mapping[str, Any]) -> TrainingRequest:
         )
     # EventBridge gives the key URL-encoded (spaces as '+', '=' as %3D): decode it before it names a prefix.
     prefix = unquote_plus(key)[: -len(DATASET_JSON)]
-    request = _from_model({"dataset_uri": f"s3://{bucket}/{prefix}"})
+    request = _parse_request({"dataset_uri": f"s3://{bucket}/{prefix}"})
     version = f"{etag}/{version_id}" if isinstance(version_id, str) and version_id else etag
     return request.model_copy(update={"dataset_version": version})
 
@@ -149,4 +151,4 @@ def parse_event(event: object) -> tuple[TrainingRequest, Trigger]:
             "dataset_version",
             "set from the S3 event only; to train again on the same inputs give a new run_label",
         )
-    return _from_model(event), "operator"
+    return _parse_request(event), "operator"
