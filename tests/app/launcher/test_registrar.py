@@ -8,20 +8,13 @@ import subprocess
 import sys
 from typing import Any
 
-import boto3
 import pytest
 from moto.sagemaker.models import sagemaker_backends
 
 from app.launcher import registrar, runner
 from app.launcher.settings import RegistrarSettings, RunnerSettings
-from tests.app.launcher.conftest import ACCOUNT, DATASET_URI, REGION, SERVE_IMAGE
-
-
-def state_change(name: str, status: str, reason: str | None = None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"TrainingJobName": name, "TrainingJobStatus": status}
-    if reason:
-        detail["FailureReason"] = reason
-    return {"source": "aws.sagemaker", "detail-type": registrar.DETAIL_TYPE, "detail": detail}
+from tests.app.launcher.events import state_change
+from tests.app.launcher.stage_settings import ACCOUNT, DATASET_URI, REGION, SERVE_IMAGE
 
 
 def completed_job(runner_settings: RunnerSettings, sagemaker: Any, map50_95: float) -> str:
@@ -34,20 +27,6 @@ def completed_job(runner_settings: RunnerSettings, sagemaker: Any, map50_95: flo
         {"MetricName": "val:mAP50-95", "Value": map50_95, "Timestamp": job.creation_time},
     ]
     return str(started["job_name"])
-
-
-@pytest.fixture
-def sns_inbox(aws: None) -> tuple[Any, str, Any, str]:
-    """An SNS topic with an SQS queue subscribed (raw delivery), to read what was published."""
-    sns = boto3.client("sns", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    topic = sns.create_topic(Name="notify")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    return sns, topic, sqs, queue
 
 
 @pytest.fixture

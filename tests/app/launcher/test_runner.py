@@ -11,7 +11,9 @@ from app.contracts.hyperparameters import BAKED_CHECKPOINT
 from app.contracts.metrics import METRIC_DEFINITIONS
 from app.launcher import runner
 from app.launcher.settings import RunnerSettings, SettingsError, load
-from tests.app.launcher.conftest import (
+from tests.app.launcher.call_recorder import CallRecorder
+from tests.app.launcher.events import s3_event
+from tests.app.launcher.stage_settings import (
     ARTIFACTS,
     DATASET_URI,
     DATASETS,
@@ -21,36 +23,7 @@ from tests.app.launcher.conftest import (
     REGION,
     ROLE_ARN,
     RUNNER_ENV,
-    CallRecorder,
 )
-
-
-def s3_event(
-    key: str,
-    bucket: str = DATASETS,
-    etag: str = "b1946ac92492d2347c6235b4d2611184",
-    version_id: str | None = None,
-) -> dict[str, Any]:
-    """An EventBridge S3 'Object Created' event as S3 sends it (trimmed to the fields we read + a few)."""
-    obj: dict[str, Any] = {"key": key, "size": 1234, "etag": etag}
-    if version_id is not None:
-        obj["version-id"] = version_id
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": "123456789012",
-        "region": REGION,
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": obj,
-            "request-id": "N4N7GDK58NMKJ12R",
-            "reason": "PutObject",
-        },
-    }
 
 
 def test_valid_request_starts_one_job_with_the_stage_settings(
@@ -244,27 +217,6 @@ def test_new_version_of_a_versioned_dataset_json_starts_a_new_job(
     second = runner.start(s3_event(key, version_id="v2"), settings=runner_settings, sagemaker=sagemaker)
     assert second["status"] == "started"
     assert second["job_name"] != first["job_name"]
-
-
-def test_dataset_event_without_etag_is_rejected_naming_the_field(
-    runner_settings: RunnerSettings, sagemaker: Any
-) -> None:
-    event = s3_event("datasets/v-3f2a1b9c/dataset.json")
-    del event["detail"]["object"]["etag"]
-    result = runner.start(event, settings=runner_settings, sagemaker=sagemaker)
-    assert result["status"] == "rejected"
-    assert result["error"]["field"] == "detail.object.etag"
-
-
-def test_operator_cannot_set_the_event_only_dataset_version(
-    runner_settings: RunnerSettings, sagemaker: Any
-) -> None:
-    result = runner.start(
-        {"dataset_uri": DATASET_URI, "dataset_version": "x"}, settings=runner_settings, sagemaker=sagemaker
-    )
-    assert result["status"] == "rejected"
-    assert result["error"]["field"] == "dataset_version"
-    assert "run_label" in result["error"]["message"]
 
 
 def test_url_encoded_event_key_is_decoded_to_the_real_prefix(

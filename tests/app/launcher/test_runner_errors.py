@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from app.launcher import runner
 from app.launcher.settings import RunnerSettings
-from tests.app.launcher.conftest import DATASET_URI, REGION, CallRecorder
+from tests.app.launcher.call_recorder import CallRecorder
+from tests.app.launcher.stage_settings import DATASET_URI, REGION
 
 NOT_FOUND = ("ValidationException", "Requested resource not found.")
 
@@ -124,10 +125,3 @@ def test_invalid_payloads_never_reach_aws(runner_settings: RunnerSettings, paylo
     assert result["status"] == "rejected"
     assert result["error"]["field"]
     assert result["error"]["message"].startswith(f"field '{result['error']['field']}'")
-
-
-def test_graviton_instance_override_is_rejected_naming_the_architecture() -> None:
-    from app.launcher.trigger import RequestError, parse_event
-
-    with pytest.raises(RequestError, match=r"instance_type.*Graviton \(arm64\).*linux/amd64"):
-        parse_event({"dataset_uri": DATASET_URI, "instance_type": "ml.m6g.xlarge"})
