@@ -24,7 +24,9 @@ class SettingsError(ContractError):
     """The Lambda environment is missing or has an invalid setting (a deployment bug, not an operator error)."""
 
 
-class _Base(BaseSettings):
+class Settings(BaseSettings):
+    """What both launcher Lambdas read."""
+
     # populate_by_name: tests and callers may also pass the field names
     model_config = SettingsConfigDict(
         case_sensitive=False, frozen=True, extra="ignore", populate_by_name=True
@@ -41,10 +43,10 @@ class _Base(BaseSettings):
     )
 
 
-_T = TypeVar("_T", bound="_Base")
+_T = TypeVar("_T", bound=Settings)
 
 
-class RunnerSettings(_Base):
+class RunnerSettings(Settings):
     """What every training job of the stage gets (from infra/config.py TrainingSettings)."""
 
     training_image_uri: str = Field(min_length=1, validation_alias=env.TRAINING_IMAGE_URI)
@@ -89,7 +91,7 @@ class RunnerSettings(_Base):
         return self.output_s3_uri.removeprefix("s3://").split("/", 1)[0]
 
 
-class RegistrarSettings(_Base):
+class RegistrarSettings(Settings):
     """Where finished jobs become model versions, and what counts as good enough to approve automatically."""
 
     model_package_group_name: str = Field(min_length=1, validation_alias=env.MODEL_PACKAGE_GROUP_NAME)

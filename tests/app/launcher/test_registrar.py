@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto.sagemaker.models import sagemaker_backends
 
-from app.launcher import registrar, runner
+from app.launcher import aws, registrar, runner
 from app.launcher.settings import RegistrarSettings, RunnerSettings
 from tests.app.launcher.events import state_change
 from tests.app.launcher.stage_settings import ACCOUNT, DATASET_URI, REGION, SERVE_IMAGE
@@ -116,6 +116,27 @@ def test_missing_quality_metric_needs_manual_approval() -> None:
     status, why = registrar.approval({"val:mAP50": 0.9}, 0.5)
     assert status == "PendingManualApproval"
     assert "val:mAP50-95 missing" in why
+
+
+def test_handler_reads_its_settings_from_the_lambda_environment(
+    monkeypatch: pytest.MonkeyPatch, sagemaker: Any
+) -> None:
+    environment = {
+        "STAGE": "Dev",
+        "JOB_NAME_PREFIX": "yolo-dev-",
+        "MODEL_PACKAGE_GROUP_NAME": "dev-yolo-detector",
+        "QUALITY_BAR_MAP50_95": "0.5",
+        "SERVE_IMAGE_URI": SERVE_IMAGE,
+    }
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    aws._cold_start.cache_clear()
+    try:
+        ours = registrar.handler(state_change("yolo-dev-ds-0123", "Stopped"), None)
+        theirs = registrar.handler(state_change("yolo-prod-ds-0123", "Stopped"), None)
+    finally:
+        aws._cold_start.cache_clear()
+    assert (ours["status"], theirs["status"]) == ("notified", "ignored")  # the stage's prefix was read
 
 
 def test_registrar_lambda_does_not_load_the_runner_module() -> None:

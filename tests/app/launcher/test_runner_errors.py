@@ -27,13 +27,18 @@ def stubbed() -> Iterator[tuple[Any, Stubber]]:
         yield client, stubber
 
 
+def _create_fails(stubber: Stubber, code: str, message: str, **kwargs: Any) -> None:
+    """The job does not exist yet; CreateTrainingJob answers ``code``."""
+    stubber.add_client_error("describe_training_job", *NOT_FOUND)
+    stubber.add_client_error("create_training_job", code, message, **kwargs)
+
+
 def test_no_gpu_quota_is_rejected_as_not_retryable_with_what_to_do(
     runner_settings: RunnerSettings, stubbed: tuple[Any, Stubber]
 ) -> None:
     client, stubber = stubbed
-    stubber.add_client_error("describe_training_job", *NOT_FOUND)
-    stubber.add_client_error(
-        "create_training_job",
+    _create_fails(
+        stubber,
         "ResourceLimitExceeded",
         "The account-level service limit 'ml.g5.xlarge for spot training job usage' is 0 Instances",
     )
@@ -50,10 +55,7 @@ def test_throttling_is_raised_as_retryable(
     runner_settings: RunnerSettings, stubbed: tuple[Any, Stubber]
 ) -> None:
     client, stubber = stubbed
-    stubber.add_client_error("describe_training_job", *NOT_FOUND)
-    stubber.add_client_error(
-        "create_training_job", "ThrottlingException", "Rate exceeded", http_status_code=400
-    )
+    _create_fails(stubber, "ThrottlingException", "Rate exceeded", http_status_code=400)
     with pytest.raises(runner.RetryableError, match="ThrottlingException"):
         runner.start({"dataset_uri": DATASET_URI}, settings=runner_settings, sagemaker=client)
 
@@ -71,8 +73,7 @@ def test_sagemaker_validation_error_is_rejected_not_retried(
     runner_settings: RunnerSettings, stubbed: tuple[Any, Stubber]
 ) -> None:
     client, stubber = stubbed
-    stubber.add_client_error("describe_training_job", *NOT_FOUND)
-    stubber.add_client_error("create_training_job", "ValidationException", "Invalid VpcConfig")
+    _create_fails(stubber, "ValidationException", "Invalid VpcConfig")
     result = runner.start({"dataset_uri": DATASET_URI}, settings=runner_settings, sagemaker=client)
     assert (result["status"], result["error"]["code"]) == ("rejected", "rejected_by_sagemaker")
     assert "Invalid VpcConfig" in result["error"]["message"]
