@@ -12,9 +12,9 @@ from typing import TypeVar
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.contracts import instance_types
 from app.contracts import launcher_environment as env
 from app.contracts.errors import ContractError
-from app.launcher.trigger import InstanceCount
 
 _PREFIX = r"^[a-z0-9][a-z0-9-]{0,30}-$"
 _S3_PREFIX_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^\s]*/)?$"
@@ -54,7 +54,7 @@ class RunnerSettings(Settings):
         pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", validation_alias=env.TRAINING_ROLE_ARN
     )
     instance_type: str = Field(validation_alias=env.INSTANCE_TYPE)
-    instance_count: InstanceCount = Field(validation_alias=env.INSTANCE_COUNT)
+    instance_count: instance_types.TrainingInstanceCount = Field(validation_alias=env.INSTANCE_COUNT)
     volume_size_gb: int = Field(ge=5, le=16384, validation_alias=env.VOLUME_SIZE_GB)
     max_runtime_seconds: int = Field(ge=60, validation_alias=env.MAX_RUNTIME_SECONDS)
     use_spot: bool = Field(validation_alias=env.USE_SPOT)

@@ -8,11 +8,10 @@ names the field and what was expected. ``training_job.py`` turns a request into 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,19 +31,6 @@ S3_SOURCE = "aws.s3"
 OBJECT_CREATED = "Object Created"
 _S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*$"
 HyperparameterValue = StrictStr | StrictInt | StrictFloat | StrictBool
-MAX_INSTANCE_COUNT = 1  # the training container runs on one host (app/training/sagemaker.py refuses more)
-
-
-def _single_instance(value: int) -> int:
-    if value > MAX_INSTANCE_COUNT:
-        raise ValueError(
-            f"instance_count {value}: the training container runs on one instance only; multi-GPU on one "
-            "instance is the supported scale-up: pick a larger ml.g5/ml.p4d instance_type instead"
-        )
-    return value
-
-
-InstanceCount = Annotated[int, Field(ge=1), AfterValidator(_single_instance)]
 
 
 class RequestError(ContractError):
@@ -64,7 +50,7 @@ class TrainingRequest(BaseModel):
     dataset_uri: str = Field(pattern=_S3_URI, description="s3://<datasets bucket>/<dataset prefix>/")
     hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
     instance_type: str | None = None
-    instance_count: InstanceCount | None = None
+    instance_count: instance_types.TrainingInstanceCount | None = None
     volume_size_gb: int | None = Field(None, ge=5, le=16384)
     use_spot: bool | None = None
     pretrained_uri: str | None = Field(
