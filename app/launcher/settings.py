@@ -15,9 +15,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.contracts import instance_types
 from app.contracts import launcher_environment as env
 from app.contracts.errors import ContractError
+from app.launcher.trigger import S3_BUCKET
 
 _PREFIX = r"^[a-z0-9][a-z0-9-]{0,30}-$"
-_S3_PREFIX_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^\s]*/)?$"
+_S3_PREFIX_URI = rf"^s3://{S3_BUCKET}/([^\s]*/)?$"
 
 
 class SettingsError(ContractError):

@@ -64,7 +64,8 @@ class ResolvedJob:
 
 
 def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings) -> ResolvedJob:
-    """Merge overrides into the stage defaults and check what only the settings can tell (buckets, spot)."""
+    """Merge overrides into the stage defaults and check what only the settings can tell (the buckets the training
+    role reads, autobatch on the chosen instance's GPUs)."""
     if request.dataset_bucket != settings.datasets_bucket:
         raise RequestError(
             "dataset_uri",
@@ -80,11 +81,11 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
         merged["model"] = BAKED_CHECKPOINT
     instance_type = request.instance_type or settings.instance_type
     try:
-        params = parse_hyperparameters(merged, source="hyperparameters")
-        check_autobatch(params, instance_type)  # needs the instance's GPU count: refused here, not on the GPU
+        typed = parse_hyperparameters(merged, source="hyperparameters")
+        check_autobatch(typed, instance_type)  # needs the instance's GPU count: refused here, not on the GPU
     except HyperparameterError as exc:
         raise RequestError("hyperparameters", str(exc)) from None
-    explicit = params.model_dump(include=set(merged))
+    explicit = typed.model_dump(include=set(merged))
     return ResolvedJob(
         request=request,
         trigger=trigger,

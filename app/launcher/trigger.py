@@ -29,7 +29,11 @@ from app.contracts.errors import ContractError
 Trigger = Literal["operator", "dataset-event"]
 S3_SOURCE = "aws.s3"
 OBJECT_CREATED = "Object Created"
-_S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*$"
+# 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit (Amazon S3 User Guide,
+# "General purpose bucket naming rules", https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html,
+# read 2026-11-30).
+S3_BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+_S3_URI = rf"^s3://{S3_BUCKET}/[^\s]*$"
 HyperparameterValue = StrictStr | StrictInt | StrictFloat | StrictBool
 
 
@@ -55,7 +59,7 @@ class TrainingRequest(BaseModel):
     use_spot: bool | None = None
     pretrained_uri: str | None = Field(
         None,
-        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*\.(pt|tar\.gz)$",
+        pattern=rf"^s3://{S3_BUCKET}/[^\s]*\.(pt|tar\.gz)$",
         description="s3://.../best.pt, or a previous job's s3://.../model.tar.gz",
     )
     run_label: str | None = Field(

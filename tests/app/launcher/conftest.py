@@ -1,4 +1,5 @@
-"""Launcher test fixtures: stage settings like CDK writes them, moto (in-process) AWS, an SNS inbox to read."""
+"""Launcher test fixtures: stage settings like CDK writes them, moto (in-process) AWS, an SNS inbox to read, and a
+cold start for handler tests."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from app.launcher import aws as launcher_aws
 from app.launcher.settings import RegistrarSettings, RunnerSettings
 from tests.app.launcher.stage_settings import PREFIX, REGION, RUNNER_ENV, SERVE_IMAGE
 
@@ -36,6 +38,14 @@ def registrar_settings() -> RegistrarSettings:
 def aws() -> Iterator[None]:
     with mock_aws():
         yield
+
+
+@pytest.fixture
+def cold_start() -> Iterator[None]:
+    """A handler test starts cold: its settings and clients are built from this test's environment."""
+    launcher_aws._cold_start.cache_clear()
+    yield
+    launcher_aws._cold_start.cache_clear()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto.sagemaker.models import sagemaker_backends
 
-from app.launcher import aws, registrar, runner
+from app.launcher import registrar, runner
 from app.launcher.settings import RegistrarSettings, RunnerSettings
 from tests.app.launcher.events import state_change
 from tests.app.launcher.stage_settings import ACCOUNT, DATASET_URI, REGION, SERVE_IMAGE
@@ -118,6 +118,7 @@ def test_missing_quality_metric_needs_manual_approval() -> None:
     assert "val:mAP50-95 missing" in why
 
 
+@pytest.mark.usefixtures("cold_start")
 def test_handler_reads_its_settings_from_the_lambda_environment(
     monkeypatch: pytest.MonkeyPatch, sagemaker: Any
 ) -> None:
@@ -130,12 +131,8 @@ def test_handler_reads_its_settings_from_the_lambda_environment(
     }
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
-    aws._cold_start.cache_clear()
-    try:
-        ours = registrar.handler(state_change("yolo-dev-ds-0123", "Stopped"), None)
-        theirs = registrar.handler(state_change("yolo-prod-ds-0123", "Stopped"), None)
-    finally:
-        aws._cold_start.cache_clear()
+    ours = registrar.handler(state_change("yolo-dev-ds-0123", "Stopped"), None)
+    theirs = registrar.handler(state_change("yolo-prod-ds-0123", "Stopped"), None)
     assert (ours["status"], theirs["status"]) == ("notified", "ignored")  # the stage's prefix was read
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from app.contracts.hyperparameters import BAKED_CHECKPOINT
 from app.contracts.metrics import METRIC_DEFINITIONS
-from app.launcher import aws, runner
+from app.launcher import runner
 from app.launcher.settings import RunnerSettings, SettingsError, load
 from tests.app.launcher.call_recorder import CallRecorder
 from tests.app.launcher.events import s3_event
@@ -187,14 +187,11 @@ def test_rejected_dataset_event_is_sent_to_the_notify_topic(
     assert json.loads(envelope["Message"]) == result
 
 
+@pytest.mark.usefixtures("cold_start")
 def test_handler_reads_its_settings_from_the_lambda_environment(
     runner_settings: RunnerSettings, sagemaker: Any
 ) -> None:
-    aws._cold_start.cache_clear()
-    try:
-        result = runner.handler({"dataset_uri": DATASET_URI}, None)
-    finally:
-        aws._cold_start.cache_clear()
+    result = runner.handler({"dataset_uri": DATASET_URI}, None)
     assert result["status"] == "started"
     assert sagemaker.describe_training_job(TrainingJobName=result["job_name"])["RoleArn"] == ROLE_ARN
 
