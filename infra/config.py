@@ -72,7 +72,7 @@ class TrainingSettings(_Strict):
     """Training jobs started by the runner Lambda."""
 
     instance_type: Annotated[InstanceType, AfterValidator(_training_family)] = "ml.g5.xlarge"
-    instance_count: instance_types.TrainingInstanceCount = 1  # more than one: refused at synth, not on the job
+    instance_count: instance_types.TrainingInstanceCount = 1  # refused at synth if above one
     volume_size_gb: int = Field(50, ge=5, le=16384)
     max_runtime_hours: float = Field(12, gt=0, le=28 * 24)
     use_spot: bool = True
