@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from app.contracts import cuda, instance_types, storage
 from app.contracts.artifact import Precision
 from app.contracts.hyperparameters import check_autobatch, parse_hyperparameters
+from app.contracts.image_uri import PINNED_IMAGE_URI
 
 # CloudWatch Logs retention periods (days); infra/constructs/training_lambda.py uses this list too.
 LOG_RETENTION_DAYS: tuple[int, ...] = (
@@ -33,9 +34,6 @@ def _instance_type(value: str) -> str:
 
 
 InstanceType = Annotated[str, AfterValidator(_instance_type)]
-_DIGEST_URI = re.compile(
-    r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+@sha256:[0-9a-f]{64}$"
-)
 
 
 class _Strict(BaseModel):
@@ -57,22 +55,12 @@ class ImageSettings(_Strict):
     def _digests(self) -> ImageSettings:
         for name in ("dataprep", "train", "serve"):
             uri = getattr(self, name)
-            if uri is not None and not _DIGEST_URI.match(uri):
+            if uri is not None and not PINNED_IMAGE_URI.match(uri):
                 raise ValueError(
                     f"images.{name}: expected '<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:"
                     f"<64 hex>', got '{uri}'"
                 )
         return self
-
-
-def _one_training_instance(value: int) -> int:
-    # app/training/sagemaker.py refuses more than one host; refuse it at synth, not after provisioning.
-    if value > 1:
-        raise ValueError(
-            f"instance_count {value}: the training container runs on one instance only; multi-GPU on one "
-            "instance is the supported scale-up: pick a larger ml.g5/ml.p4d instance_type"
-        )
-    return value
 
 
 def _training_family(value: str) -> str:
@@ -84,7 +72,7 @@ class TrainingSettings(_Strict):
     """Training jobs started by the runner Lambda."""
 
     instance_type: Annotated[InstanceType, AfterValidator(_training_family)] = "ml.g5.xlarge"
-    instance_count: Annotated[int, Field(ge=1), AfterValidator(_one_training_instance)] = 1
+    instance_count: instance_types.TrainingInstanceCount = 1  # refused at synth if above one
     volume_size_gb: int = Field(50, ge=5, le=16384)
     max_runtime_hours: float = Field(12, gt=0, le=28 * 24)
     use_spot: bool = True

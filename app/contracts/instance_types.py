@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
 
 from app.contracts.errors import ContractError
 
@@ -280,6 +282,23 @@ def check_training(instance_type: str) -> None:
         raise InstanceTypeError(
             f"'{instance_type}': GPU family not allowed for training; expected one of {allowed}"
         )
+
+
+# The training container trains on one instance (all of its GPUs): app/training/sagemaker.py refuses more hosts;
+# the runner Lambda (a request's instance_count) and the stage config (synth) refuse more before provisioning.
+MAX_TRAINING_INSTANCES = 1
+
+
+def _training_instance_count(count: int) -> int:
+    if count > MAX_TRAINING_INSTANCES:
+        raise ValueError(
+            f"instance_count {count}: the training container runs on one instance only; multi-GPU on one "
+            "instance is the supported scale-up: pick a larger ml.g5/ml.p4d instance_type instead"
+        )
+    return count
+
+
+TrainingInstanceCount = Annotated[int, Field(ge=1), AfterValidator(_training_instance_count)]
 
 
 def check_serving(instance_type: str, ami: str | None, image_cuda: CudaVersion) -> GpuDriver | None:

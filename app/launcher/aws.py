@@ -1,12 +1,18 @@
-"""boto3 clients for the launcher, and how their errors are classified (retry, tell the operator, or bug)."""
+"""boto3 clients for the launcher (built once per Lambda container, with the handler's settings), and how their
+errors are classified (retry, tell the operator, or bug)."""
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar, cast
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from app.launcher.settings import Settings, load
+
+_S = TypeVar("_S", bound=Settings)
 
 # Standard mode retries throttling and transient errors with backoff inside one invocation; what is still
 # throttled after that is raised so Lambda's async retry (and then the on-failure destination) takes over.
@@ -38,6 +44,18 @@ QUOTA_CODE = "ResourceLimitExceeded"
 
 def client(service: str) -> Any:
     return boto3.client(service, config=RETRY_CONFIG)  # type: ignore[call-overload]
+
+
+def cold_start(settings_type: type[_S]) -> tuple[_S, Any, Any]:
+    """A handler's settings and its SageMaker and SNS clients, built once per Lambda container: an invalid
+    environment fails the first invocation with the variable's name."""
+    settings, sagemaker, sns = _cold_start(settings_type)
+    return cast(_S, settings), sagemaker, sns
+
+
+@cache
+def _cold_start(settings_type: type[Settings]) -> tuple[Settings, Any, Any]:
+    return load(settings_type), client("sagemaker"), client("sns")
 
 
 def error_code(exc: ClientError) -> str:

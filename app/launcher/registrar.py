@@ -1,8 +1,9 @@
 """Registrar Lambda: "SageMaker Training Job State Change" events of this stage's jobs.
 
 Completed -> a new model package version in the stage's model package group, with the job's final metrics;
-``Approved`` only when the quality metric (``val:mAP50-95``, app/contracts/metrics.py QUALITY_METRIC) meets the stage's quality bar, else ``PendingManualApproval`` (and the
-notify topic says a version waits for review). Failed or Stopped -> the notify topic, with the failure reason.
+``Approved`` only when the quality metric (``QUALITY_METRIC`` of app/contracts/metrics.py, ``val:mAP50-95``) meets
+the stage's quality bar, else ``PendingManualApproval`` (and the notify topic says a version waits for review).
+Failed or Stopped -> the notify topic, with the failure reason.
 Unexpected AWS errors are raised, so Lambda retries the event and then sends it to the on-failure destination.
 """
 
@@ -12,14 +13,13 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 from app.contracts.channels import DATASET_CHANNEL
 from app.contracts.invocation import JSON_TYPE, RAW_IMAGE_TYPES
 from app.contracts.metrics import QUALITY_METRIC
 from app.launcher import aws
-from app.launcher.settings import RegistrarSettings, load
+from app.launcher.settings import RegistrarSettings
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -141,12 +141,7 @@ def on_state_change(
     return {"status": "ignored", "job_name": name, "job_status": status}
 
 
-@cache
-def _deps() -> tuple[RegistrarSettings, Any, Any]:
-    return load(RegistrarSettings), aws.client("sagemaker"), aws.client("sns")
-
-
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Lambda entry point (app.launcher.registrar.handler)."""
-    settings, sagemaker, sns = _deps()
+    settings, sagemaker, sns = aws.cold_start(RegistrarSettings)
     return on_state_change(event, settings=settings, sagemaker=sagemaker, sns=sns)

@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from app.launcher import aws
-from app.launcher.job import create_training_job_request, resolve
-from app.launcher.request import S3_SOURCE, RequestError, Trigger, parse_event
-from app.launcher.settings import RunnerSettings, load
+from app.launcher.settings import RunnerSettings
+from app.launcher.training_job import create_training_job_params, resolve
+from app.launcher.trigger import S3_SOURCE, RequestError, Trigger, parse_event
 
 log = logging.getLogger(__name__)
 log.setLevel(logging.INFO)
@@ -64,7 +63,7 @@ def start(
     except RequestError as exc:
         result = _rejected("invalid_request", str(exc), field=exc.field)
         return _report(result, trigger, settings, sns)
-    params = create_training_job_request(job, settings)
+    params = create_training_job_params(job, settings)
     name = params["TrainingJobName"]
     region = sagemaker.meta.region_name
     found = {"job_name": name, "console_url": aws.console_url(region, name), "retryable": False}
@@ -121,12 +120,7 @@ def _report(
     return result
 
 
-@cache
-def _deps() -> tuple[RunnerSettings, Any, Any]:
-    return load(RunnerSettings), aws.client("sagemaker"), aws.client("sns")
-
-
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Lambda entry point (app.launcher.runner.handler)."""
-    settings, sagemaker, sns = _deps()
+    settings, sagemaker, sns = aws.cold_start(RunnerSettings)
     return start(event, settings=settings, sagemaker=sagemaker, sns=sns)

@@ -1,4 +1,4 @@
-"""Settings of the launcher Lambdas, parsed once from the Lambda environment that CDK writes (infra/stacks/training.py).
+"""Settings of the launcher Lambdas, parsed once from the Lambda environment that CDK writes.
 
 Each field reads the variable named in app/contracts/launcher_environment.py (its ``validation_alias``), the names
 infra writes. Lists and maps arrive as JSON strings (pydantic-settings decodes them). A missing or invalid variable
@@ -12,19 +12,22 @@ from typing import TypeVar
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.contracts import instance_types
 from app.contracts import launcher_environment as env
 from app.contracts.errors import ContractError
-from app.launcher.request import InstanceCount
+from app.launcher.trigger import S3_BUCKET
 
 _PREFIX = r"^[a-z0-9][a-z0-9-]{0,30}-$"
-_S3_PREFIX_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/([^\s]*/)?$"
+_S3_PREFIX_URI = rf"^s3://{S3_BUCKET}/([^\s]*/)?$"
 
 
 class SettingsError(ContractError):
     """The Lambda environment is missing or has an invalid setting (a deployment bug, not an operator error)."""
 
 
-class _Base(BaseSettings):
+class Settings(BaseSettings):
+    """What both launcher Lambdas read."""
+
     # populate_by_name: tests and callers may also pass the field names
     model_config = SettingsConfigDict(
         case_sensitive=False, frozen=True, extra="ignore", populate_by_name=True
@@ -41,10 +44,10 @@ class _Base(BaseSettings):
     )
 
 
-_T = TypeVar("_T", bound="_Base")
+_T = TypeVar("_T", bound=Settings)
 
 
-class RunnerSettings(_Base):
+class RunnerSettings(Settings):
     """What every training job of the stage gets (from infra/config.py TrainingSettings)."""
 
     training_image_uri: str = Field(min_length=1, validation_alias=env.TRAINING_IMAGE_URI)
@@ -52,7 +55,7 @@ class RunnerSettings(_Base):
         pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/.+$", validation_alias=env.TRAINING_ROLE_ARN
     )
     instance_type: str = Field(validation_alias=env.INSTANCE_TYPE)
-    instance_count: InstanceCount = Field(validation_alias=env.INSTANCE_COUNT)
+    instance_count: instance_types.TrainingInstanceCount = Field(validation_alias=env.INSTANCE_COUNT)
     volume_size_gb: int = Field(ge=5, le=16384, validation_alias=env.VOLUME_SIZE_GB)
     max_runtime_seconds: int = Field(ge=60, validation_alias=env.MAX_RUNTIME_SECONDS)
     use_spot: bool = Field(validation_alias=env.USE_SPOT)
@@ -89,7 +92,7 @@ class RunnerSettings(_Base):
         return self.output_s3_uri.removeprefix("s3://").split("/", 1)[0]
 
 
-class RegistrarSettings(_Base):
+class RegistrarSettings(Settings):
     """Where finished jobs become model versions, and what counts as good enough to approve automatically."""
 
     model_package_group_name: str = Field(min_length=1, validation_alias=env.MODEL_PACKAGE_GROUP_NAME)

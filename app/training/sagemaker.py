@@ -14,6 +14,7 @@ from typing import Any
 from app.contracts.channels import DATASET_CHANNEL, PRETRAINED_CHANNEL
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import Hyperparameters, parse_hyperparameters
+from app.contracts.instance_types import MAX_TRAINING_INSTANCES
 from app.training.environment import TrainingEnvironment
 
 DEFAULT_OPT_ML = Path("/opt/ml")
@@ -128,7 +129,7 @@ def _resources(opt: OptMl) -> tuple[str, str | None]:
     path = opt.config_dir / "resourceconfig.json"
     config = _read_json(path, required=False) or {}
     hosts = config.get("hosts") or []
-    if len(hosts) > 1:
+    if len(hosts) > MAX_TRAINING_INSTANCES:
         raise ConfigError(
             f"{path}: {len(hosts)} hosts {hosts}; this container trains on one instance (all of its GPUs), "
             "set InstanceCount=1"

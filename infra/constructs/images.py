@@ -9,7 +9,6 @@ part never rebuilds it. Nothing here looks anything up: synth stays offline.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -21,6 +20,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from app.contracts import cuda, instance_types
+from app.contracts.image_uri import PINNED_IMAGE_URI
 from infra.paths import REPO_ROOT
 
 ImageName = Literal["dataprep", "train", "serve"]
@@ -34,11 +34,6 @@ BUILD_CONTEXT: dict[str, tuple[str, ...]] = {
     "serve": (*_COMMON, "app/serving", "containers/serve"),
 }
 _NEVER = ("**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/.mypy_cache", "**/.DS_Store")
-
-_PINNED = re.compile(
-    r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?P<cn>\.cn)?/"
-    r"(?P<repo>[a-z0-9._/-]+)@(?P<digest>sha256:[0-9a-f]{64})$"
-)
 
 
 def serve_build_args(instance_type: str) -> dict[str, str]:
@@ -76,7 +71,7 @@ class ContainerImage(Construct):
         self.name = name
         self.repository: ecr.IRepository
         if pinned_uri is not None:
-            match = _PINNED.match(pinned_uri)
+            match = PINNED_IMAGE_URI.match(pinned_uri)
             if not match:
                 raise ValueError(
                     f"images.{name}: expected '<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<64 hex>', "

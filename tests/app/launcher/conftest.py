@@ -1,4 +1,5 @@
-"""Launcher test fixtures: stage settings like CDK writes them, and moto (in-process) AWS with call recording."""
+"""Launcher test fixtures: stage settings like CDK writes them, moto (in-process) AWS, an SNS inbox to read, and a
+cold start for handler tests."""
 
 from __future__ import annotations
 
@@ -9,52 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from app.launcher import aws as launcher_aws
 from app.launcher.settings import RegistrarSettings, RunnerSettings
-
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-DATASETS = "stage-datasets-bucket"
-ARTIFACTS = "stage-artifacts-bucket"
-KMS_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/train@sha256:{'a' * 64}"
-SERVE_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/serve@sha256:{'b' * 64}"
-ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/Dev-Training-TrainingRole"
-PREFIX = "yolo-dev-"
-DATASET_URI = f"s3://{DATASETS}/datasets/v-3f2a1b9c/"
-
-RUNNER_ENV: dict[str, str] = {
-    "STAGE": "Dev",
-    "JOB_NAME_PREFIX": PREFIX,
-    "TRAINING_IMAGE_URI": IMAGE,
-    "TRAINING_ROLE_ARN": ROLE_ARN,
-    "INSTANCE_TYPE": "ml.g5.xlarge",
-    "INSTANCE_COUNT": "1",
-    "VOLUME_SIZE_GB": "50",
-    "MAX_RUNTIME_SECONDS": "14400",
-    "USE_SPOT": "true",
-    "MAX_WAIT_SECONDS": "28800",
-    "NETWORK_ISOLATION": "true",
-    "KMS_KEY_ARN": KMS_ARN,
-    "DATASETS_BUCKET": DATASETS,
-    "OUTPUT_S3_URI": f"s3://{ARTIFACTS}/training-output/",
-    "CHECKPOINT_S3_URI": f"s3://{ARTIFACTS}/checkpoints/",
-    "DEFAULT_HYPERPARAMETERS": '{"epochs": "50", "imgsz": "640"}',
-    "TAGS": '{"project": "yolo-detector", "stage": "dev"}',
-}
-
-
-class CallRecorder:
-    """Records the parameters of every API call a boto3 client makes (what we sent, not what moto keeps)."""
-
-    def __init__(self, client: Any) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-        client.meta.events.register("provide-client-params.*.*", self._record)
-
-    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
-        self.calls.append((model.name, dict(params)))
-
-    def of(self, operation: str) -> list[dict[str, Any]]:
-        return [params for name, params in self.calls if name == operation]
+from tests.app.launcher.stage_settings import PREFIX, REGION, RUNNER_ENV, SERVE_IMAGE
 
 
 @pytest.fixture
@@ -83,5 +41,28 @@ def aws() -> Iterator[None]:
 
 
 @pytest.fixture
+def cold_start() -> Iterator[None]:
+    """A handler test starts cold: its settings and clients are built from this test's environment."""
+    launcher_aws._cold_start.cache_clear()
+    yield
+    launcher_aws._cold_start.cache_clear()
+
+
+@pytest.fixture
 def sagemaker(aws: None) -> Any:
     return boto3.client("sagemaker", region_name=REGION)
+
+
+@pytest.fixture
+def sns_inbox(aws: None) -> tuple[Any, str, Any, str]:
+    """(sns client, topic ARN, sqs client, queue URL): an SNS topic with an SQS queue subscribed, to read what was
+    published (each message body is SNS's JSON envelope with ``Subject`` and ``Message``)."""
+    sns = boto3.client("sns", region_name=REGION)
+    sqs = boto3.client("sqs", region_name=REGION)
+    topic = sns.create_topic(Name="notify")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+    return sns, topic, sqs, queue

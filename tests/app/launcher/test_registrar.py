@@ -8,20 +8,13 @@ import subprocess
 import sys
 from typing import Any
 
-import boto3
 import pytest
 from moto.sagemaker.models import sagemaker_backends
 
 from app.launcher import registrar, runner
 from app.launcher.settings import RegistrarSettings, RunnerSettings
-from tests.app.launcher.conftest import ACCOUNT, DATASET_URI, REGION, SERVE_IMAGE
-
-
-def state_change(name: str, status: str, reason: str | None = None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"TrainingJobName": name, "TrainingJobStatus": status}
-    if reason:
-        detail["FailureReason"] = reason
-    return {"source": "aws.sagemaker", "detail-type": registrar.DETAIL_TYPE, "detail": detail}
+from tests.app.launcher.events import state_change
+from tests.app.launcher.stage_settings import ACCOUNT, DATASET_URI, REGION, SERVE_IMAGE
 
 
 def completed_job(runner_settings: RunnerSettings, sagemaker: Any, map50_95: float) -> str:
@@ -34,20 +27,6 @@ def completed_job(runner_settings: RunnerSettings, sagemaker: Any, map50_95: flo
         {"MetricName": "val:mAP50-95", "Value": map50_95, "Timestamp": job.creation_time},
     ]
     return str(started["job_name"])
-
-
-@pytest.fixture
-def sns_inbox(aws: None) -> tuple[Any, str, Any, str]:
-    """An SNS topic with an SQS queue subscribed (raw delivery), to read what was published."""
-    sns = boto3.client("sns", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    topic = sns.create_topic(Name="notify")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    return sns, topic, sqs, queue
 
 
 @pytest.fixture
@@ -137,6 +116,24 @@ def test_missing_quality_metric_needs_manual_approval() -> None:
     status, why = registrar.approval({"val:mAP50": 0.9}, 0.5)
     assert status == "PendingManualApproval"
     assert "val:mAP50-95 missing" in why
+
+
+@pytest.mark.usefixtures("cold_start")
+def test_handler_reads_its_settings_from_the_lambda_environment(
+    monkeypatch: pytest.MonkeyPatch, sagemaker: Any
+) -> None:
+    environment = {
+        "STAGE": "Dev",
+        "JOB_NAME_PREFIX": "yolo-dev-",
+        "MODEL_PACKAGE_GROUP_NAME": "dev-yolo-detector",
+        "QUALITY_BAR_MAP50_95": "0.5",
+        "SERVE_IMAGE_URI": SERVE_IMAGE,
+    }
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    ours = registrar.handler(state_change("yolo-dev-ds-0123", "Stopped"), None)
+    theirs = registrar.handler(state_change("yolo-prod-ds-0123", "Stopped"), None)
+    assert (ours["status"], theirs["status"]) == ("notified", "ignored")  # the stage's prefix was read
 
 
 def test_registrar_lambda_does_not_load_the_runner_module() -> None:

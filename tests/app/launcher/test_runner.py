@@ -1,59 +1,39 @@
-"""Runner Lambda against moto (in-process): one job per request, with the request the stage config asks for."""
+"""Runner Lambda against moto (in-process): one job per request, with the parameters the stage config asks for."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import boto3
 import pytest
 
 from app.contracts.hyperparameters import BAKED_CHECKPOINT
 from app.contracts.metrics import METRIC_DEFINITIONS
 from app.launcher import runner
 from app.launcher.settings import RunnerSettings, SettingsError, load
-from tests.app.launcher.conftest import (
+from tests.app.launcher.call_recorder import CallRecorder
+from tests.app.launcher.events import s3_event
+from tests.app.launcher.stage_settings import (
     ARTIFACTS,
     DATASET_URI,
     DATASETS,
     IMAGE,
     KMS_ARN,
     PREFIX,
-    REGION,
     ROLE_ARN,
     RUNNER_ENV,
-    CallRecorder,
 )
 
 
-def s3_event(
-    key: str,
-    bucket: str = DATASETS,
-    etag: str = "b1946ac92492d2347c6235b4d2611184",
-    version_id: str | None = None,
-) -> dict[str, Any]:
-    """An EventBridge S3 'Object Created' event as S3 sends it (trimmed to the fields we read + a few)."""
-    obj: dict[str, Any] = {"key": key, "size": 1234, "etag": etag}
-    if version_id is not None:
-        obj["version-id"] = version_id
-    return {
-        "version": "0",
-        "id": "17793124-05d4-b198-2fde-7ededc63b103",
-        "detail-type": "Object Created",
-        "source": "aws.s3",
-        "account": "123456789012",
-        "region": REGION,
-        "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {
-            "version": "0",
-            "bucket": {"name": bucket},
-            "object": obj,
-            "request-id": "N4N7GDK58NMKJ12R",
-            "reason": "PutObject",
-        },
-    }
+def _sent_job(runner_settings: RunnerSettings, sagemaker: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """The CreateTrainingJob parameters the runner sent for ``event`` (it must have started a job)."""
+    calls = CallRecorder(sagemaker)
+    assert runner.start(event, settings=runner_settings, sagemaker=sagemaker)["status"] == "started"
+    [sent] = calls.of("CreateTrainingJob")
+    return sent
 
 
-def test_valid_request_starts_one_job_with_the_stage_request(
+def test_valid_request_starts_one_job_with_the_stage_settings(
     runner_settings: RunnerSettings, sagemaker: Any
 ) -> None:
     calls = CallRecorder(sagemaker)
@@ -116,16 +96,19 @@ def test_new_run_label_starts_a_second_job(runner_settings: RunnerSettings, sage
     assert again["job_name"] != first["job_name"]
 
 
+@pytest.mark.parametrize(
+    ("key", "folder"),
+    [
+        ("datasets/v-3f2a1b9c/dataset.json", DATASET_URI),
+        # EventBridge URL-encodes the key: the job trains on the decoded, real prefix
+        ("datasets/date%3D2024-05-01/dataset.json", f"s3://{DATASETS}/datasets/date=2024-05-01/"),
+    ],
+)
 def test_dataset_json_event_starts_a_job_on_its_folder(
-    runner_settings: RunnerSettings, sagemaker: Any
+    runner_settings: RunnerSettings, sagemaker: Any, key: str, folder: str
 ) -> None:
-    calls = CallRecorder(sagemaker)
-    result = runner.start(
-        s3_event("datasets/v-3f2a1b9c/dataset.json"), settings=runner_settings, sagemaker=sagemaker
-    )
-    assert result["status"] == "started"
-    [sent] = calls.of("CreateTrainingJob")
-    assert sent["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == DATASET_URI
+    sent = _sent_job(runner_settings, sagemaker, s3_event(key))
+    assert sent["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == folder
     assert {"Key": "launcher:trigger", "Value": "dataset-event"} in sent["Tags"]
 
 
@@ -141,49 +124,74 @@ def test_duplicate_dataset_event_reports_the_existing_job(
     assert again == {**event, "status": "already_started", "job_status": "Completed"}
 
 
-def test_dataset_in_another_bucket_is_rejected_naming_the_field(
-    runner_settings: RunnerSettings, sagemaker: Any
+@pytest.mark.parametrize(
+    ("overrides", "field", "says"),
+    [
+        pytest.param(
+            {"dataset_uri": "s3://someone-elses-bucket/ds/"},
+            "dataset_uri",
+            DATASETS,
+            id="dataset-in-another-bucket",
+        ),
+        # the training role reads only some prefixes of the artifacts bucket
+        pytest.param(
+            {"pretrained_uri": f"s3://{ARTIFACTS}/data-capture/x/model.pt"},
+            "pretrained_uri",
+            "models/",
+            id="pretrained-in-data-capture",
+        ),
+        pytest.param(
+            {"pretrained_uri": f"s3://{ARTIFACTS}/elsewhere/best.pt"},
+            "pretrained_uri",
+            "models/",
+            id="pretrained-outside-readable-prefixes",
+        ),
+        pytest.param({"instance_count": 2}, "instance_count", "ml.p4d", id="more-than-one-instance"),
+        pytest.param(
+            {"hyperparameters": {"model": "yolo26n.yaml"}},
+            "hyperparameters",
+            "YOLO26",
+            id="end-to-end-family",
+        ),
+        pytest.param(
+            {"instance_type": "ml.g5.12xlarge", "hyperparameters": {"batch": -1}},
+            "hyperparameters",
+            "ml.g5.12xlarge, which has 4 GPUs",
+            id="autobatch-on-a-multi-gpu-instance",
+        ),
+    ],
+)
+def test_request_the_stage_cannot_run_is_rejected_before_any_aws_call(
+    runner_settings: RunnerSettings, sagemaker: Any, overrides: dict[str, Any], field: str, says: str
 ) -> None:
     calls = CallRecorder(sagemaker)
-    result = runner.start(
-        {"dataset_uri": "s3://someone-elses-bucket/ds/"}, settings=runner_settings, sagemaker=sagemaker
-    )
-    assert result["status"] == "rejected"
-    assert result["retryable"] is False
-    assert result["error"]["field"] == "dataset_uri"
-    assert DATASETS in result["error"]["message"]
+    event = {"dataset_uri": DATASET_URI, **overrides}
+    result = runner.start(event, settings=runner_settings, sagemaker=sagemaker)
+    assert (result["status"], result["retryable"]) == ("rejected", False)
+    assert result["error"]["field"] == field
+    assert says in result["error"]["message"]
     assert calls.calls == []
 
 
 def test_rejected_dataset_event_is_sent_to_the_notify_topic(
-    runner_settings: RunnerSettings, sagemaker: Any
+    runner_settings: RunnerSettings, sagemaker: Any, sns_inbox: tuple[Any, str, Any, str]
 ) -> None:
-    sns = boto3.client("sns", region_name=REGION)
-    sqs = boto3.client("sqs", region_name=REGION)
-    topic = sns.create_topic(Name="notify")["TopicArn"]
-    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(
-        TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"}
-    )
+    sns, topic, sqs, queue = sns_inbox
     settings = runner_settings.model_copy(update={"notify_topic_arn": topic})
     event = s3_event("datasets/v-1/dataset.json", bucket="not-the-datasets-bucket")
     result = runner.start(event, settings=settings, sagemaker=sagemaker, sns=sns)
     [message] = sqs.receive_message(QueueUrl=queue).get("Messages", [])
+    envelope = json.loads(message["Body"])
     assert result["status"] == "rejected"
-    assert "not-the-datasets-bucket" in message["Body"]
+    assert envelope["Subject"] == "[Dev] training not started for a new dataset"
+    assert json.loads(envelope["Message"]) == result
 
 
+@pytest.mark.usefixtures("cold_start")
 def test_handler_reads_its_settings_from_the_lambda_environment(
     runner_settings: RunnerSettings, sagemaker: Any
 ) -> None:
-    runner._deps.cache_clear()
-    try:
-        result = runner.handler({"dataset_uri": DATASET_URI}, None)
-    finally:
-        runner._deps.cache_clear()
+    result = runner.handler({"dataset_uri": DATASET_URI}, None)
     assert result["status"] == "started"
     assert sagemaker.describe_training_job(TrainingJobName=result["job_name"])["RoleArn"] == ROLE_ARN
 
@@ -194,13 +202,7 @@ def test_handler_reads_its_settings_from_the_lambda_environment(
 def test_volume_kms_key_only_on_instance_types_with_ebs_storage(
     runner_settings: RunnerSettings, sagemaker: Any, instance_type: str, has_volume_key: bool
 ) -> None:
-    calls = CallRecorder(sagemaker)
-    runner.start(
-        {"dataset_uri": DATASET_URI, "instance_type": instance_type},
-        settings=runner_settings,
-        sagemaker=sagemaker,
-    )
-    [sent] = calls.of("CreateTrainingJob")
+    sent = _sent_job(runner_settings, sagemaker, {"dataset_uri": DATASET_URI, "instance_type": instance_type})
     assert ("VolumeKmsKeyId" in sent["ResourceConfig"]) is has_volume_key
 
 
@@ -210,18 +212,12 @@ def test_vpc_settings_put_the_job_in_the_stage_subnets(
     settings = runner_settings.model_copy(
         update={"subnet_ids": ("subnet-1",), "security_group_ids": ("sg-1",)}
     )
-    calls = CallRecorder(sagemaker)
-    runner.start({"dataset_uri": DATASET_URI}, settings=settings, sagemaker=sagemaker)
-    [sent] = calls.of("CreateTrainingJob")
+    sent = _sent_job(settings, sagemaker, {"dataset_uri": DATASET_URI})
     assert sent["VpcConfig"] == {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
 
 
 def test_on_demand_override_drops_max_wait(runner_settings: RunnerSettings, sagemaker: Any) -> None:
-    calls = CallRecorder(sagemaker)
-    runner.start(
-        {"dataset_uri": DATASET_URI, "use_spot": False}, settings=runner_settings, sagemaker=sagemaker
-    )
-    [sent] = calls.of("CreateTrainingJob")
+    sent = _sent_job(runner_settings, sagemaker, {"dataset_uri": DATASET_URI, "use_spot": False})
     assert sent["EnableManagedSpotTraining"] is False
     assert sent["StoppingCondition"] == {"MaxRuntimeInSeconds": 14400}
 
@@ -246,40 +242,6 @@ def test_new_version_of_a_versioned_dataset_json_starts_a_new_job(
     assert second["job_name"] != first["job_name"]
 
 
-def test_dataset_event_without_etag_is_rejected_naming_the_field(
-    runner_settings: RunnerSettings, sagemaker: Any
-) -> None:
-    event = s3_event("datasets/v-3f2a1b9c/dataset.json")
-    del event["detail"]["object"]["etag"]
-    result = runner.start(event, settings=runner_settings, sagemaker=sagemaker)
-    assert result["status"] == "rejected"
-    assert result["error"]["field"] == "detail.object.etag"
-
-
-def test_operator_cannot_set_the_event_only_dataset_version(
-    runner_settings: RunnerSettings, sagemaker: Any
-) -> None:
-    result = runner.start(
-        {"dataset_uri": DATASET_URI, "dataset_version": "x"}, settings=runner_settings, sagemaker=sagemaker
-    )
-    assert result["status"] == "rejected"
-    assert result["error"]["field"] == "dataset_version"
-    assert "run_label" in result["error"]["message"]
-
-
-def test_url_encoded_event_key_is_decoded_to_the_real_prefix(
-    runner_settings: RunnerSettings, sagemaker: Any
-) -> None:
-    calls = CallRecorder(sagemaker)
-    result = runner.start(
-        s3_event("datasets/date%3D2024-05-01/dataset.json"), settings=runner_settings, sagemaker=sagemaker
-    )
-    assert result["status"] == "started"
-    [sent] = calls.of("CreateTrainingJob")
-    uri = sent["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
-    assert uri == f"s3://{DATASETS}/datasets/date=2024-05-01/"
-
-
 def test_event_key_with_an_encoded_space_is_rejected_not_trained_on_a_wrong_prefix(
     runner_settings: RunnerSettings, sagemaker: Any
 ) -> None:
@@ -295,46 +257,10 @@ def test_event_key_with_an_encoded_space_is_rejected_not_trained_on_a_wrong_pref
 def test_previous_jobs_model_tar_gz_is_accepted_as_pretrained(
     runner_settings: RunnerSettings, sagemaker: Any
 ) -> None:
-    calls = CallRecorder(sagemaker)
     pretrained = f"s3://{ARTIFACTS}/training-output/yolo-dev-d-0123456789ab/output/model.tar.gz"
-    result = runner.start(
-        {"dataset_uri": DATASET_URI, "pretrained_uri": pretrained},
-        settings=runner_settings,
-        sagemaker=sagemaker,
-    )
-    assert result["status"] == "started"
-    [sent] = calls.of("CreateTrainingJob")
+    sent = _sent_job(runner_settings, sagemaker, {"dataset_uri": DATASET_URI, "pretrained_uri": pretrained})
     [channel] = [c for c in sent["InputDataConfig"] if c["ChannelName"] == "pretrained"]
     assert channel["DataSource"]["S3DataSource"]["S3Uri"] == pretrained
-
-
-@pytest.mark.parametrize("key", ["data-capture/x/model.pt", "elsewhere/best.pt"])
-def test_pretrained_outside_what_the_training_role_reads_is_rejected_before_aws(
-    runner_settings: RunnerSettings, sagemaker: Any, key: str
-) -> None:
-    calls = CallRecorder(sagemaker)
-    result = runner.start(
-        {"dataset_uri": DATASET_URI, "pretrained_uri": f"s3://{ARTIFACTS}/{key}"},
-        settings=runner_settings,
-        sagemaker=sagemaker,
-    )
-    assert result["status"] == "rejected"
-    assert result["error"]["field"] == "pretrained_uri"
-    assert "models/" in result["error"]["message"]
-    assert calls.calls == []
-
-
-def test_more_than_one_instance_is_rejected_with_the_supported_scale_up(
-    runner_settings: RunnerSettings, sagemaker: Any
-) -> None:
-    calls = CallRecorder(sagemaker)
-    result = runner.start(
-        {"dataset_uri": DATASET_URI, "instance_count": 2}, settings=runner_settings, sagemaker=sagemaker
-    )
-    assert result["status"] == "rejected"
-    assert result["error"]["field"] == "instance_count"
-    assert "ml.p4d" in result["error"]["message"]
-    assert calls.calls == []
 
 
 def test_stage_settings_with_more_than_one_instance_fail_the_cold_start(
@@ -344,13 +270,6 @@ def test_stage_settings_with_more_than_one_instance_fail_the_cold_start(
         monkeypatch.setenv(key, value)
     with pytest.raises(SettingsError, match=r"INSTANCE_COUNT: .*one instance only"):
         load(RunnerSettings)
-
-
-def _sent_job(runner_settings: RunnerSettings, sagemaker: Any, event: dict[str, Any]) -> dict[str, Any]:
-    calls = CallRecorder(sagemaker)
-    assert runner.start(event, settings=runner_settings, sagemaker=sagemaker)["status"] == "started"
-    [sent] = calls.of("CreateTrainingJob")
-    return sent
 
 
 def test_operator_job_fine_tunes_the_baked_checkpoint_by_default(
@@ -382,28 +301,6 @@ def test_a_pretrained_uri_is_the_start_and_no_default_model_is_added(
     sent = _sent_job(runner_settings, sagemaker, {"dataset_uri": DATASET_URI, "pretrained_uri": uri})
     assert "model" not in sent["HyperParameters"]
     assert sent["InputDataConfig"][1]["ChannelName"] == "pretrained"
-
-
-def test_an_end_to_end_family_is_rejected_before_any_aws_call(
-    runner_settings: RunnerSettings, sagemaker: Any
-) -> None:
-    calls = CallRecorder(sagemaker)
-    event = {"dataset_uri": DATASET_URI, "hyperparameters": {"model": "yolo26n.yaml"}}
-    result = runner.start(event, settings=runner_settings, sagemaker=sagemaker)
-    assert result["status"] == "rejected" and "YOLO26" in result["error"]["message"]
-    assert calls.calls == []
-
-
-def test_autobatch_on_a_multi_gpu_instance_is_rejected_before_any_aws_call(
-    runner_settings: RunnerSettings, sagemaker: Any
-) -> None:
-    calls = CallRecorder(sagemaker)
-    event = {"dataset_uri": DATASET_URI, "instance_type": "ml.g5.12xlarge", "hyperparameters": {"batch": -1}}
-    result = runner.start(event, settings=runner_settings, sagemaker=sagemaker)
-    assert result["status"] == "rejected"
-    assert result["error"]["field"] == "hyperparameters"
-    assert "ml.g5.12xlarge, which has 4 GPUs" in result["error"]["message"]
-    assert calls.calls == []
 
 
 def test_autobatch_on_one_chosen_gpu_of_a_multi_gpu_instance_starts(

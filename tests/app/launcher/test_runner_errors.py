@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from app.launcher import runner
 from app.launcher.settings import RunnerSettings
-from tests.app.launcher.conftest import DATASET_URI, REGION, CallRecorder
+from tests.app.launcher.call_recorder import CallRecorder
+from tests.app.launcher.stage_settings import DATASET_URI, REGION
 
 NOT_FOUND = ("ValidationException", "Requested resource not found.")
 
@@ -26,13 +27,18 @@ def stubbed() -> Iterator[tuple[Any, Stubber]]:
         yield client, stubber
 
 
+def _create_fails(stubber: Stubber, code: str, message: str, **kwargs: Any) -> None:
+    """The job does not exist yet; CreateTrainingJob answers ``code``."""
+    stubber.add_client_error("describe_training_job", *NOT_FOUND)
+    stubber.add_client_error("create_training_job", code, message, **kwargs)
+
+
 def test_no_gpu_quota_is_rejected_as_not_retryable_with_what_to_do(
     runner_settings: RunnerSettings, stubbed: tuple[Any, Stubber]
 ) -> None:
     client, stubber = stubbed
-    stubber.add_client_error("describe_training_job", *NOT_FOUND)
-    stubber.add_client_error(
-        "create_training_job",
+    _create_fails(
+        stubber,
         "ResourceLimitExceeded",
         "The account-level service limit 'ml.g5.xlarge for spot training job usage' is 0 Instances",
     )
@@ -49,10 +55,7 @@ def test_throttling_is_raised_as_retryable(
     runner_settings: RunnerSettings, stubbed: tuple[Any, Stubber]
 ) -> None:
     client, stubber = stubbed
-    stubber.add_client_error("describe_training_job", *NOT_FOUND)
-    stubber.add_client_error(
-        "create_training_job", "ThrottlingException", "Rate exceeded", http_status_code=400
-    )
+    _create_fails(stubber, "ThrottlingException", "Rate exceeded", http_status_code=400)
     with pytest.raises(runner.RetryableError, match="ThrottlingException"):
         runner.start({"dataset_uri": DATASET_URI}, settings=runner_settings, sagemaker=client)
 
@@ -70,8 +73,7 @@ def test_sagemaker_validation_error_is_rejected_not_retried(
     runner_settings: RunnerSettings, stubbed: tuple[Any, Stubber]
 ) -> None:
     client, stubber = stubbed
-    stubber.add_client_error("describe_training_job", *NOT_FOUND)
-    stubber.add_client_error("create_training_job", "ValidationException", "Invalid VpcConfig")
+    _create_fails(stubber, "ValidationException", "Invalid VpcConfig")
     result = runner.start({"dataset_uri": DATASET_URI}, settings=runner_settings, sagemaker=client)
     assert (result["status"], result["error"]["code"]) == ("rejected", "rejected_by_sagemaker")
     assert "Invalid VpcConfig" in result["error"]["message"]
@@ -124,10 +126,3 @@ def test_invalid_payloads_never_reach_aws(runner_settings: RunnerSettings, paylo
     assert result["status"] == "rejected"
     assert result["error"]["field"]
     assert result["error"]["message"].startswith(f"field '{result['error']['field']}'")
-
-
-def test_graviton_instance_override_is_rejected_naming_the_architecture() -> None:
-    from app.launcher.request import RequestError, parse_event
-
-    with pytest.raises(RequestError, match=r"instance_type.*Graviton \(arm64\).*linux/amd64"):
-        parse_event({"dataset_uri": DATASET_URI, "instance_type": "ml.m6g.xlarge"})

@@ -1,17 +1,17 @@
-"""What the runner accepts: an operator request or an EventBridge S3 "Object Created" event for a dataset.json.
+"""What triggers a training job: an operator request or an EventBridge S3 "Object Created" event for a dataset.json.
 
-Both become one ``TrainingRequest``. Everything here is pure (no AWS call), so a bad payload is rejected before
-the runner touches SageMaker; every error names the field and what was expected.
+``parse_event`` turns either into one ``TrainingRequest`` (what to train; the runner's only meaning of "request").
+Everything here is pure (no AWS call), so a bad payload is rejected before the runner touches SageMaker; every error
+names the field and what was expected. ``training_job.py`` turns a request into the CreateTrainingJob parameters.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,21 +29,12 @@ from app.contracts.errors import ContractError
 Trigger = Literal["operator", "dataset-event"]
 S3_SOURCE = "aws.s3"
 OBJECT_CREATED = "Object Created"
-_S3_URI = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*$"
+# 3-63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit (Amazon S3 User Guide,
+# "General purpose bucket naming rules", https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html,
+# read 2026-11-30).
+S3_BUCKET = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+_S3_URI = rf"^s3://{S3_BUCKET}/[^\s]*$"
 HyperparameterValue = StrictStr | StrictInt | StrictFloat | StrictBool
-MAX_INSTANCE_COUNT = 1  # the training container runs on one host (app/training/sagemaker.py refuses more)
-
-
-def _single_instance(value: int) -> int:
-    if value > MAX_INSTANCE_COUNT:
-        raise ValueError(
-            f"instance_count {value}: the training container runs on one instance only; multi-GPU on one "
-            "instance is the supported scale-up: pick a larger ml.g5/ml.p4d instance_type instead"
-        )
-    return value
-
-
-InstanceCount = Annotated[int, Field(ge=1), AfterValidator(_single_instance)]
 
 
 class RequestError(ContractError):
@@ -55,19 +46,20 @@ class RequestError(ContractError):
 
 
 class TrainingRequest(BaseModel):
-    """An operator's request. Only ``dataset_uri`` is required; everything else overrides the stage config."""
+    """What to train: an operator's request, or one built from a dataset event. Only ``dataset_uri`` is required;
+    everything else overrides the stage config."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dataset_uri: str = Field(pattern=_S3_URI, description="s3://<datasets bucket>/<dataset prefix>/")
     hyperparameters: dict[str, HyperparameterValue] = Field(default_factory=dict)
     instance_type: str | None = None
-    instance_count: InstanceCount | None = None
+    instance_count: instance_types.TrainingInstanceCount | None = None
     volume_size_gb: int | None = Field(None, ge=5, le=16384)
     use_spot: bool | None = None
     pretrained_uri: str | None = Field(
         None,
-        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[^\s]*\.(pt|tar\.gz)$",
+        pattern=rf"^s3://{S3_BUCKET}/[^\s]*\.(pt|tar\.gz)$",
         description="s3://.../best.pt, or a previous job's s3://.../model.tar.gz",
     )
     run_label: str | None = Field(
@@ -83,7 +75,7 @@ class TrainingRequest(BaseModel):
         return self.dataset_uri.removeprefix("s3://").split("/", 1)[0]
 
 
-def _from_model(raw: Mapping[str, Any]) -> TrainingRequest:
+def _parse_request(raw: Mapping[str, Any]) -> TrainingRequest:
     try:
         request = TrainingRequest.model_validate(raw)
     except ValidationError as exc:
@@ -123,7 +115,7 @@ def _from_s3_event(event: Mapping[str, Any]) -> TrainingRequest:
         )
     # EventBridge gives the key URL-encoded (spaces as '+', '=' as %3D): decode it before it names a prefix.
     prefix = unquote_plus(key)[: -len(DATASET_JSON)]
-    request = _from_model({"dataset_uri": f"s3://{bucket}/{prefix}"})
+    request = _parse_request({"dataset_uri": f"s3://{bucket}/{prefix}"})
     version = f"{etag}/{version_id}" if isinstance(version_id, str) and version_id else etag
     return request.model_copy(update={"dataset_version": version})
 
@@ -149,4 +141,4 @@ def parse_event(event: object) -> tuple[TrainingRequest, Trigger]:
             "dataset_version",
             "set from the S3 event only; to train again on the same inputs give a new run_label",
         )
-    return _from_model(event), "operator"
+    return _parse_request(event), "operator"

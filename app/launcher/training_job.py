@@ -1,6 +1,6 @@
-"""A validated request + the stage's settings -> the exact CreateTrainingJob request, and the job's name.
+"""A validated TrainingRequest + the stage's settings -> the job's name and its exact CreateTrainingJob parameters.
 
-The name is derived from the resolved request (dataset, effective hyperparameters, instance config, pretrained
+The name is derived from the resolved job (dataset, effective hyperparameters, instance config, pretrained
 checkpoint, run label; for a dataset.json event also the object's etag/version), so a retried or duplicated event
 maps to the same job instead of a second one, while a new dataset.json in the same prefix starts a new job. SageMaker
 never reuses a training job name: to train again on the same inputs, give a new ``run_label``.
@@ -25,8 +25,8 @@ from app.contracts.hyperparameters import (
 )
 from app.contracts.metrics import METRIC_DEFINITIONS
 from app.contracts.storage import TRAINING_READABLE_PREFIXES
-from app.launcher.request import RequestError, TrainingRequest, Trigger
 from app.launcher.settings import RunnerSettings
+from app.launcher.trigger import RequestError, TrainingRequest, Trigger
 
 MAX_JOB_NAME = 63
 _DIGEST_CHARS = 12
@@ -63,12 +63,9 @@ class ResolvedJob:
         return identity
 
 
-def _bucket(uri: str) -> str:
-    return uri.removeprefix("s3://").split("/", 1)[0]
-
-
 def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings) -> ResolvedJob:
-    """Merge overrides into the stage defaults and check what only the settings can tell (buckets, spot)."""
+    """Merge overrides into the stage defaults and check what only the settings can tell (the buckets the training
+    role reads, autobatch on the chosen instance's GPUs)."""
     if request.dataset_bucket != settings.datasets_bucket:
         raise RequestError(
             "dataset_uri",
@@ -84,11 +81,11 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
         merged["model"] = BAKED_CHECKPOINT
     instance_type = request.instance_type or settings.instance_type
     try:
-        params = parse_hyperparameters(merged, source="hyperparameters")
-        check_autobatch(params, instance_type)  # needs the instance's GPU count: refused here, not on the GPU
+        typed = parse_hyperparameters(merged, source="hyperparameters")
+        check_autobatch(typed, instance_type)  # needs the instance's GPU count: refused here, not on the GPU
     except HyperparameterError as exc:
         raise RequestError("hyperparameters", str(exc)) from None
-    explicit = params.model_dump(include=set(merged))
+    explicit = typed.model_dump(include=set(merged))
     return ResolvedJob(
         request=request,
         trigger=trigger,
@@ -102,7 +99,7 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
 
 def _check_pretrained(uri: str, settings: RunnerSettings) -> None:
     """The training role reads the whole datasets bucket but only some prefixes of the artifacts bucket
-    (infra/stacks/training.py): refuse anything else now, not as AccessDenied after the instance is provisioned."""
+    (infra/constructs/training_role.py): refuse anything else now, not as AccessDenied once the instance is up."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if bucket == settings.datasets_bucket:
         return
@@ -126,7 +123,7 @@ def _slug(dataset_uri: str) -> str:
 
 
 def job_name(job: ResolvedJob, prefix: str) -> str:
-    """``<prefix><dataset folder>-<sha256 of the request, 12 hex>``, at most 63 characters."""
+    """``<prefix><dataset folder>-<sha256 of the job's identity, 12 hex>``, at most 63 characters."""
     canonical = json.dumps(job.identity(), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:_DIGEST_CHARS]
     room = MAX_JOB_NAME - len(prefix) - 1 - _DIGEST_CHARS
@@ -148,7 +145,7 @@ def _channel(name: str, uri: str) -> dict[str, Any]:
     }
 
 
-def create_training_job_request(job: ResolvedJob, settings: RunnerSettings) -> dict[str, Any]:
+def create_training_job_params(job: ResolvedJob, settings: RunnerSettings) -> dict[str, Any]:
     """The keyword arguments of ``sagemaker.create_training_job`` for ``job``."""
     name = job_name(job, settings.job_name_prefix)
     channels = [_channel(DATASET_CHANNEL, job.request.dataset_uri)]
@@ -173,7 +170,7 @@ def create_training_job_request(job: ResolvedJob, settings: RunnerSettings) -> d
     }
     if job.request.run_label:
         tags["launcher:run-label"] = job.request.run_label
-    request: dict[str, Any] = {
+    params: dict[str, Any] = {
         "TrainingJobName": name,
         "AlgorithmSpecification": {
             "TrainingImage": settings.training_image_uri,
@@ -197,8 +194,8 @@ def create_training_job_request(job: ResolvedJob, settings: RunnerSettings) -> d
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())],
     }
     if settings.subnet_ids:
-        request["VpcConfig"] = {
+        params["VpcConfig"] = {
             "Subnets": list(settings.subnet_ids),
             "SecurityGroupIds": list(settings.security_group_ids),
         }
-    return request
+    return params

@@ -7,10 +7,10 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.launcher.job import job_name, resolve
-from app.launcher.request import parse_event
 from app.launcher.settings import RunnerSettings
-from tests.app.launcher.conftest import DATASETS, PREFIX
+from app.launcher.training_job import job_name, resolve
+from app.launcher.trigger import parse_event
+from tests.app.launcher.stage_settings import DATASETS, PREFIX
 
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
