@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MIN_UNRESERVED_CONCURRENCY = 100
-LAUNCHER_FUNCTIONS = (
-    2  # the runner and the registrar (infra/stacks/training.py), each with the stage's reservation
-)
+LAUNCHER_FUNCTIONS = 2  # the runner and the registrar (infra/constructs/training_launchers.py), each with the stage's reservation
 
 
 def endpoint_instances_needed(max_capacity: int) -> int:

@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from app.contracts.dataset import DATASET_JSON
 from app.contracts.metrics import QUALITY_METRIC
 from app.contracts.stack_outputs import TrainingOutputs
-from app.contracts.storage import DATASET_MANIFEST_SUFFIX as DATASET_JSON
 from scripts import cli
 from scripts.capacity_checks import blue_green_note, endpoint_instances_needed, lambda_concurrency
 from scripts.cli import OperatorError

@@ -1,5 +1,6 @@
-"""Names of the launcher Lambdas' environment variables: infra/stacks/training.py writes them, app/launcher/settings.py
-reads them (each settings field takes its variable's name from here), so the two sides cannot drift apart.
+"""Names of the launcher Lambdas' environment variables: infra/constructs/training_launchers.py writes them,
+app/launcher/settings.py reads them (each settings field takes its variable's name from here), so the two sides
+cannot drift apart.
 
 tests/infra/test_launcher_environment.py builds the settings from the synthesized Lambda environment of every stage.
 """

@@ -2,8 +2,9 @@
 launcher/training code.
 
 The datasets bucket holds raw Ground Truth manifests and images under ``raw/`` (dataprep reads them) and dataprep
-outputs under any other prefix (``<any prefix>/dataset.json`` starts a training run); the artifacts bucket is split
-by prefix so lifecycle rules and IAM grants can differ per kind of object.
+outputs under any other prefix (a new ``<prefix>/dataset.json``, ``app.contracts.dataset.DATASET_JSON``, starts a
+training run); the artifacts bucket is split by prefix so lifecycle rules and IAM grants can differ per kind of
+object.
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from __future__ import annotations
 MODELS_PREFIX = "models/"  # model.tar.gz of registered model versions (serving reads these)
 CHECKPOINTS_PREFIX = "checkpoints/"  # spot-training checkpoints (only needed while a job runs or resumes)
 DATA_CAPTURE_PREFIX = "data-capture/"  # endpoint request/response capture
-TRAINING_OUTPUT_PREFIX = (
-    "training-output/"  # SageMaker OutputDataConfig (model.tar.gz + output.tar.gz per job)
-)
+# SageMaker OutputDataConfig (model.tar.gz + output.tar.gz per job)
+TRAINING_OUTPUT_PREFIX = "training-output/"
 ARTIFACT_PREFIXES: tuple[str, ...] = (
     MODELS_PREFIX,
     CHECKPOINTS_PREFIX,
     DATA_CAPTURE_PREFIX,
     TRAINING_OUTPUT_PREFIX,
 )
-DATASET_MANIFEST_SUFFIX = "dataset.json"  # an "Object Created" event for a key ending in this starts training
-
 RAW_PREFIX = "raw/"  # datasets bucket: raw manifests and images that dataprep reads (never a dataset itself)
-# Artifacts-bucket prefixes the training role can read (infra/stacks/training.py grants exactly these): a
+# Artifacts-bucket prefixes the training role can read (infra/constructs/training_role.py grants exactly these): a
 # pretrained checkpoint anywhere else is refused by the launcher before any AWS call.
 TRAINING_READABLE_PREFIXES: tuple[str, ...] = (MODELS_PREFIX, TRAINING_OUTPUT_PREFIX, CHECKPOINTS_PREFIX)

@@ -21,7 +21,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from app.contracts.storage import DATASET_MANIFEST_SUFFIX
+from app.contracts.dataset import DATASET_JSON
 from infra.constructs.monitoring import any_occurrence_alarm
 
 TRAINING_JOB_STATE_CHANGE = "SageMaker Training Job State Change"
@@ -59,7 +59,7 @@ class TrainingEvents(Construct):
                 detail_type=["Object Created"],
                 detail={
                     "bucket": {"name": [datasets_bucket.bucket_name]},
-                    "object": {"key": [{"suffix": f"/{DATASET_MANIFEST_SUFFIX}"}]},
+                    "object": {"key": [{"suffix": f"/{DATASET_JSON}"}]},
                 },
             ),
             targets=[targets.LambdaFunction(runner, **target_options)],
