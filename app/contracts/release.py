@@ -21,17 +21,14 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.contracts.artifact import Precision
+from app.contracts.image_uri import DIGEST, REPOSITORY_URI
 from app.contracts.metrics import QUALITY_METRIC  # the metric the registrar approves on
 
 SCHEMA_VERSION: Literal[1] = 1
 ServeVariant = Literal["cpu", "gpu"]
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_REPOSITORY = re.compile(
-    r"^(?P<account>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?P<cn>\.cn)?/(?P<name>[a-z0-9._/-]+)$"
-)
 _PACKAGE_ARN = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
     r"model-package/(?P<group>[A-Za-z0-9-]{1,63})/(?P<version>[0-9]+)$"
@@ -56,9 +53,11 @@ def _expect(pattern: re.Pattern[str], expected: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-Digest = Annotated[str, _expect(_DIGEST, "'sha256:<64 hex>'")]
+Digest = Annotated[str, _expect(DIGEST, "'sha256:<64 hex>'")]
 Sha256 = Annotated[str, _expect(_SHA256, "64 lowercase hex characters (sha256 of model.tar.gz)")]
-Repository = Annotated[str, _expect(_REPOSITORY, "'<account>.dkr.ecr.<region>.amazonaws.com/<repository>'")]
+Repository = Annotated[
+    str, _expect(REPOSITORY_URI, "'<account>.dkr.ecr.<region>.amazonaws.com/<repository>'")
+]
 PackageArn = Annotated[
     str, _expect(_PACKAGE_ARN, "'arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>'")
 ]
@@ -99,10 +98,10 @@ class ImageDigest(_Strict):
 
     @property
     def repository_name(self) -> str:
-        return self._part("name")
+        return self._part("repo")
 
     def _part(self, name: str) -> str:
-        match = _REPOSITORY.match(self.repository)
+        match = REPOSITORY_URI.match(self.repository)
         assert match  # validated
         return match[name]
 
