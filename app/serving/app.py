@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,9 +22,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.contracts.invocation import CUSTOM_ATTRIBUTES_HEADER, InferenceOptions
-from app.serving import images, payload
-from app.serving.errors import BadRequest, DeadlineExceeded, Overloaded, ServingError
+from app.contracts.invocation import CUSTOM_ATTRIBUTES_HEADER
+from app.serving import payload
+from app.serving.errors import BadRequest, Overloaded, ServingError
 from app.serving.model import Detector
 from app.serving.openapi import document
 from app.serving.service import InferenceService
@@ -47,36 +47,12 @@ def _error_response(code: str, status: int, message: str, request_id: str) -> JS
 
 def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
     service = InferenceService(detector, settings)
-    model_ref = {"name": detector.card.name, "version": detector.card.version}
-    stride = detector.stride
-    runs = threading.BoundedSemaphore(settings.run_slots)  # ONNX Runtime runs at once (settings.run_slots)
     openapi_doc = document(settings.max_images)
     execution_parameters = {
         "MaxConcurrentTransforms": settings.workers * settings.threads,
         "BatchStrategy": "SINGLE_RECORD",
         "MaxPayloadInMB": max(1, settings.max_body_bytes // (1024 * 1024)),
     }
-
-    def infer(body: bytes, kind: str, header_options: dict[str, str], deadline: float) -> dict[str, Any]:
-        """Runs on the pool: parse, decode, letterbox, infer, postprocess; images in order."""
-        parsed = payload.parse(kind, body, settings.max_images)
-        opts: InferenceOptions = payload.options(
-            settings.default_options, header_options, parsed.body_options
-        )
-        predictions: list[dict[str, Any]] = []
-        for data, name in zip(parsed.images, parsed.names, strict=True):
-            if time.monotonic() > deadline:
-                # Never a partial batch: every image is answered or the request is a 504 (the caller may already
-                # have it; either way, stop spending CPU on it).
-                raise DeadlineExceeded(
-                    f"the deadline of {settings.deadline_s:g} s passed after {len(predictions)} of "
-                    f"{len(parsed.images)} images"
-                )
-            item = images.load(
-                data, imgsz=detector.imgsz, max_pixels=settings.max_image_pixels, what=name, stride=stride
-            )
-            predictions.append(detector.predict(item, opts, gate=runs))
-        return {"model": model_ref, "predictions": predictions}
 
     async def invocations(request: Request) -> Response:
         started = time.monotonic()
@@ -98,7 +74,7 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
             except ClientDisconnect:  # the client's doing, not a bug: no trace, nobody to answer
                 raise BadRequest("the client disconnected before sending the whole body") from None
             fields["bytes"] = len(body)
-            result = await service.run(lambda d: infer(body, kind, header_options, d), deadline)
+            result = await service.run(partial(service.invoke, body, kind, header_options), deadline)
             fields.update(
                 status=200,
                 images=len(result["predictions"]),
