@@ -7,20 +7,19 @@ ServingError that says what was wrong out. No server, no event loop: the method 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from app.contracts.invocation import InvocationResponse
 from app.serving.errors import BadImage, BadOption, BadRequest, DeadlineExceeded, ServingError
 from app.serving.model import Detector
 from app.serving.service import InferenceService
 from app.serving.settings import ServingSettings
+from tests.app.serving.samples import image_size
 
 
 @pytest.fixture()
@@ -36,11 +35,6 @@ def _b64(data: bytes) -> str:
 
 def _json(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc).encode()
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as img:
-        return img.size
 
 
 def _soon() -> float:
