@@ -1,5 +1,6 @@
 """Process lifecycle of ``serve``: SIGTERM drains in-flight work and exits in time; unusable artifacts fail startup
-with a clear message; the serving path never imports torch or ultralytics. Runtime: ~8 s (two server starts)."""
+with a clear message; the serving path never imports torch or ultralytics. Runtime: ~30 s (three server starts, two
+of them multi-process)."""
 
 from __future__ import annotations
 
