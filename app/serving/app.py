@@ -87,7 +87,7 @@ class RequestLog:
         request = Request(scope)
         request_id = _request_id(request)
         state = request.state
-        state.request_id, state.log_as = request_id, None
+        state.log_as = None
         fields: dict[str, Any] = {"request_id": request_id, "path": scope["path"]}
         state.log_fields = fields
         sent_status: int | None = None
@@ -96,6 +96,7 @@ class RequestLog:
             nonlocal sent_status
             if message["type"] == "http.response.start":
                 sent_status = message["status"]
+                # echoed on the answers a caller may quote (invocations, errors); /ping's 200 stays bare
                 if state.log_as or sent_status >= 400:
                     MutableHeaders(scope=message).append("X-Request-Id", request_id)
             await send(message)
