@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,12 +44,13 @@ import httpx
 import numpy as np
 import psutil
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-os.environ.setdefault("YOLO_CONFIG_DIR", str(REPO_ROOT / ".cache" / "ultralytics"))
-os.environ.setdefault("MPLCONFIGDIR", str(REPO_ROOT / ".cache" / "matplotlib"))
+# Run as a script (python bench/bench_serving.py): this checkout's packages come first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.training.offline import go_offline
+from infra.paths import REPO_ROOT
+
+go_offline(REPO_ROOT / ".cache")  # for the export and accuracy subprocesses, which import ultralytics
 
 import onnxruntime as ort  # noqa: E402
 
@@ -65,6 +65,7 @@ from app.contracts.artifact import (  # noqa: E402
 from app.serving import images  # noqa: E402
 from app.serving.settings import ServingSettings, cpu_count  # noqa: E402
 from scripts.loadtest import Step, http_invoker, run_step  # noqa: E402
+from tests.app.serving.server_process import free_port, serve_args, serve_env  # noqa: E402
 
 IMGSZ = 640
 MAX_DROP = 0.01  # the training gate's default: 1.0 mAP50-95 point
@@ -178,20 +179,6 @@ print(n / (time.time() - start), (time.process_time() - cpu) / n)
 """
 
 
-def env() -> dict[str, str]:
-    out = {
-        k: v for k, v in os.environ.items() if not k.startswith("SERVING_") and k != "SAGEMAKER_BIND_TO_PORT"
-    }
-    out["PYTHONPATH"] = str(REPO_ROOT)
-    return out
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def build_artifact(work: Path, pt: Path, mode: str) -> Path:
     """best.pt -> model.onnx at 640 (exported in a subprocess: this process never imports torch) + model.json.
 
@@ -201,7 +188,7 @@ def build_artifact(work: Path, pt: Path, mode: str) -> Path:
     model_dir.mkdir()
     subprocess.run(
         [sys.executable, "-c", EXPORT, str(pt), str(model_dir / "model.onnx"), str(IMGSZ), mode],
-        env=env(),
+        env=serve_env(),
         check=True,
         capture_output=True,
     )
@@ -258,7 +245,7 @@ def machine_limit(model: Path, tensor: Path, seconds: float) -> tuple[float, flo
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", LIMIT, str(model), str(tensor), str(start), str(seconds)],
-            env=env(),
+            env=serve_env(),
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -284,7 +271,7 @@ def accuracy(pt: Path, model_dir: Path, work: Path) -> dict:
             str(work / "labelled"),
             *assets,
         ],
-        env=env(),
+        env=serve_env(),
         check=True,
         capture_output=True,
         text=True,
@@ -316,7 +303,7 @@ def accuracy(pt: Path, model_dir: Path, work: Path) -> dict:
 
 def start(cmd: list[str], url: str, **extra: str) -> tuple[subprocess.Popen[bytes], float]:
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, env={**env(), **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=serve_env(**extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return proc, wait_ready(proc, url, started)
 
 
@@ -425,21 +412,14 @@ def main() -> int:
                     "-",
                 )
             )
-        serve = [
-            sys.executable,
-            str(REPO_ROOT / "containers" / "serve" / "serve"),
-            "--model-dir",
-            str(model_dir),
-            "--host",
-            "127.0.0.1",
-        ]
         ours: dict[str, float] = {}
         ours_cpu: dict[str, float] = {}
         start_s = rss_mb = 0.0
         for precision in ("fp32", "int8"):
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            proc, ready_s = start([*serve, "--port", str(port)], url, SERVING_PRECISION=precision)
+            serve = [sys.executable, *serve_args(model_dir, port)]
+            proc, ready_s = start(serve, url, SERVING_PRECISION=precision)
             try:
                 time.sleep(3)  # every worker warm (/ping answers once the first one is)
                 rows.append(measure(f"ours {precision} c=1", url, proc.pid, photo, 1, args.seconds / 2))

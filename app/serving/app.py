@@ -1,30 +1,36 @@
 """Starlette application: ``GET /ping``, ``POST /invocations``, ``GET /openapi.json``, ``GET /execution-parameters``.
 
-Every request gets an id (``X-Request-Id`` in, or a new one; echoed back) and one JSON log line with its status
-and latency. ServingErrors become the contract's error body and status; anything else is a bug: 500 with the trace
-in the log, and the worker keeps serving.
+The routes read requests and write answers; the inference itself is InferenceService.invoke, run on the service's
+pool. Errors go through exception handlers: a ServingError becomes the contract's error body and status
+(``Retry-After`` when overloaded), Starlette's 404 and 405 the same shape. RequestLog, a small ASGI middleware, gives
+every request an id (``X-Request-Id`` in, or a new one; echoed on invocations and errors), writes one JSON log line
+per invocation with its status and latency, and answers anything else that escapes as a bug: 500 with the trace in
+the log, and the worker keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.contracts.invocation import CUSTOM_ATTRIBUTES_HEADER, InferenceOptions
-from app.serving import images, payload
-from app.serving.errors import BadRequest, DeadlineExceeded, Overloaded, ServingError
+from app.contracts.invocation import CUSTOM_ATTRIBUTES_HEADER
+from app.serving import payload
+from app.serving.errors import BadRequest, NotReady, Overloaded, ServingError
 from app.serving.model import Detector
 from app.serving.openapi import document
 from app.serving.service import InferenceService
@@ -39,17 +45,80 @@ def _request_id(request: Request) -> str:
     return given if _REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
-def _error_response(code: str, status: int, message: str, request_id: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status, headers={"X-Request-Id": request_id}
-    )
+def _error_response(code: str, status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status)
+
+
+async def serving_error(request: Request, exc: Exception) -> Response:
+    """The client's problem (or load): the contract's body and status, and the outcome for the log line."""
+    assert isinstance(exc, ServingError)
+    request.state.log_fields.update(status=exc.status, code=exc.code, error=exc.message)
+    response = _error_response(exc.code, exc.status, exc.message)
+    if isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return _error_response(code, exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+
+
+class RequestLog:
+    """Request id, the log line and the 500 for a bug, around every HTTP request.
+
+    An endpoint that wants its one JSON line per request names it in ``request.state.log_as`` and adds its fields
+    to ``request.state.log_fields`` (the id and path are there already); this writes them with the status and the
+    latency once the answer is sent. Anything but a ServingError or HTTPException that escapes is a bug: the trace
+    goes to the log and the client gets the contract's 500 body. That is done here rather than by an exception
+    handler for Exception, because Starlette runs that one in its ServerErrorMiddleware, which re-raises after
+    answering (uvicorn then logs the trace again, and test clients raise).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        request = Request(scope)
+        request_id = _request_id(request)
+        state = request.state
+        state.log_as = None
+        fields: dict[str, Any] = {"request_id": request_id, "path": scope["path"]}
+        state.log_fields = fields
+        sent_status: int | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal sent_status
+            if message["type"] == "http.response.start":
+                sent_status = message["status"]
+                # echoed on the answers a caller may quote (invocations, errors); /ping's 200 stays bare
+                if state.log_as or sent_status >= 400:
+                    MutableHeaders(scope=message).append("X-Request-Id", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            fields.update(status=500, code="internal_error")
+            fields["latency_ms"] = round((time.monotonic() - started) * 1000, 2)
+            log.exception(f"{state.log_as or 'request'} failed (bug)", extra={"fields": fields})
+            if sent_status is None:
+                message = f"internal error; see the logs for request {request_id}"
+                await _error_response("internal_error", 500, message)(scope, receive, send_with_id)
+            return
+        if state.log_as:
+            fields.setdefault("status", sent_status)
+            fields["latency_ms"] = round((time.monotonic() - started) * 1000, 2)
+            log.info(state.log_as, extra={"fields": fields})
 
 
 def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
     service = InferenceService(detector, settings)
-    model_ref = {"name": detector.card.name, "version": detector.card.version}
-    stride = detector.stride
-    runs = threading.BoundedSemaphore(settings.run_slots)  # ONNX Runtime runs at once (settings.run_slots)
     openapi_doc = document(settings.max_images)
     execution_parameters = {
         "MaxConcurrentTransforms": settings.workers * settings.threads,
@@ -57,89 +126,39 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
         "MaxPayloadInMB": max(1, settings.max_body_bytes // (1024 * 1024)),
     }
 
-    def infer(body: bytes, kind: str, header_options: dict[str, str], deadline: float) -> dict[str, Any]:
-        """Runs on the pool: parse, decode, letterbox, infer, postprocess; images in order."""
-        parsed = payload.parse(kind, body, settings.max_images)
-        opts: InferenceOptions = payload.options(
-            settings.default_options, header_options, parsed.body_options
-        )
-        predictions: list[dict[str, Any]] = []
-        for data, name in zip(parsed.images, parsed.names, strict=True):
-            if time.monotonic() > deadline:
-                # Never a partial batch: every image is answered or the request is a 504 (the caller may already
-                # have it; either way, stop spending CPU on it).
-                raise DeadlineExceeded(
-                    f"the deadline of {settings.deadline_s:g} s passed after {len(predictions)} of "
-                    f"{len(parsed.images)} images"
-                )
-            item = images.load(
-                data, imgsz=detector.imgsz, max_pixels=settings.max_image_pixels, what=name, stride=stride
-            )
-            predictions.append(detector.predict(item, opts, gate=runs))
-        return {"model": model_ref, "predictions": predictions}
-
     async def invocations(request: Request) -> Response:
-        started = time.monotonic()
-        deadline = started + settings.deadline_s
-        request_id = _request_id(request)
-        fields: dict[str, Any] = {
-            "request_id": request_id,
-            "path": "/invocations",
-            "content_type": request.headers.get("content-type"),
-        }
+        deadline = time.monotonic() + settings.deadline_s
+        request.state.log_as = "invocation"
+        fields = request.state.log_fields
+        fields["content_type"] = request.headers.get("content-type")
+        payload.check_accept(request.headers.get("accept"))
+        kind = payload.media_type(request.headers.get("content-type"))
+        header_options = payload.custom_attributes(request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
         try:
-            payload.check_accept(request.headers.get("accept"))
-            kind = payload.media_type(request.headers.get("content-type"))
-            header_options = payload.custom_attributes(request.headers.get(CUSTOM_ATTRIBUTES_HEADER))
-            try:
-                body = await payload.read_body(
-                    request.headers.get("content-length"), request.stream(), settings.max_body_bytes
-                )
-            except ClientDisconnect:  # the client's doing, not a bug: no trace, nobody to answer
-                raise BadRequest("the client disconnected before sending the whole body") from None
-            fields["bytes"] = len(body)
-            result = await service.run(lambda d: infer(body, kind, header_options, d), deadline)
-            fields.update(
-                status=200,
-                images=len(result["predictions"]),
-                detections=sum(len(p["detections"]) for p in result["predictions"]),
+            body = await payload.read_body(
+                request.headers.get("content-length"), request.stream(), settings.max_body_bytes
             )
-            response: Response = JSONResponse(result, headers={"X-Request-Id": request_id})
-        except ServingError as exc:
-            fields.update(status=exc.status, code=exc.code, error=exc.message)
-            response = _error_response(exc.code, exc.status, exc.message, request_id)
-            if isinstance(exc, Overloaded):
-                response.headers["Retry-After"] = str(exc.retry_after_s)
-        except Exception:
-            fields.update(status=500, code="internal_error")
-            fields["latency_ms"] = round((time.monotonic() - started) * 1000, 2)
-            log.exception("invocation failed (bug)", extra={"fields": fields})
-            return _error_response(
-                "internal_error", 500, f"internal error; see the logs for request {request_id}", request_id
-            )
-        fields["latency_ms"] = round((time.monotonic() - started) * 1000, 2)
-        log.info("invocation", extra={"fields": fields})
-        return response
+        except ClientDisconnect:  # the client's doing, not a bug: no trace, nobody to answer
+            raise BadRequest("the client disconnected before sending the whole body") from None
+        fields["bytes"] = len(body)
+        result = await service.run(partial(service.invoke, body, kind, header_options), deadline)
+        fields.update(
+            status=200,
+            images=len(result["predictions"]),
+            detections=sum(len(p["detections"]) for p in result["predictions"]),
+        )
+        return JSONResponse(result)
 
     async def ping(request: Request) -> Response:
-        if service.ready:
-            return JSONResponse({"status": "ok"})
-        return _error_response(
-            "not_ready", 503, "the model is not loaded and warmed up yet", _request_id(request)
-        )
+        if not service.ready:
+            raise NotReady("the model is not loaded and warmed up yet")
+        return JSONResponse({"status": "ok"})
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_doc)
 
     async def parameters(request: Request) -> Response:
         return JSONResponse(execution_parameters)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-        return _error_response(
-            code, exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", _request_id(request)
-        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -157,7 +176,8 @@ def create_app(detector: Detector, settings: ServingSettings) -> Starlette:
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/execution-parameters", parameters, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(RequestLog)],
+        exception_handlers={ServingError: serving_error, HTTPException: http_error},
         lifespan=lifespan,
     )
     app.state.service = service

@@ -1,4 +1,5 @@
-"""Runs inference off the event loop: a bounded thread pool, admission by expected wait and a per-request deadline.
+"""The data plane and its scheduling: one request's body -> the response document (``invoke``), run off the event
+loop on a bounded thread pool with admission by expected wait and a per-request deadline (``run``).
 
 The event loop only reads bodies and writes responses, so ``/ping`` answers in milliseconds while every inference
 thread is busy (ONNX Runtime, PIL and numpy release the GIL while they compute).
@@ -19,10 +20,12 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from app.contracts.invocation import InferenceOptions
+from app.serving import images, payload
 from app.serving.errors import DeadlineExceeded, NotReady, Overloaded
 from app.serving.model import Detector
 from app.serving.settings import ServingSettings
@@ -44,12 +47,40 @@ class InferenceService:
     def __init__(self, detector: Detector, settings: ServingSettings) -> None:
         self.detector = detector
         self.settings = settings
+        self.model_ref = {"name": detector.card.name, "version": detector.card.version}
+        self._stride = detector.stride
+        self._runs = threading.BoundedSemaphore(settings.run_slots)  # ONNX Runtime runs at once
         self.ready = False
         self.admitted = 0
         self.service_s = 0.0  # EWMA of the time one request spends on the pool (0 until measured: admit)
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=settings.threads, thread_name_prefix="infer")
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def invoke(
+        self, body: bytes, kind: str, header_options: Mapping[str, str], deadline: float
+    ) -> dict[str, Any]:
+        """One request, on the calling thread (a pool thread under ``run``): parse the body of media type ``kind``,
+        merge the options (defaults < header < body), then decode, letterbox, infer and postprocess each image, in
+        order. Raises the ServingError that names what was wrong; DeadlineExceeded once ``deadline`` (monotonic)
+        has passed before an image starts."""
+        s = self.settings
+        parsed = payload.parse(kind, body, s.max_images)
+        opts: InferenceOptions = payload.options(s.default_options, header_options, parsed.body_options)
+        predictions: list[dict[str, Any]] = []
+        for data, name in zip(parsed.images, parsed.names, strict=True):
+            if time.monotonic() > deadline:
+                # Never a partial batch: every image is answered or the request is a 504 (the caller may already
+                # have it; either way, stop spending CPU on it).
+                raise DeadlineExceeded(
+                    f"the deadline of {s.deadline_s:g} s passed after {len(predictions)} of "
+                    f"{len(parsed.images)} images"
+                )
+            item = images.load(
+                data, imgsz=self.detector.imgsz, max_pixels=s.max_image_pixels, what=name, stride=self._stride
+            )
+            predictions.append(self.detector.predict(item, opts, gate=self._runs))
+        return {"model": self.model_ref, "predictions": predictions}
 
     async def start(self) -> None:
         """Warm up on the pool (the loop keeps answering /ping with 503 meanwhile), then report ready."""

@@ -1,4 +1,4 @@
-"""The Starlette app in-process (httpx ASGI transport, real detector): readiness, overload, deadline, 500s.
+"""The Starlette app in-process (httpx ASGI transport, real detector): readiness, overload, deadline, 500s, logs.
 
 These rows of the error table need a server in a particular state (warming up, saturated, a tiny deadline, a
 model that fails at run time), which is cheaper and deterministic to set up in-process than as extra processes.
@@ -18,8 +18,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from app.serving.app import create_app
+from app.serving.app import RequestLog, create_app
 from app.serving.model import Detector
 from app.serving.service import expected_wait
 from app.serving.settings import ServingSettings
@@ -190,3 +194,72 @@ def test_warmup_output_is_finite(detector: Detector) -> None:
     s = detector.imgsz
     raw = detector.infer(Letterboxed(np.zeros((1, 3, s, s), np.float32), s, s, 0, 0, 1.0, 1.0))
     assert raw.shape[1] == 4 + len(detector.class_names) and np.isfinite(raw).all()
+
+
+def _log_lines(caplog: pytest.LogCaptureFixture, message: str) -> list[dict[str, Any]]:
+    return [r.__dict__["fields"] for r in caplog.records if r.getMessage() == message]
+
+
+def test_each_invocation_writes_one_log_line_with_its_outcome_status_and_latency(
+    detector: Detector, photos: dict[str, bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        async with running(create_app(detector, _settings())) as client:
+            await client.post(
+                "/invocations", content=photos["bus.jpg"], headers={**JPEG, "X-Request-Id": "ok-1"}
+            )
+            await client.post("/invocations", content=b"", headers={**JPEG, "X-Request-Id": "bad-1"})
+            await client.get("/ping")
+
+    caplog.set_level("INFO", logger="app.serving.app")
+    asyncio.run(scenario())
+    ok, bad = _log_lines(caplog, "invocation")
+    first = ["request_id", "path", "content_type", "bytes", "status"]  # what came, then what came of it
+    assert list(ok) == [*first, "images", "detections", "latency_ms"]
+    assert (ok["request_id"], ok["path"], ok["status"], ok["images"]) == ("ok-1", "/invocations", 200, 1)
+    assert list(bad) == [*first, "code", "error", "latency_ms"]
+    assert (bad["request_id"], bad["status"], bad["code"], bad["bytes"]) == ("bad-1", 400, "bad_image", 0)
+    assert ok["latency_ms"] > 0 and bad["latency_ms"] >= 0
+
+
+def test_unknown_path_and_wrong_method_are_contract_errors_with_a_request_id(detector: Detector) -> None:
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with running(create_app(detector, _settings())) as client:
+            return await client.get("/nope"), await client.get("/invocations")
+
+    missing, wrong = asyncio.run(scenario())
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert missing.headers["x-request-id"] and wrong.headers["x-request-id"]
+
+
+def test_a_bug_in_any_route_is_a_500_contract_body_logged_once_and_the_app_keeps_answering(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """RequestLog answers the bug itself: Starlette's ServerErrorMiddleware would re-raise it (the ASGI transport
+    below raises app exceptions, as uvicorn logs them a second time)."""
+
+    async def broken(request: Request) -> Response:
+        raise RuntimeError("boom")
+
+    async def fine(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[Route("/broken", broken), Route("/fine", fine)], middleware=[Middleware(RequestLog)]
+    )
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://serving") as client:
+            return await client.get("/broken", headers={"X-Request-Id": "bug-1"}), await client.get("/fine")
+
+    failed, after = asyncio.run(scenario())
+    assert failed.status_code == 500 and failed.headers["x-request-id"] == "bug-1"
+    assert failed.json() == {
+        "error": {"code": "internal_error", "message": "internal error; see the logs for request bug-1"}
+    }
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "request failed (bug)" and record.exc_info is not None
+    assert record.__dict__["fields"]["status"] == 500 and record.__dict__["fields"]["request_id"] == "bug-1"
+    assert after.status_code == 200

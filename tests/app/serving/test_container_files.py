@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.constructs.images import BUILD_CONTEXT
-from tests.app.serving.conftest import REPO_ROOT
+from infra.paths import REPO_ROOT
 
 SERVE_DIR = REPO_ROOT / "containers" / "serve"
 DOCKERFILE = (SERVE_DIR / "Dockerfile").read_text()

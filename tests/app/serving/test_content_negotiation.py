@@ -9,7 +9,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.app.serving.conftest import LiveServer, generated_image, ultralytics_asset
+from tests.app.serving.samples import generated_image, ultralytics_asset
+from tests.app.serving.server_process import LiveServer
 
 JPEG = ultralytics_asset("bus.jpg")
 BODIES = {

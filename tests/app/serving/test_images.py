@@ -14,7 +14,7 @@ from PIL import Image
 
 from app.serving import images
 from app.serving.errors import BadImage
-from tests.app.serving.conftest import generated_image, ultralytics_asset
+from tests.app.serving.samples import generated_image, ultralytics_asset
 
 MAX_PIXELS = 50_000_000
 

@@ -18,14 +18,10 @@ import pytest
 from PIL import Image
 
 from app.contracts.invocation import ErrorResponse, InvocationResponse
-from tests.app.serving.conftest import LiveServer
+from tests.app.serving.samples import image_size
+from tests.app.serving.server_process import LiveServer, send_raw
 
 LOW_CONF = {"X-Amzn-SageMaker-Custom-Attributes": "conf=0.001,max_det=50"}
-
-
-def _size(data: bytes) -> tuple[int, int]:
-    with Image.open(io.BytesIO(data)) as img:
-        return img.size
 
 
 def _png(data: bytes) -> bytes:
@@ -75,7 +71,9 @@ def test_jpeg_photo_gets_contract_response(
     live_server: LiveServer, photos: dict[str, bytes], card: dict[str, Any], name: str
 ) -> None:
     body = _check_contract(
-        _post(live_server, photos[name], "image/jpeg", **LOW_CONF), [_size(photos[name])], card["class_names"]
+        _post(live_server, photos[name], "image/jpeg", **LOW_CONF),
+        [image_size(photos[name])],
+        card["class_names"],
     )
     assert body.model.name == card["name"] and body.model.version == card["version"]
     assert body.predictions[0].detections, "conf=0.001 should leave some detections"
@@ -85,14 +83,14 @@ def test_png_photo_gets_contract_response(
     live_server: LiveServer, photos: dict[str, bytes], card: dict[str, Any]
 ) -> None:
     png = _png(photos["zidane.jpg"])
-    _check_contract(_post(live_server, png, "image/png", **LOW_CONF), [_size(png)], card["class_names"])
+    _check_contract(_post(live_server, png, "image/png", **LOW_CONF), [image_size(png)], card["class_names"])
 
 
 def test_generated_png_as_x_image_gets_contract_response(
     live_server: LiveServer, photos: dict[str, bytes], card: dict[str, Any]
 ) -> None:
     data = photos["generated.png"]
-    _check_contract(_post(live_server, data, "application/x-image"), [_size(data)], card["class_names"])
+    _check_contract(_post(live_server, data, "application/x-image"), [image_size(data)], card["class_names"])
 
 
 def test_base64_json_image_with_body_options(
@@ -101,7 +99,7 @@ def test_base64_json_image_with_body_options(
     doc = {"image": base64.b64encode(photos["bus.jpg"]).decode(), "conf": 0.001, "max_det": 3}
     body = _check_contract(
         _post(live_server, json.dumps(doc).encode(), "application/json"),
-        [_size(photos["bus.jpg"])],
+        [image_size(photos["bus.jpg"])],
         card["class_names"],
     )
     assert 1 <= len(body.predictions[0].detections) <= 3
@@ -114,7 +112,7 @@ def test_batch_of_three_gets_three_answers_in_order(
     doc = {"images": [base64.b64encode(photos[n]).decode() for n in names]}
     _check_contract(
         _post(live_server, json.dumps(doc).encode(), "application/json"),
-        [_size(photos[n]) for n in names],
+        [image_size(photos[n]) for n in names],
         card["class_names"],
     )
 
@@ -177,12 +175,8 @@ def test_unsupported_content_type_is_415(live_server: LiveServer) -> None:
 
 def test_declared_oversized_body_is_413_before_it_is_sent(live_server: LiveServer) -> None:
     """Content-Length says 100 MB; only the headers and 1 KB are sent, and the answer comes anyway."""
-    host, port = live_server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-            b"Content-Length: 100000000\r\n\r\n" + b"\xff" * 1024
-        )
+    headers = {"Content-Type": "image/jpeg", "Content-Length": "100000000"}
+    with send_raw(live_server.url, headers, b"\xff" * 1024, timeout=10) as sock:
         started = time.monotonic()
         answer = _read_response(sock)
     assert answer.startswith("HTTP/1.1 413") and "payload_too_large" in answer
@@ -248,12 +242,8 @@ def test_openapi_document_is_served(live_server: LiveServer) -> None:
 
 
 def test_client_disconnect_mid_body_is_logged_without_trace(live_server: LiveServer) -> None:
-    host, port = live_server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nX-Request-Id: gone-1\r\n"
-            b"Content-Length: 100000\r\n\r\n" + b"\xff" * 1000
-        )
+    headers = {"Content-Type": "image/jpeg", "X-Request-Id": "gone-1", "Content-Length": "100000"}
+    with send_raw(live_server.url, headers, b"\xff" * 1000, timeout=10):
         time.sleep(0.2)
     assert httpx.get(f"{live_server.url}/ping").status_code == 200
     time.sleep(0.3)

@@ -1,5 +1,6 @@
 """Process lifecycle of ``serve``: SIGTERM drains in-flight work and exits in time; unusable artifacts fail startup
-with a clear message; the serving path never imports torch or ultralytics. Runtime: ~8 s (two server starts)."""
+with a clear message; the serving path never imports torch or ultralytics. Runtime: ~30 s (three server starts, two
+of them multi-process)."""
 
 from __future__ import annotations
 
@@ -8,36 +9,24 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.app.serving.conftest import REPO_ROOT, SERVE, serve_env, start_server, stop_server
+from tests.app.serving.server_process import (
+    SERVE,
+    run_python,
+    send_raw,
+    serve_args,
+    start_server,
+    stop_server,
+)
 
 
 def _run_serve(model_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            str(SERVE),
-            "serve",
-            "--model-dir",
-            str(model_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "1",
-        ],
-        cwd=REPO_ROOT,
-        env=serve_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python(*serve_args(model_dir, 1), check=False, **env)
 
 
 def _copy(trained_artifact: Path, target: Path) -> Path:
@@ -48,14 +37,8 @@ def _copy(trained_artifact: Path, target: Path) -> Path:
 
 
 def _send(url: str, body: bytes) -> socket.socket:
-    host, port = url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=30)
-    sock.sendall(
-        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
-        + f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-    return sock
+    headers = {"Content-Type": "application/json", "Connection": "close", "Content-Length": str(len(body))}
+    return send_raw(url, headers, body)
 
 
 def _status_and_finish(sock: socket.socket) -> tuple[int, float]:
@@ -127,26 +110,12 @@ def test_serving_path_imports_neither_torch_nor_ultralytics() -> None:
         "import sys, app.serving.__main__, app.serving.server; "
         "print(sorted(m for m in ('torch', 'ultralytics') if m in sys.modules))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=REPO_ROOT,
-        env=serve_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_python("-c", code).stdout
     assert out.strip() == "[]"
 
 
 def test_serve_help_names_the_settings() -> None:
-    out = subprocess.run(
-        [sys.executable, str(SERVE), "--help"],
-        cwd=REPO_ROOT,
-        env=serve_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_python(str(SERVE), "--help").stdout
     assert "--model-dir" in out and "SERVING_" in out
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from scripts import loadtest
-from tests.app.serving.conftest import REPO_ROOT, LiveServer, serve_env
+from tests.app.serving.server_process import LiveServer, run_python
 
 
 def _step(rps: float, concurrency: int = 2) -> loadtest.Step:
@@ -48,14 +46,7 @@ def test_bad_concurrency_steps_are_rejected(text: str) -> None:
 
 
 def test_help_runs_without_aws_or_a_server() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "scripts.loadtest", "--help"],
-        cwd=REPO_ROOT,
-        env=serve_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = run_python("-m", "scripts.loadtest", "--help").stdout
     assert "--peak-rps" in out and "--endpoint" in out
 
 

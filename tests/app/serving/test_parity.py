@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from app.contracts.artifact import MODEL_PT, read_model_card
-from tests.app.serving.conftest import LiveServer, start_server, stop_server, ultralytics_asset
+from tests.app.serving.samples import ultralytics_asset
+from tests.app.serving.server_process import LiveServer, start_server, stop_server
 
 pytestmark = pytest.mark.slow
 

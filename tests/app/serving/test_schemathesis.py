@@ -7,7 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from tests.app.serving.conftest import LiveServer
+from tests.app.serving.server_process import LiveServer
 
 CHECKS = [
     checks.not_a_server_error,
