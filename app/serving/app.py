@@ -62,7 +62,9 @@ async def serving_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
-    return _error_response(code, exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+    response = _error_response(code, exc.status_code, f"{request.method} {request.url.path}: {exc.detail}")
+    response.headers.update(exc.headers or {})  # a 405 names the allowed methods (Allow, RFC 9110 15.5.6)
+    return response
 
 
 class RequestLog:

@@ -230,6 +230,7 @@ def test_unknown_path_and_wrong_method_are_contract_errors_with_a_request_id(det
     missing, wrong = asyncio.run(scenario())
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    assert wrong.headers["allow"] == "POST"
     assert missing.headers["x-request-id"] and wrong.headers["x-request-id"]
 
 
