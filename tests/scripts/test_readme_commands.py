@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.paths import REPO_ROOT
 from scripts import cli
-from scripts.cli import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 PLACEHOLDER = "PLACEHOLDER"
