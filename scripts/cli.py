@@ -24,7 +24,7 @@ import functools
 import math
 import sys
 import urllib.error
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -149,6 +149,12 @@ def deploy_hint(stack_name: str) -> str:
     return f"npx cdk deploy '{stack_name.replace('-', '/', 1)}'"
 
 
+def outputs_of(described: Mapping[str, Any]) -> dict[str, str]:
+    """{key: value} of one stack of a DescribeStacks answer (for the gates that report on a stack as they find it;
+    every other reader goes through :func:`stack_outputs`)."""
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", []) or []}
+
+
 def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[str] = ()) -> dict[str, str]:
     """Outputs of a deployed stack as {key: value}; a missing, failed or outdated stack is an OperatorError.
 
@@ -167,7 +173,7 @@ def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[st
             ) from None
         raise
     status = str(described.get("StackStatus", ""))
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", []) or []}
+    outputs = outputs_of(described)
     if status == "ROLLBACK_COMPLETE":
         raise OperatorError(
             f"stack {stack_name}: its first deploy failed and was rolled back (ROLLBACK_COMPLETE); see its events "
@@ -199,6 +205,11 @@ def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[st
     else:
         cause = f"deploy the current version of the stage first ({deploy_hint(stack_name)}; status {status})"
     raise OperatorError(f"stack {stack_name} has {what}; {cause}")
+
+
+def stack_output(cloudformation: Any, stack_name: str, key: str) -> str:
+    """One output of a deployed stack (:func:`stack_outputs` with ``required=[key]``)."""
+    return stack_outputs(cloudformation, stack_name, required=[key])[key]
 
 
 class ArgumentParser(argparse.ArgumentParser):

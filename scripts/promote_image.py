@@ -64,8 +64,7 @@ class ImageRef:
 
 def target_repository_uri(cloudformation: Any, stage: str, image: str) -> str:
     """The URI of ``image``'s repository in ``stage``, from the ``<Stage>-Data`` stack outputs."""
-    output = DataOutputs.repository_uri(image)
-    return cli.stack_outputs(cloudformation, f"{stage}-Data", required=[output])[output]
+    return cli.stack_output(cloudformation, f"{stage}-Data", DataOutputs.repository_uri(image))
 
 
 def source_manifest(ecr: Any, source: ImageRef) -> tuple[str, str, str]:

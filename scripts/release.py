@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from app.contracts import launcher_environment
 from app.contracts.artifact import ModelCard, Precision
 from app.contracts.release import (
     CURRENT,
@@ -48,6 +49,7 @@ from app.contracts.release import (
     release_path,
     s3_location,
 )
+from app.contracts.stack_outputs import DataOutputs, ServingOutputs, TrainingOutputs
 from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import (
@@ -58,6 +60,7 @@ from scripts.cli import (
     existing_file,
     non_negative_int,
     positive_int,
+    stack_output,
     stack_outputs,
 )
 
@@ -188,8 +191,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     # the model object is read with the caller's own credentials (the registry's bucket and key policies let it).
     session = assumed(own, args.stage_role_arn, name=f"release-create-{args.from_stage}")
     cloudformation = session.client("cloudformation")
-    data = stack_outputs(cloudformation, f"{args.from_stage}-Data", required=["ModelPackageGroupName"])
-    group = data["ModelPackageGroupName"]
+    group = stack_output(cloudformation, f"{args.from_stage}-Data", DataOutputs.MODEL_PACKAGE_GROUP_NAME)
     arn = args.package_arn or latest_approved(session, group, session.region_name)
     if args.if_new_package:
         try:
@@ -210,7 +212,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         raise OperatorError(f"{arn}: {exc}") from None
     sha256, card = inspect_model(own.client("s3"), bucket, key)
     precisions = model_precisions(card, f"s3://{bucket}/{key}")
-    training = stack_outputs(cloudformation, f"{args.from_stage}-Training", required=["DataKeyArn"])
+    data_key = stack_output(cloudformation, f"{args.from_stage}-Training", TrainingOutputs.DATA_KEY_ARN)
     metrics = {k.removeprefix("metric:"): float(v) for k, v in metadata.items() if k.startswith("metric:")}
     images = current_images(session, args, cloudformation, package_arn=arn)
     release = Release(
@@ -223,7 +225,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             approval_status=status,
             model_data_uri=url,
             sha256=sha256,
-            kms_key_arn=args.model_kms_key_arn or training["DataKeyArn"],
+            kms_key_arn=args.model_kms_key_arn or data_key,
             metrics=metrics,
             dataset_version=str(card.get("dataset_version", "unknown")),
             card_version=str(card.get("version", "unknown")),
@@ -249,7 +251,7 @@ def shared_copy(ecr: Any, data_outputs: dict[str, str], name: str, image: ImageD
     by digest (scripts/promote_image.py, same bytes) when it lives elsewhere, e.g. in CDK's asset repository."""
     from scripts.promote_image import ImageRef, PromotionError, promote
 
-    target = data_outputs[f"{name.capitalize()}RepositoryUri"]
+    target = data_outputs[DataOutputs.repository_uri(name)]
     if image.repository == target:
         return image
     try:
@@ -273,12 +275,11 @@ def current_images(
     data = stack_outputs(
         cloudformation,
         f"{stage}-Data",
-        required=[f"{n.capitalize()}RepositoryUri" for n in ("dataprep", "train", "serve")],
+        required=[DataOutputs.repository_uri(n) for n in ("dataprep", "train", "serve")],
     )
-    training = stack_outputs(
-        cloudformation, f"{stage}-Training", required=["RunnerFunctionName", "DataprepImageUri"]
-    )
-    runner = session.client("lambda").get_function_configuration(FunctionName=training["RunnerFunctionName"])
+    runner_key, dataprep_key = TrainingOutputs.RUNNER_FUNCTION_NAME, TrainingOutputs.DATAPREP_IMAGE_URI
+    training = stack_outputs(cloudformation, f"{stage}-Training", required=[runner_key, dataprep_key])
+    runner = session.client("lambda").get_function_configuration(FunctionName=training[runner_key])
     from infra.release import serve_variant
 
     variant = serve_variant(stage_config(stage).endpoint.instance_type)
@@ -296,9 +297,9 @@ def current_images(
             serve.setdefault(name, image)
     except ReleaseError:
         pass
-    train_uri = runner["Environment"]["Variables"]["TRAINING_IMAGE_URI"]
+    train_uri = runner["Environment"]["Variables"][launcher_environment.TRAINING_IMAGE_URI]
     return ReleaseImages(
-        dataprep=shared_copy(ecr, data, "dataprep", resolve_digest(ecr, training["DataprepImageUri"])),
+        dataprep=shared_copy(ecr, data, "dataprep", resolve_digest(ecr, training[dataprep_key])),
         train=shared_copy(ecr, data, "train", resolve_digest(ecr, train_uri)),
         serve=serve,
     )
@@ -361,9 +362,8 @@ def cmd_approval(args: argparse.Namespace) -> int:
     from sagemaker.core.resources import ModelPackage
 
     session = aws_session(profile=args.profile, region=args.region)
-    group = stack_outputs(
-        session.client("cloudformation"), f"{args.stage}-Data", required=["ModelPackageGroupName"]
-    )["ModelPackageGroupName"]
+    cloudformation = session.client("cloudformation")
+    group = stack_output(cloudformation, f"{args.stage}-Data", DataOutputs.MODEL_PACKAGE_GROUP_NAME)
     target = None
     for package in ModelPackage.get_all(
         model_package_group_name=group, session=session, region=session.region_name
@@ -542,11 +542,10 @@ def cleanup_candidates(
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     session = aws_session(profile=args.profile, region=args.region)
-    outputs = stack_outputs(
-        session.client("cloudformation"), f"{args.stage}-Serving", required=["EndpointName"]
-    )
+    cloudformation = session.client("cloudformation")
+    endpoint = stack_output(cloudformation, f"{args.stage}-Serving", ServingOutputs.ENDPOINT_NAME)
     sagemaker = session.client("sagemaker")
-    running = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])["EndpointConfigName"]
+    running = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
     releases = [load_release(p) for p in sorted(args.releases_dir.glob("*.json"))]
     configs, models = cleanup_candidates(
         sagemaker,

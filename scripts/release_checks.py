@@ -18,19 +18,16 @@ import hashlib
 from typing import Any
 
 from app.contracts.release import QUALITY_METRIC, Release, ReleaseError
+from app.contracts.stack_outputs import ServingOutputs
 from infra.config import StageConfig
 from infra.release import serve_variant
+from scripts.capacity_checks import endpoint_instances_needed, endpoint_quota_name
+from scripts.cli import outputs_of
 from scripts.verify_endpoint import Expectation, Report, verify
 
 # An endpoint in one of these states is changing: a deploy now would fail or race a rollback.
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
-BLUE_GREEN_FLEETS = 2  # blue/green keeps the old fleet until the new one has baked
 _CHUNK = 8 * 1024 * 1024
-
-
-def endpoint_quota_name(instance_type: str) -> str:
-    """The Service Quotas name of a SageMaker endpoint instance type (service code ``sagemaker``)."""
-    return f"{instance_type} for endpoint usage"
 
 
 def sha256_of_object(s3: Any, bucket: str, key: str) -> str:
@@ -146,7 +143,7 @@ def _precision(report: Report, release: Release, config: StageConfig) -> None:
 def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:
     endpoint = config.endpoint
     name = endpoint_quota_name(endpoint.instance_type)
-    needed = BLUE_GREEN_FLEETS * endpoint.autoscaling.max_capacity
+    needed = endpoint_instances_needed(endpoint.autoscaling.max_capacity)
     value: float | None = None
     for page in service_quotas.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
         for quota in page.get("Quotas", []):
@@ -169,8 +166,7 @@ def _endpoint_idle(report: Report, config: StageConfig, cloudformation: Any, sag
             report.add("endpoint idle", True, f"{stack} is not deployed yet (first deploy)")
             return
         raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    name = outputs.get("EndpointName")
+    name = outputs_of(described).get(ServingOutputs.ENDPOINT_NAME)
     if name is None:
         report.add("endpoint idle", True, f"{stack} has no endpoint yet")
         return
@@ -220,7 +216,8 @@ def verify_release(
     if not report.checks or not report.checks[0].ok:
         return report
     [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    recorded = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}.get("ReleaseId")
+    outputs = outputs_of(described)
+    recorded = outputs.get(ServingOutputs.RELEASE_ID)
     report.add(
         "release id",
         recorded == release.release_id,
@@ -231,18 +228,13 @@ def verify_release(
         _load_smoke(
             report,
             runtime,
-            recorded_endpoint(described),
+            outputs[ServingOutputs.ENDPOINT_NAME],
             image,
             load_requests,
             load_concurrency,
             load_seconds,
         )
     return report
-
-
-def recorded_endpoint(described: dict[str, Any]) -> str:
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    return outputs["EndpointName"]
 
 
 def _load_smoke(

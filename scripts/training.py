@@ -24,15 +24,20 @@ from app.contracts.metrics import QUALITY_METRIC
 from app.contracts.stack_outputs import TrainingOutputs
 from app.contracts.storage import DATASET_MANIFEST_SUFFIX as DATASET_JSON
 from scripts import cli
-from scripts.capacity_checks import blue_green_note, endpoint_instances_needed, lambda_concurrency
+from scripts.capacity_checks import (
+    blue_green_note,
+    endpoint_instances_needed,
+    endpoint_quota_name,
+    lambda_concurrency,
+)
 from scripts.cli import OperatorError
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
-def training_outputs(session: Any, stage: str, *required: str) -> dict[str, str]:
-    """Outputs of ``<stage>-Training``; a stack not (fully) deployed is an OperatorError naming the cause."""
-    return cli.stack_outputs(session.client("cloudformation"), f"{stage}-Training", required=required)
+def training_output(session: Any, stage: str, key: str) -> str:
+    """One output of ``<stage>-Training``; a stack not (fully) deployed is an OperatorError naming the cause."""
+    return cli.stack_output(session.client("cloudformation"), f"{stage}-Training", key)
 
 
 def _value(text: str) -> Any:
@@ -119,8 +124,7 @@ def objects_must_exist(s3: Any, args: argparse.Namespace) -> None:
 
 def cmd_start(args: argparse.Namespace, session: Any) -> int:
     request = build_request(args)  # a bad --param fails before any AWS call
-    key = TrainingOutputs.RUNNER_FUNCTION_NAME
-    function = training_outputs(session, args.stage, key)[key]
+    function = training_output(session, args.stage, TrainingOutputs.RUNNER_FUNCTION_NAME)
     objects_must_exist(session.client("s3"), args)
     result = invoke_runner(session.client("lambda"), function, request)
     if result.get("status") == "rejected":
@@ -218,8 +222,7 @@ def model_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
 
 
 def cmd_versions(args: argparse.Namespace, session: Any) -> int:
-    key = TrainingOutputs.MODEL_PACKAGE_GROUP_NAME
-    group = training_outputs(session, args.stage, key)[key]
+    group = training_output(session, args.stage, TrainingOutputs.MODEL_PACKAGE_GROUP_NAME)
     rows = model_versions(session.client("sagemaker"), group)
     if not rows:
         print(f"{group}: no versions yet")
@@ -250,10 +253,6 @@ def _stage_config(stage: str) -> Any:
     return configs[stage]
 
 
-def endpoint_quota_name(config: Any) -> str:
-    return f"{config.endpoint.instance_type} for endpoint usage"
-
-
 def needed_quotas(stage: str) -> dict[str, int]:
     """Quota name -> instances the stage needs (training job + endpoint: a blue/green deploy at the autoscaling
     maximum runs the old and the new fleet side by side, scripts/capacity_checks.py)."""
@@ -261,7 +260,9 @@ def needed_quotas(stage: str) -> dict[str, int]:
     usage = "spot training job usage" if config.training.use_spot else "training job usage"
     return {
         f"{config.training.instance_type} for {usage}": config.training.instance_count,
-        endpoint_quota_name(config): endpoint_instances_needed(config.endpoint.autoscaling.max_capacity),
+        endpoint_quota_name(config.endpoint.instance_type): endpoint_instances_needed(
+            config.endpoint.autoscaling.max_capacity
+        ),
     }
 
 
@@ -279,7 +280,7 @@ def cmd_quota(args: argparse.Namespace, session: Any) -> int:
     for check in checks:
         have = "missing" if check.available is None else f"{check.available:g}"
         print(f"{'ok ' if check.ok else 'LOW'} {check.quota_name}: need {check.needed}, have {have}")
-        if check.quota_name == endpoint_quota_name(config):
+        if check.quota_name == endpoint_quota_name(config.endpoint.instance_type):
             note = blue_green_note(check.available, config.endpoint.autoscaling.max_capacity)
             if note:
                 print(note)

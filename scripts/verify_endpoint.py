@@ -146,7 +146,7 @@ def verify(
         report.add("stack", False, f"{stack_name}: {exc.response['Error']['Message']}")
         return report
     status = stack["StackStatus"]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = cli.outputs_of(stack)
     if not report.add(
         "stack",
         status.endswith("_COMPLETE") and status not in ROLLED_BACK,

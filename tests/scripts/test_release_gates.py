@@ -17,7 +17,8 @@ from moto import mock_aws
 
 from app.contracts.release import Release, load_current
 from infra.app import RELEASES_DIR
-from scripts.release_checks import endpoint_quota_name, expectation, preflight, verify_release
+from scripts.capacity_checks import endpoint_quota_name
+from scripts.release_checks import expectation, preflight, verify_release
 from scripts.verify_endpoint import sample_jpeg
 from tests.infra.conftest import make_stage_config
 
