@@ -38,28 +38,29 @@ def sha256_of_object(s3: Any, bucket: str, key: str) -> str:
     return digest.hexdigest()
 
 
-def package_image(registry: Any, package_arn: str) -> str:
-    """The serve image a model package was registered with (the registrar records the stage's serve image)."""
-    from sagemaker.core.resources import ModelPackage
-
-    package = ModelPackage.get(package_arn, session=registry, region=package_arn.split(":")[3])
-    assert package is not None
-    containers = package.inference_specification.containers if package.inference_specification else []
-    return str(containers[0].image) if containers else ""
-
-
-def package_facts(registry: Any, package_arn: str) -> tuple[str, str, dict[str, str]]:
-    """(approval status, model data URL, customer metadata) of a model package, through the SageMaker Python SDK.
+def _model_package(registry: Any, package_arn: str) -> tuple[Any, Any]:
+    """(the model package, its first inference container or None), through the SageMaker Python SDK.
 
     ``registry`` is a boto3 Session that can describe the package (the registry's account, or a principal its
     model package group policy lets in)."""
     from sagemaker.core.resources import ModelPackage  # operator extra; never in the Lambdas or images
 
-    region = package_arn.split(":")[3]
-    package = ModelPackage.get(package_arn, session=registry, region=region)
+    package = ModelPackage.get(package_arn, session=registry, region=package_arn.split(":")[3])
     assert package is not None
     containers = package.inference_specification.containers if package.inference_specification else []
-    url = str(containers[0].model_data_url) if containers else ""
+    return package, containers[0] if containers else None
+
+
+def package_image(registry: Any, package_arn: str) -> str:
+    """The serve image a model package was registered with (the registrar records the stage's serve image)."""
+    _, container = _model_package(registry, package_arn)
+    return str(container.image) if container else ""
+
+
+def package_facts(registry: Any, package_arn: str) -> tuple[str, str, dict[str, str]]:
+    """(approval status, model data URL, customer metadata) of a model package."""
+    package, container = _model_package(registry, package_arn)
+    url = str(container.model_data_url) if container else ""
     metadata = package.customer_metadata_properties
     return str(package.model_approval_status), url, dict(metadata) if isinstance(metadata, dict) else {}
 
@@ -86,18 +87,20 @@ def preflight(
     report = Report()
     model = release.model
     status, url, metadata = package_facts(registry, model.package_arn)
-    report.add(
+    version_is = f"{model.package_group} v{model.package_version} is {status}"
+    report.compare(
         "package approved",
-        status == "Approved",
-        f"{model.package_group} v{model.package_version} is {status}"
-        + ("" if status == "Approved" else ", expected Approved (python -m scripts.release approve ...)"),
+        status,
+        "Approved",
+        same=version_is,
+        differs=f"{version_is}, expected Approved (python -m scripts.release approve ...)",
     )
-    report.add(
+    report.compare(
         "package model data",
-        url == model.model_data_uri,
-        f"{url}"
-        if url == model.model_data_uri
-        else f"the package serves {url}, the release says {model.model_data_uri}",
+        url,
+        model.model_data_uri,
+        same=url,
+        differs=f"the package serves {url}, the release says {model.model_data_uri}",
     )
     score, source = _quality(metadata, release)
     bar = config.training.quality_bar_map50_95
@@ -111,12 +114,12 @@ def preflight(
     except s3.exceptions.NoSuchKey:
         report.add("model object", False, f"{model.model_data_uri} does not exist")
     else:
-        report.add(
+        report.compare(
             "model object",
-            actual == model.sha256,
-            f"sha256 {actual[:12]}... matches"
-            if actual == model.sha256
-            else f"sha256 {actual} differs from the release's {model.sha256}",
+            actual,
+            model.sha256,
+            same=f"sha256 {actual[:12]}... matches",
+            differs=f"sha256 {actual} differs from the release's {model.sha256}",
         )
     _precision(report, release, config)
     _quota(report, config, service_quotas)
@@ -218,11 +221,13 @@ def verify_release(
     [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     outputs = outputs_of(described)
     recorded = outputs.get(ServingOutputs.RELEASE_ID)
-    report.add(
+    deployed = f"{stack} deployed {recorded}"
+    report.compare(
         "release id",
-        recorded == release.release_id,
-        f"{stack} deployed {recorded}"
-        + ("" if recorded == release.release_id else f", expected {release.release_id}"),
+        recorded,
+        release.release_id,
+        same=deployed,
+        differs=f"{deployed}, expected {release.release_id}",
     )
     if load_requests and report.ok:
         _load_smoke(
