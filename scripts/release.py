@@ -249,14 +249,14 @@ def cmd_create(args: argparse.Namespace) -> int:
 def shared_copy(ecr: Any, data_outputs: dict[str, str], name: str, image: ImageDigest) -> ImageDigest:
     """``image`` in the stage's own ``name`` repository (the one whose policy lets later stages pull): copied there
     by digest (scripts/promote_image.py, same bytes) when it lives elsewhere, e.g. in CDK's asset repository."""
-    from scripts.promote_image import ImageRef, PromotionError, promote
+    from scripts.promote_image import ImageRef, promote
 
     target = data_outputs[DataOutputs.repository_uri(name)]
     if image.repository == target:
         return image
     try:
         pinned = promote(ecr, ecr, ImageRef.parse(image.uri, what=name), target, dry_run=False)
-    except PromotionError as exc:
+    except OperatorError as exc:
         raise OperatorError(f"image {name}: {exc}") from None
     repository, _, digest = pinned.partition("@")
     return ImageDigest(repository=repository, digest=digest)

@@ -248,8 +248,8 @@ def print_summary(summaries: list[StackSummary]) -> None:
             )
             for line in s.variants:
                 print(f"{'':<12}variant {line}")
-        if line := blue_green_line(stacks):
-            print(line)
+        if blue_green := blue_green_line(stacks):
+            print(blue_green)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,7 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from app.contracts.release import current_release_id, load_current, load_release
+from app.contracts.release import ImageDigest, current_release_id, load_current, load_release
+from app.contracts.stack_outputs import DataOutputs
 from infra.app import RELEASES_DIR
 from scripts.cli import EXIT_ERROR, EXIT_OK, OperatorError
 from scripts.release import (
@@ -28,6 +29,7 @@ from scripts.release import (
     main,
     model_precisions,
     resolve_digest,
+    shared_copy,
 )
 
 REGION = "eu-west-1"
@@ -247,6 +249,16 @@ def test_a_tag_resolves_to_its_digest(aws: boto3.Session) -> None:
     ecr.put_image(repositoryName="dev/serve", imageManifest=manifest, imageTag="abc")
     resolved = resolve_digest(ecr, f"{uri}:abc")
     assert resolved.repository == uri and resolved.digest.startswith("sha256:")
+
+
+def test_an_image_that_cannot_be_copied_into_the_stage_repository_is_named(aws: boto3.Session) -> None:
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    image = ImageDigest(
+        repository=f"{registry}/cdk-assets", digest="sha256:" + "a" * 64
+    )  # no such repository
+    outputs = {DataOutputs.repository_uri("serve"): f"{registry}/dev-serve"}
+    with pytest.raises(OperatorError, match="image serve: --source: repository 'cdk-assets' does not exist"):
+        shared_copy(aws.client("ecr"), outputs, "serve", image)
 
 
 def test_cleanup_keeps_what_runs_what_a_release_references_and_the_newest(aws: boto3.Session) -> None:
