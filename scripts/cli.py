@@ -212,6 +212,16 @@ def stack_output(cloudformation: Any, stack_name: str, key: str) -> str:
     return stack_outputs(cloudformation, stack_name, required=[key])[key]
 
 
+def stage_config(stage: str) -> Any:
+    """The validated config of a stage (infra/stages.py), for the commands that need more than its name."""
+    from infra.app import stage_configs  # late: only the commands that need a stage's config load infra
+
+    configs = stage_configs()
+    if stage not in configs:
+        raise OperatorError(f"--stage {stage}: unknown stage; expected one of {list(configs)}")
+    return configs[stage]
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with the one-line usage error of every operator command: ``error: <prog>: <reason> (see --help)``,
     exit 2 (subcommand parsers inherit it)."""
@@ -278,6 +288,13 @@ def existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def existing_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such directory")
     return path
 
 

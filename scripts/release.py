@@ -62,6 +62,7 @@ from scripts.cli import (
     positive_int,
     stack_output,
     stack_outputs,
+    stage_config,
 )
 
 RELEASES_DIR = REPO_ROOT / "releases"
@@ -69,15 +70,6 @@ _MODEL_JSON = "model.json"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def stage_config(stage: str) -> Any:
-    from infra.app import stage_configs  # late: only the commands that need a stage's config load infra
-
-    configs = stage_configs()
-    if stage not in configs:
-        raise OperatorError(f"--stage {stage}: unknown stage; expected one of {list(configs)}")
-    return configs[stage]
-
-
 def read_release(path: Path | None, releases_dir: Path) -> Release:
     try:
         return load_release(path) if path else load_current(releases_dir)
@@ -444,16 +436,26 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_and_release(args: argparse.Namespace) -> tuple[Any, Release]:
-    return stage_config(args.stage), read_release(args.release_file, args.releases_dir)
+def _gate(args: argparse.Namespace, name: str) -> tuple[Any, Release, Any, Any]:
+    """(stage config, release, the caller's session, a session in the stage's account) of a gate command."""
+    config, release = stage_config(args.stage), read_release(args.release_file, args.releases_dir)
+    session = aws_session(profile=args.profile, region=args.region or release.model.region)
+    return config, release, session, assumed(session, args.stage_role_arn, name=f"{name}-{args.stage}")
+
+
+def _verdict(report: Any, *, passed: str, failed: str) -> int:
+    """Print a gate's report; a FAIL line makes it a failed check (exit 3)."""
+    print(report.render())
+    if not report.ok:
+        raise CheckFailed(f"{failed} (FAIL lines above)")
+    print(f"{passed}: OK")
+    return 0
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     from scripts.release_checks import preflight
 
-    config, release = _config_and_release(args)
-    session = aws_session(profile=args.profile, region=args.region or release.model.region)
-    stage = assumed(session, args.stage_role_arn, name=f"preflight-{args.stage}")
+    config, release, session, stage = _gate(args, "preflight")
     report = preflight(
         release,
         config,
@@ -463,20 +465,15 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         sagemaker=stage.client("sagemaker"),
         service_quotas=stage.client("service-quotas"),
     )
-    print(report.render())
-    if not report.ok:
-        raise CheckFailed(f"preflight of {release.release_id} for {args.stage} failed (FAIL lines above)")
-    print(f"preflight of {release.release_id} for {args.stage}: OK")
-    return 0
+    what = f"preflight of {release.release_id} for {args.stage}"
+    return _verdict(report, passed=what, failed=f"{what} failed")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from scripts.release_checks import verify_release
     from scripts.verify_endpoint import sample_jpeg
 
-    config, release = _config_and_release(args)
-    session = aws_session(profile=args.profile, region=args.region or release.model.region)
-    stage = assumed(session, args.stage_role_arn, name=f"verify-{args.stage}")
+    config, release, _, stage = _gate(args, "verify")
     report = verify_release(
         release,
         config,
@@ -487,13 +484,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         load_requests=args.load_requests,
         load_concurrency=args.load_concurrency,
     )
-    print(report.render())
-    if not report.ok:
-        raise CheckFailed(
-            f"{args.stage} does not run release {release.release_id} as expected (FAIL lines above)"
-        )
-    print(f"{args.stage} runs {release.release_id}: OK")
-    return 0
+    return _verdict(
+        report,
+        passed=f"{args.stage} runs {release.release_id}",
+        failed=f"{args.stage} does not run release {release.release_id} as expected",
+    )
 
 
 def cleanup_candidates(

@@ -244,19 +244,10 @@ class QuotaCheck:
         return self.available is not None and self.available >= self.needed
 
 
-def _stage_config(stage: str) -> Any:
-    from infra.app import stage_configs  # late: only this command needs the stage config
-
-    configs = stage_configs()
-    if stage not in configs:
-        raise OperatorError(f"unknown stage '{stage}'; expected one of {sorted(configs)}")
-    return configs[stage]
-
-
 def needed_quotas(stage: str) -> dict[str, int]:
     """Quota name -> instances the stage needs (training job + endpoint: a blue/green deploy at the autoscaling
     maximum runs the old and the new fleet side by side, scripts/capacity_checks.py)."""
-    config = _stage_config(stage)
+    config = cli.stage_config(stage)
     usage = "spot training job usage" if config.training.use_spot else "training job usage"
     return {
         f"{config.training.instance_type} for {usage}": config.training.instance_count,
@@ -275,7 +266,7 @@ def check_quotas(service_quotas: Any, needed: dict[str, int]) -> list[QuotaCheck
 
 
 def cmd_quota(args: argparse.Namespace, session: Any) -> int:
-    config = _stage_config(args.stage)
+    config = cli.stage_config(args.stage)
     checks = check_quotas(session.client("service-quotas"), needed_quotas(args.stage))
     for check in checks:
         have = "missing" if check.available is None else f"{check.available:g}"
