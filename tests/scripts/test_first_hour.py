@@ -29,6 +29,7 @@ from scripts import (
     training,
     verify_endpoint,
 )
+from tests.scripts.aws_fakes import stack_with_outputs
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's account
@@ -84,13 +85,7 @@ def aws() -> Iterator[None]:
 
 
 def _stack(name: str, outputs: dict[str, str]) -> None:
-    template = {
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-        **({"Outputs": {k: {"Value": v} for k, v in outputs.items()}} if outputs else {}),
-    }
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName=name, TemplateBody=json.dumps(template)
-    )
+    stack_with_outputs(boto3.client("cloudformation", region_name=REGION), name, outputs)
 
 
 def check(

@@ -31,6 +31,7 @@ from scripts.release import (
     resolve_digest,
     shared_copy,
 )
+from tests.scripts.aws_fakes import stack_with_outputs
 
 REGION = "eu-west-1"
 SUBCOMMANDS = [
@@ -116,15 +117,7 @@ def aws() -> Iterator[boto3.Session]:
 
 
 def data_stack(session: boto3.Session, stage: str, outputs: dict[str, str]) -> None:
-    session.client("cloudformation").create_stack(
-        StackName=f"{stage}-Data",
-        TemplateBody=json.dumps(
-            {
-                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
-                "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-            }
-        ),
-    )
+    stack_with_outputs(session.client("cloudformation"), f"{stage}-Data", outputs)
 
 
 @pytest.mark.parametrize(("command", "status"), [("approve", "Approved"), ("reject", "Rejected")])

@@ -4,15 +4,13 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from botocore.response import StreamingBody
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from app.contracts.release import Release, load_current
@@ -21,6 +19,7 @@ from scripts.capacity_checks import endpoint_quota_name
 from scripts.release_checks import expectation, preflight, verify_release
 from scripts.verify_endpoint import sample_jpeg
 from tests.infra.conftest import make_stage_config
+from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
 
 REGION = "eu-west-1"
 MODEL_BYTES = b"a model.tar.gz"
@@ -154,15 +153,7 @@ def test_preflight_needs_quota_for_two_fleets_at_max_capacity(
 
 def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None:
     session, release = registry
-    session.client("cloudformation").create_stack(
-        StackName="Staging-Serving",
-        TemplateBody=json.dumps(
-            {
-                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
-                "Outputs": {"EndpointName": {"Value": "endpoint-1"}},
-            }
-        ),
-    )
+    stack_with_outputs(session.client("cloudformation"), "Staging-Serving", {"EndpointName": "endpoint-1"})
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     stubber = Stubber(sagemaker)
     stubber.add_response(
@@ -197,15 +188,7 @@ def stack(cloudformation: Any, *, release_id: str = RELEASE.release_id, config: 
         "EndpointStatus": "created",
         "ReleaseId": release_id,
     }
-    cloudformation.create_stack(
-        StackName="Staging-Serving",
-        TemplateBody=json.dumps(
-            {
-                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
-                "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-            }
-        ),
-    )
+    stack_with_outputs(cloudformation, "Staging-Serving", outputs)
 
 
 def endpoint_stubs(
@@ -273,27 +256,13 @@ def endpoint_stubs(
 
 
 def runtime(version: str = RELEASE.model.card_version, answers: int = 1) -> Any:
-    client = boto3.client("sagemaker-runtime", region_name=REGION)
-    stubber = Stubber(client)
     body = json.dumps(
         {
             "model": {"name": "yolo-detector", "version": version},
             "predictions": [{"image": {"width": 640, "height": 480}, "detections": []}],
         }
     ).encode()
-    for _ in range(answers):
-        stubber.add_response(
-            "invoke_endpoint",
-            {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentType": "application/json"},
-            {
-                "EndpointName": "endpoint-1",
-                "ContentType": "image/jpeg",
-                "Accept": "application/json",
-                "Body": ANY,
-            },
-        )
-    stubber.activate()
-    return client
+    return runtime_answering(body, region=REGION, times=answers)
 
 
 @pytest.fixture
