@@ -120,16 +120,14 @@ def data_stack(session: boto3.Session, stage: str, outputs: dict[str, str]) -> N
     stack_with_outputs(session.client("cloudformation"), f"{stage}-Data", outputs)
 
 
-@pytest.mark.parametrize(("command", "status"), [("approve", "Approved"), ("reject", "Rejected")])
-def test_approve_and_reject_set_the_package_status(
-    aws: boto3.Session, releases: Path, command: str, status: str
-) -> None:
+def registry_with(aws: boto3.Session, status: str, *, versions: int = 1) -> str:
+    """Dev's model package group (found through its Data stack) with ``versions`` versions; the last one's ARN."""
     sm = aws.client("sagemaker")
     sm.create_model_package_group(ModelPackageGroupName="yolo-detector-dev-1a2b3c4d")
-    for _ in range(2):
-        arn = sm.create_model_package(
+    for _ in range(versions):
+        arn: str = sm.create_model_package(
             ModelPackageGroupName="yolo-detector-dev-1a2b3c4d",
-            ModelApprovalStatus="PendingManualApproval",
+            ModelApprovalStatus=status,
             InferenceSpecification={
                 "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/k.tar.gz"}],
                 "SupportedContentTypes": ["image/jpeg"],
@@ -137,6 +135,14 @@ def test_approve_and_reject_set_the_package_status(
             },
         )["ModelPackageArn"]
     data_stack(aws, "Dev", {"ModelPackageGroupName": "yolo-detector-dev-1a2b3c4d"})
+    return arn
+
+
+@pytest.mark.parametrize(("command", "status"), [("approve", "Approved"), ("reject", "Rejected")])
+def test_approve_and_reject_set_the_package_status(
+    aws: boto3.Session, releases: Path, command: str, status: str
+) -> None:
+    arn = registry_with(aws, "PendingManualApproval", versions=2)
     assert (
         run(
             releases,
@@ -152,7 +158,7 @@ def test_approve_and_reject_set_the_package_status(
         )
         == 0
     )
-    described = sm.describe_model_package(ModelPackageName=arn)
+    described = aws.client("sagemaker").describe_model_package(ModelPackageName=arn)
     assert described["ModelApprovalStatus"] == status
 
 
@@ -288,22 +294,6 @@ def test_cleanup_keeps_what_runs_what_a_release_references_and_the_newest(aws: b
     assert cleanup_candidates(
         sm, endpoint_config_in_use="cfg-running", releases=[release], keep=3, stage_tag="prod"
     ) == ([], [])
-
-
-def registry_with(aws: boto3.Session, status: str) -> str:
-    sm = aws.client("sagemaker")
-    sm.create_model_package_group(ModelPackageGroupName="yolo-detector-dev-1a2b3c4d")
-    arn: str = sm.create_model_package(
-        ModelPackageGroupName="yolo-detector-dev-1a2b3c4d",
-        ModelApprovalStatus=status,
-        InferenceSpecification={
-            "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/k.tar.gz"}],
-            "SupportedContentTypes": ["image/jpeg"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-    )["ModelPackageArn"]
-    data_stack(aws, "Dev", {"ModelPackageGroupName": "yolo-detector-dev-1a2b3c4d"})
-    return arn
 
 
 def test_create_refuses_a_package_that_is_not_approved(

@@ -73,8 +73,9 @@ def run_preflight(
     stage: str = "Staging",
     quota: float | None = 100,
     sagemaker: Any = None,
+    **overrides: Any,
 ) -> Any:
-    config = make_stage_config(stage)
+    config = make_stage_config(stage, **overrides)
     return preflight(
         release,
         config,
@@ -362,16 +363,7 @@ def test_preflight_refuses_a_model_without_the_precision_the_stage_serves(regist
     doc = release.model_dump(mode="json")
     doc["model"]["precisions"] = ["fp32"]
     fp32_only = Release.model_validate(doc)
-    config = make_stage_config("Dev", endpoint={"precision": "int8"})
-    report = preflight(
-        fp32_only,
-        config,
-        registry=session,
-        s3=session.client("s3"),
-        cloudformation=session.client("cloudformation"),
-        sagemaker=session.client("sagemaker"),
-        service_quotas=quotas(100, config.endpoint.instance_type),
-    )
+    report = run_preflight(session, fp32_only, stage="Dev", endpoint={"precision": "int8"})
     assert failed(report) == {
         "model precision": "stage Dev: field 'endpoint.precision' is int8, but the release's model "
         "(yolo-detector-dev-1a2b3c4d v1, field 'model.precisions') ships only ['fp32']: the server would refuse "
