@@ -502,13 +502,17 @@ def cleanup_candidates(
         tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn).get("Tags", [])}
         return tags.get("stage") == stage_tag
 
+    def stage_resources(operation: str, listed: str, arn: str) -> list[dict[str, Any]]:
+        """The stage's resources of one kind (tagged with its stage), newest first."""
+        found: list[dict[str, Any]] = []
+        pages = sagemaker.get_paginator(operation).paginate(SortBy="CreationTime", SortOrder="Descending")
+        for page in pages:
+            found.extend(item for item in page[listed] if tagged(item[arn]))
+        return found
+
     in_use = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint_config_in_use)
     models_in_use = {v["ModelName"] for v in in_use["ProductionVariants"]}
-    models: list[dict[str, Any]] = []
-    for page in sagemaker.get_paginator("list_models").paginate(
-        SortBy="CreationTime", SortOrder="Descending"
-    ):
-        models.extend(m for m in page["Models"] if tagged(m["ModelArn"]))
+    models = stage_resources("list_models", "Models", "ModelArn")
     stale_models = []
     for model in models[keep:]:
         if model["ModelName"] in models_in_use:
@@ -516,11 +520,7 @@ def cleanup_candidates(
         container = sagemaker.describe_model(ModelName=model["ModelName"]).get("PrimaryContainer", {})
         if (container.get("Image"), container.get("ModelDataUrl")) not in referenced:
             stale_models.append(model["ModelName"])
-    configs: list[dict[str, Any]] = []
-    for page in sagemaker.get_paginator("list_endpoint_configs").paginate(
-        SortBy="CreationTime", SortOrder="Descending"
-    ):
-        configs.extend(c for c in page["EndpointConfigs"] if tagged(c["EndpointConfigArn"]))
+    configs = stage_resources("list_endpoint_configs", "EndpointConfigs", "EndpointConfigArn")
     stale_configs = []
     for config in configs[keep:]:
         name = config["EndpointConfigName"]
