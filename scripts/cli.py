@@ -4,7 +4,8 @@ Every command under ``scripts/`` wraps its ``main`` with :func:`command` and val
 argparse types below *before* any work starts (a plot or JSON destination is checked before a ten-minute load test,
 not after). AWS errors (no credentials, unknown profile, access denied, throttling, not found) and our own domain
 errors become one line on stderr; only a bug prints a traceback. :func:`stack_outputs` is the one reader of a stack's
-outputs: it names why one is missing (never deployed, still deploying, last deploy failed, an older version). No
+outputs: it names why one is missing (never deployed, still deploying, last deploy failed, an older version); the
+release gates, which report on a stack as they find it, parse DescribeStacks' answer with :func:`outputs_of`. No
 command deletes a folder it did not create (see scripts/synth.py ``--outdir`` and scripts/demo.py ``--workdir``).
 The README section "Operator commands: how they fail" repeats this table for operators.
 

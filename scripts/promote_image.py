@@ -145,9 +145,8 @@ def promote(source_ecr: Any, ecr: Any, source: ImageRef, target_repo_uri: str, *
             f"source image {digest}: its {media_type} manifest is not the JSON it should be ({exc!r})"
         ) from None
     copied = copy_layers(source_ecr, ecr, source, target, blobs)
-    with contextlib.suppress(
-        ecr.exceptions.ImageAlreadyExistsException
-    ):  # already promoted: same tag, manifest
+    # Already promoted (same tag, same manifest) is fine.
+    with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
         ecr.put_image(
             registryId=target.registry,
             repositoryName=target.repository,

@@ -7,7 +7,7 @@ outputs (``<Stage>-Training``), never hard-coded names; instance types for the q
     python -m scripts.training quota --stage Dev      # instance quotas (2 x endpoint max), Lambda concurrency
 
 Exit status (scripts/cli.py): 0 ok, 1 error (AWS, a stage not deployed, the runner rejected the request),
-2 usage, 3 ``follow``: the job failed; ``quota``: 2 when a quota is missing.
+2 usage, 3 ``follow``: the job failed; ``quota``: a quota is low or missing, or Lambda concurrency is short.
 """
 
 from __future__ import annotations

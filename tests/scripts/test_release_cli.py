@@ -252,9 +252,8 @@ def test_a_tag_resolves_to_its_digest(aws: boto3.Session) -> None:
 
 def test_an_image_that_cannot_be_copied_into_the_stage_repository_is_named(aws: boto3.Session) -> None:
     registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-    image = ImageDigest(
-        repository=f"{registry}/cdk-assets", digest="sha256:" + "a" * 64
-    )  # no such repository
+    missing = f"{registry}/cdk-assets"  # no such repository
+    image = ImageDigest(repository=missing, digest="sha256:" + "a" * 64)
     outputs = {DataOutputs.repository_uri("serve"): f"{registry}/dev-serve"}
     with pytest.raises(OperatorError, match="image serve: --source: repository 'cdk-assets' does not exist"):
         shared_copy(aws.client("ecr"), outputs, "serve", image)

@@ -92,9 +92,8 @@ def test_endpoint_running_the_stack_config_and_answering_passes(aws: dict[str, A
 
 
 def test_endpoint_on_another_config_is_reported_as_silent_rollback(aws: dict[str, Any]) -> None:
-    deploy_stack(
-        aws["cloudformation"], expected_config="cfg-newer"
-    )  # the deploy asked for a config not running
+    # The deploy asked for a config the endpoint does not run.
+    deploy_stack(aws["cloudformation"], expected_config="cfg-newer")
     report = run(aws)
     failed = [c for c in report.checks if not c.ok]
     assert [c.name for c in failed] == ["endpoint config"]
