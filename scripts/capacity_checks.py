@@ -1,8 +1,9 @@
-"""What a stage's first deploy needs of the account beyond instance quotas, for ``python -m scripts.training quota``.
+"""What a stage's deploy needs of the account, for ``python -m scripts.training quota`` and the release preflight.
 
 - Blue/green endpoint updates run the old and the new fleet side by side, with autoscaling suspended while the update
-  runs, so a deploy at the variant's max capacity needs 2 x max instances of the endpoint type. The quota check asks
-  for that (``endpoint_instances_needed``); ``blue_green_note`` says when a quota covers max but not 2 x max.
+  runs, so a deploy at the variant's max capacity needs 2 x max instances of the endpoint type. The quota checks ask
+  for that (``endpoint_instances_needed`` of the quota ``endpoint_quota_name``); ``blue_green_note`` says when a
+  quota covers max but not 2 x max.
 - Lambda keeps at least 100 concurrent executions unreserved: "You can reserve up to the Unreserved account
   concurrency value that is shown, minus 100 for functions that don't have reserved concurrency" (AWS Lambda,
   Configuring reserved concurrency, https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html, and
@@ -17,7 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 MIN_UNRESERVED_CONCURRENCY = 100
-LAUNCHER_FUNCTIONS = 2  # the runner and the registrar (infra/constructs/training_launchers.py), each with the stage's reservation
+# The runner and the registrar (infra/constructs/training_launchers.py), each with the stage's reservation.
+LAUNCHER_FUNCTIONS = 2
+
+
+def endpoint_quota_name(instance_type: str) -> str:
+    """The Service Quotas name of a SageMaker endpoint instance type (service code ``sagemaker``)."""
+    return f"{instance_type} for endpoint usage"
 
 
 def endpoint_instances_needed(max_capacity: int) -> int:

@@ -4,7 +4,8 @@ Every command under ``scripts/`` wraps its ``main`` with :func:`command` and val
 argparse types below *before* any work starts (a plot or JSON destination is checked before a ten-minute load test,
 not after). AWS errors (no credentials, unknown profile, access denied, throttling, not found) and our own domain
 errors become one line on stderr; only a bug prints a traceback. :func:`stack_outputs` is the one reader of a stack's
-outputs: it names why one is missing (never deployed, still deploying, last deploy failed, an older version). No
+outputs: it names why one is missing (never deployed, still deploying, last deploy failed, an older version); the
+release gates, which report on a stack as they find it, parse DescribeStacks' answer with :func:`outputs_of`. No
 command deletes a folder it did not create (see scripts/synth.py ``--outdir`` and scripts/demo.py ``--workdir``).
 The README section "Operator commands: how they fail" repeats this table for operators.
 
@@ -24,7 +25,7 @@ import functools
 import math
 import sys
 import urllib.error
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -149,6 +150,12 @@ def deploy_hint(stack_name: str) -> str:
     return f"npx cdk deploy '{stack_name.replace('-', '/', 1)}'"
 
 
+def outputs_of(described: Mapping[str, Any]) -> dict[str, str]:
+    """{key: value} of one stack of a DescribeStacks answer (for the gates that report on a stack as they find it;
+    every other reader goes through :func:`stack_outputs`)."""
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", []) or []}
+
+
 def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[str] = ()) -> dict[str, str]:
     """Outputs of a deployed stack as {key: value}; a missing, failed or outdated stack is an OperatorError.
 
@@ -167,7 +174,7 @@ def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[st
             ) from None
         raise
     status = str(described.get("StackStatus", ""))
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", []) or []}
+    outputs = outputs_of(described)
     if status == "ROLLBACK_COMPLETE":
         raise OperatorError(
             f"stack {stack_name}: its first deploy failed and was rolled back (ROLLBACK_COMPLETE); see its events "
@@ -199,6 +206,21 @@ def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[st
     else:
         cause = f"deploy the current version of the stage first ({deploy_hint(stack_name)}; status {status})"
     raise OperatorError(f"stack {stack_name} has {what}; {cause}")
+
+
+def stack_output(cloudformation: Any, stack_name: str, key: str) -> str:
+    """One output of a deployed stack (:func:`stack_outputs` with ``required=[key]``)."""
+    return stack_outputs(cloudformation, stack_name, required=[key])[key]
+
+
+def stage_config(stage: str) -> Any:
+    """The validated config of a stage (infra/stages.py), for the commands that need more than its name."""
+    from infra.app import stage_configs  # late: only the commands that need a stage's config load infra
+
+    configs = stage_configs()
+    if stage not in configs:
+        raise OperatorError(f"--stage {stage}: unknown stage; expected one of {list(configs)}")
+    return configs[stage]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -267,6 +289,13 @@ def existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def existing_dir(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: no such directory")
     return path
 
 

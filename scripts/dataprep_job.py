@@ -19,6 +19,7 @@ Exit status (scripts/cli.py): 0 started, 1 error (AWS, stack not deployed, bad d
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -208,4 +209,4 @@ def main(argv: Sequence[str] | None = None, *, now: float | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

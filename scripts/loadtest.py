@@ -86,9 +86,8 @@ class Advice:
     peak_rps: float | None
     min_capacity: int
     max_capacity: int | None
-    precision: str = (
-        "fp32"  # the SERVING_PRECISION measured: the stage records it as autoscaling.measured_precision
-    )
+    # The SERVING_PRECISION measured: the stage records it as autoscaling.measured_precision.
+    precision: str = "fp32"
 
 
 def http_invoker(url: str, body: bytes, content_type: str, timeout: float) -> Callable[[], Invoke]:

@@ -23,15 +23,14 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from app.contracts.image_uri import ECR_REPOSITORY, IMAGE_DIGEST
 from app.contracts.stack_outputs import DataOutputs
 from scripts import cli
 from scripts.cli import OperatorError
 
 IMAGE_NAMES = ("dataprep", "train", "serve")
-_URI = re.compile(
-    r"^(?P<registry>[0-9]{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(\.cn)?/(?P<repo>[a-z0-9._/-]+)"
-    r"(?::(?P<tag>[A-Za-z0-9_.-]{1,128})|@(?P<digest>sha256:[0-9a-f]{64}))$"
-)
+# An image by tag or by digest (ECR image tags: up to 128 of these characters).
+_URI = re.compile(rf"^{ECR_REPOSITORY}(?::(?P<tag>[A-Za-z0-9_.-]{{1,128}})|@(?P<digest>{IMAGE_DIGEST}))$")
 _SINGLE_MANIFESTS = (
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
@@ -55,7 +54,7 @@ class ImageRef:
                 f"{what}: expected '<account>.dkr.ecr.<region>.amazonaws.com/<repo>(:<tag>|@sha256:<digest>)', "
                 f"got '{uri}'"
             )
-        return cls(match["registry"], match["region"], match["repo"], match["tag"], match["digest"])
+        return cls(match["account"], match["region"], match["repo"], match["tag"], match["digest"])
 
     @property
     def image_id(self) -> dict[str, str]:
@@ -64,8 +63,7 @@ class ImageRef:
 
 def target_repository_uri(cloudformation: Any, stage: str, image: str) -> str:
     """The URI of ``image``'s repository in ``stage``, from the ``<Stage>-Data`` stack outputs."""
-    output = DataOutputs.repository_uri(image)
-    return cli.stack_outputs(cloudformation, f"{stage}-Data", required=[output])[output]
+    return cli.stack_output(cloudformation, f"{stage}-Data", DataOutputs.repository_uri(image))
 
 
 def source_manifest(ecr: Any, source: ImageRef) -> tuple[str, str, str]:
@@ -146,9 +144,8 @@ def promote(source_ecr: Any, ecr: Any, source: ImageRef, target_repo_uri: str, *
             f"source image {digest}: its {media_type} manifest is not the JSON it should be ({exc!r})"
         ) from None
     copied = copy_layers(source_ecr, ecr, source, target, blobs)
-    with contextlib.suppress(
-        ecr.exceptions.ImageAlreadyExistsException
-    ):  # already promoted: same tag, manifest
+    # Already promoted (same tag, same manifest) is fine.
+    with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
         ecr.put_image(
             registryId=target.registry,
             repositoryName=target.repository,

@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from app.contracts import launcher_environment
 from app.contracts.artifact import ModelCard, Precision
 from app.contracts.release import (
     CURRENT,
@@ -48,6 +49,7 @@ from app.contracts.release import (
     release_path,
     s3_location,
 )
+from app.contracts.stack_outputs import DataOutputs, ServingOutputs, TrainingOutputs
 from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import (
@@ -58,7 +60,9 @@ from scripts.cli import (
     existing_file,
     non_negative_int,
     positive_int,
+    stack_output,
     stack_outputs,
+    stage_config,
 )
 
 RELEASES_DIR = REPO_ROOT / "releases"
@@ -66,15 +70,6 @@ _MODEL_JSON = "model.json"
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def stage_config(stage: str) -> Any:
-    from infra.app import stage_configs  # late: only the commands that need a stage's config load infra
-
-    configs = stage_configs()
-    if stage not in configs:
-        raise OperatorError(f"--stage {stage}: unknown stage; expected one of {list(configs)}")
-    return configs[stage]
-
-
 def read_release(path: Path | None, releases_dir: Path) -> Release:
     try:
         return load_release(path) if path else load_current(releases_dir)
@@ -188,8 +183,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     # the model object is read with the caller's own credentials (the registry's bucket and key policies let it).
     session = assumed(own, args.stage_role_arn, name=f"release-create-{args.from_stage}")
     cloudformation = session.client("cloudformation")
-    data = stack_outputs(cloudformation, f"{args.from_stage}-Data", required=["ModelPackageGroupName"])
-    group = data["ModelPackageGroupName"]
+    group = stack_output(cloudformation, f"{args.from_stage}-Data", DataOutputs.MODEL_PACKAGE_GROUP_NAME)
     arn = args.package_arn or latest_approved(session, group, session.region_name)
     if args.if_new_package:
         try:
@@ -210,7 +204,7 @@ def cmd_create(args: argparse.Namespace) -> int:
         raise OperatorError(f"{arn}: {exc}") from None
     sha256, card = inspect_model(own.client("s3"), bucket, key)
     precisions = model_precisions(card, f"s3://{bucket}/{key}")
-    training = stack_outputs(cloudformation, f"{args.from_stage}-Training", required=["DataKeyArn"])
+    data_key = stack_output(cloudformation, f"{args.from_stage}-Training", TrainingOutputs.DATA_KEY_ARN)
     metrics = {k.removeprefix("metric:"): float(v) for k, v in metadata.items() if k.startswith("metric:")}
     images = current_images(session, args, cloudformation, package_arn=arn)
     release = Release(
@@ -223,7 +217,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             approval_status=status,
             model_data_uri=url,
             sha256=sha256,
-            kms_key_arn=args.model_kms_key_arn or training["DataKeyArn"],
+            kms_key_arn=args.model_kms_key_arn or data_key,
             metrics=metrics,
             dataset_version=str(card.get("dataset_version", "unknown")),
             card_version=str(card.get("version", "unknown")),
@@ -247,14 +241,14 @@ def cmd_create(args: argparse.Namespace) -> int:
 def shared_copy(ecr: Any, data_outputs: dict[str, str], name: str, image: ImageDigest) -> ImageDigest:
     """``image`` in the stage's own ``name`` repository (the one whose policy lets later stages pull): copied there
     by digest (scripts/promote_image.py, same bytes) when it lives elsewhere, e.g. in CDK's asset repository."""
-    from scripts.promote_image import ImageRef, PromotionError, promote
+    from scripts.promote_image import ImageRef, promote
 
-    target = data_outputs[f"{name.capitalize()}RepositoryUri"]
+    target = data_outputs[DataOutputs.repository_uri(name)]
     if image.repository == target:
         return image
     try:
         pinned = promote(ecr, ecr, ImageRef.parse(image.uri, what=name), target, dry_run=False)
-    except PromotionError as exc:
+    except OperatorError as exc:
         raise OperatorError(f"image {name}: {exc}") from None
     repository, _, digest = pinned.partition("@")
     return ImageDigest(repository=repository, digest=digest)
@@ -273,12 +267,11 @@ def current_images(
     data = stack_outputs(
         cloudformation,
         f"{stage}-Data",
-        required=[f"{n.capitalize()}RepositoryUri" for n in ("dataprep", "train", "serve")],
+        required=[DataOutputs.repository_uri(n) for n in ("dataprep", "train", "serve")],
     )
-    training = stack_outputs(
-        cloudformation, f"{stage}-Training", required=["RunnerFunctionName", "DataprepImageUri"]
-    )
-    runner = session.client("lambda").get_function_configuration(FunctionName=training["RunnerFunctionName"])
+    runner_key, dataprep_key = TrainingOutputs.RUNNER_FUNCTION_NAME, TrainingOutputs.DATAPREP_IMAGE_URI
+    training = stack_outputs(cloudformation, f"{stage}-Training", required=[runner_key, dataprep_key])
+    runner = session.client("lambda").get_function_configuration(FunctionName=training[runner_key])
     from infra.release import serve_variant
 
     variant = serve_variant(stage_config(stage).endpoint.instance_type)
@@ -296,9 +289,9 @@ def current_images(
             serve.setdefault(name, image)
     except ReleaseError:
         pass
-    train_uri = runner["Environment"]["Variables"]["TRAINING_IMAGE_URI"]
+    train_uri = runner["Environment"]["Variables"][launcher_environment.TRAINING_IMAGE_URI]
     return ReleaseImages(
-        dataprep=shared_copy(ecr, data, "dataprep", resolve_digest(ecr, training["DataprepImageUri"])),
+        dataprep=shared_copy(ecr, data, "dataprep", resolve_digest(ecr, training[dataprep_key])),
         train=shared_copy(ecr, data, "train", resolve_digest(ecr, train_uri)),
         serve=serve,
     )
@@ -361,9 +354,8 @@ def cmd_approval(args: argparse.Namespace) -> int:
     from sagemaker.core.resources import ModelPackage
 
     session = aws_session(profile=args.profile, region=args.region)
-    group = stack_outputs(
-        session.client("cloudformation"), f"{args.stage}-Data", required=["ModelPackageGroupName"]
-    )["ModelPackageGroupName"]
+    cloudformation = session.client("cloudformation")
+    group = stack_output(cloudformation, f"{args.stage}-Data", DataOutputs.MODEL_PACKAGE_GROUP_NAME)
     target = None
     for package in ModelPackage.get_all(
         model_package_group_name=group, session=session, region=session.region_name
@@ -444,16 +436,26 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_and_release(args: argparse.Namespace) -> tuple[Any, Release]:
-    return stage_config(args.stage), read_release(args.release_file, args.releases_dir)
+def _gate(args: argparse.Namespace, name: str) -> tuple[Any, Release, Any, Any]:
+    """(stage config, release, the caller's session, a session in the stage's account) of a gate command."""
+    config, release = stage_config(args.stage), read_release(args.release_file, args.releases_dir)
+    session = aws_session(profile=args.profile, region=args.region or release.model.region)
+    return config, release, session, assumed(session, args.stage_role_arn, name=f"{name}-{args.stage}")
+
+
+def _verdict(report: Any, *, passed: str, failed: str) -> int:
+    """Print a gate's report; a FAIL line makes it a failed check (exit 3)."""
+    print(report.render())
+    if not report.ok:
+        raise CheckFailed(f"{failed} (FAIL lines above)")
+    print(f"{passed}: OK")
+    return 0
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     from scripts.release_checks import preflight
 
-    config, release = _config_and_release(args)
-    session = aws_session(profile=args.profile, region=args.region or release.model.region)
-    stage = assumed(session, args.stage_role_arn, name=f"preflight-{args.stage}")
+    config, release, session, stage = _gate(args, "preflight")
     report = preflight(
         release,
         config,
@@ -463,20 +465,15 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         sagemaker=stage.client("sagemaker"),
         service_quotas=stage.client("service-quotas"),
     )
-    print(report.render())
-    if not report.ok:
-        raise CheckFailed(f"preflight of {release.release_id} for {args.stage} failed (FAIL lines above)")
-    print(f"preflight of {release.release_id} for {args.stage}: OK")
-    return 0
+    what = f"preflight of {release.release_id} for {args.stage}"
+    return _verdict(report, passed=what, failed=f"{what} failed")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from scripts.release_checks import verify_release
     from scripts.verify_endpoint import sample_jpeg
 
-    config, release = _config_and_release(args)
-    session = aws_session(profile=args.profile, region=args.region or release.model.region)
-    stage = assumed(session, args.stage_role_arn, name=f"verify-{args.stage}")
+    config, release, _, stage = _gate(args, "verify")
     report = verify_release(
         release,
         config,
@@ -487,13 +484,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         load_requests=args.load_requests,
         load_concurrency=args.load_concurrency,
     )
-    print(report.render())
-    if not report.ok:
-        raise CheckFailed(
-            f"{args.stage} does not run release {release.release_id} as expected (FAIL lines above)"
-        )
-    print(f"{args.stage} runs {release.release_id}: OK")
-    return 0
+    return _verdict(
+        report,
+        passed=f"{args.stage} runs {release.release_id}",
+        failed=f"{args.stage} does not run release {release.release_id} as expected",
+    )
 
 
 def cleanup_candidates(
@@ -507,13 +502,17 @@ def cleanup_candidates(
         tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=arn).get("Tags", [])}
         return tags.get("stage") == stage_tag
 
+    def stage_resources(operation: str, listed: str, arn: str) -> list[dict[str, Any]]:
+        """The stage's resources of one kind (tagged with its stage), newest first."""
+        found: list[dict[str, Any]] = []
+        pages = sagemaker.get_paginator(operation).paginate(SortBy="CreationTime", SortOrder="Descending")
+        for page in pages:
+            found.extend(item for item in page[listed] if tagged(item[arn]))
+        return found
+
     in_use = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint_config_in_use)
     models_in_use = {v["ModelName"] for v in in_use["ProductionVariants"]}
-    models: list[dict[str, Any]] = []
-    for page in sagemaker.get_paginator("list_models").paginate(
-        SortBy="CreationTime", SortOrder="Descending"
-    ):
-        models.extend(m for m in page["Models"] if tagged(m["ModelArn"]))
+    models = stage_resources("list_models", "Models", "ModelArn")
     stale_models = []
     for model in models[keep:]:
         if model["ModelName"] in models_in_use:
@@ -521,11 +520,7 @@ def cleanup_candidates(
         container = sagemaker.describe_model(ModelName=model["ModelName"]).get("PrimaryContainer", {})
         if (container.get("Image"), container.get("ModelDataUrl")) not in referenced:
             stale_models.append(model["ModelName"])
-    configs: list[dict[str, Any]] = []
-    for page in sagemaker.get_paginator("list_endpoint_configs").paginate(
-        SortBy="CreationTime", SortOrder="Descending"
-    ):
-        configs.extend(c for c in page["EndpointConfigs"] if tagged(c["EndpointConfigArn"]))
+    configs = stage_resources("list_endpoint_configs", "EndpointConfigs", "EndpointConfigArn")
     stale_configs = []
     for config in configs[keep:]:
         name = config["EndpointConfigName"]
@@ -542,11 +537,10 @@ def cleanup_candidates(
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
     session = aws_session(profile=args.profile, region=args.region)
-    outputs = stack_outputs(
-        session.client("cloudformation"), f"{args.stage}-Serving", required=["EndpointName"]
-    )
+    cloudformation = session.client("cloudformation")
+    endpoint = stack_output(cloudformation, f"{args.stage}-Serving", ServingOutputs.ENDPOINT_NAME)
     sagemaker = session.client("sagemaker")
-    running = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])["EndpointConfigName"]
+    running = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
     releases = [load_release(p) for p in sorted(args.releases_dir.glob("*.json"))]
     configs, models = cleanup_candidates(
         sagemaker,

@@ -18,19 +18,16 @@ import hashlib
 from typing import Any
 
 from app.contracts.release import QUALITY_METRIC, Release, ReleaseError
+from app.contracts.stack_outputs import ServingOutputs
 from infra.config import StageConfig
 from infra.release import serve_variant
+from scripts.capacity_checks import endpoint_instances_needed, endpoint_quota_name
+from scripts.cli import outputs_of
 from scripts.verify_endpoint import Expectation, Report, verify
 
 # An endpoint in one of these states is changing: a deploy now would fail or race a rollback.
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
-BLUE_GREEN_FLEETS = 2  # blue/green keeps the old fleet until the new one has baked
 _CHUNK = 8 * 1024 * 1024
-
-
-def endpoint_quota_name(instance_type: str) -> str:
-    """The Service Quotas name of a SageMaker endpoint instance type (service code ``sagemaker``)."""
-    return f"{instance_type} for endpoint usage"
 
 
 def sha256_of_object(s3: Any, bucket: str, key: str) -> str:
@@ -41,28 +38,29 @@ def sha256_of_object(s3: Any, bucket: str, key: str) -> str:
     return digest.hexdigest()
 
 
-def package_image(registry: Any, package_arn: str) -> str:
-    """The serve image a model package was registered with (the registrar records the stage's serve image)."""
-    from sagemaker.core.resources import ModelPackage
-
-    package = ModelPackage.get(package_arn, session=registry, region=package_arn.split(":")[3])
-    assert package is not None
-    containers = package.inference_specification.containers if package.inference_specification else []
-    return str(containers[0].image) if containers else ""
-
-
-def package_facts(registry: Any, package_arn: str) -> tuple[str, str, dict[str, str]]:
-    """(approval status, model data URL, customer metadata) of a model package, through the SageMaker Python SDK.
+def _model_package(registry: Any, package_arn: str) -> tuple[Any, Any]:
+    """(the model package, its first inference container or None), through the SageMaker Python SDK.
 
     ``registry`` is a boto3 Session that can describe the package (the registry's account, or a principal its
     model package group policy lets in)."""
     from sagemaker.core.resources import ModelPackage  # operator extra; never in the Lambdas or images
 
-    region = package_arn.split(":")[3]
-    package = ModelPackage.get(package_arn, session=registry, region=region)
+    package = ModelPackage.get(package_arn, session=registry, region=package_arn.split(":")[3])
     assert package is not None
     containers = package.inference_specification.containers if package.inference_specification else []
-    url = str(containers[0].model_data_url) if containers else ""
+    return package, containers[0] if containers else None
+
+
+def package_image(registry: Any, package_arn: str) -> str:
+    """The serve image a model package was registered with (the registrar records the stage's serve image)."""
+    _, container = _model_package(registry, package_arn)
+    return str(container.image) if container else ""
+
+
+def package_facts(registry: Any, package_arn: str) -> tuple[str, str, dict[str, str]]:
+    """(approval status, model data URL, customer metadata) of a model package."""
+    package, container = _model_package(registry, package_arn)
+    url = str(container.model_data_url) if container else ""
     metadata = package.customer_metadata_properties
     return str(package.model_approval_status), url, dict(metadata) if isinstance(metadata, dict) else {}
 
@@ -89,18 +87,20 @@ def preflight(
     report = Report()
     model = release.model
     status, url, metadata = package_facts(registry, model.package_arn)
-    report.add(
+    version_is = f"{model.package_group} v{model.package_version} is {status}"
+    report.compare(
         "package approved",
-        status == "Approved",
-        f"{model.package_group} v{model.package_version} is {status}"
-        + ("" if status == "Approved" else ", expected Approved (python -m scripts.release approve ...)"),
+        status,
+        "Approved",
+        same=version_is,
+        differs=f"{version_is}, expected Approved (python -m scripts.release approve ...)",
     )
-    report.add(
+    report.compare(
         "package model data",
-        url == model.model_data_uri,
-        f"{url}"
-        if url == model.model_data_uri
-        else f"the package serves {url}, the release says {model.model_data_uri}",
+        url,
+        model.model_data_uri,
+        same=url,
+        differs=f"the package serves {url}, the release says {model.model_data_uri}",
     )
     score, source = _quality(metadata, release)
     bar = config.training.quality_bar_map50_95
@@ -114,12 +114,12 @@ def preflight(
     except s3.exceptions.NoSuchKey:
         report.add("model object", False, f"{model.model_data_uri} does not exist")
     else:
-        report.add(
+        report.compare(
             "model object",
-            actual == model.sha256,
-            f"sha256 {actual[:12]}... matches"
-            if actual == model.sha256
-            else f"sha256 {actual} differs from the release's {model.sha256}",
+            actual,
+            model.sha256,
+            same=f"sha256 {actual[:12]}... matches",
+            differs=f"sha256 {actual} differs from the release's {model.sha256}",
         )
     _precision(report, release, config)
     _quota(report, config, service_quotas)
@@ -146,7 +146,7 @@ def _precision(report: Report, release: Release, config: StageConfig) -> None:
 def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:
     endpoint = config.endpoint
     name = endpoint_quota_name(endpoint.instance_type)
-    needed = BLUE_GREEN_FLEETS * endpoint.autoscaling.max_capacity
+    needed = endpoint_instances_needed(endpoint.autoscaling.max_capacity)
     value: float | None = None
     for page in service_quotas.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
         for quota in page.get("Quotas", []):
@@ -169,8 +169,7 @@ def _endpoint_idle(report: Report, config: StageConfig, cloudformation: Any, sag
             report.add("endpoint idle", True, f"{stack} is not deployed yet (first deploy)")
             return
         raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    name = outputs.get("EndpointName")
+    name = outputs_of(described).get(ServingOutputs.ENDPOINT_NAME)
     if name is None:
         report.add("endpoint idle", True, f"{stack} has no endpoint yet")
         return
@@ -220,29 +219,27 @@ def verify_release(
     if not report.checks or not report.checks[0].ok:
         return report
     [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    recorded = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}.get("ReleaseId")
-    report.add(
+    outputs = outputs_of(described)
+    recorded = outputs.get(ServingOutputs.RELEASE_ID)
+    deployed = f"{stack} deployed {recorded}"
+    report.compare(
         "release id",
-        recorded == release.release_id,
-        f"{stack} deployed {recorded}"
-        + ("" if recorded == release.release_id else f", expected {release.release_id}"),
+        recorded,
+        release.release_id,
+        same=deployed,
+        differs=f"{deployed}, expected {release.release_id}",
     )
     if load_requests and report.ok:
         _load_smoke(
             report,
             runtime,
-            recorded_endpoint(described),
+            outputs[ServingOutputs.ENDPOINT_NAME],
             image,
             load_requests,
             load_concurrency,
             load_seconds,
         )
     return report
-
-
-def recorded_endpoint(described: dict[str, Any]) -> str:
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    return outputs["EndpointName"]
 
 
 def _load_smoke(

@@ -32,12 +32,12 @@ from typing import Any
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.rules import Match
 
+from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import CheckFailed, OperatorError
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before aws_cdk starts node
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ENDPOINT_TYPE = "AWS::SageMaker::Endpoint"
 
 
@@ -248,8 +248,8 @@ def print_summary(summaries: list[StackSummary]) -> None:
             )
             for line in s.variants:
                 print(f"{'':<12}variant {line}")
-        if line := blue_green_line(stacks):
-            print(line)
+        if blue_green := blue_green_line(stacks):
+            print(blue_green)
 
 
 def parser() -> argparse.ArgumentParser:

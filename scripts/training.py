@@ -7,7 +7,7 @@ outputs (``<Stage>-Training``), never hard-coded names; instance types for the q
     python -m scripts.training quota --stage Dev      # instance quotas (2 x endpoint max), Lambda concurrency
 
 Exit status (scripts/cli.py): 0 ok, 1 error (AWS, a stage not deployed, the runner rejected the request),
-2 usage, 3 ``follow``: the job failed; ``quota``: 2 when a quota is missing.
+2 usage, 3 ``follow``: the job failed; ``quota``: a quota is low or missing, or Lambda concurrency is short.
 """
 
 from __future__ import annotations
@@ -24,15 +24,20 @@ from app.contracts.dataset import DATASET_JSON
 from app.contracts.metrics import QUALITY_METRIC
 from app.contracts.stack_outputs import TrainingOutputs
 from scripts import cli
-from scripts.capacity_checks import blue_green_note, endpoint_instances_needed, lambda_concurrency
+from scripts.capacity_checks import (
+    blue_green_note,
+    endpoint_instances_needed,
+    endpoint_quota_name,
+    lambda_concurrency,
+)
 from scripts.cli import OperatorError
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
-def training_outputs(session: Any, stage: str, *required: str) -> dict[str, str]:
-    """Outputs of ``<stage>-Training``; a stack not (fully) deployed is an OperatorError naming the cause."""
-    return cli.stack_outputs(session.client("cloudformation"), f"{stage}-Training", required=required)
+def training_output(session: Any, stage: str, key: str) -> str:
+    """One output of ``<stage>-Training``; a stack not (fully) deployed is an OperatorError naming the cause."""
+    return cli.stack_output(session.client("cloudformation"), f"{stage}-Training", key)
 
 
 def _value(text: str) -> Any:
@@ -119,8 +124,7 @@ def objects_must_exist(s3: Any, args: argparse.Namespace) -> None:
 
 def cmd_start(args: argparse.Namespace, session: Any) -> int:
     request = build_request(args)  # a bad --param fails before any AWS call
-    key = TrainingOutputs.RUNNER_FUNCTION_NAME
-    function = training_outputs(session, args.stage, key)[key]
+    function = training_output(session, args.stage, TrainingOutputs.RUNNER_FUNCTION_NAME)
     objects_must_exist(session.client("s3"), args)
     result = invoke_runner(session.client("lambda"), function, request)
     if result.get("status") == "rejected":
@@ -218,8 +222,7 @@ def model_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
 
 
 def cmd_versions(args: argparse.Namespace, session: Any) -> int:
-    key = TrainingOutputs.MODEL_PACKAGE_GROUP_NAME
-    group = training_outputs(session, args.stage, key)[key]
+    group = training_output(session, args.stage, TrainingOutputs.MODEL_PACKAGE_GROUP_NAME)
     rows = model_versions(session.client("sagemaker"), group)
     if not rows:
         print(f"{group}: no versions yet")
@@ -241,27 +244,16 @@ class QuotaCheck:
         return self.available is not None and self.available >= self.needed
 
 
-def _stage_config(stage: str) -> Any:
-    from infra.app import stage_configs  # late: only this command needs the stage config
-
-    configs = stage_configs()
-    if stage not in configs:
-        raise OperatorError(f"unknown stage '{stage}'; expected one of {sorted(configs)}")
-    return configs[stage]
-
-
-def endpoint_quota_name(config: Any) -> str:
-    return f"{config.endpoint.instance_type} for endpoint usage"
-
-
 def needed_quotas(stage: str) -> dict[str, int]:
     """Quota name -> instances the stage needs (training job + endpoint: a blue/green deploy at the autoscaling
     maximum runs the old and the new fleet side by side, scripts/capacity_checks.py)."""
-    config = _stage_config(stage)
+    config = cli.stage_config(stage)
     usage = "spot training job usage" if config.training.use_spot else "training job usage"
     return {
         f"{config.training.instance_type} for {usage}": config.training.instance_count,
-        endpoint_quota_name(config): endpoint_instances_needed(config.endpoint.autoscaling.max_capacity),
+        endpoint_quota_name(config.endpoint.instance_type): endpoint_instances_needed(
+            config.endpoint.autoscaling.max_capacity
+        ),
     }
 
 
@@ -274,12 +266,12 @@ def check_quotas(service_quotas: Any, needed: dict[str, int]) -> list[QuotaCheck
 
 
 def cmd_quota(args: argparse.Namespace, session: Any) -> int:
-    config = _stage_config(args.stage)
+    config = cli.stage_config(args.stage)
     checks = check_quotas(session.client("service-quotas"), needed_quotas(args.stage))
     for check in checks:
         have = "missing" if check.available is None else f"{check.available:g}"
         print(f"{'ok ' if check.ok else 'LOW'} {check.quota_name}: need {check.needed}, have {have}")
-        if check.quota_name == endpoint_quota_name(config):
+        if check.quota_name == endpoint_quota_name(config.endpoint.instance_type):
             note = blue_green_note(check.available, config.endpoint.autoscaling.max_capacity)
             if note:
                 print(note)

@@ -61,6 +61,11 @@ class Report:
         self.checks.append(Check(name, ok, detail))
         return ok
 
+    def compare(self, name: str, actual: object, expected: object, *, same: str, differs: str) -> bool:
+        """One check of what runs against what was asked for: ``same`` when they are equal, else ``differs``."""
+        ok = actual == expected
+        return self.add(name, ok, same if ok else differs)
+
     @property
     def ok(self) -> bool:
         return bool(self.checks) and all(c.ok for c in self.checks)
@@ -92,40 +97,40 @@ def check_deployed(report: Report, endpoint: dict[str, Any], *, sagemaker: Any, 
     model = sagemaker.describe_model(ModelName=variant["ModelName"])
     container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
     image = str(container.get("Image", ""))
-    report.add(
+    report.compare(
         "image digest",
-        image == expect.image,
-        f"runs {image.split('@')[-1]}"
-        if image == expect.image
-        else f"runs {image or 'no image'}, the release says {expect.image}",
+        image,
+        expect.image,
+        same=f"runs {image.split('@')[-1]}",
+        differs=f"runs {image or 'no image'}, the release says {expect.image}",
     )
     data = str(container.get("ModelDataUrl", ""))
-    report.add(
+    report.compare(
         "model data",
-        data == expect.model_data_url,
-        f"serves {data}"
-        if data == expect.model_data_url
-        else f"serves {data or 'nothing'}, the release says {expect.model_data_url}",
+        data,
+        expect.model_data_url,
+        same=f"serves {data}",
+        differs=f"serves {data or 'nothing'}, the release says {expect.model_data_url}",
     )
     instance = variant.get("InstanceType")
-    report.add(
+    runs = f"{variant['VariantName']} on {instance}"
+    report.compare(
         "instance type",
-        instance == expect.instance_type,
-        f"{variant['VariantName']} on {instance}"
-        + ("" if instance == expect.instance_type else f", the config says {expect.instance_type}"),
+        instance,
+        expect.instance_type,
+        same=runs,
+        differs=f"{runs}, the config says {expect.instance_type}",
     )
     capture = endpoint.get("DataCaptureConfig") or {}
     enabled = bool(capture.get("EnableCapture")) and capture.get("CaptureStatus", "Started") == "Started"
     percent = int(capture.get("CurrentSamplingPercentage", 0)) if enabled else 0
-    report.add(
+    captured = f"{percent}% to {capture.get('DestinationS3Uri')}" if percent else "off"
+    report.compare(
         "data capture",
-        percent == expect.data_capture_percent,
-        (f"{percent}% to {capture.get('DestinationS3Uri')}" if percent else "off")
-        + (
-            ""
-            if percent == expect.data_capture_percent
-            else f", the config says {expect.data_capture_percent}%"
-        ),
+        percent,
+        expect.data_capture_percent,
+        same=captured,
+        differs=f"{captured}, the config says {expect.data_capture_percent}%",
     )
 
 
@@ -146,7 +151,7 @@ def verify(
         report.add("stack", False, f"{stack_name}: {exc.response['Error']['Message']}")
         return report
     status = stack["StackStatus"]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = cli.outputs_of(stack)
     if not report.add(
         "stack",
         status.endswith("_COMPLETE") and status not in ROLLED_BACK,
@@ -178,12 +183,12 @@ def verify(
         + (f": {endpoint['FailureReason']}" if endpoint.get("FailureReason") else ""),
     )
     current = endpoint["EndpointConfigName"]
-    report.add(
+    report.compare(
         "endpoint config",
-        current == expected_config,
-        f"runs {current}"
-        if current == expected_config
-        else f"SILENT ROLLBACK: the endpoint runs {current}, the stack asked for {expected_config}",
+        current,
+        expected_config,
+        same=f"runs {current}",
+        differs=f"SILENT ROLLBACK: the endpoint runs {current}, the stack asked for {expected_config}",
     )
     variants = {v["VariantName"]: v for v in endpoint.get("ProductionVariants", [])}
     expected_variant = outputs.get(ServingOutputs.VARIANT_NAME)
@@ -225,15 +230,13 @@ def verify(
         f"{detections} detection(s)",
     )
     if expect is not None:
-        report.add(
+        answers = f"answers {parsed.model.version}"
+        report.compare(
             "model version",
-            parsed.model.version == expect.model_version,
-            f"answers {parsed.model.version}"
-            + (
-                ""
-                if parsed.model.version == expect.model_version
-                else f", the release says {expect.model_version}"
-            ),
+            parsed.model.version,
+            expect.model_version,
+            same=answers,
+            differs=f"{answers}, the release says {expect.model_version}",
         )
     return report
 

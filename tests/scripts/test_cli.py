@@ -154,6 +154,7 @@ def test_a_stack_that_does_not_exist_says_how_to_deploy_it() -> None:
         (cli.http_url, "http://127.0.0.1:99999", "is not a URL"),
         (cli.output_file, "/nonexistent-folder/x.json", "folder /nonexistent-folder does not exist"),
         (cli.existing_file, "/nonexistent-folder/x.jpg", "no such file"),
+        (cli.existing_dir, "/nonexistent-folder", "/nonexistent-folder: no such directory"),
     ],
 )
 def test_validators_refuse_bad_values_at_parse_time(

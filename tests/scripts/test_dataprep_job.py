@@ -3,7 +3,6 @@ CloudFormation; botocore Stubber checks the exact request, as moto's Processing 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from scripts import dataprep_job
+from tests.scripts.aws_fakes import stack_with_outputs
 
 REGION = "us-east-1"
 BUCKET = "dev-datasets-bucket"
@@ -33,13 +33,7 @@ NOW = 1_700_000_000.0
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
-        template = {
-            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-            "Outputs": {k: {"Value": v} for k, v in OUTPUTS.items()},
-        }
-        boto3.client("cloudformation", region_name=REGION).create_stack(
-            StackName="Dev-Training", TemplateBody=json.dumps(template)
-        )
+        stack_with_outputs(boto3.client("cloudformation", region_name=REGION), "Dev-Training", OUTPUTS)
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key=MANIFEST.removeprefix(f"s3://{BUCKET}/"), Body=b"{}\n")

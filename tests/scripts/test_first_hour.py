@@ -1,7 +1,7 @@
 """The operator's first hour: each command under scripts/ with the typos and half-deployed states of a first day.
 
-One table per command: argv -> exit code (scripts/cli.py: 1 error, 2 usage) and the one line that names the cause;
-every case also checks that nothing was created or deleted in the working folder (the commands run with it as
+One table per command: argv -> exit code (scripts/cli.py: 1 error, 2 usage) and the one line that names the cause,
+run by one test (test_command_line); every case also checks that nothing was created or deleted in the working folder (the commands run with it as
 the current directory, and every path argument points into it). AWS is moto, or an empty credential chain for the
 no-credentials cases (no keys, no profile files, no instance metadata). Runtime ~15 s.
 """
@@ -29,6 +29,7 @@ from scripts import (
     training,
     verify_endpoint,
 )
+from tests.scripts.aws_fakes import stack_with_outputs
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's account
@@ -49,11 +50,12 @@ def _free_port() -> int:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The current directory of the command, with a file and a folder that are not the command's."""
+    """The current directory of the command, with files and a folder that are not the command's."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "notes.txt").write_text("mine\n")
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "keep.txt").write_text("mine too\n")
+    (tmp_path / "traffic.csv").write_text("requests_per_minute\n10\n-3\n")  # a bad row on line 3
     return tmp_path
 
 
@@ -83,13 +85,7 @@ def aws() -> Iterator[None]:
 
 
 def _stack(name: str, outputs: dict[str, str]) -> None:
-    template = {
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-        **({"Outputs": {k: {"Value": v} for k, v in outputs.items()}} if outputs else {}),
-    }
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName=name, TemplateBody=json.dumps(template)
-    )
+    stack_with_outputs(boto3.client("cloudformation", region_name=REGION), name, outputs)
 
 
 def check(
@@ -129,18 +125,6 @@ TRAINING = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("argv", "code", "message"), TRAINING)
-def test_training(
-    argv: list[str],
-    code: int,
-    message: str,
-    workdir: Path,
-    no_credentials: None,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    check(training.main, argv, code, message, workdir, capsys)
-
-
 TRAINING_DEPLOYED = [
     pytest.param({}, ["versions", "--stage", "Dev"], "stack Dev-Training has no outputs yet; deploy the current version", id="stack-without-outputs"),
     pytest.param({"Other": "x"}, ["start", "--stage", "Dev", "--dataset-uri", "s3://b/d/"], "has no output RunnerFunctionName", id="stack-of-an-older-version"),
@@ -171,37 +155,12 @@ VERIFY = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("argv", "code", "message"), VERIFY)
-def test_verify_endpoint(
-    argv: list[str],
-    code: int,
-    message: str,
-    workdir: Path,
-    no_credentials: None,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    check(verify_endpoint.main, argv, code, message, workdir, capsys)
-
-
 # -------------------------------------------------------------------------------------------- promote_image
 PROMOTE = [
     pytest.param(["--source", f"{ECR}/cdk-assets:abc"], 1, "no AWS credentials found", id="no-credentials"),
     pytest.param(["--source", "serve:latest"], 2, "argument --source: expected '<account>.dkr.ecr", id="source-not-an-ecr-uri"),
     pytest.param(["--source", f"{ECR}/cdk-assets:abc", "--to-stage", "Stagin"], 2, "unknown stage 'Stagin'", id="stage-typo"),
 ]  # fmt: skip
-
-
-@pytest.mark.parametrize(("argv", "code", "message"), PROMOTE)
-def test_promote_image(
-    argv: list[str],
-    code: int,
-    message: str,
-    workdir: Path,
-    no_credentials: None,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    base = ["--image", "serve", "--to-stage", "Staging", "--region", REGION]
-    check(promote_image.main, [*base, *argv], code, message, workdir, capsys)
 
 
 _MANIFEST = json.dumps(
@@ -245,27 +204,6 @@ LOADTEST = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("argv", "code", "message"), LOADTEST)
-def test_loadtest(
-    argv: list[str],
-    code: int,
-    message: str,
-    workdir: Path,
-    no_credentials: None,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    port = str(_free_port())  # bound and closed: nothing listens there
-    argv = [a.replace("{port}", port) for a in argv]
-    check(
-        loadtest.main,
-        argv,
-        code,
-        message.replace("{port}", port).replace("{tmp}", str(workdir)),
-        workdir,
-        capsys,
-    )
-
-
 # -------------------------------------------------------------------------------------- simulate_autoscaling
 SIMULATE = [
     pytest.param(["--csv", "{tmp}/folder"], 2, "folder: no such file", id="csv-is-a-folder"),
@@ -279,19 +217,8 @@ SIMULATE = [
     pytest.param(["--start", "monday"], 2, "expected an ISO date-time", id="start-not-a-date"),
     pytest.param(["--profile", "spiky"], 2, "invalid choice: 'spiky'", id="profile-typo"),
     pytest.param(["--csv", "{tmp}/traffic.csv"], 1, "traffic.csv: line 3: requests_per_minute '-3'", id="csv-bad-row"),
+    pytest.param(["--stage", "Dve"], 2, "unknown stage 'Dve'", id="stage-typo"),
 ]  # fmt: skip
-
-
-@pytest.mark.parametrize(("argv", "code", "message"), SIMULATE)
-def test_simulate_autoscaling(
-    argv: list[str], code: int, message: str, workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    (workdir / "traffic.csv").write_text("requests_per_minute\n10\n-3\n")
-    check(simulate_autoscaling.main, ["--stage", "Dev", *argv], code, message, workdir, capsys)
-
-
-def test_simulate_autoscaling_stage_typo(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    check(simulate_autoscaling.main, ["--stage", "Dve"], 2, "unknown stage 'Dve'", workdir, capsys)
 
 
 # ---------------------------------------------------------------------------------------------------- synth
@@ -302,13 +229,6 @@ SYNTH = [
     pytest.param(["--outdir", str(REPO_ROOT.parent), "--force"], 1, "refusing to replace", id="outdir-holds-the-checkout"),
     pytest.param(["--outdir", str(Path.home()), "--force"], 1, "refusing to replace", id="outdir-is-home"),
 ]  # fmt: skip
-
-
-@pytest.mark.parametrize(("argv", "code", "message"), SYNTH)
-def test_synth(
-    argv: list[str], code: int, message: str, workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    check(synth.main, argv, code, message, workdir, capsys)
 
 
 def test_synth_with_a_bad_stage_config_is_one_line_and_keeps_the_old_assembly(
@@ -333,13 +253,6 @@ DEMO = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("argv", "code", "message"), DEMO)
-def test_demo(
-    argv: list[str], code: int, message: str, workdir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    check(demo.main, argv, code, message, workdir, capsys)
-
-
 # --------------------------------------------------------------------------------------------- dataprep_job
 BUCKET = "dev-datasets"
 MANIFEST = f"s3://{BUCKET}/raw/labelling-7/output.manifest"
@@ -357,8 +270,33 @@ DATAPREP = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("argv", "code", "message"), DATAPREP)
-def test_dataprep_job(
+def _cases(main: Main, table: list[Any], *, base: tuple[str, ...] = ()) -> list[Any]:
+    """``table``'s rows as (main, argv, code, message), ``base`` before each argv (a row may override it)."""
+    command = main.__module__.removeprefix("scripts.")
+    return [
+        pytest.param(main, [*base, *argv], code, message, id=f"{command}-{case.id}")
+        for case in table
+        for argv, code, message in [case.values]
+    ]
+
+
+COMMANDS = [
+    *_cases(training.main, TRAINING),
+    *_cases(verify_endpoint.main, VERIFY),
+    *_cases(
+        promote_image.main, PROMOTE, base=("--image", "serve", "--to-stage", "Staging", "--region", REGION)
+    ),
+    *_cases(loadtest.main, LOADTEST),
+    *_cases(simulate_autoscaling.main, SIMULATE, base=("--stage", "Dev")),
+    *_cases(synth.main, SYNTH),
+    *_cases(demo.main, DEMO),
+    *_cases(dataprep_job.main, DATAPREP),  # the option checks run before any AWS call: the option is reported
+]
+
+
+@pytest.mark.parametrize(("main", "argv", "code", "message"), COMMANDS)
+def test_command_line(
+    main: Main,
     argv: list[str],
     code: int,
     message: str,
@@ -366,8 +304,10 @@ def test_dataprep_job(
     no_credentials: None,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The option checks run before any AWS call: with no credentials, the option is what gets reported."""
-    check(dataprep_job.main, argv, code, message, workdir, capsys)
+    port = str(_free_port())  # bound and closed: nothing listens there
+    argv = [a.replace("{port}", port) for a in argv]
+    message = message.replace("{port}", port).replace("{tmp}", str(workdir))
+    check(main, argv, code, message, workdir, capsys)
 
 
 def test_dataprep_job_refuses_a_missing_manifest_before_starting_a_job(

@@ -25,13 +25,13 @@ COMMAND = re.compile(r"(?:^|[\s$`(])(?:\S*/)?python3?\s+-m\s+((?:scripts|app)\.[
 
 
 def _path_types() -> set[Callable[[str], object]]:
-    from scripts import demo, simulate_autoscaling
+    from scripts import simulate_autoscaling
 
     return {
         cli.existing_file,
         cli.output_file,
         cli.directory_or_new,
-        demo._existing_dir,
+        cli.existing_dir,
         simulate_autoscaling._png,
     }
 

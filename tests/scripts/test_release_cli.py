@@ -17,7 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from app.contracts.release import current_release_id, load_current, load_release
+from app.contracts.release import ImageDigest, current_release_id, load_current, load_release
+from app.contracts.stack_outputs import DataOutputs
 from infra.app import RELEASES_DIR
 from scripts.cli import EXIT_ERROR, EXIT_OK, OperatorError
 from scripts.release import (
@@ -28,7 +29,9 @@ from scripts.release import (
     main,
     model_precisions,
     resolve_digest,
+    shared_copy,
 )
+from tests.scripts.aws_fakes import stack_with_outputs
 
 REGION = "eu-west-1"
 SUBCOMMANDS = [
@@ -114,27 +117,17 @@ def aws() -> Iterator[boto3.Session]:
 
 
 def data_stack(session: boto3.Session, stage: str, outputs: dict[str, str]) -> None:
-    session.client("cloudformation").create_stack(
-        StackName=f"{stage}-Data",
-        TemplateBody=json.dumps(
-            {
-                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
-                "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-            }
-        ),
-    )
+    stack_with_outputs(session.client("cloudformation"), f"{stage}-Data", outputs)
 
 
-@pytest.mark.parametrize(("command", "status"), [("approve", "Approved"), ("reject", "Rejected")])
-def test_approve_and_reject_set_the_package_status(
-    aws: boto3.Session, releases: Path, command: str, status: str
-) -> None:
+def registry_with(aws: boto3.Session, status: str, *, versions: int = 1) -> str:
+    """Dev's model package group (found through its Data stack) with ``versions`` versions; the last one's ARN."""
     sm = aws.client("sagemaker")
     sm.create_model_package_group(ModelPackageGroupName="yolo-detector-dev-1a2b3c4d")
-    for _ in range(2):
-        arn = sm.create_model_package(
+    for _ in range(versions):
+        arn: str = sm.create_model_package(
             ModelPackageGroupName="yolo-detector-dev-1a2b3c4d",
-            ModelApprovalStatus="PendingManualApproval",
+            ModelApprovalStatus=status,
             InferenceSpecification={
                 "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/k.tar.gz"}],
                 "SupportedContentTypes": ["image/jpeg"],
@@ -142,6 +135,14 @@ def test_approve_and_reject_set_the_package_status(
             },
         )["ModelPackageArn"]
     data_stack(aws, "Dev", {"ModelPackageGroupName": "yolo-detector-dev-1a2b3c4d"})
+    return arn
+
+
+@pytest.mark.parametrize(("command", "status"), [("approve", "Approved"), ("reject", "Rejected")])
+def test_approve_and_reject_set_the_package_status(
+    aws: boto3.Session, releases: Path, command: str, status: str
+) -> None:
+    arn = registry_with(aws, "PendingManualApproval", versions=2)
     assert (
         run(
             releases,
@@ -157,7 +158,7 @@ def test_approve_and_reject_set_the_package_status(
         )
         == 0
     )
-    described = sm.describe_model_package(ModelPackageName=arn)
+    described = aws.client("sagemaker").describe_model_package(ModelPackageName=arn)
     assert described["ModelApprovalStatus"] == status
 
 
@@ -249,6 +250,15 @@ def test_a_tag_resolves_to_its_digest(aws: boto3.Session) -> None:
     assert resolved.repository == uri and resolved.digest.startswith("sha256:")
 
 
+def test_an_image_that_cannot_be_copied_into_the_stage_repository_is_named(aws: boto3.Session) -> None:
+    registry = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    missing = f"{registry}/cdk-assets"  # no such repository
+    image = ImageDigest(repository=missing, digest="sha256:" + "a" * 64)
+    outputs = {DataOutputs.repository_uri("serve"): f"{registry}/dev-serve"}
+    with pytest.raises(OperatorError, match="image serve: --source: repository 'cdk-assets' does not exist"):
+        shared_copy(aws.client("ecr"), outputs, "serve", image)
+
+
 def test_cleanup_keeps_what_runs_what_a_release_references_and_the_newest(aws: boto3.Session) -> None:
     sm = aws.client("sagemaker")
     release = load_current(RELEASES_DIR)
@@ -283,22 +293,6 @@ def test_cleanup_keeps_what_runs_what_a_release_references_and_the_newest(aws: b
     assert cleanup_candidates(
         sm, endpoint_config_in_use="cfg-running", releases=[release], keep=3, stage_tag="prod"
     ) == ([], [])
-
-
-def registry_with(aws: boto3.Session, status: str) -> str:
-    sm = aws.client("sagemaker")
-    sm.create_model_package_group(ModelPackageGroupName="yolo-detector-dev-1a2b3c4d")
-    arn: str = sm.create_model_package(
-        ModelPackageGroupName="yolo-detector-dev-1a2b3c4d",
-        ModelApprovalStatus=status,
-        InferenceSpecification={
-            "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/k.tar.gz"}],
-            "SupportedContentTypes": ["image/jpeg"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-    )["ModelPackageArn"]
-    data_stack(aws, "Dev", {"ModelPackageGroupName": "yolo-detector-dev-1a2b3c4d"})
-    return arn
 
 
 def test_create_refuses_a_package_that_is_not_approved(

@@ -4,22 +4,22 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from botocore.response import StreamingBody
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from app.contracts.release import Release, load_current
 from infra.app import RELEASES_DIR
-from scripts.release_checks import endpoint_quota_name, expectation, preflight, verify_release
+from scripts.capacity_checks import endpoint_quota_name
+from scripts.release_checks import expectation, preflight, verify_release
 from scripts.verify_endpoint import sample_jpeg
 from tests.infra.synthesized import make_stage_config
+from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
 
 REGION = "eu-west-1"
 MODEL_BYTES = b"a model.tar.gz"
@@ -73,8 +73,9 @@ def run_preflight(
     stage: str = "Staging",
     quota: float | None = 100,
     sagemaker: Any = None,
+    **overrides: Any,
 ) -> Any:
-    config = make_stage_config(stage)
+    config = make_stage_config(stage, **overrides)
     return preflight(
         release,
         config,
@@ -153,15 +154,7 @@ def test_preflight_needs_quota_for_two_fleets_at_max_capacity(
 
 def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None:
     session, release = registry
-    session.client("cloudformation").create_stack(
-        StackName="Staging-Serving",
-        TemplateBody=json.dumps(
-            {
-                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
-                "Outputs": {"EndpointName": {"Value": "endpoint-1"}},
-            }
-        ),
-    )
+    stack_with_outputs(session.client("cloudformation"), "Staging-Serving", {"EndpointName": "endpoint-1"})
     sagemaker = boto3.client("sagemaker", region_name=REGION)
     stubber = Stubber(sagemaker)
     stubber.add_response(
@@ -196,15 +189,7 @@ def stack(cloudformation: Any, *, release_id: str = RELEASE.release_id, config: 
         "EndpointStatus": "created",
         "ReleaseId": release_id,
     }
-    cloudformation.create_stack(
-        StackName="Staging-Serving",
-        TemplateBody=json.dumps(
-            {
-                "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
-                "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-            }
-        ),
-    )
+    stack_with_outputs(cloudformation, "Staging-Serving", outputs)
 
 
 def endpoint_stubs(
@@ -272,27 +257,13 @@ def endpoint_stubs(
 
 
 def runtime(version: str = RELEASE.model.card_version, answers: int = 1) -> Any:
-    client = boto3.client("sagemaker-runtime", region_name=REGION)
-    stubber = Stubber(client)
     body = json.dumps(
         {
             "model": {"name": "yolo-detector", "version": version},
             "predictions": [{"image": {"width": 640, "height": 480}, "detections": []}],
         }
     ).encode()
-    for _ in range(answers):
-        stubber.add_response(
-            "invoke_endpoint",
-            {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentType": "application/json"},
-            {
-                "EndpointName": "endpoint-1",
-                "ContentType": "image/jpeg",
-                "Accept": "application/json",
-                "Body": ANY,
-            },
-        )
-    stubber.activate()
-    return client
+    return runtime_answering(body, region=REGION, times=answers)
 
 
 @pytest.fixture
@@ -392,16 +363,7 @@ def test_preflight_refuses_a_model_without_the_precision_the_stage_serves(regist
     doc = release.model_dump(mode="json")
     doc["model"]["precisions"] = ["fp32"]
     fp32_only = Release.model_validate(doc)
-    config = make_stage_config("Dev", endpoint={"precision": "int8"})
-    report = preflight(
-        fp32_only,
-        config,
-        registry=session,
-        s3=session.client("s3"),
-        cloudformation=session.client("cloudformation"),
-        sagemaker=session.client("sagemaker"),
-        service_quotas=quotas(100, config.endpoint.instance_type),
-    )
+    report = run_preflight(session, fp32_only, stage="Dev", endpoint={"precision": "int8"})
     assert failed(report) == {
         "model precision": "stage Dev: field 'endpoint.precision' is int8, but the release's model "
         "(yolo-detector-dev-1a2b3c4d v1, field 'model.precisions') ships only ['fp32']: the server would refuse "

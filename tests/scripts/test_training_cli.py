@@ -14,26 +14,19 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from scripts import training
+from tests.scripts.aws_fakes import stack_with_outputs
 
 REGION = "us-east-1"
-
-
-def _outputs_template(outputs: dict[str, str]) -> str:
-    return json.dumps(
-        {
-            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-            "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-        }
-    )
 
 
 def test_versions_lists_the_stage_group_found_through_stack_outputs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with mock_aws():
-        boto3.client("cloudformation", region_name=REGION).create_stack(
-            StackName="Dev-Training",
-            TemplateBody=_outputs_template({"ModelPackageGroupName": "yolo-detector-dev"}),
+        stack_with_outputs(
+            boto3.client("cloudformation", region_name=REGION),
+            "Dev-Training",
+            {"ModelPackageGroupName": "yolo-detector-dev"},
         )
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         sagemaker.create_model_package_group(ModelPackageGroupName="yolo-detector-dev")
@@ -148,8 +141,10 @@ def test_a_runner_payload_that_is_not_json_is_an_error_message(function_error: s
 
 def _deployed_dev(lambda_client: Any) -> None:
     """moto: Dev-Training with its runner output, and a dataset at s3://dev-datasets/d/."""
-    boto3.client("cloudformation", region_name=REGION).create_stack(
-        StackName="Dev-Training", TemplateBody=_outputs_template({"RunnerFunctionName": "runner-fn"})
+    stack_with_outputs(
+        boto3.client("cloudformation", region_name=REGION),
+        "Dev-Training",
+        {"RunnerFunctionName": "runner-fn"},
     )
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket="dev-datasets")

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
 
 from scripts.verify_endpoint import main, sample_jpeg, verify
+from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
 
 REGION = "us-east-1"
 STACK = "Prod-Serving"
@@ -36,15 +35,6 @@ GOOD_BODY = {
         }
     ],
 }
-
-
-def stack_template(outputs: dict[str, str]) -> str:
-    return json.dumps(
-        {
-            "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
-            "Outputs": {k: {"Value": v} for k, v in outputs.items()},
-        }
-    )
 
 
 @pytest.fixture
@@ -70,38 +60,22 @@ def aws() -> Iterator[dict[str, Any]]:
 
 
 def deploy_stack(cfn: Any, *, expected_config: str) -> None:
-    cfn.create_stack(
-        StackName=STACK,
-        TemplateBody=stack_template(
-            {
-                "EndpointName": "endpoint-1",
-                "EndpointConfigName": expected_config,
-                "VariantName": "c5-xlarge",
-                "EndpointStatus": "created",
-            }
-        ),
-    )
-
-
-def runtime_answering(body: bytes) -> Any:
-    runtime = boto3.client("sagemaker-runtime", region_name=REGION)
-    stubber = Stubber(runtime)
-    stubber.add_response(
-        "invoke_endpoint",
-        {"Body": StreamingBody(io.BytesIO(body), len(body)), "ContentType": "application/json"},
+    stack_with_outputs(
+        cfn,
+        STACK,
         {
             "EndpointName": "endpoint-1",
-            "ContentType": "image/jpeg",
-            "Accept": "application/json",
-            "Body": sample_jpeg(),
+            "EndpointConfigName": expected_config,
+            "VariantName": "c5-xlarge",
+            "EndpointStatus": "created",
         },
     )
-    stubber.activate()
-    return runtime
 
 
 def run(aws: dict[str, Any], body: bytes = json.dumps(GOOD_BODY).encode()) -> Any:
-    return verify(STACK, runtime=runtime_answering(body), image=sample_jpeg(), **aws)
+    return verify(
+        STACK, runtime=runtime_answering(body, region=REGION, sent=sample_jpeg()), image=sample_jpeg(), **aws
+    )
 
 
 def test_endpoint_running_the_stack_config_and_answering_passes(aws: dict[str, Any]) -> None:
@@ -118,9 +92,8 @@ def test_endpoint_running_the_stack_config_and_answering_passes(aws: dict[str, A
 
 
 def test_endpoint_on_another_config_is_reported_as_silent_rollback(aws: dict[str, Any]) -> None:
-    deploy_stack(
-        aws["cloudformation"], expected_config="cfg-newer"
-    )  # the deploy asked for a config not running
+    # The deploy asked for a config the endpoint does not run.
+    deploy_stack(aws["cloudformation"], expected_config="cfg-newer")
     report = run(aws)
     failed = [c for c in report.checks if not c.ok]
     assert [c.name for c in failed] == ["endpoint config"]
@@ -159,11 +132,10 @@ def test_response_outside_the_invocation_contract_fails(aws: dict[str, Any]) -> 
 
 
 def test_stage_without_endpoint_says_why(aws: dict[str, Any]) -> None:
-    aws["cloudformation"].create_stack(
-        StackName=STACK,
-        TemplateBody=stack_template(
-            {"EndpointStatus": "Prod: no endpoint, the stage has no model version yet"}
-        ),
+    stack_with_outputs(
+        aws["cloudformation"],
+        STACK,
+        {"EndpointStatus": "Prod: no endpoint, the stage has no model version yet"},
     )
     report = verify(STACK, runtime=None, image=b"", **aws)
     assert not report.ok
