@@ -24,16 +24,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+# Run by path (make bench), so the checkout is not on sys.path yet.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.artifacts import (  # noqa: E402
+from infra.paths import REPO_ROOT
+from tests.fixtures.artifacts import (
     FAST_HYPERPARAMETERS,
     make_opt_ml,
     pretrained_checkpoint,
     training_command,
 )
-from tests.fixtures.datasets import make_shapes_dataset  # noqa: E402
+from tests.fixtures.datasets import make_shapes_dataset
 
 # The direct side: plain ultralytics, same offline env and thread count as our entrypoint sets on CPU.
 DIRECT = """

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from app.contracts import artifact, dataset, metrics
+from infra.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 2
 
 

@@ -10,7 +10,7 @@ import tomllib
 
 import pytest
 
-from tests.fixtures.artifacts import REPO_ROOT
+from infra.paths import REPO_ROOT
 
 TRAIN = REPO_ROOT / "containers" / "train"
 # pyproject core deps the training code imports; the whole `training` extra is checked too

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.fixtures.artifacts import REPO_ROOT
+from infra.paths import REPO_ROOT
 
 
 def test_a_missing_opt_ml_is_refused_and_not_created(tmp_path: Path) -> None:
