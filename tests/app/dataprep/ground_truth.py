@@ -1,4 +1,4 @@
-"""Builders for Ground Truth manifest records and tiny image folders used by the data prep tests."""
+"""Builders for Ground Truth output manifest records and tiny image folders, shared by the data prep tests."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from PIL import Image
 
 ATTR = "tools-2024-bbox"
@@ -89,16 +88,3 @@ def realistic_records() -> tuple[list[dict[str, Any] | str], list[str]]:
     items.append(record(dotted, [box(7, 1, 1, 30, 30)]))
     items.append(failed_worker("s3://gt-bucket/raw/site-a/failed.jpg"))
     return items, refs
-
-
-@pytest.fixture
-def realistic(tmp_path: Path) -> tuple[Path, Path]:
-    """(manifest path, image root) for the realistic fixture."""
-    items, refs = realistic_records()
-    manifest = write_manifest(tmp_path / "output.manifest", items)
-    root = tmp_path / "images"
-    make_images(root, refs)
-    return manifest, root
-
-
-REPO_ROOT_HINT = Path(__file__).resolve().parents[3]

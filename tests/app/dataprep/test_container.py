@@ -11,9 +11,9 @@ import tomllib
 from pathlib import Path
 
 from app.contracts.dataset import validate_layout
-from tests.app.dataprep.conftest import REPO_ROOT_HINT as REPO
+from infra.paths import REPO_ROOT
 
-FOLDER = REPO / "containers" / "dataprep"
+FOLDER = REPO_ROOT / "containers" / "dataprep"
 
 
 def requirements() -> dict[str, str]:
@@ -25,7 +25,7 @@ def requirements() -> dict[str, str]:
 
 def test_requirements_match_the_pyproject_pins_and_leave_out_torch() -> None:
     pinned = requirements()
-    core = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    core = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     for dep in core:
         name, version = dep.split("==")
         key = re.sub(r"[-_.]+", "-", name).lower()
@@ -58,7 +58,7 @@ def test_entrypoint_runs_as_a_process_against_a_fake_opt_ml(
            "DATAPREP_RESOURCE_CONFIG": str(tmp_path / "absent.json")}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", entry.group(1), "--quiet"],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from app.dataprep.errors import DataprepError
 from app.dataprep.manifest import detect_label_attribute, parse_manifest
-from tests.app.dataprep.conftest import ATTR, box, failed_worker, record, write_manifest
+from tests.app.dataprep.ground_truth import ATTR, box, failed_worker, record, write_manifest
 
 GOOD = record("s3://b/k/good.jpg", [box(7, 1, 1, 10, 10)])
 
