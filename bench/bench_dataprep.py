@@ -29,10 +29,8 @@ from infra.paths import REPO_ROOT
 
 ATTR = "tools-labeling-job"
 CLASS_MAP = {"0": "drill", "3": "hammer", "5": "paintbrush", "7": "screwdriver"}
-REPEATS = {
-    "ours": 3,
-    "baseline": 1,
-}  # best of N for ours (seconds per run); the baseline takes a minute, run once
+# best of N for ours (seconds per run); the baseline takes a minute, run once
+REPEATS = {"ours": 3, "baseline": 1}
 TARGET_RATIO = 20.0
 RSS_LIMIT_MB = 1536
 

@@ -8,7 +8,7 @@ A/B to spread the noise of a shared machine; CPU seconds alongside wall seconds 
   - whole process: python start to exit; ours also validates the dataset, reports the transfer, exports ONNX and
     writes model.json + loss.png, work the direct call does not do (shown separately, not hidden).
 
-Usage: .venv/bin/python bench/bench_training.py [--epochs 2] [--reps 2]   (~2.5 min on 2 cores)
+Usage: .venv/bin/python bench/bench_training.py [--epochs 2] [--reps 2]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The session's real training run (tests/fixtures/artifacts.py: 2 epochs, CPU, ~16 s) wrote a contract-exact artifact."""
+"""The session's real training run (tests/fixtures/artifacts.py: 2 epochs, CPU) wrote a contract-exact artifact."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """containers/train: the lock agrees with pyproject.toml, the allow-list admits every COPY source, hadolint passes,
-and the image's entrypoint runs our module with `train` (~1 s, no Docker needed)."""
+and the image's entrypoint runs our module with `train` (no Docker needed)."""
 
 from __future__ import annotations
 
