@@ -13,16 +13,14 @@ from PIL import Image
 from app.contracts.artifact import read_model_card
 from app.contracts.dataset import read_dataset_info
 from app.contracts.metrics import (
-    FIELDS,
     PREFIX,
     is_epoch_line,
-    is_final_line,
     parse_epoch_line,
-    parse_final_line,
 )
 from tests.fixtures.artifacts import (
     FAST_HYPERPARAMETERS,
     TrainingRun,
+    checked_final_line,
     make_opt_ml,
     run_training,
     terminate_training,
@@ -33,17 +31,6 @@ pytestmark = pytest.mark.slow
 
 def _epochs(output: str) -> list[int]:
     return [int(parse_epoch_line(line)["epoch"]) for line in output.splitlines() if is_epoch_line(line)]  # type: ignore[index]
-
-
-def _final_matches_model_json(run: TrainingRun) -> bool:
-    """The log's last metric line is the one final line, and it carries model.json's metrics."""
-    lines = [line for line in run.output.splitlines() if line.startswith(PREFIX)]
-    final = parse_final_line(lines[-1]) if lines else None
-    names = dict(FIELDS)
-    metrics = read_model_card(run.model_dir).metrics
-    if final is None or sum(map(is_final_line, lines)) != 1:
-        return False
-    return {k: final[names[k]] for k in metrics} == pytest.approx(metrics, rel=1e-5)
 
 
 def _blank_val_images(dataset: Path) -> None:
@@ -117,8 +104,7 @@ def test_sigterm_after_epoch_one_then_restart_resumes_at_epoch_two_and_ships_the
     # epoch 2 scored ~0, so the best epoch is 1: its weights ship, not last.pt's
     assert (card.training["weights"], card.training["shipped_epoch"]) == ("best.pt", 1)
     assert _same_weights(second.model_dir / "model.pt", epoch_one)
-    assert _final_matches_model_json(second)
-    final = parse_final_line([x for x in second.output.splitlines() if x.startswith(PREFIX)][-1]) or {}
+    final = checked_final_line(second.output, second.model_dir)
     assert final["train:box_loss"] == pytest.approx(history.iloc[0]["train/box_loss"], rel=1e-5)
 
 
@@ -136,5 +122,5 @@ def test_restart_after_the_final_epoch_packages_the_checkpoint_without_training(
     card = read_model_card(run.model_dir)
     assert card.training["weights"] == "best.pt"
     assert card.training["shipped_epoch"] == read_model_card(trained_run.model_dir).training["shipped_epoch"]
-    assert _final_matches_model_json(run)
+    checked_final_line(run.output, run.model_dir)
     assert read_model_card(run.model_dir).class_names == read_model_card(trained_run.model_dir).class_names
