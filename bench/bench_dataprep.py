@@ -22,13 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+# Run by path (make bench), so the checkout is not on sys.path yet.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from infra.paths import REPO_ROOT
+
 ATTR = "tools-labeling-job"
 CLASS_MAP = {"0": "drill", "3": "hammer", "5": "paintbrush", "7": "screwdriver"}
-REPEATS = {
-    "ours": 3,
-    "baseline": 1,
-}  # best of N for ours (seconds per run); the baseline takes a minute, run once
+# best of N for ours (seconds per run); the baseline takes a minute, run once
+REPEATS = {"ours": 3, "baseline": 1}
 TARGET_RATIO = 20.0
 RSS_LIMIT_MB = 1536
 
@@ -84,7 +86,6 @@ def generate(path: Path, lines: int, boxes_per_line: int | None, seed: int = 0) 
 
 def child(kind: str, path: Path) -> None:
     """Run one plan in this process and print its figures as JSON."""
-    sys.path.insert(0, str(REPO))
     if kind == "ours":
         from app.dataprep.plan import PlanOptions, build_plan
 
@@ -131,7 +132,10 @@ def measure_once(kind: str, path: Path) -> dict[str, float]:
     import psutil
 
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", kind, str(path)], stdout=subprocess.PIPE, text=True, cwd=REPO
+        [sys.executable, __file__, "--child", kind, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
     )
     peak_tree = 0
     ps = psutil.Process(proc.pid)

@@ -8,7 +8,7 @@ A/B to spread the noise of a shared machine; CPU seconds alongside wall seconds 
   - whole process: python start to exit; ours also validates the dataset, reports the transfer, exports ONNX and
     writes model.json + loss.png, work the direct call does not do (shown separately, not hidden).
 
-Usage: .venv/bin/python bench/bench_training.py [--epochs 2] [--reps 2]   (~2.5 min on 2 cores)
+Usage: .venv/bin/python bench/bench_training.py [--epochs 2] [--reps 2]
 """
 
 from __future__ import annotations
@@ -24,16 +24,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+# Run by path (make bench), so the checkout is not on sys.path yet.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.fixtures.artifacts import (  # noqa: E402
+from infra.paths import REPO_ROOT
+from tests.fixtures.artifacts import (
     FAST_HYPERPARAMETERS,
     make_opt_ml,
     pretrained_checkpoint,
     training_command,
 )
-from tests.fixtures.datasets import make_shapes_dataset  # noqa: E402
+from tests.fixtures.datasets import make_shapes_dataset
 
 # The direct side: plain ultralytics, same offline env and thread count as our entrypoint sets on CPU.
 DIRECT = """

@@ -51,15 +51,6 @@ class ParsedManifest:
     clipped_lines: list[int] = field(default_factory=list)
     records: int = 0  # non-blank lines read
 
-    @property
-    def rejected_records(self) -> int:
-        return len({r.line for r in self.rejects if r.scope == "record"})
-
-    @property
-    def affected_records(self) -> int:
-        """Records that lost anything (the whole record or some of its boxes)."""
-        return len({r.line for r in self.rejects})
-
 
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, raw_line)`` for non-blank lines, numbered from 1 like an editor."""

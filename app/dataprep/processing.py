@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from app.dataprep.cli import EXIT_ERROR, build_parser, main
+from app.dataprep.storage import is_s3
 
 PROCESSING = Path("/opt/ml/processing")
 RESOURCE_CONFIG = Path("/opt/ml/config/resourceconfig.json")
@@ -92,7 +93,7 @@ def _check_shared_out(args: list[str]) -> list[str] | str:
     value = {a: args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--out", "--shard-count")}
     count = value.get("--shard-count", "1")
     out = value.get("--out", "")
-    if count.isdigit() and int(count) > 1 and not out.startswith("s3://"):
+    if count.isdigit() and int(count) > 1 and not is_s3(out):
         return (
             f"--out {out}: {count} hosts share the work, so --out must be an s3:// prefix (set DATAPREP_OUT); "
             "a host's local output only holds its own shard, so no host could see all shards done and commit "

@@ -123,8 +123,7 @@ def distribution_png(plan: Plan) -> bytes:
     ax.legend(fontsize="small")
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(
-        buffer, format="png", metadata={"Software": None}
-    )  # no version stamp: identical on every shard
+    # no version stamp: identical on every shard
+    fig.savefig(buffer, format="png", metadata={"Software": None})
     plt.close(fig)
     return buffer.getvalue()

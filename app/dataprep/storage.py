@@ -52,18 +52,24 @@ class ImageRef:
         return str(self.path) if self.path else f"s3://{self.bucket}/{self.key}"
 
 
-class ImageSource:
-    """Maps manifest source-refs onto readable images."""
+class _S3User:
+    """Holds the S3 client given, or makes one on first use: a purely local run never creates one."""
 
-    def __init__(self, image_root: Path | None = None, client: Any = None) -> None:
-        self.image_root = image_root
-        self._client = client
+    _client: Any
 
     @property
     def client(self) -> Any:
         if self._client is None:
             self._client = s3_client()
         return self._client
+
+
+class ImageSource(_S3User):
+    """Maps manifest source-refs onto readable images."""
+
+    def __init__(self, image_root: Path | None = None, client: Any = None) -> None:
+        self.image_root = image_root
+        self._client = client
 
     def resolve(self, source_ref: str) -> ImageRef:
         if self.image_root is None:
@@ -87,7 +93,7 @@ class ImageSource:
         return bytes(self.client.get_object(Bucket=ref.bucket, Key=ref.key, **extra)["Body"].read())
 
 
-class Destination:
+class Destination(_S3User):
     """A dataset root: a local folder or an ``s3://bucket/prefix``; relative keys use '/'."""
 
     def __init__(self, uri: str, client: Any = None) -> None:
@@ -99,12 +105,6 @@ class Destination:
             self.prefix = f"{prefix}/" if prefix else ""
         else:
             self.root = Path(uri)
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = s3_client()
-        return self._client
 
     def location(self, rel: str) -> str:
         return f"{self.uri}/{rel}"

@@ -47,9 +47,8 @@ def main(argv: list[str] | None = None, environment: TrainingEnvironment | None 
         return 0
     environment = environment or TrainingEnvironment.read()
     opt_ml = resolve_opt_ml(args.opt_ml, environment)
-    if (
-        not opt_ml.root.is_dir()
-    ):  # a typo must not grow a new /opt/ml tree (and then fail on its missing config)
+    # a typo must not grow a new /opt/ml tree (and then fail on its missing config)
+    if not opt_ml.root.is_dir():
         print(
             f"train: {opt_ml.root}: no such directory; expected the /opt/ml tree (--opt-ml)", file=sys.stderr
         )

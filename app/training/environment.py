@@ -16,9 +16,7 @@ from pathlib import Path
 OPT_ML_ENV = "SM_OPT_ML"  # ours: stands in for /opt/ml in local runs (the --opt-ml flag wins)
 JOB_NAME_ENV = "TRAINING_JOB_NAME"  # set by SageMaker in the training container; the model version
 INSTANCE_TYPE_ENV = "SM_CURRENT_INSTANCE_TYPE"  # the SageMaker training toolkit's; resourceconfig.json wins
-WEIGHTS_DIR_ENV = (
-    "TRAIN_WEIGHTS_DIR"  # where the train image bakes its pretrained checkpoints (Dockerfile ENV)
-)
+WEIGHTS_DIR_ENV = "TRAIN_WEIGHTS_DIR"  # where the train image bakes pretrained checkpoints (Dockerfile ENV)
 DEFAULT_WEIGHTS_DIR = Path("/opt/ml-weights")
 
 

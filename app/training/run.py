@@ -4,11 +4,11 @@ Exit codes (what SageMaker sees):
   0    the artifact is complete in <opt_ml>/model
   1    failed; the reason is in <opt_ml>/output/failure (first line = what to fix)
   143  SIGTERM (StopTrainingJob or a spot interruption): the last finished epoch is in <opt_ml>/checkpoints/last.pt
-       (the best so far in best.pt) and a restarted job resumes from the next epoch. Non-zero on purpose, so nothing mistakes an interrupted run
-       for a finished one; SageMaker marks a job it stopped itself as Stopped whatever the code, and restarts
-       interrupted managed-spot jobs from the synced checkpoints. The handler is installed first thing and stays
-       until the process exits (in a container PID 1 ignores a signal it has no handler for), so SIGTERM ends the
-       job within seconds before, during or after the training loop.
+       (the best so far in best.pt) and a restarted job resumes from the next epoch. Non-zero on purpose, so nothing
+       mistakes an interrupted run for a finished one; SageMaker marks a job it stopped itself as Stopped whatever
+       the code, and restarts interrupted managed-spot jobs from the synced checkpoints. The handler is installed
+       first thing and stays until the process exits (in a container PID 1 ignores a signal it has no handler for),
+       so SIGTERM ends the job within seconds before, during or after the training loop.
 """
 
 from __future__ import annotations
@@ -154,9 +154,8 @@ def _usable_checkpoint(path: Path) -> dict[str, Any] | None:
 def train(opt: OptMl, environment: TrainingEnvironment, checkpointer: SpotCheckpointer) -> int:
     config = read_config(opt)  # fails in ~1 s, before torch is imported
     hp = config.hyperparameters
-    _log(
-        check_device(instance_type(config, environment), hp.device)
-    )  # a GPU instance trains on its GPU or fails now
+    # a GPU instance trains on its GPU or fails now
+    _log(check_device(instance_type(config, environment), hp.device))
     dataset = check_dataset(config.dataset_dir)
     if config.ignored_hyperparameters:
         _log(f"[config] ignoring SageMaker-reserved hyperparameters {list(config.ignored_hyperparameters)}")
@@ -173,10 +172,8 @@ def train(opt: OptMl, environment: TrainingEnvironment, checkpointer: SpotCheckp
 
     device = resolve_device(hp.device)
     check_batch(hp.batch, device)
-    if device == "cpu":
-        torch_utils.NUM_THREADS = (
-            os.cpu_count() or 1
-        )  # the container is ours alone; ultralytics leaves one idle
+    if device == "cpu":  # the container is ours alone; ultralytics leaves one core idle
+        torch_utils.NUM_THREADS = os.cpu_count() or 1
     data_yaml = write_training_yaml(config.dataset_dir, dataset, job.data_yaml)
     save_dir = job.work / "run"
     monitor = callbacks.EpochMonitor(overfit_patience=hp.overfit_patience)
@@ -340,9 +337,8 @@ def _finish(
         data_yaml=job.data_yaml,  # written by train() before any branch reaches here
         job_name=job.environment.job_name,
     )
-    if (
-        save_dir is not None and save_dir.is_dir()
-    ):  # ultralytics' plots go to output.tar.gz, the weights do not
+    # ultralytics' plots go to output.tar.gz, the weights do not
+    if save_dir is not None and save_dir.is_dir():
         plots = opt.output_dir / "data" / "plots"
         plots.mkdir(parents=True, exist_ok=True)
         for path in save_dir.glob("*.png"):
@@ -374,9 +370,8 @@ def run_job(opt: OptMl, environment: TrainingEnvironment) -> int:
 
 
 def _run(opt: OptMl, environment: TrainingEnvironment, checkpointer: SpotCheckpointer) -> int:
-    (opt.output_dir / "failure").unlink(
-        missing_ok=True
-    )  # a stale reason from a previous attempt would mislead
+    # a stale reason from a previous attempt would mislead
+    (opt.output_dir / "failure").unlink(missing_ok=True)
     try:
         return train(opt, environment, checkpointer)
     except ContractError as exc:

@@ -1,7 +1,8 @@
 """The SageMaker training contract: the ``/opt/ml`` tree and the config files SageMaker writes into it.
 
-``/opt/ml`` can be moved for local runs (``--opt-ml DIR`` or env ``SM_OPT_ML``, read by app.training.environment). Everything here is standard library +
-app.contracts so a bad configuration fails in about a second, before torch is imported.
+``/opt/ml`` can be moved for local runs (``--opt-ml DIR`` or env ``SM_OPT_ML``, read by app.training.environment).
+Everything here is standard library + app.contracts so a bad configuration fails in about a second, before torch is
+imported.
 """
 
 from __future__ import annotations

@@ -184,9 +184,8 @@ def transfer_report(checkpoint: Path, nc: int) -> TransferReport:
 
     try:
         source, _ = load_checkpoint(checkpoint)
-    except (
-        Exception
-    ) as exc:  # a truncated upload or a file that is not a checkpoint: the user's input, say which
+    # a truncated upload or a file that is not a checkpoint: the user's input, say which
+    except Exception as exc:
         raise WeightsError(
             f"{checkpoint}: not a loadable ultralytics checkpoint ({type(exc).__name__}: {exc}); "
             "expected a .pt written by ultralytics training (e.g. a previous job's model.pt)"

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from app.contracts import artifact, dataset, metrics
+from infra.paths import REPO_ROOT
+from tests.fixtures.artifacts import checked_final_line
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 EPOCHS = 2
 
 
@@ -57,12 +58,7 @@ def test_demo_training_ends_with_one_final_line_of_the_shipped_models_metrics(
     demo_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
     proc, workdir = demo_run
-    lines = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith(metrics.PREFIX)]
-    assert sum(map(metrics.is_final_line, lines)) == 1 and metrics.is_final_line(lines[-1])
-    final = metrics.parse_final_line(lines[-1]) or {}
-    card = artifact.read_model_card(Path(json.loads((workdir / "summary.json").read_text())["model_dir"]))
-    names = dict(metrics.FIELDS)
-    assert {k: final[names[k]] for k in card.metrics} == pytest.approx(card.metrics, rel=1e-5)
+    checked_final_line(proc.stdout, Path(json.loads((workdir / "summary.json").read_text())["model_dir"]))
 
 
 def test_demo_model_artifact_is_complete(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:

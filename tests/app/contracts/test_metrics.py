@@ -124,9 +124,8 @@ def test_session_training_run_lines_parse_with_finite_values(trained_run: Traini
     assert len(finals) == 1 and all(math.isfinite(v) for v in (parse_final_line(finals[0]) or {}).values())
 
 
-ULTRALYTICS_EPOCH = {
-    m.column: 0.1 * i for i, m in enumerate(METRICS)
-}  # ultralytics' names, as the trainer has them
+# ultralytics' names, as the trainer has them
+ULTRALYTICS_EPOCH = {m.column: 0.1 * i for i, m in enumerate(METRICS)}
 
 
 def test_one_table_gives_every_derived_name() -> None:

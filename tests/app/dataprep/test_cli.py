@@ -12,7 +12,8 @@ import yaml
 
 from app.contracts.dataset import validate_layout
 from app.dataprep.cli import main
-from tests.app.dataprep.conftest import REPO_ROOT_HINT, write_manifest
+from infra.paths import REPO_ROOT
+from tests.app.dataprep.ground_truth import write_manifest
 
 
 @pytest.fixture
@@ -134,7 +135,7 @@ def test_manifest_of_only_garbage_is_a_one_line_error(
 def test_help_runs_as_a_module() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "app.dataprep", "--help"],
-        cwd=REPO_ROOT_HINT,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,35 +11,31 @@ import tomllib
 from pathlib import Path
 
 from app.contracts.dataset import validate_layout
-from tests.app.dataprep.conftest import REPO_ROOT_HINT as REPO
+from infra.paths import REPO_ROOT
+from tests.fixtures.containers import requirement_pins, unadmitted_copy_sources
 
-FOLDER = REPO / "containers" / "dataprep"
+FOLDER = REPO_ROOT / "containers" / "dataprep"
 
 
 def requirements() -> dict[str, str]:
     lines = [ln.strip() for ln in (FOLDER / "requirements.txt").read_text().splitlines()]
-    pins = [ln for ln in lines if ln and not ln.startswith("#")]
-    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+==[\w.]+", p) for p in pins), pins
-    return {re.sub(r"[-_.]+", "-", p.split("==")[0]).lower(): p.split("==")[1] for p in pins}
+    listed = [ln for ln in lines if ln and not ln.startswith("#")]
+    pins = requirement_pins(listed)
+    assert len(pins) == len(listed), f"every requirement must be pinned with ==: {listed}"
+    return pins
 
 
 def test_requirements_match_the_pyproject_pins_and_leave_out_torch() -> None:
     pinned = requirements()
-    core = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    for dep in core:
-        name, version = dep.split("==")
-        key = re.sub(r"[-_.]+", "-", name).lower()
-        if key in pinned:
-            assert pinned[key] == version, key
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    core = requirement_pins(project["dependencies"])
+    shared = core.keys() & pinned.keys()
+    assert shared and {k: pinned[k] for k in shared} == {k: core[k] for k in shared}
     assert not {"torch", "ultralytics", "aws-cdk-lib", "onnxruntime"} & set(pinned)
 
 
 def test_every_copied_path_is_in_the_allow_list() -> None:
-    copies = re.findall(r"^COPY (\S+) ", (FOLDER / "Dockerfile").read_text(), flags=re.M)
-    allowed = [
-        ln[1:] for ln in (FOLDER / "Dockerfile.dockerignore").read_text().splitlines() if ln.startswith("!")
-    ]
-    assert copies and all(any(c == a or c.startswith(a + "/") for a in allowed) for c in copies)
+    assert unadmitted_copy_sources(FOLDER) == []
 
 
 def test_entrypoint_runs_as_a_process_against_a_fake_opt_ml(
@@ -58,7 +54,7 @@ def test_entrypoint_runs_as_a_process_against_a_fake_opt_ml(
            "DATAPREP_RESOURCE_CONFIG": str(tmp_path / "absent.json")}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", entry.group(1), "--quiet"],
-        cwd=REPO,
+        cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,

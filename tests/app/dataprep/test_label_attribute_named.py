@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.dataprep.cli import main
-from tests.app.dataprep.conftest import ATTR, box, record, write_manifest
+from tests.app.dataprep.ground_truth import ATTR, box, record, write_manifest
 
 
 def test_wrong_label_attribute_names_the_ones_present(

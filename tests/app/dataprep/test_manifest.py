@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from app.dataprep.errors import DataprepError
 from app.dataprep.manifest import detect_label_attribute, parse_manifest
-from tests.app.dataprep.conftest import ATTR, box, failed_worker, record, write_manifest
+from tests.app.dataprep.ground_truth import ATTR, box, failed_worker, record, write_manifest
 
 GOOD = record("s3://b/k/good.jpg", [box(7, 1, 1, 10, 10)])
 
@@ -154,9 +154,8 @@ def test_parallel_chunked_scan_matches_a_single_pass(tmp_path: Path) -> None:
         items.append(record(f"s3://b/{i % 250}.jpg", [box(7, i % 50, 1, 10, 10), box(0, 1, 1, 5, 5)]))
         if i % 40 == 0:
             items += ["{oops", failed_worker(f"s3://b/f{i}.jpg"), ""]
-    items.append(
-        record("s3://b/late.jpg", [box(7, 1, 1, 5, 5)], class_map={"7": "chisel"})
-    )  # clash, far away
+    # a class-map clash, far from the first record
+    items.append(record("s3://b/late.jpg", [box(7, 1, 1, 5, 5)], class_map={"7": "chisel"}))
     path = write_manifest(tmp_path / "m", items)  # type: ignore[arg-type]
     single = parse_manifest(path, ATTR, workers=1)
     chunked = parse_manifest(path, ATTR, workers=2, chunk_bytes=4096)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from app.dataprep import qa
 from app.dataprep.plan import Plan, PlanOptions, build_plan
-from tests.app.dataprep.conftest import box, record, write_manifest
+from tests.app.dataprep.ground_truth import box, record, write_manifest
 
 
 def _plan(tmp_path: Path, drills: int, hammers: int) -> Plan:

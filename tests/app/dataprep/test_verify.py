@@ -10,7 +10,7 @@ from PIL import Image
 from app.dataprep.plan import PlanOptions, build_plan
 from app.dataprep.storage import ImageSource
 from app.dataprep.verify import oriented_size, size_checker
-from tests.app.dataprep.conftest import box, record, write_manifest
+from tests.app.dataprep.ground_truth import box, record, write_manifest
 
 
 def jpeg(size: tuple[int, int], orientation: int | None = None) -> bytes:

@@ -1,4 +1,4 @@
-"""The session's real training run (tests/fixtures/artifacts.py: 2 epochs, CPU, ~16 s) wrote a contract-exact artifact."""
+"""The session's real training run (tests/fixtures/artifacts.py: 2 epochs, CPU) wrote a contract-exact artifact."""
 
 from __future__ import annotations
 
@@ -18,16 +18,13 @@ from app.contracts.metrics import (
     FIELDS,
     KEYS,
     METRICS,
-    PREFIX,
     MetricNameError,
     is_epoch_line,
-    is_final_line,
     parse_epoch_line,
-    parse_final_line,
 )
 from app.training.artifact import check_onnx
 from app.training.run import final_values
-from tests.fixtures.artifacts import TrainingRun
+from tests.fixtures.artifacts import TrainingRun, checked_final_line
 
 pytestmark = pytest.mark.slow
 
@@ -98,13 +95,8 @@ def _names() -> list[str]:
 
 
 def test_last_metric_line_is_the_final_one_with_the_shipped_models_metrics(trained_run: TrainingRun) -> None:
-    lines = [line for line in trained_run.output.splitlines() if line.startswith(PREFIX)]
-    assert is_final_line(lines[-1]) and sum(map(is_final_line, lines)) == 1
-    final = parse_final_line(lines[-1]) or {}
-    card = read_model_card(trained_run.model_dir)
-    assert card.training["weights"] == "best.pt"
-    names = dict(FIELDS)
-    assert {k: final[names[k]] for k in card.metrics} == pytest.approx(card.metrics, rel=1e-5)
+    checked_final_line(trained_run.output, trained_run.model_dir)
+    assert read_model_card(trained_run.model_dir).training["weights"] == "best.pt"
 
 
 def test_transfer_from_pretrained_reports_adapted_class_head(trained_run: TrainingRun) -> None:

@@ -72,9 +72,8 @@ def test_checkpoint_copy_replaces_last_pt_without_leftovers(tmp_path: Path) -> N
 def test_best_pt_is_checkpointed_only_when_ultralytics_rewrote_it(tmp_path: Path) -> None:
     checkpointer = SpotCheckpointer(tmp_path / "checkpoints")
     last, best = tmp_path / "last.pt", tmp_path / "best.pt"
-    for epoch, is_best in enumerate(
-        (True, False)
-    ):  # epoch 2 does not beat epoch 1: ultralytics keeps best.pt
+    # epoch 2 does not beat epoch 1: ultralytics keeps best.pt
+    for epoch, is_best in enumerate((True, False)):
         last.write_bytes(f"epoch-{epoch + 1}".encode())
         if is_best:
             best.write_bytes(last.read_bytes())

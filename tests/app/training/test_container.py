@@ -1,5 +1,5 @@
 """containers/train: the lock agrees with pyproject.toml, the allow-list admits every COPY source, hadolint passes,
-and the image's entrypoint runs our module with `train` (~1 s, no Docker needed)."""
+and the image's entrypoint runs our module with `train` (no Docker needed)."""
 
 from __future__ import annotations
 
@@ -10,27 +10,19 @@ import tomllib
 
 import pytest
 
-from tests.fixtures.artifacts import REPO_ROOT
+from infra.paths import REPO_ROOT
+from tests.fixtures.containers import requirement_pins, unadmitted_copy_sources
 
 TRAIN = REPO_ROOT / "containers" / "train"
 # pyproject core deps the training code imports; the whole `training` extra is checked too
 CORE_USED = {"pydantic", "pyyaml", "numpy", "pillow", "matplotlib", "pandas"}
 
 
-def _pins(lines: list[str]) -> dict[str, str]:
-    pins = {}
-    for line in lines:
-        match = re.match(r"^\s*([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
-        if match:
-            pins[match[1].lower().replace("_", "-")] = match[2]
-    return pins
-
-
 def test_lock_pins_the_same_versions_as_pyproject() -> None:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    wanted = _pins(project["optional-dependencies"]["training"])
-    wanted |= {k: v for k, v in _pins(project["dependencies"]).items() if k in CORE_USED}
-    lock = _pins((TRAIN / "requirements.txt").read_text().splitlines())
+    wanted = requirement_pins(project["optional-dependencies"]["training"])
+    wanted |= {k: v for k, v in requirement_pins(project["dependencies"]).items() if k in CORE_USED}
+    lock = requirement_pins((TRAIN / "requirements.txt").read_text().splitlines())
     # the image's torch builds carry a local label (+cu126): the same release as the pyproject pin
     assert {k: (lock.get(k) or "").split("+")[0] for k in wanted} == wanted
 
@@ -41,7 +33,7 @@ def test_image_cuda_is_the_one_declared_in_the_contract() -> None:
 
     declared, cuda = IMAGE_CUDA["train"], image_cuda("train")
     assert re.search(rf"^ARG CUDA_VERSION={re.escape(declared)}$", (TRAIN / "Dockerfile").read_text(), re.M)
-    lock = _pins((TRAIN / "requirements.txt").read_text().splitlines())
+    lock = requirement_pins((TRAIN / "requirements.txt").read_text().splitlines())
     assert lock["torch"].endswith(f"+cu{cuda.major}{cuda.minor}")
     assert lock["torchvision"].endswith(f"+cu{cuda.major}{cuda.minor}")
     nvidia = {k for k in lock if k.startswith("nvidia-") and k != "nvidia-ml-py"}
@@ -49,19 +41,7 @@ def test_image_cuda_is_the_one_declared_in_the_contract() -> None:
 
 
 def test_dockerignore_admits_every_copy_source() -> None:
-    allowed = [
-        line[1:]
-        for line in (TRAIN / "Dockerfile.dockerignore").read_text().splitlines()
-        if line.startswith("!")
-    ]
-    sources = [
-        line.split()[1]
-        for line in (TRAIN / "Dockerfile").read_text().splitlines()
-        if line.startswith("COPY ") and "--from=" not in line
-    ]
-    assert sources
-    for source in sources:
-        assert any(source == a or source.startswith(a.rstrip("/") + "/") for a in allowed), source
+    assert unadmitted_copy_sources(TRAIN) == []
 
 
 def test_entrypoint_is_exec_form_and_runs_train() -> None:

@@ -1,6 +1,6 @@
 """Bad input makes the entrypoint exit non-zero with a clear reason in <opt_ml>/output/failure.
 
-~2 s each (they fail before torch is imported), ~8 s for the unloadable checkpoint (it gets as far as torch).
+Each fails before torch is imported, except the unloadable checkpoint (it gets as far as torch).
 """
 
 from __future__ import annotations

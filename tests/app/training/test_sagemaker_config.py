@@ -1,4 +1,8 @@
-"""The /opt/ml input contract: config files and channels read into TrainingConfig, or a ContractError naming them."""
+"""The /opt/ml input contract: config files and channels read into TrainingConfig, or a ContractError naming them.
+
+Also the small pure rules around the config: the hyperparameter table, AutoBatch on several GPUs, the model version
+and the training record in model.json.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,8 @@ from pathlib import Path
 import pytest
 
 from app.contracts.errors import ContractError
-from app.training.__main__ import main
 from app.training.artifact import model_version
-from app.training.environment import (
-    DEFAULT_WEIGHTS_DIR,
-    INSTANCE_TYPE_ENV,
-    JOB_NAME_ENV,
-    OPT_ML_ENV,
-    WEIGHTS_DIR_ENV,
-    TrainingEnvironment,
-)
+from app.training.environment import OPT_ML_ENV, TrainingEnvironment
 from app.training.run import TrainingRecord, check_batch
 from app.training.sagemaker import OptMl, read_config, resolve_opt_ml
 from tests.fixtures.artifacts import make_opt_ml, pretrained_checkpoint
@@ -28,21 +24,6 @@ def test_flag_beats_env_beats_default(tmp_path: Path) -> None:
     assert resolve_opt_ml(str(tmp_path / "flag"), environment).root == tmp_path / "flag"
     assert resolve_opt_ml(None, environment).root == tmp_path / "env"
     assert resolve_opt_ml(None, TrainingEnvironment.read({})).root == Path("/opt/ml")
-
-
-def test_environment_is_read_once_into_typed_fields(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(JOB_NAME_ENV, "dev-yolo-abc")
-    monkeypatch.setenv(INSTANCE_TYPE_ENV, "ml.g5.xlarge")
-    monkeypatch.setenv(WEIGHTS_DIR_ENV, "/weights")
-    monkeypatch.delenv(OPT_ML_ENV, raising=False)
-    assert TrainingEnvironment.read() == TrainingEnvironment(
-        opt_ml=None, job_name="dev-yolo-abc", instance_type="ml.g5.xlarge", weights_dir=Path("/weights")
-    )
-
-
-def test_empty_variables_count_as_unset() -> None:
-    empty = {OPT_ML_ENV: "", JOB_NAME_ENV: "", INSTANCE_TYPE_ENV: "", WEIGHTS_DIR_ENV: ""}
-    assert TrainingEnvironment.read(empty) == TrainingEnvironment(weights_dir=DEFAULT_WEIGHTS_DIR)
 
 
 def test_full_tree_reads_typed_config(tmp_path: Path, tiny_dataset: Path) -> None:
@@ -114,14 +95,6 @@ def test_autobatch_on_several_resolved_gpus_is_refused_before_training() -> None
 def test_model_version_is_the_job_name_or_a_local_timestamp() -> None:
     assert model_version("dev-yolo-abc") == "dev-yolo-abc"
     assert model_version(None).startswith("local-")
-
-
-def test_entrypoint_refuses_a_missing_opt_ml_before_reading_anything(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    environment = TrainingEnvironment(opt_ml=tmp_path / "typo")
-    assert main([], environment) == 2
-    assert f"{tmp_path / 'typo'}: no such directory" in capsys.readouterr().err
 
 
 def test_training_record_leaves_out_what_the_job_never_reached() -> None:

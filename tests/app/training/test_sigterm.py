@@ -3,14 +3,10 @@
 SageMaker sends SIGTERM on StopTrainingJob and spot interruptions, then SIGKILL. Before the training loop (imports,
 dataset checks), during it, and after it (export, the ONNX test-run) the job must stop at once with exit code 143,
 leave no model.json (so nothing half-written ships) and keep the last finished epoch in <opt_ml>/checkpoints.
-~45 s in all on 2 cores.
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,40 +14,13 @@ import pytest
 from app.training.callbacks import Terminated
 from tests.fixtures.artifacts import (
     FAST_HYPERPARAMETERS,
-    REPO_ROOT,
     make_opt_ml,
     pretrained_checkpoint,
-    training_command,
-    training_env,
+    terminate_training,
 )
 
 pytestmark = pytest.mark.slow
 STOP_WITHIN_S = 15  # generous for 2 shared cores; SageMaker waits 120 s before SIGKILL
-
-
-def _terminate_at(opt_ml: Path, marker: str, delay_s: float = 0.0) -> tuple[int, float, str]:
-    """Run the entrypoint; send SIGTERM ``delay_s`` after the first line starting with ``marker``."""
-    proc = subprocess.Popen(
-        training_command(opt_ml), cwd=REPO_ROOT, env=training_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    seen: list[str] = []
-    try:
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith(marker):
-                time.sleep(delay_s)
-                sent = time.monotonic()
-                proc.send_signal(signal.SIGTERM)
-                break
-        else:
-            pytest.fail(f"the job ended before printing {marker!r}:\n{''.join(seen)[-3000:]}")
-        seen.extend(proc.stdout)
-        returncode = proc.wait(timeout=120)
-        return returncode, time.monotonic() - sent, "".join(seen)
-    finally:
-        proc.kill()
 
 
 def _checkpoint_epoch(opt_ml: Path) -> int:
@@ -75,10 +44,10 @@ def test_terminated_is_not_an_exception_so_broad_handlers_cannot_swallow_it() ->
 
 def test_sigterm_before_the_training_loop_exits_143_at_once(tmp_path: Path, tiny_dataset: Path) -> None:
     opt_ml = _opt_ml(tmp_path, tiny_dataset, epochs=2)
-    code, took, output = _terminate_at(opt_ml, "[job]")
-    assert code == 143, output[-3000:]
-    assert took < STOP_WITHIN_S and "[sigterm]" in output
-    assert not (opt_ml / "model" / "model.json").exists()
+    run = terminate_training(opt_ml, marker="[job]")
+    assert run.returncode == 143, run.output[-3000:]
+    assert run.stop_seconds < STOP_WITHIN_S and "[sigterm]" in run.output
+    assert not (run.model_dir / "model.json").exists()
     assert not (opt_ml / "output" / "failure").exists()
 
 
@@ -86,17 +55,17 @@ def test_sigterm_mid_epoch_exits_143_with_the_last_epoch_checkpointed(
     tmp_path: Path, tiny_dataset: Path
 ) -> None:
     opt_ml = _opt_ml(tmp_path, tiny_dataset, epochs=20)
-    code, took, output = _terminate_at(opt_ml, "[checkpoint] epoch 1 saved", delay_s=1.0)
-    assert code == 143, output[-3000:]
-    assert took < STOP_WITHIN_S and "[sigterm]" in output
+    run = terminate_training(opt_ml, marker="[checkpoint] epoch 1 saved", delay_s=1.0)
+    assert run.returncode == 143, run.output[-3000:]
+    assert run.stop_seconds < STOP_WITHIN_S and "[sigterm]" in run.output
     assert _checkpoint_epoch(opt_ml) >= 1  # loadable: the copy is atomic and a copy in flight finishes first
-    assert not (opt_ml / "model" / "model.json").exists()
+    assert not (run.model_dir / "model.json").exists()
 
 
 def test_sigterm_after_the_training_loop_exits_143_during_export(tmp_path: Path, tiny_dataset: Path) -> None:
     opt_ml = _opt_ml(tmp_path, tiny_dataset, epochs=2)
-    code, took, output = _terminate_at(opt_ml, "[artifact] writing")
-    assert code == 143, output[-3000:]
-    assert took < STOP_WITHIN_S and "[sigterm]" in output
+    run = terminate_training(opt_ml, marker="[artifact] writing")
+    assert run.returncode == 143, run.output[-3000:]
+    assert run.stop_seconds < STOP_WITHIN_S and "[sigterm]" in run.output
     assert _checkpoint_epoch(opt_ml) == 2  # the final epoch: a restart packages it without retraining
-    assert not (opt_ml / "model" / "model.json").exists()
+    assert not (run.model_dir / "model.json").exists()

@@ -1,13 +1,8 @@
-"""Transfer learning from a previous artifact and spot-style resume, each with the real entrypoint as a process.
-
-Runtime on 2 idle cores: transfer run ~13 s; SIGTERM + resume ~25 s (2 epochs in all); final-epoch restart ~5 s.
-"""
+"""Transfer learning from a previous artifact and spot-style resume, each with the real entrypoint as a process."""
 
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -18,21 +13,17 @@ from PIL import Image
 from app.contracts.artifact import read_model_card
 from app.contracts.dataset import read_dataset_info
 from app.contracts.metrics import (
-    FIELDS,
     PREFIX,
     is_epoch_line,
-    is_final_line,
     parse_epoch_line,
-    parse_final_line,
 )
 from tests.fixtures.artifacts import (
     FAST_HYPERPARAMETERS,
-    REPO_ROOT,
     TrainingRun,
+    checked_final_line,
     make_opt_ml,
     run_training,
-    training_command,
-    training_env,
+    terminate_training,
 )
 
 pytestmark = pytest.mark.slow
@@ -40,17 +31,6 @@ pytestmark = pytest.mark.slow
 
 def _epochs(output: str) -> list[int]:
     return [int(parse_epoch_line(line)["epoch"]) for line in output.splitlines() if is_epoch_line(line)]  # type: ignore[index]
-
-
-def _final_matches_model_json(run: TrainingRun) -> bool:
-    """The log's last metric line is the one final line, and it carries model.json's metrics."""
-    lines = [line for line in run.output.splitlines() if line.startswith(PREFIX)]
-    final = parse_final_line(lines[-1]) if lines else None
-    names = dict(FIELDS)
-    metrics = read_model_card(run.model_dir).metrics
-    if final is None or sum(map(is_final_line, lines)) != 1:
-        return False
-    return {k: final[names[k]] for k in metrics} == pytest.approx(metrics, rel=1e-5)
 
 
 def _blank_val_images(dataset: Path) -> None:
@@ -99,35 +79,19 @@ def test_sigterm_after_epoch_one_then_restart_resumes_at_epoch_two_and_ships_the
         pretrained=trained_artifact / "model.pt",
         hyperparameters={**FAST_HYPERPARAMETERS, "epochs": "2"},
     )
-    proc = subprocess.Popen(
-        training_command(opt_ml), cwd=REPO_ROOT, env=training_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    seen: list[str] = []
-    try:
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith(f"{PREFIX} epoch=1/2"):
-                proc.send_signal(signal.SIGTERM)
-                break
-        seen.extend(proc.stdout)
-        returncode = proc.wait(timeout=60)
-    finally:
-        proc.kill()
-    first = "".join(seen)
-    assert returncode == 143, first[-3000:]
-    assert "[sigterm]" in first
-    assert _epochs(first) == [1]
+    first = terminate_training(opt_ml, marker=f"{PREFIX} epoch=1/2", timeout=60)
+    assert first.returncode == 143, first.output[-3000:]
+    assert "[sigterm]" in first.output
+    assert _epochs(first.output) == [1]
     assert (opt_ml / "checkpoints" / "last.pt").is_file()
     assert not (opt_ml / "model" / "model.json").exists()
     epoch_one = tmp_path / "epoch1-best.pt"
     shutil.copyfile(opt_ml / "checkpoints" / "best.pt", epoch_one)
-    assert parse_epoch_line(next(x for x in seen if is_epoch_line(x)))["val:mAP50-95"] > 0  # type: ignore[index]
+    epoch_line = next(x for x in first.output.splitlines() if is_epoch_line(x))
+    assert parse_epoch_line(epoch_line)["val:mAP50-95"] > 0  # type: ignore[index]
 
-    shutil.rmtree(
-        opt_ml / "output"
-    )  # a restarted spot job is a fresh instance: only the checkpoints come back
+    # a restarted spot job is a fresh instance: only the checkpoints come back
+    shutil.rmtree(opt_ml / "output")
     _blank_val_images(opt_ml / "input" / "data" / "dataset")
     second = run_training(opt_ml)
     assert second.returncode == 0, second.output[-3000:]
@@ -135,23 +99,19 @@ def test_sigterm_after_epoch_one_then_restart_resumes_at_epoch_two_and_ships_the
     assert _epochs(second.output) == [2]
     card = read_model_card(second.model_dir)
     assert card.training["resumed_from_epoch"] == 2
-    assert pd.read_csv(second.model_dir / "results.csv")["epoch"].tolist() == [
-        1,
-        2,
-    ]  # history kept across restart
+    history = pd.read_csv(second.model_dir / "results.csv")
+    assert history["epoch"].tolist() == [1, 2]  # kept across the restart
     # epoch 2 scored ~0, so the best epoch is 1: its weights ship, not last.pt's
     assert (card.training["weights"], card.training["shipped_epoch"]) == ("best.pt", 1)
     assert _same_weights(second.model_dir / "model.pt", epoch_one)
-    assert _final_matches_model_json(second)
-    final = parse_final_line([x for x in second.output.splitlines() if x.startswith(PREFIX)][-1]) or {}
-    epoch_one_row = pd.read_csv(second.model_dir / "results.csv").iloc[0]
-    assert final["train:box_loss"] == pytest.approx(epoch_one_row["train/box_loss"], rel=1e-5)
+    final = checked_final_line(second.output, second.model_dir)
+    assert final["train:box_loss"] == pytest.approx(history.iloc[0]["train/box_loss"], rel=1e-5)
 
 
 def test_restart_after_the_final_epoch_packages_the_checkpoint_without_training(
     tmp_path: Path, trained_run: TrainingRun, tiny_dataset: Path
 ) -> None:
-    """A job killed after its last epoch (e.g. during export) restarts with a final-epoch checkpoint (~8 s)."""
+    """A job killed after its last epoch (e.g. during export) restarts with a final-epoch checkpoint."""
     opt_ml = make_opt_ml(tmp_path, dataset=tiny_dataset)
     shutil.copytree(trained_run.opt_ml / "checkpoints", opt_ml / "checkpoints")
     run = run_training(opt_ml)
@@ -162,5 +122,5 @@ def test_restart_after_the_final_epoch_packages_the_checkpoint_without_training(
     card = read_model_card(run.model_dir)
     assert card.training["weights"] == "best.pt"
     assert card.training["shipped_epoch"] == read_model_card(trained_run.model_dir).training["shipped_epoch"]
-    assert _final_matches_model_json(run)
+    checked_final_line(run.output, run.model_dir)
     assert read_model_card(run.model_dir).class_names == read_model_card(trained_run.model_dir).class_names

@@ -116,8 +116,6 @@ def test_bundled_demo_checkpoint_is_a_yolov8s_and_the_demo_says_so() -> None:
     from tests.fixtures.artifacts import pretrained_checkpoint
 
     model, _ = load_checkpoint(pretrained_checkpoint())
-    assert (model.yaml["width_multiple"], model.yaml["depth_multiple"]) == (
-        0.5,
-        0.33,
-    )  # yolov8s.yaml's scale "s"
+    # yolov8s.yaml's scale "s"
+    assert (model.yaml["width_multiple"], model.yaml["depth_multiple"]) == (0.5, 0.33)
     assert "YOLOv8s" in demo.PRETRAINED_WHAT
