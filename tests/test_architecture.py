@@ -5,11 +5,11 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from infra.paths import REPO_ROOT
+
 RUNTIME_PARTS = ("dataprep", "training", "serving", "launcher")
 
 

@@ -36,7 +36,6 @@ MODEL_JSON = "model.json"
 RESULTS_CSV = "results.csv"
 LOSS_PNG = "loss.png"
 ARTIFACT_FILES: tuple[str, ...] = (MODEL_ONNX, MODEL_PT, MODEL_JSON, RESULTS_CSV, LOSS_PNG)
-SERVING_FILES: tuple[str, ...] = (MODEL_ONNX, MODEL_JSON)
 LETTERBOX_PAD_VALUE = 114
 
 OutputLayout = Literal["raw_cxcywh_scores"]

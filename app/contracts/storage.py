@@ -14,12 +14,6 @@ CHECKPOINTS_PREFIX = "checkpoints/"  # spot-training checkpoints (only needed wh
 DATA_CAPTURE_PREFIX = "data-capture/"  # endpoint request/response capture
 # SageMaker OutputDataConfig (model.tar.gz + output.tar.gz per job)
 TRAINING_OUTPUT_PREFIX = "training-output/"
-ARTIFACT_PREFIXES: tuple[str, ...] = (
-    MODELS_PREFIX,
-    CHECKPOINTS_PREFIX,
-    DATA_CAPTURE_PREFIX,
-    TRAINING_OUTPUT_PREFIX,
-)
 RAW_PREFIX = "raw/"  # datasets bucket: raw manifests and images that dataprep reads (never a dataset itself)
 # Artifacts-bucket prefixes the training role can read (infra/constructs/training_role.py grants exactly these): a
 # pretrained checkpoint anywhere else is refused by the launcher before any AWS call.

@@ -13,10 +13,10 @@ from aws_cdk import aws_s3 as s3
 
 from infra.app import build_app
 from infra.nag import acknowledge, acknowledge_resource, add_checks
+from infra.paths import REPO_ROOT
 from scripts.synth import is_error, lint, nag_findings
 from tests.infra.synthesized import SynthesizedApp, make_stage_config
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NAME_PROPERTIES = {
     "AWS::S3::Bucket": "BucketName",
     "AWS::ECR::Repository": "RepositoryName",

@@ -4,7 +4,6 @@ and the check that a serve image's CUDA fits the driver it gets."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,9 @@ from app.contracts.instance_types import (
     InstanceTypeError,
     check_serving,
 )
+from infra.paths import REPO_ROOT
 
-IMAGES_PY = Path(__file__).resolve().parents[3] / "infra" / "constructs" / "images.py"
+IMAGES_PY = REPO_ROOT / "infra" / "constructs" / "images.py"
 
 
 def test_gpu_families_are_exactly_the_rows_of_the_gpu_table() -> None:

@@ -16,8 +16,9 @@ from app.contracts.release import (
     load_release,
     parse_release,
 )
+from infra.paths import REPO_ROOT
 
-RELEASES = Path(__file__).resolve().parents[3] / "releases"
+RELEASES = REPO_ROOT / "releases"
 
 
 def example() -> dict[str, Any]:
