@@ -11,6 +11,7 @@ import pytest
 
 from infra.constructs.images import BUILD_CONTEXT
 from infra.paths import REPO_ROOT
+from tests.fixtures.containers import requirement_pins, unadmitted_copy_sources
 
 SERVE_DIR = REPO_ROOT / "containers" / "serve"
 DOCKERFILE = (SERVE_DIR / "Dockerfile").read_text()
@@ -20,7 +21,7 @@ def _pins(path: Path) -> dict[str, str]:
     lines = [
         line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")
     ]
-    pins = dict(line.split("==") for line in lines if "==" in line)
+    pins = requirement_pins(lines)
     assert len(pins) == len(lines), f"{path}: every requirement must be pinned with =="
     return pins
 
@@ -67,7 +68,5 @@ def test_dockerfile_has_the_sagemaker_port_label_and_exec_form_entrypoint() -> N
 
 def test_build_context_allow_list_matches_copies_and_infra() -> None:
     ignore = (SERVE_DIR / "Dockerfile.dockerignore").read_text().splitlines()
-    allowed = {line[1:] for line in ignore if line.startswith("!")}
-    assert allowed == set(BUILD_CONTEXT["serve"])
-    copied = re.findall(r"^COPY (?!--from=)(\S+) ", DOCKERFILE, re.M)
-    assert copied and all(any(src == a or src.startswith(a + "/") for a in allowed) for src in copied)
+    assert {line[1:] for line in ignore if line.startswith("!")} == set(BUILD_CONTEXT["serve"])
+    assert unadmitted_copy_sources(SERVE_DIR) == []
