@@ -28,7 +28,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
 
 
 @pytest.fixture(scope="session")
-def pipelinesynthesize(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+def pipeline_synth(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """The example pipeline (infra/stages.py EXAMPLE_PIPELINE, stages in the example accounts) with every stage,
     synthesized once per session: ``template("Dev", "Data")`` as usual, ``pipeline_template()`` for the pipeline."""
     stages, pipeline = example_pipeline_stages()
