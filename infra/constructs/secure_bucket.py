@@ -4,11 +4,21 @@ key, versioning, lifecycle for old versions and abandoned uploads, server access
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+# What every bucket of the platform has, whatever its encryption: no public access, no ACLs, TLS 1.2+ only, versions.
+BASELINE: dict[str, Any] = {
+    "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+    "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    "enforce_ssl": True,
+    "minimum_tls_version": 1.2,
+    "versioned": True,
+}
 
 
 class SecureBucket(Construct):
@@ -34,11 +44,7 @@ class SecureBucket(Construct):
             encryption=s3.BucketEncryption.KMS,
             encryption_key=key,
             bucket_key_enabled=True,  # fewer KMS calls (and cost) for many small objects like YOLO labels
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
+            **BASELINE,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-noncurrent-and-abort-uploads",

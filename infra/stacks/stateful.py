@@ -32,6 +32,7 @@ from app.contracts.storage import (
     TRAINING_OUTPUT_PREFIX,
 )
 from infra.config import StageConfig
+from infra.constructs import secure_bucket
 from infra.constructs import training_names as names
 from infra.constructs.images import ContainerImage, serve_build_args
 from infra.constructs.secure_bucket import SecureBucket
@@ -102,11 +103,7 @@ class StatefulStack(cdk.Stack):
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
+            **secure_bucket.BASELINE,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-logs",
