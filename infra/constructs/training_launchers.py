@@ -9,7 +9,6 @@ stage's model package group. Both publish to the notify topic and hand what fail
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -53,30 +52,40 @@ class TrainingLaunchers(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         settings = config.training
-        common: dict[str, Any] = {
-            "layer": dependencies_layer(self, "LauncherDependencies"),
-            "dead_letters": dead_letters,
-            "alarm_topic": notify_topic,
-            "log_retention_days": config.log_retention_days,
-            "retain_logs": config.retain_data,
-            # Opt-in (unset by default): see LauncherFunction for what keeps an event storm harmless without it.
-            "reserved_concurrency": settings.launcher_reserved_concurrency,
-        }
+        layer = dependencies_layer(self, "LauncherDependencies")
         shared_env = {
             env.STAGE: config.name,
             env.JOB_NAME_PREFIX: job_name_prefix,
             env.NOTIFY_TOPIC_ARN: notify_topic.topic_arn,
         }
+
+        def make_launcher(
+            construct_id: str, *, handler: str, purpose: str, timeout_s: int, environment: dict[str, str]
+        ) -> LauncherFunction:
+            return LauncherFunction(
+                self,
+                construct_id,
+                handler=handler,
+                description=f"{config.name}: {purpose}",
+                timeout=cdk.Duration.seconds(timeout_s),
+                memory_mb=256,
+                environment={**shared_env, **environment},
+                layer=layer,
+                dead_letters=dead_letters,
+                alarm_topic=notify_topic,
+                log_retention_days=config.log_retention_days,
+                retain_logs=config.retain_data,
+                # Opt-in (unset by default): see LauncherFunction for what keeps an event storm harmless without it.
+                reserved_concurrency=settings.launcher_reserved_concurrency,
+            )
+
         artifacts = artifacts_bucket.bucket_name
-        self.runner = LauncherFunction(
-            self,
+        self.runner = make_launcher(
             "Runner",
             handler="app.launcher.runner.handler",
-            description=f"{config.name}: start a training job for a dataset",
-            timeout=cdk.Duration.seconds(60),
-            memory_mb=256,
+            purpose="start a training job for a dataset",
+            timeout_s=60,
             environment={
-                **shared_env,
                 env.TRAINING_IMAGE_URI: train_image_uri,
                 env.TRAINING_ROLE_ARN: training_role.role_arn,
                 env.INSTANCE_TYPE: settings.instance_type,
@@ -95,25 +104,20 @@ class TrainingLaunchers(Construct):
                 env.DEFAULT_HYPERPARAMETERS: json.dumps(settings.default_hyperparameters, sort_keys=True),
                 env.TAGS: json.dumps(config.tags, sort_keys=True),
             },
-            **common,
         )
         # The group's ARN, not its name: SageMaker's model package APIs take either, and the name holds the Data
         # stack's id (infra/stacks/stateful.py), which another stack can only reference as a whole value.
         self.model_package_group_name: str = model_package_group.attr_model_package_group_arn
-        self.registrar = LauncherFunction(
-            self,
+        self.registrar = make_launcher(
             "Registrar",
             handler="app.launcher.registrar.handler",
-            description=f"{config.name}: register finished training jobs as model versions",
-            timeout=cdk.Duration.seconds(30),
-            memory_mb=256,
+            purpose="register finished training jobs as model versions",
+            timeout_s=30,
             environment={
-                **shared_env,
                 env.MODEL_PACKAGE_GROUP_NAME: self.model_package_group_name,
                 env.QUALITY_BAR_MAP50_95: str(settings.quality_bar_map50_95),
                 env.SERVE_IMAGE_URI: serve_image_uri,
             },
-            **common,
         )
         jobs = cdk.Stack.of(self).format_arn(
             service="sagemaker", resource="training-job", resource_name=f"{job_name_prefix}*"
