@@ -6,6 +6,7 @@ what they mean and rejects impossible ones at synth time with the stage and fiel
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from typing import Annotated, Literal
@@ -13,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.contracts import cuda, instance_types, storage
+from app.contracts import serving_environment as serving_env
 from app.contracts.artifact import Precision
 from app.contracts.hyperparameters import check_autobatch, parse_hyperparameters
 from app.contracts.image_uri import PINNED_IMAGE_URI
@@ -286,7 +288,8 @@ class EndpointSettings(_Strict):
     startup_health_check_timeout_s: int = Field(600, ge=60, le=3600)
     model_download_timeout_s: int = Field(600, ge=60, le=3600)
     environment: dict[str, str] = Field(
-        default_factory=dict, description="serving settings, e.g. SERVING_WORKERS"
+        default_factory=dict,
+        description="serving settings a stage may tune, e.g. SERVING_WORKERS (app/contracts/serving_environment.py)",
     )
     autoscaling: AutoscalingSettings
     deployment: DeploymentSettings = DeploymentSettings()
@@ -308,17 +311,39 @@ class EndpointSettings(_Strict):
                 f"({self.autoscaling.min_capacity}..{self.autoscaling.max_capacity})"
             )
         self._check_traffic_shifting()
+        self._check_environment()
         self._check_gpu_host()
         self._check_precision()
         if self.autoscaling.scheduled:  # a deploy rule, not the simulator's: what-if schedules stay simulable
             self.autoscaling.check_schedule()
         return self
 
+    def _check_environment(self) -> None:
+        """Every SERVING_* name is a setting a stage may tune: the server ignores names it does not know, so a typo
+        would otherwise deploy an endpoint without the setting. SERVING_DEVICE and SERVING_PRECISION have their own
+        checks below."""
+        for name in sorted(self.environment):
+            if (
+                not name.startswith(serving_env.PREFIX)
+                or name in serving_env.TUNABLE | serving_env.SET_BY_INFRA
+            ):
+                continue
+            if name in serving_env.FIXED:
+                raise ValueError(
+                    f"environment {name}: fixed by SageMaker's hosting contract (model in /opt/ml/model, bound to "
+                    "0.0.0.0 on the port SageMaker names); remove it"
+                )
+            close = difflib.get_close_matches(name, serving_env.TUNABLE, n=1)
+            raise ValueError(
+                f"environment {name}: not a serving setting{f' (did you mean {close[0]}?)' if close else ''}; "
+                f"a stage may set {', '.join(sorted(serving_env.TUNABLE))}"
+            )
+
     def _check_gpu_host(self) -> None:
         """The serve image must start on the instance: its CUDA within the AMI's driver, and on GPU instances the
         server must insist on the GPU (SERVING_DEVICE=cuda, set by infra) instead of falling back to the CPU."""
         instance_types.check_serving(self.instance_type, self.ami_version, cuda.image_cuda("serve"))
-        device = self.environment.get("SERVING_DEVICE")
+        device = self.environment.get(serving_env.DEVICE)
         if instance_types.is_gpu(self.instance_type) and device not in (None, "cuda"):
             raise ValueError(
                 f"environment SERVING_DEVICE={device} on GPU instance {self.instance_type}: GPU variants run with "
@@ -333,9 +358,9 @@ class EndpointSettings(_Strict):
     def _check_precision(self) -> None:
         """The precision is a typed field, not a free-form variable; and the autoscaling target derived from a
         measurement is only right for the graph that was measured (int8 serves ~2.5x fp32 on a CPU)."""
-        if "SERVING_PRECISION" in self.environment:
+        if serving_env.PRECISION in self.environment:
             raise ValueError(
-                f"environment SERVING_PRECISION={self.environment['SERVING_PRECISION']}: set endpoint.precision "
+                f"environment SERVING_PRECISION={self.environment[serving_env.PRECISION]}: set endpoint.precision "
                 "instead (infra sets SERVING_PRECISION from it, and synth checks the release's model ships it); "
                 "remove it"
             )

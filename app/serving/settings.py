@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.contracts import serving_environment
 from app.contracts.invocation import DEFAULT_MAX_BODY_BYTES, InferenceOptions
 
 DEFAULT_MODEL_DIR = Path("/opt/ml/model")
@@ -74,7 +75,7 @@ class ServingSettings(BaseSettings):
     """Every serving knob. Names are the environment variables without the ``SERVING_`` prefix."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SERVING_", extra="ignore", frozen=True, populate_by_name=True
+        env_prefix=serving_environment.PREFIX, extra="ignore", frozen=True, populate_by_name=True
     )
 
     model_dir: Path = Field(

@@ -36,6 +36,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from app.contracts import instance_types
+from app.contracts import serving_environment as serving_env
 from app.contracts.storage import DATA_CAPTURE_PREFIX, MODELS_PREFIX, TRAINING_OUTPUT_PREFIX
 from infra.config import DeploymentSettings, EndpointSettings
 from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
@@ -62,9 +63,9 @@ def serving_environment(settings: EndpointSettings) -> dict[str, str]:
     SERVING_DEVICE=cuda on GPU instances so the server fails its health check rather than serving on the CPU when
     ONNX Runtime cannot use the GPU."""
     env = dict(settings.environment)
-    env["SERVING_PRECISION"] = settings.precision
+    env[serving_env.PRECISION] = settings.precision
     if instance_types.is_gpu(settings.instance_type):
-        env["SERVING_DEVICE"] = "cuda"
+        env[serving_env.DEVICE] = "cuda"
     return env
 
 

@@ -212,3 +212,26 @@ def test_serving_precision_set_by_hand_is_refused_naming_the_field() -> None:
         ConfigError, match=r"stage Dev: field 'endpoint'.*SERVING_PRECISION=int8: set endpoint.precision"
     ):
         make_stage_config("Dev", endpoint={"environment": {"SERVING_PRECISION": "int8"}})
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "SERVING_WORKRS",
+            r"SERVING_WORKRS: not a serving setting \(did you mean SERVING_WORKERS\?\); a stage may set",
+        ),
+        ("SERVING_PORT", r"SERVING_PORT: fixed by SageMaker's hosting contract"),
+    ],
+)
+def test_an_unknown_or_fixed_serving_variable_is_refused_at_synth(name: str, expected: str) -> None:
+    """The server ignores SERVING_* names it does not know: a typo would deploy without the setting."""
+    with pytest.raises(ConfigError, match=rf"stage Dev: field 'endpoint'.*{expected}"):
+        make_stage_config("Dev", endpoint={"environment": {name: "4"}})
+
+
+def test_other_container_variables_and_tunable_settings_pass() -> None:
+    config = make_stage_config(
+        "Dev", endpoint={"environment": {"SERVING_WORKERS": "2", "OMP_WAIT_POLICY": "PASSIVE"}}
+    )
+    assert serving_environment(config.endpoint)["SERVING_WORKERS"] == "2"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from app.contracts import serving_environment
 from app.serving.__main__ import main
 from app.serving.settings import ServingSettings, default_layout
 
@@ -108,3 +109,12 @@ def test_fewer_intra_op_threads_allow_parallel_runs_up_to_the_cores(monkeypatch:
     assert ServingSettings(intra_op_threads=2).run_slots == 4
     assert ServingSettings(workers=2, intra_op_threads=2).run_slots == 2
     assert ServingSettings(parallel_runs=3).run_slots == 3  # an explicit choice wins
+
+
+def test_every_setting_is_in_exactly_one_group_of_the_environment_contract() -> None:
+    """Infra writes and checks names from app/contracts/serving_environment.py; the server reads ServingSettings.
+    A new, renamed or removed setting must be placed (tunable, fixed by SageMaker, or set by infra) before it ships."""
+    read = {serving_environment.PREFIX + name.upper() for name in ServingSettings.model_fields}
+    groups = [serving_environment.TUNABLE, serving_environment.FIXED, serving_environment.SET_BY_INFRA]
+    assert sum(len(group) for group in groups) == len(read)
+    assert set().union(*groups) == read
