@@ -28,13 +28,12 @@ from infra.config import (
     load_stage,
 )
 from infra.nag import add_checks
-from infra.paths import REPO_ROOT
+from infra.paths import RELEASES_DIR, REPO_ROOT
 from infra.release import for_stage
 from infra.stage import PlatformStage
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE, PIPELINE, STAGES
 
 CDK_JSON = REPO_ROOT / "cdk.json"
-RELEASES_DIR = REPO_ROOT / "releases"
 
 
 def feature_flags() -> dict[str, Any]:

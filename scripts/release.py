@@ -50,7 +50,7 @@ from app.contracts.release import (
     s3_location,
 )
 from app.contracts.stack_outputs import DataOutputs, ServingOutputs, TrainingOutputs
-from infra.paths import REPO_ROOT
+from infra.paths import RELEASES_DIR, REPO_ROOT
 from scripts import cli
 from scripts.cli import (
     CheckFailed,
@@ -63,9 +63,9 @@ from scripts.cli import (
     stack_output,
     stack_outputs,
     stage_config,
+    stage_name,
 )
 
-RELEASES_DIR = REPO_ROOT / "releases"
 _MODEL_JSON = "model.json"
 
 
@@ -615,7 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, what in (("approve", "Approved"), ("reject", "Rejected")):
         approval = sub.add_parser(name, help=f"mark a model package version {what} in a stage's registry")
-        approval.add_argument("--stage", required=True)
+        approval.add_argument("--stage", required=True, type=stage_name)
         approval.add_argument("--version", required=True, type=positive_int, help="the version number")
         approval.add_argument("--reason", help="kept as the approval description")
         approval.set_defaults(func=cmd_approval)
@@ -625,12 +625,12 @@ def build_parser() -> argparse.ArgumentParser:
     promote.set_defaults(func=cmd_promote)
 
     rollback = sub.add_parser("rollback", help="make the stage's previous release current again")
-    rollback.add_argument("--stage", required=True)
+    rollback.add_argument("--stage", required=True, type=stage_name)
     rollback.add_argument("--to", help="this release instead of the one the stage ran before")
     rollback.set_defaults(func=cmd_rollback)
 
     history = sub.add_parser("history", help="the releases a stage has run, oldest first")
-    history.add_argument("--stage", required=True)
+    history.add_argument("--stage", required=True, type=stage_name)
     history.set_defaults(func=cmd_history)
 
     for name, func, what in (
@@ -642,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     ):
         gate = sub.add_parser(name, help=what)
-        gate.add_argument("--stage", required=True)
+        gate.add_argument("--stage", required=True, type=stage_name)
         gate.add_argument("--release-file", type=existing_file, help="default: the current release")
         gate.add_argument("--stage-role-arn", help="assume this role for the stage's account")
         gate.set_defaults(func=func)
@@ -652,7 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
             gate.add_argument("--load-concurrency", type=positive_int, default=4)
 
     cleanup = sub.add_parser("cleanup", help="delete retained models/endpoint configs no release references")
-    cleanup.add_argument("--stage", required=True)
+    cleanup.add_argument("--stage", required=True, type=stage_name)
     cleanup.add_argument("--keep", type=positive_int, default=3, help="newest N of each kind always kept")
     cleanup.add_argument("--apply", action="store_true", help="delete (default: print what would go)")
     cleanup.set_defaults(func=cmd_cleanup)

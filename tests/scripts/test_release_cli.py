@@ -104,6 +104,16 @@ def test_promote_refuses_an_unknown_release(releases: Path, capsys: pytest.Captu
     assert current_release_id(releases) == "r-20261130-1"
 
 
+@pytest.mark.parametrize("subcommand", ["history", "rollback", "preflight", "verify", "cleanup"])
+def test_a_misspelled_stage_is_a_usage_error_before_any_work(
+    subcommand: str, releases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run(releases, subcommand, "--stage", "Prdo")
+    assert exit_.value.code == 2
+    assert "unknown stage 'Prdo'; expected one of Dev, Staging, Prod" in capsys.readouterr().err
+
+
 def test_rollback_to_a_named_release(releases: Path) -> None:
     run(releases, "promote", "r-20261201-1")
     assert run(releases, "rollback", "--stage", "Prod", "--to", "r-20261130-1") == EXIT_OK
