@@ -8,7 +8,6 @@ starts jobs with it, found through the Training stack's outputs.
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -16,7 +15,7 @@ from constructs import Construct
 
 from app.contracts.storage import RAW_PREFIX
 from infra.constructs.images import ContainerImage
-from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
+from infra.constructs.sagemaker_roles import grant_sagemaker_logs, job_role_principal, log_group_arn
 from infra.nag import acknowledge, acknowledge_resource
 
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
@@ -40,10 +39,7 @@ class DataprepJob(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
-            ),
+            assumed_by=job_role_principal(),
             description=f"{stage}: SageMaker Processing jobs of the dataprep image (scripts/dataprep_job.py)",
         )
         raw = f"{datasets_bucket.bucket_arn}/{RAW_PREFIX}*"

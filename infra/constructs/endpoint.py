@@ -39,7 +39,7 @@ from app.contracts import instance_types
 from app.contracts import serving_environment as serving_env
 from app.contracts.storage import DATA_CAPTURE_PREFIX, MODELS_PREFIX, TRAINING_OUTPUT_PREFIX
 from infra.config import DeploymentSettings, EndpointSettings
-from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
+from infra.constructs.sagemaker_roles import grant_sagemaker_logs, log_group_arn
 from infra.nag import acknowledge, acknowledge_resource
 
 

@@ -5,7 +5,6 @@ publish metrics (and, in VPC mode, attach network interfaces). Public: ``role``.
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -18,7 +17,7 @@ from app.contracts.storage import (
     TRAINING_READABLE_PREFIXES,
 )
 from infra.constructs.images import ContainerImage
-from infra.constructs.sagemaker_logs import grant_sagemaker_logs, log_group_arn
+from infra.constructs.sagemaker_roles import grant_sagemaker_logs, job_role_principal, log_group_arn
 from infra.nag import acknowledge, acknowledge_resource
 
 
@@ -42,10 +41,7 @@ class TrainingRole(Construct):
         role = self.role = iam.Role(
             self,
             "Default",
-            assumed_by=iam.ServicePrincipal(
-                "sagemaker.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
-            ),
+            assumed_by=job_role_principal(),
             description=f"{stage}: SageMaker training jobs started by the runner Lambda",
         )
         datasets_bucket.grant_read(role)

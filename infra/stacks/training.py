@@ -33,11 +33,6 @@ from infra.release import StageRelease
 from infra.stacks.stateful import StatefulStack
 
 
-def job_name_prefix(config: StageConfig) -> str:
-    """Every training job of the stage starts with this (IAM scopes CreateTrainingJob to it)."""
-    return names.job_name_prefix(config.name)
-
-
 class TrainingStack(cdk.Stack):
     """Public attributes: ``training_role``, ``runner``, ``registrar``, ``notify_topic``, ``events``."""
 
@@ -56,7 +51,7 @@ class TrainingStack(cdk.Stack):
             scope, construct_id, termination_protection=config.protect_stateless_stacks, **kwargs
         )
         settings = config.training
-        prefix = job_name_prefix(config)
+        prefix = names.job_name_prefix(config.name)  # every job's name starts with it; IAM scopes jobs to it
         train_image = ContainerImage(
             self,
             "TrainImage",
@@ -151,11 +146,9 @@ class TrainingStack(cdk.Stack):
             notify_topic=self.notify_topic,
         )
         keep_logical_ids(self.events)  # the rules and alarms were built directly in this stack before
-        self.datasets_bucket_name = data.datasets_bucket.bucket_name
-        self.data_key_arn = data.key.key_arn
-        self._outputs(config, prefix)
+        self._outputs(config, data, prefix)
 
-    def _outputs(self, config: StageConfig, prefix: str) -> None:
+    def _outputs(self, config: StageConfig, data: StatefulStack, prefix: str) -> None:
         """What scripts/training.py reads (never hard-coded names)."""
         outputs = {
             TrainingOutputs.RUNNER_FUNCTION_NAME: self.runner.function.function_name,
@@ -170,8 +163,8 @@ class TrainingStack(cdk.Stack):
             # scripts/dataprep_job.py: SageMaker Processing jobs of the dataprep image
             TrainingOutputs.DATAPREP_IMAGE_URI: self.dataprep.image.image_uri,
             TrainingOutputs.DATAPREP_ROLE_ARN: self.dataprep.role.role_arn,
-            TrainingOutputs.DATASETS_BUCKET_NAME: self.datasets_bucket_name,
-            TrainingOutputs.DATA_KEY_ARN: self.data_key_arn,
+            TrainingOutputs.DATASETS_BUCKET_NAME: data.datasets_bucket.bucket_name,
+            TrainingOutputs.DATA_KEY_ARN: data.key.key_arn,
         }
         for name, value in outputs.items():
             cdk.CfnOutput(self, name, value=value)

@@ -1,5 +1,6 @@
-"""CloudWatch Logs permissions of a SageMaker execution role (training, processing, hosting): the actions SageMaker
-uses to ship a container's stdout, scoped to the log groups of one job or endpoint family."""
+"""What the platform's SageMaker execution roles (training, processing, hosting) share: the service principal that
+assumes a job role, and the CloudWatch Logs actions SageMaker uses to ship a container's stdout, scoped to the log
+groups of one job or endpoint family."""
 
 from __future__ import annotations
 
@@ -13,6 +14,16 @@ LOG_ACTIONS: tuple[str, ...] = (
     "logs:PutLogEvents",
     "logs:DescribeLogStreams",
 )
+
+
+def job_role_principal() -> iam.ServicePrincipal:
+    """SageMaker, only on behalf of this account: the ``aws:SourceAccount`` condition SageMaker's confused-deputy
+    guidance recommends for the roles of training and processing jobs ("Cross-service confused deputy prevention",
+    https://docs.aws.amazon.com/sagemaker/latest/dg/security-confused-deputy-prevention.html, read 2026-11-30)."""
+    return iam.ServicePrincipal(
+        "sagemaker.amazonaws.com",
+        conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
+    )
 
 
 def log_group_arn(scope: IConstruct, name_pattern: str) -> str:
