@@ -1,1 +1,11 @@
 """AWS CDK app: composition root, typed stage config, stacks and constructs. Imports app.contracts only."""
+
+import os
+
+from infra.paths import PINNED_NODE
+
+# The CDK's jsii kernel runs `node` from PATH unless JSII_NODE names one. Before any aws_cdk import, point it at the
+# Node.js that package.json pins (a runtime the CDK supports: the machine's own may be end-of-life, and jsii then
+# prints an 11-line banner on every synth). Every import of aws_cdk in this project goes through this package.
+if PINNED_NODE.exists():
+    os.environ.setdefault("JSII_NODE", str(PINNED_NODE))

@@ -7,4 +7,5 @@ to count parent folders of its own file.
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+PINNED_NODE = REPO_ROOT / "node_modules" / ".bin" / "node"  # the Node.js package.json pins (`make setup`)
 RELEASES_DIR = REPO_ROOT / "releases"  # <id>.json release records and CURRENT (app/contracts/release.py)

@@ -26,6 +26,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,9 @@ class LockEntry:
     name: str
     version: str
     block: str  # the entry's lines as in the lock: the pin, its hashes, its "# via" comment
-    via: tuple[str, ...]  # what requires it ("yolo-sagemaker-platform (pyproject.toml)" for a direct dependency)
+    via: tuple[
+        str, ...
+    ]  # what requires it ("yolo-sagemaker-platform (pyproject.toml)" for a direct dependency)
 
 
 def read_lock(path: Path = LOCK) -> dict[str, LockEntry]:
@@ -92,7 +95,9 @@ def read_lock(path: Path = LOCK) -> dict[str, LockEntry]:
                 text = line.strip().lstrip("#").strip()
                 if text.startswith("via "):
                     via.append(text[4:].strip())
-                elif text and not text.startswith("--hash") and text != "via" and line.lstrip().startswith("#"):
+                elif (
+                    text and not text.startswith("--hash") and text != "via" and line.lstrip().startswith("#")
+                ):
                     via.append(text)
             entries[distribution_key(m[1])] = LockEntry(m[1], m[2], "\n".join(current), tuple(via))
 
@@ -109,7 +114,7 @@ def read_lock(path: Path = LOCK) -> dict[str, LockEntry]:
     return entries
 
 
-def requirement_pins(lines: list[str]) -> dict[str, str]:
+def requirement_pins(lines: Iterable[str]) -> dict[str, str]:
     """``name==version`` lines -> {distribution key: version}; other lines skipped."""
     return {distribution_key(m[1]): m[2] for line in lines if (m := _PIN.match(line.strip()))}
 
@@ -136,7 +141,9 @@ def lock_checkpoint() -> None:
         (wheel,) = Path(tmp).glob("*.whl")
         digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     header = [ln for ln in CHECKPOINT_LOCK.read_text().splitlines() if ln.startswith("#")]
-    CHECKPOINT_LOCK.write_text("\n".join([*header, f"{requirement} \\", f"    --hash=sha256:{digest}"]) + "\n")
+    CHECKPOINT_LOCK.write_text(
+        "\n".join([*header, f"{requirement} \\", f"    --hash=sha256:{digest}"]) + "\n"
+    )
 
 
 def derived_container_requirements(text: str, lock: dict[str, LockEntry], source: str) -> str:
@@ -196,7 +203,9 @@ def check(lock: dict[str, LockEntry]) -> list[str]:
         rel = str(path.relative_to(REPO_ROOT))
         try:
             if derived_container_requirements(path.read_text(), lock, rel) != path.read_text():
-                problems.append(f"{rel}: versions differ from {LOCK.name} (run `python -m scripts.lock --derive`)")
+                problems.append(
+                    f"{rel}: versions differ from {LOCK.name} (run `python -m scripts.lock --derive`)"
+                )
         except ValueError as exc:
             problems.append(str(exc))
     return problems
@@ -210,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--derive", action="store_true", help="rewrite the derived files only; resolve nothing")
     mode.add_argument("--check", action="store_true", help="exit 1 when the venv or a derived file drifted")
-    mode.add_argument("--layer", action="store_true", help="print the Lambda layer's requirements, cut from the lock")
+    mode.add_argument(
+        "--layer", action="store_true", help="print the Lambda layer's requirements, cut from the lock"
+    )
     args = parser.parse_args(argv)
     if args.layer:
         print(layer_requirements(read_lock()), end="")

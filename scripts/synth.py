@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import shutil
 import sys
 import textwrap
@@ -35,8 +34,6 @@ from cfnlint.rules import Match
 from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import CheckFailed, OperatorError
-
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")  # before aws_cdk starts node
 
 ENDPOINT_TYPE = "AWS::SageMaker::Endpoint"
 

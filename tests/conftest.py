@@ -13,7 +13,6 @@ from infra.paths import REPO_ROOT
 # Before anything imports ultralytics, matplotlib or boto3: the training container's own offline setup, with its
 # caches in the checkout's .cache (the training processes the tests start inherit these settings).
 go_offline(REPO_ROOT / ".cache")
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ["AWS_ACCESS_KEY_ID"] = "testing"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
 os.environ["AWS_SECURITY_TOKEN"] = "testing"

@@ -38,16 +38,21 @@ def test_every_installed_distribution_is_pinned_in_the_lock_at_its_installed_ver
     assert lock.installed_drift(entries) == []
 
 
-def test_every_pyproject_dependency_is_locked_at_a_version_it_allows(entries: dict[str, lock.LockEntry]) -> None:
+def test_every_pyproject_dependency_is_locked_at_a_version_it_allows(
+    entries: dict[str, lock.LockEntry],
+) -> None:
+    locked = {str(req): entries.get(distribution_key(req.name)) for req in _declared()}
     wrong = {
-        str(req): entries[key].version if (key := distribution_key(req.name)) in entries else "absent"
-        for req in _declared()
-        if key not in entries or not req.specifier.contains(entries[key].version, prereleases=True)
+        req: entry.version if entry else "absent"
+        for req, entry in locked.items()
+        if entry is None or not Requirement(req).specifier.contains(entry.version, prereleases=True)
     }
     assert wrong == {}, "pyproject.toml and requirements.lock disagree: run `make lock`"
 
 
-def test_the_lock_holds_no_direct_dependency_that_pyproject_dropped(entries: dict[str, lock.LockEntry]) -> None:
+def test_the_lock_holds_no_direct_dependency_that_pyproject_dropped(
+    entries: dict[str, lock.LockEntry],
+) -> None:
     declared = {distribution_key(r.name) for r in _declared()}
     build = {distribution_key(Requirement(r).name) for r in PYPROJECT["build-system"]["requires"]}
     stale = {key for key, e in entries.items() if DIRECT in e.via and key not in declared | build}
@@ -78,17 +83,23 @@ def test_container_requirements_take_their_versions_from_the_lock(
 @pytest.mark.parametrize("path", CONTAINER_REQUIREMENTS, ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_a_container_pin_outside_the_lock_says_why(path: Path) -> None:
     unexplained = [
-        line for line in path.read_text().splitlines() if NOT_IN_LOCK in line and not line.split(NOT_IN_LOCK)[1].strip()
+        line
+        for line in path.read_text().splitlines()
+        if NOT_IN_LOCK in line and not line.split(NOT_IN_LOCK)[1].strip()
     ]
     assert unexplained == []
 
 
-def test_a_container_pin_the_lock_does_not_hold_is_refused_with_its_place(entries: dict[str, lock.LockEntry]) -> None:
+def test_a_container_pin_the_lock_does_not_hold_is_refused_with_its_place(
+    entries: dict[str, lock.LockEntry],
+) -> None:
     with pytest.raises(ValueError, match=r"requirements.txt:2: left-pad is not in requirements.lock"):
         lock.derived_container_requirements("numpy==1.0\nleft-pad==1.0\n", entries, "requirements.txt")
 
 
-def test_a_container_pin_takes_the_lock_version_and_keeps_its_local_label(entries: dict[str, lock.LockEntry]) -> None:
+def test_a_container_pin_takes_the_lock_version_and_keeps_its_local_label(
+    entries: dict[str, lock.LockEntry],
+) -> None:
     text = "torch==0.1+cu126\nopencv-python-headless==0.1  # headless build\n"
     derived = lock.derived_container_requirements(text, entries, "requirements.txt")
     assert derived == (

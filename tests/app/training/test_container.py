@@ -1,12 +1,12 @@
-"""containers/train: the lock agrees with pyproject.toml, the allow-list admits every COPY source, hadolint passes,
-and the image's entrypoint runs our module with `train` (no Docker needed)."""
+"""containers/train: the image's CUDA follows the contract, the allow-list admits every COPY source, hadolint passes,
+and the image's entrypoint runs our module with `train` (no Docker needed). Its versions come from requirements.lock
+(tests/test_lock.py)."""
 
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
-import tomllib
 
 import pytest
 
@@ -14,17 +14,6 @@ from infra.paths import REPO_ROOT
 from tests.fixtures.containers import requirement_pins, unadmitted_copy_sources
 
 TRAIN = REPO_ROOT / "containers" / "train"
-# pyproject core deps the training code imports; the whole `training` extra is checked too
-CORE_USED = {"pydantic", "pyyaml", "numpy", "pillow", "matplotlib", "pandas"}
-
-
-def test_lock_pins_the_same_versions_as_pyproject() -> None:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    wanted = requirement_pins(project["optional-dependencies"]["training"])
-    wanted |= {k: v for k, v in requirement_pins(project["dependencies"]).items() if k in CORE_USED}
-    lock = requirement_pins((TRAIN / "requirements.txt").read_text().splitlines())
-    # the image's torch builds carry a local label (+cu126): the same release as the pyproject pin
-    assert {k: (lock.get(k) or "").split("+")[0] for k in wanted} == wanted
 
 
 def test_image_cuda_is_the_one_declared_in_the_contract() -> None:
