@@ -211,25 +211,29 @@ def check(lock: dict[str, LockEntry]) -> list[str]:
     return problems
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
         prog="python -m scripts.lock",
         description="Re-resolve requirements.lock and rewrite the files derived from it (make lock).",
     )
-    mode = parser.add_mutually_exclusive_group()
+    mode = p.add_mutually_exclusive_group()
     mode.add_argument("--derive", action="store_true", help="rewrite the derived files only; resolve nothing")
     mode.add_argument("--check", action="store_true", help="exit 1 when the venv or a derived file drifted")
     mode.add_argument(
         "--layer", action="store_true", help="print the Lambda layer's requirements, cut from the lock"
     )
-    args = parser.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.layer:
         print(layer_requirements(read_lock()), end="")
         return 0
     if args.check:
         problems = check(read_lock())
-        for p in problems:
-            print(f"error: {p}", file=sys.stderr)
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
         return 1 if problems else 0
     if not args.derive:
         resolve()

@@ -45,6 +45,7 @@ def _parse_functions() -> dict[str, Callable[[list[str]], object]]:
         demo,
         gpu_check,
         loadtest,
+        lock,
         promote_image,
         release,
         simulate_autoscaling,
@@ -67,6 +68,7 @@ def _parse_functions() -> dict[str, Callable[[list[str]], object]]:
         "scripts.demo": demo.parse_args,
         "scripts.release": lambda argv: release.build_parser().parse_args(argv),
         "scripts.gpu_check": lambda argv: gpu_check.parser().parse_args(argv),
+        "scripts.lock": lambda argv: lock.parser().parse_args(argv),
     }
 
 
