@@ -121,7 +121,7 @@ def read_coco(path: Path, *, image_base: str, source: str | None = None) -> Pars
     for key, index, element in iter_coco(path):
         seen_keys.add(key)
         if index == WHOLE:
-            if key in ("images", "annotations", "categories"):
+            if key in ("images", "annotations", "categories") and element != []:
                 raise DataprepError(f"{name}: '{key}' is {type(element).__name__}; expected a list")
             continue
         if key == "annotations":

@@ -41,14 +41,13 @@ class _Reader:
         """Drop what was consumed, append the next chunk; False at the end of the file."""
         if self.eof:
             return False
-        self.lines_before += self.buf.count("\n", 0, self.pos)
-        self.buf = self.buf[self.pos :]
-        self.pos = 0
         data = self.handle.read(self.chunk)
         if not data:
             self.eof = True
-            return False
-        self.buf += data
+            return False  # the window stays as it is, so positions in it still name the right place
+        self.lines_before += self.buf.count("\n", 0, self.pos)
+        self.buf = self.buf[self.pos :] + data
+        self.pos = 0
         return True
 
     def peek(self) -> str:
@@ -91,8 +90,8 @@ class _Reader:
 
 def iter_coco(path: Path, chunk: int = CHUNK_CHARS) -> Iterator[tuple[str, int, object]]:
     """Yield ``(key, index, element)`` for each element of the top-level ``images``/``annotations``/``categories``
-    arrays, in file order, and ``(key, WHOLE, value)`` for any other top-level value (or one of those keys when
-    it is not an array). Raise DataprepError, naming line and column, when the file is not one JSON object."""
+    arrays, in file order, and ``(key, WHOLE, value)`` for any other top-level value (one of those keys when it is
+    not an array, or an empty one). Raise DataprepError, naming line and column, when the file is not one JSON object."""
     with open(path, encoding="utf-8", errors="strict") as handle:
         reader = _Reader(path, handle, chunk)
         try:
@@ -119,6 +118,7 @@ def _walk(reader: _Reader) -> Iterator[tuple[str, int, object]]:
                 index = 0
                 if reader.peek() == "]":
                     reader.pos += 1
+                    yield key, WHOLE, []
                 else:
                     while True:
                         yield key, index, reader.value()
