@@ -44,9 +44,6 @@ def detect_format(head: bytes, name: str) -> LabelFormat:
     if by_name:
         return by_name
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if not text.startswith(b"{"):
-        shown = text[:40].decode("utf-8", errors="replace")
-        raise DataprepError(f"{name}: starts with {shown!r}, not JSON or YAML; {EXPECTED}")
     for raw in text.split(b"\n")[:HEAD_LINES]:
         try:
             record = json.loads(raw)
@@ -56,8 +53,11 @@ def detect_format(head: bytes, name: str) -> LabelFormat:
             return LabelFormat.GROUNDTRUTH
         if isinstance(record, dict) and {"images", "annotations", "categories"} & record.keys():
             return LabelFormat.COCO  # a COCO file written on one line
-    if _COCO_KEY.search(text):
+    if text.startswith(b"{") and _COCO_KEY.search(text):
         return LabelFormat.COCO
+    if not text.startswith(b"{"):
+        shown = text[:40].decode("utf-8", errors="replace")
+        raise DataprepError(f"{name}: starts with {shown!r}, not JSON or YAML; {EXPECTED}")
     raise DataprepError(
         f"{name}: JSON, but neither of the label formats in its first {len(head)} bytes; {EXPECTED}"
     )
