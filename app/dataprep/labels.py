@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 
@@ -73,3 +74,31 @@ def detect_local(path: Path) -> LabelFormat:
         raise DataprepError(f"{path}: not found; {EXPECTED}")
     with open(path, "rb") as handle:
         return detect_format(handle.read(HEAD_BYTES), str(path))
+
+
+def image_locations(local: Path, name: str, fmt: LabelFormat, *, image_base: str) -> Iterator[str]:
+    """Every image location a Ground Truth or COCO label file names (local copy ``local``, shown as ``name``), in
+    file order and without holding the file in memory; for a launcher to check them before it starts a job."""
+    if fmt is LabelFormat.GROUNDTRUTH:
+        from orjson import loads
+
+        with open(local, "rb") as handle:
+            for raw in handle:
+                try:
+                    record = loads(raw)
+                except ValueError:
+                    continue  # the job reports it as a rejected line; no image to check
+                ref = record.get("source-ref") if isinstance(record, dict) else None
+                if isinstance(ref, str) and ref:
+                    yield ref
+    elif fmt is LabelFormat.COCO:
+        from app.dataprep.coco import image_uri
+        from app.dataprep.coco_stream import iter_coco
+
+        for key, _, element in iter_coco(local):
+            if key == "images" and isinstance(element, dict) and isinstance(element.get("file_name"), str):
+                yield image_uri(image_base, element["file_name"])
+    else:
+        raise DataprepError(
+            f"{name}: image_locations reads files; a YOLO data.yaml names folders (read_data_yaml)"
+        )
