@@ -89,7 +89,7 @@ def test_sharded_job_uses_the_stack_outputs_and_passes_the_labels(
                 MANIFEST,
                 "--val-fraction",
                 "0.1",
-            ],  # fmt: skip
+            ],
         },
         "ProcessingResources": {
             "ClusterConfig": {
