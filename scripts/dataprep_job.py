@@ -171,7 +171,7 @@ def _setting_hint(stage: str, example: str) -> str:
 
 def _outside(uris: Iterable[str], allowed: list[S3Uri]) -> tuple[int, list[str]]:
     """How many ``uris`` the role cannot read, and the first few of them (with why, for a malformed one)."""
-    count, shown = 0, []
+    count, shown = 0, list[str]()
     for uri in uris:
         try:
             ok = any(S3Uri.parse(uri).within(a) for a in allowed)

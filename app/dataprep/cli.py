@@ -25,6 +25,7 @@ from app.dataprep.labels import (
     detect_local,
     format_of_name,
 )
+from app.dataprep.manifest import ParsedManifest
 from app.dataprep.out_check import check_out
 from app.dataprep.plan import REJECTS_FILE, Plan, PlanOptions, SizeCheck, build_plan
 from app.dataprep.qa import summary_text
@@ -158,15 +159,19 @@ def plan_labels(args: argparse.Namespace, size_check: SizeCheck | None = None) -
     ) is (LabelFormat.YOLO):
         _check_format_options(LabelFormat.YOLO, args)
         data_yaml = uri.rstrip("/") + f"/{DATA_YAML}" if local_folder or uri.endswith("/") else uri
-        parsed = read_yolo(data_yaml, workers=args.workers)
+        yolo_labels = read_yolo(data_yaml, workers=args.workers)
         return build_plan(
-            Path(data_yaml), options_from(args), source_uri=data_yaml, size_check=size_check, parsed=parsed
+            Path(data_yaml),
+            options_from(args),
+            source_uri=data_yaml,
+            size_check=size_check,
+            parsed=yolo_labels,
         )
     local, cleanup = fetch_manifest(uri)
     try:
         fmt = chosen or (detect_local(local) if not is_s3(uri) else _detect_fetched(local, uri))
         _check_format_options(fmt, args)
-        parsed = None
+        parsed: ParsedManifest | None = None
         if fmt is LabelFormat.COCO:
             parsed = read_coco(local, image_base=args.image_base or parent(uri), source=uri)
         return build_plan(local, options_from(args), source_uri=uri, size_check=size_check, parsed=parsed)

@@ -242,32 +242,33 @@ def _assemble(
                 place=f"annotation id {ann_ids[a]}",
             )
         )
-    for a, why in anns.bad:
-        if not found[a]:
+    for position, why in anns.bad:
+        if not found[position]:
             continue  # already reported as dangling
-        row = int(row_of[a])
+        row = int(row_of[position])
         bad_image[row] = True
         rejects.append(
             Reject(
                 int(lines[row]),
                 "bad_box",
                 why,
-                place=f"annotation id {ann_ids[a]} (image id {ids[row]})",
+                place=f"annotation id {ann_ids[position]} (image id {ids[row]})",
                 source_ref=refs[row],
             )
         )
     crowd = np.zeros(len(ann_ids), dtype=bool)
     crowd[anns.crowd] = True
-    for a in anns.crowd:
-        if found[a]:
+    for position in anns.crowd:
+        k = int(position)
+        if found[k]:
             rejects.append(
                 Reject(
-                    int(lines[row_of[a]]),
+                    int(lines[row_of[k]]),
                     "crowd_region",
                     "iscrowd annotation left out (ultralytics' COCO converter skips them too)",
                     scope=SKIP,
-                    place=f"annotation id {ann_ids[a]} (image id {ids[row_of[a]]})",
-                    source_ref=refs[int(row_of[a])],
+                    place=f"annotation id {ann_ids[k]} (image id {ids[row_of[k]]})",
+                    source_ref=refs[int(row_of[k])],
                 )
             )
     # Rows of kept images, and the annotations that belong to them (dangling/crowd ones are out).

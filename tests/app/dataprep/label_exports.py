@@ -39,7 +39,8 @@ def write_groundtruth(path: Path, records: list[dict[str, Any]]) -> Path:
 
 def coco_document(records: list[dict[str, Any]], image_base: Path) -> dict[str, Any]:
     """COCO: sparse image ids, category ids = the class-map ids, bbox = the Ground Truth box (pixels, top-left)."""
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for n, record in enumerate(records):
         image_id = 100 + 7 * n
         size = record[ATTR]["image_size"][0]

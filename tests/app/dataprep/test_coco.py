@@ -21,7 +21,7 @@ def image(image_id: int) -> dict[str, Any]:
     return {"id": image_id, "file_name": f"img{image_id}.jpg", "width": 100, "height": 80}
 
 
-def ann(ann_id: int, image_id: int, bbox: list[float], category: int = 1, **extra: Any) -> dict[str, Any]:
+def ann(ann_id: int, image_id: int, bbox: list[Any], category: int = 1, **extra: Any) -> dict[str, Any]:
     return {"id": ann_id, "image_id": image_id, "category_id": category, "bbox": bbox, "iscrowd": 0, **extra}
 
 
