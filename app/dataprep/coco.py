@@ -66,7 +66,9 @@ class _Annotations:
     crowd: list[int] = field(default_factory=list)  # positions of iscrowd annotations
 
     def add(self, index: int, element: object) -> list[Reject]:
-        if not isinstance(element, dict):
+        # The hot loop of a 1M-box file: exact type checks (bool is not int here), finiteness checked later in
+        # numpy (Python's json accepts NaN and Infinity).
+        if type(element) is not dict:
             return [
                 Reject(
                     0,
@@ -75,31 +77,42 @@ class _Annotations:
                     place=f"annotations[{index}]",
                 )
             ]
-        ann_id = _int(element.get("id"))
-        image_id = _int(element.get("image_id"))
-        if ann_id is None or image_id is None:
+        ann_id = element.get("id")
+        image_id = element.get("image_id")
+        if type(ann_id) is not int or type(image_id) is not int:
             where = f"annotations[{index}]" + (f" (id {element.get('id')!r})" if "id" in element else "")
             return [Reject(0, "bad_annotation", "expected integer 'id' and 'image_id'", place=where)]
-        category = _int(element.get("category_id"))
+        category = element.get("category_id")
         bbox = element.get("bbox")
-        numbers = [_number(v) for v in bbox] if isinstance(bbox, list) and len(bbox) == 4 else None
         position = len(self.ids)
         self.ids.append(ann_id)
         self.image_ids.append(image_id)
-        if category is None or numbers is None or None in numbers:
-            self.bad.append(
-                (
-                    position,
-                    f"category_id {element.get('category_id')!r}, bbox {bbox!r}; expected an integer "
-                    "category_id and bbox [x, y, width, height] of 4 finite numbers (pixels, top-left x/y)",
-                )
-            )
-            category, numbers = 0, [math.nan] * 4
-        elif element.get("iscrowd"):
-            self.crowd.append(position)
-        for column, value in zip(self.values, [category, *numbers], strict=True):
-            column.append(value)  # type: ignore[arg-type]
+        row: tuple[float, ...]
+        if (
+            type(category) is int
+            and type(bbox) is list
+            and len(bbox) == 4
+            and all(type(v) in _NUMBER for v in bbox)
+        ):
+            row = (category, *bbox)
+            if element.get("iscrowd"):
+                self.crowd.append(position)
+        else:
+            self.bad.append((position, bad_box_detail(element)))
+            row = (0, math.nan, math.nan, math.nan, math.nan)
+        for column, value in zip(self.values, row, strict=True):
+            column.append(value)
         return []
+
+
+_NUMBER = frozenset({int, float})
+
+
+def bad_box_detail(element: dict[str, object]) -> str:
+    return (
+        f"category_id {element.get('category_id')!r}, bbox {element.get('bbox')!r}; expected an integer "
+        "category_id and bbox [x, y, width, height] of 4 finite numbers (pixels, top-left x/y)"
+    )
 
 
 def read_coco(path: Path, *, image_base: str, source: str | None = None) -> ParsedManifest:
@@ -242,6 +255,14 @@ def _assemble(
                 place=f"annotation id {ann_ids[a]}",
             )
         )
+    vals = np.stack([np.frombuffer(c, dtype=np.float64) if c else np.zeros(0) for c in anns.values])
+    already_bad = {p for p, _ in anns.bad}
+    for position in np.flatnonzero(~np.isfinite(vals).all(axis=0)):  # NaN / Infinity, which json accepts
+        if int(position) not in already_bad:
+            detail = f"bbox {vals[1:, position].tolist()}; expected 4 finite numbers (pixels, top-left x/y)"
+            anns.bad.append((int(position), detail))
+            already_bad.add(int(position))
+    anns.crowd = [c for c in anns.crowd if c not in already_bad]
     for position, why in anns.bad:
         if not found[position]:
             continue  # already reported as dangling
@@ -279,7 +300,6 @@ def _assemble(
     keep_ann[keep_ann] = ~bad_image[row_of[keep_ann]]
     box_img_old = row_of[keep_ann]
     order_boxes = np.argsort(box_img_old, kind="stable")  # grouped by image, file order within an image
-    vals = np.stack([np.frombuffer(c, dtype=np.float64) if c else np.zeros(0) for c in anns.values])
     del anns
     col = Columns(
         records=next(orphan_line) - 1,

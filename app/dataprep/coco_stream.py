@@ -102,6 +102,36 @@ def iter_coco(path: Path, chunk: int = CHUNK_CHARS) -> Iterator[tuple[str, int, 
             ) from None
 
 
+_SEPARATOR = re.compile(r"[ \t\n\r]*([,\]])[ \t\n\r]*")
+
+
+def _elements(reader: _Reader, key: str) -> Iterator[object]:
+    """The elements of an array whose '[' was consumed, up to and including its ']'.
+
+    Fast path (almost every element): decode it and its separator straight from the window; anything else (an
+    element cut by the chunk end, an error) goes through the reader's general steps, which read on or report."""
+    decode = _DECODER.raw_decode
+    separator = _SEPARATOR.match
+    index = 0
+    while True:
+        buf, pos = reader.buf, reader.pos
+        try:
+            element, end = decode(buf, pos)
+            found = separator(buf, end)
+        except json.JSONDecodeError:
+            found = None
+        if found is None or found.end() >= len(buf):  # incomplete or odd: the careful way
+            yield reader.value()
+            closing = reader.expect(",]", f"',' or ']' after element {index} of '{key}'")
+        else:
+            reader.pos = found.end()
+            yield element
+            closing = found.group(1)
+        index += 1
+        if closing == "]":
+            return
+
+
 def _walk(reader: _Reader) -> Iterator[tuple[str, int, object]]:
     reader.expect("{", "a JSON object ('{')")
     if reader.peek() == "}":
@@ -120,11 +150,8 @@ def _walk(reader: _Reader) -> Iterator[tuple[str, int, object]]:
                     reader.pos += 1
                     yield key, WHOLE, []
                 else:
-                    while True:
-                        yield key, index, reader.value()
-                        index += 1
-                        if reader.expect(",]", f"',' or ']' after element {index - 1} of '{key}'") == "]":
-                            break
+                    for index, element in enumerate(_elements(reader, key)):
+                        yield key, index, element
             else:
                 yield key, WHOLE, reader.value()
             if reader.expect(",}", "',' or '}'") == "}":

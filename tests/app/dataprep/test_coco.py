@@ -144,3 +144,17 @@ def test_streaming_decodes_the_same_elements_at_any_chunk_size(tmp_path: Path) -
         for key, _, element in iter_coco(path, chunk=chunk):
             got.setdefault(key, []).append(element)
         assert got == {k: ([v] if k == "info" else v) for k, v in doc.items()}, chunk
+
+
+def test_non_finite_numbers_json_allows_are_a_bad_box(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    body = json.dumps({"images": [image(1), image(2)], "categories": CATEGORIES})[:-1]
+    path.write_text(
+        body + ', "annotations": [{"id": 3, "image_id": 1, "category_id": 1, "bbox": [NaN, 1, 2, 3]}]}'
+    )
+    parsed = read_coco(path, image_base="/data")
+    assert parsed.images["source_ref"].tolist() == ["/data/img2.jpg"]
+    (reject,) = parsed.rejects
+    assert reject.message("x.json").startswith(
+        "x.json: annotation id 3 (image id 1): bad_box: bbox [nan, 1.0, 2.0, 3.0]"
+    )
