@@ -151,8 +151,9 @@ def plan_labels(args: argparse.Namespace, size_check: SizeCheck | None = None) -
     chosen = None if args.format == "auto" else LabelFormat(args.format)
     if chosen is None and (args.manifest or args.label_attribute):
         chosen = LabelFormat.GROUNDTRUTH  # --manifest and --label-attribute name a Ground Truth manifest
-    if is_s3(uri):
-        split_s3(uri)  # a malformed s3: URI is refused before anything is read
+    for given in (uri, args.image_base or ""):
+        if is_s3(given):
+            split_s3(given)  # a malformed s3: URI is refused before anything is read
     local_folder = not is_s3(uri) and Path(uri).is_dir()
     if (
         chosen or format_of_name(uri) or (LabelFormat.YOLO if local_folder or uri.endswith("/") else None)

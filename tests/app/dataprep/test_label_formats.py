@@ -99,3 +99,19 @@ def test_options_of_another_format_are_refused(
 ) -> None:
     code = main(["--labels", str(exports["yolo"]), "--image-base", "/x", "--out", str(tmp_path / "o")])
     assert code == 2 and "--image-base: only for COCO files; the labels are yolo" in capsys.readouterr().err
+
+
+def test_a_malformed_image_base_is_refused_before_reading(
+    exports: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "--labels",
+            str(exports["coco"]),
+            "--image-base",
+            "s3:/bucket-a/images",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2 and "error: 's3:/bucket-a/images' is not an S3 URI" in capsys.readouterr().err
