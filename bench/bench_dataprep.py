@@ -150,7 +150,7 @@ def child(kind: str, path: Path) -> None:
         started = time.perf_counter()
         result = plan_baseline(path, ATTR)
         seconds = time.perf_counter() - started
-        boxes = sum(len(v) for v in result["labels"].values())  # type: ignore[attr-defined]
+        boxes = sum(len(v) for v in result["labels"].values())  # type: ignore[attr-defined,misc]
     if kind in ("coco", "json-load"):
         lines = boxes  # per-record rate for COCO: boxes (annotations) per second
     else:

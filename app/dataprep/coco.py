@@ -257,11 +257,11 @@ def _assemble(
         )
     vals = np.stack([np.frombuffer(c, dtype=np.float64) if c else np.zeros(0) for c in anns.values])
     already_bad = {p for p, _ in anns.bad}
-    for position in np.flatnonzero(~np.isfinite(vals).all(axis=0)):  # NaN / Infinity, which json accepts
-        if int(position) not in already_bad:
-            detail = f"bbox {vals[1:, position].tolist()}; expected 4 finite numbers (pixels, top-left x/y)"
-            anns.bad.append((int(position), detail))
-            already_bad.add(int(position))
+    for column in np.flatnonzero(~np.isfinite(vals).all(axis=0)).tolist():  # NaN / Infinity: json accepts them
+        if column not in already_bad:
+            detail = f"bbox {vals[1:, column].tolist()}; expected 4 finite numbers (pixels, top-left x/y)"
+            anns.bad.append((column, detail))
+            already_bad.add(column)
     anns.crowd = [c for c in anns.crowd if c not in already_bad]
     for position, why in anns.bad:
         if not found[position]:
@@ -279,8 +279,7 @@ def _assemble(
         )
     crowd = np.zeros(len(ann_ids), dtype=bool)
     crowd[anns.crowd] = True
-    for position in anns.crowd:
-        k = int(position)
+    for k in anns.crowd:
         if found[k]:
             rejects.append(
                 Reject(
