@@ -188,7 +188,7 @@ def _outside(uris: Iterable[str], allowed: list[S3Uri]) -> tuple[int, list[str]]
 def preflight(s3: Any, args: argparse.Namespace, allowed: list[S3Uri], options: argparse.Namespace) -> str:
     """Read the labels as the job would and refuse what it could not use; return the format found."""
     from app.dataprep.errors import DataprepError
-    from app.dataprep.labels import LabelFormat, detect_format, format_of_name, image_locations
+    from app.dataprep.labels import DATA_YAML, LabelFormat, detect_format, format_of_name, image_locations
     from app.dataprep.yolo_folder import Folder, parent, read_data_yaml
 
     uri = labels_uri(args)
@@ -203,8 +203,9 @@ def preflight(s3: Any, args: argparse.Namespace, allowed: list[S3Uri], options: 
     if args.manifest and chosen is None:
         chosen = LabelFormat.GROUNDTRUTH
     try:
-        if (chosen or format_of_name(uri)) is LabelFormat.YOLO:
-            data = read_data_yaml(uri, Folder(s3))
+        if uri.endswith("/") or (chosen or format_of_name(uri)) is LabelFormat.YOLO:
+            # a YOLO folder is named by its data.yaml or by the folder (as app.dataprep accepts it)
+            data = read_data_yaml(uri + DATA_YAML if uri.endswith("/") else uri, Folder(s3))
             fmt, locations = LabelFormat.YOLO, list(data.image_lists)
             count, shown = _outside(locations, allowed)
         else:

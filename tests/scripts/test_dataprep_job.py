@@ -237,8 +237,9 @@ def test_yolo_folders_outside_are_refused(
 ) -> None:
     labels = f"s3://{BUCKET}/raw/roboflow/data.yaml"
     put(labels, "train: s3://labelling-input-bucket/yolo/images/train\nnames: [cat]\n")
-    assert _refused(monkeypatch, ["--stage", "Dev", "--labels", labels, *OUT]) == 1
-    assert "s3://labelling-input-bucket/yolo/images/train" in capsys.readouterr().err
+    for named in (labels, f"s3://{BUCKET}/raw/roboflow/"):  # by its data.yaml or by its folder
+        assert _refused(monkeypatch, ["--stage", "Dev", "--labels", named, *OUT]) == 1
+        assert "s3://labelling-input-bucket/yolo/images/train" in capsys.readouterr().err
 
 
 def test_a_listed_label_source_is_readable(stack: None) -> None:
