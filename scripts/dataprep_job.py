@@ -190,6 +190,7 @@ def preflight(s3: Any, args: argparse.Namespace, allowed: list[S3Uri], options: 
     from app.dataprep.errors import DataprepError
     from app.dataprep.labels import DATA_YAML, LabelFormat, detect_format, format_of_name, image_locations
     from app.dataprep.yolo_folder import Folder, parent, read_data_yaml
+    from app.dataprep.yolo_folder import image_locations as yolo_image_locations
 
     uri = labels_uri(args)
     option = "--labels" if args.labels else "--manifest"
@@ -206,7 +207,7 @@ def preflight(s3: Any, args: argparse.Namespace, allowed: list[S3Uri], options: 
         if uri.endswith("/") or (chosen or format_of_name(uri)) is LabelFormat.YOLO:
             # a YOLO folder is named by its data.yaml or by the folder (as app.dataprep accepts it)
             data = read_data_yaml(uri + DATA_YAML if uri.endswith("/") else uri, Folder(s3))
-            fmt, locations = LabelFormat.YOLO, list(data.image_lists)
+            fmt, locations = LabelFormat.YOLO, yolo_image_locations(data, Folder(s3))
             count, shown = _outside(locations, allowed)
         else:
             bucket, key = _split(uri, option)

@@ -153,16 +153,30 @@ def read_data_yaml(uri: str, folder: Folder) -> DataYaml:
     return DataYaml(uri, {int(k): str(v) for k, v in names.items()}, tuple(lists))
 
 
+def listed_images(data: DataYaml, entry: str, folder: Folder) -> list[str]:
+    """The images an image-list file (``.txt``, one path per line, relative to the list) names."""
+    text = folder.read(entry)
+    if text is None:
+        raise DataprepError(f"{data.source}: image list {entry} not found")
+    base = parent(entry)
+    return [join(base, line.strip()) for line in text.decode().splitlines() if line.strip()]
+
+
+def image_locations(data: DataYaml, folder: Folder) -> list[str]:
+    """Where the images are, without listing folders: each split folder, and each image a .txt list names (what a
+    launcher checks against the locations a job may read)."""
+    out: list[str] = []
+    for entry in data.image_lists:
+        out += listed_images(data, entry, folder) if entry.endswith(".txt") else [entry.rstrip("/") + "/"]
+    return out
+
+
 def list_images(data: DataYaml, folder: Folder) -> list[str]:
     """Every image the splits name, in data.yaml order (repeats kept: the shared checks report them)."""
     images: list[str] = []
     for entry in data.image_lists:
         if entry.endswith(".txt"):
-            text = folder.read(entry)
-            if text is None:
-                raise DataprepError(f"{data.source}: image list {entry} not found")
-            base = parent(entry)
-            images += [join(base, line.strip()) for line in text.decode().splitlines() if line.strip()]
+            images += listed_images(data, entry, folder)
         elif folder.is_folder(entry):
             images += [f for f in folder.files(entry) if posixpath.splitext(f)[1].lower() in IMAGE_SUFFIXES]
         else:

@@ -240,6 +240,12 @@ def test_yolo_folders_outside_are_refused(
     for named in (labels, f"s3://{BUCKET}/raw/roboflow/"):  # by its data.yaml or by its folder
         assert _refused(monkeypatch, ["--stage", "Dev", "--labels", named, *OUT]) == 1
         assert "s3://labelling-input-bucket/yolo/images/train" in capsys.readouterr().err
+    # an image list (.txt) is read: the images it names are checked one by one
+    put(labels, "train: train.txt\nnames: [cat]\n")
+    put(f"s3://{BUCKET}/raw/roboflow/train.txt", "images/a.jpg\ns3://labelling-input-bucket/b.jpg\n")
+    assert _refused(monkeypatch, ["--stage", "Dev", "--labels", labels, *OUT]) == 1
+    err = capsys.readouterr().err
+    assert "1 image location(s) outside" in err and "s3://labelling-input-bucket/b.jpg" in err
 
 
 def test_a_listed_label_source_is_readable(stack: None) -> None:
