@@ -449,6 +449,28 @@ class EndpointSettings(_Strict):
         return bool(self.model_package_arn or self.model_data_key)
 
 
+def _label_prefix(value: str) -> str:
+    loc = storage.S3Uri.parse(value)  # raises S3UriError (a ValueError) naming what is wrong
+    if not value.endswith("/"):
+        raise ValueError(
+            f"'{value}': expected a prefix ending in '/' (without it 'raw' would also match 'raw-old/')"
+        )
+    return str(loc)
+
+
+class LabelSource(_Strict):
+    """An S3 prefix data prep may read labels and images from (the Processing role gets s3:GetObject on it)."""
+
+    uri: Annotated[str, AfterValidator(_label_prefix)] = Field(description="s3://bucket/prefix/")
+    # Key ARN form: AWS KMS Developer Guide, "Key identifiers (KeyId)"
+    # (https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#key-id-key-ARN).
+    kms_key_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$",
+        description="the KMS key the objects are encrypted with (SSE-KMS); the role gets kms:Decrypt on it",
+    )
+
+
 class StageConfig(_Strict):
     """Everything that differs between dev, staging and prod."""
 
@@ -472,6 +494,8 @@ class StageConfig(_Strict):
     tags: dict[str, str] = Field(default_factory=dict)
     images: ImageSettings = ImageSettings()
     training: TrainingSettings = TrainingSettings()
+    # Where data prep may read labels and images, beyond the datasets bucket's raw/ (always readable).
+    label_sources: tuple[LabelSource, ...] = ()
     endpoint: EndpointSettings
 
     @model_validator(mode="after")

@@ -28,6 +28,9 @@ DEV: dict[str, object] = {
         "quality_bar_map50_95": 0.3,
         "default_hyperparameters": {"epochs": "50", "imgsz": "640", "batch": "16", "patience": "10"},
     },
+    # Data prep reads labels and images under the datasets bucket's raw/; add a labelling job's bucket here, e.g.
+    # {"uri": "s3://my-labels/jobs/", "kms_key_arn": None} (README "Cloud data path").
+    "label_sources": [],
     "endpoint": {
         "instance_type": "ml.c6i.large",
         "precision": "fp32",

@@ -1,17 +1,21 @@
-"""Start a SageMaker Processing job of the dataprep image: a raw Ground Truth manifest -> a YOLO dataset.
+"""Start a SageMaker Processing job of the dataprep image: labels (Ground Truth manifest, COCO JSON or YOLO
+data.yaml) -> a YOLO dataset.
 
-    python -m scripts.dataprep_job --stage Dev --manifest s3://<datasets bucket>/raw/<job>/output.manifest \\
+    python -m scripts.dataprep_job --stage Dev --labels s3://<datasets bucket>/raw/<job>/output.manifest \\
         --out s3://<datasets bucket>/datasets/<name>/ [--instance-count 2] [--instance-type ml.m5.2xlarge] \\
         [-- <app.dataprep options, e.g. --val-fraction 0.1 --balance max-ratio=3>]
 
 Image, role, bucket and key come from the stage's Training stack outputs (``<Stage>-Training``), never hard-coded.
-The container (``python -m app.dataprep.processing``) reads the manifest from its ``manifest`` input; every instance
-gets the whole manifest (FullyReplicated) because each plans the same dataset and copies only its own shard of the
-images, found from ``/opt/ml/config/resourceconfig.json``. It writes straight to ``--out`` (images first, then
-``dataset.json``), so the dataset.json that starts training lands after that shard's images.
+The container (``python -m app.dataprep.processing``) reads the labels itself (``--labels s3://...``) with the
+dataprep role; every instance plans the same dataset and copies only its own shard of the images, found from
+``/opt/ml/config/resourceconfig.json``. It writes straight to ``--out`` (images first, then ``dataset.json``), so
+the dataset.json that starts training lands after that shard's images.
 
-Nothing is billed on input that could be checked here: the app.dataprep options are parsed and checked by
-app.dataprep's own parser, and the manifest object must exist (S3 HeadObject), before the job is created.
+Nothing is billed on input that could be checked here (preflight, before CreateProcessingJob): the instance type
+must run the x86_64 image; the app.dataprep options are checked by app.dataprep's own parser; the label file is
+read and must be one of the supported formats; it and every image it names must lie under a location the stage's
+dataprep role may read (the datasets bucket's raw/ and the stage setting ``label_sources``), else the refusal
+names the setting to add.
 
 Exit status (scripts/cli.py): 0 started, 1 error (AWS, stack not deployed, bad data-prep options), 2 usage.
 """
@@ -20,20 +24,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from app.contracts import instance_types
 from app.contracts.stack_outputs import TrainingOutputs
-from app.contracts.storage import RAW_PREFIX
+from app.contracts.storage import RAW_PREFIX, S3Uri, S3UriError
+from app.dataprep.labels import HEAD_BYTES
 from scripts import cli
 from scripts.cli import OperatorError
 
 ENTRYPOINT = ["python", "-m", "app.dataprep.processing"]
-MANIFEST_INPUT = "/opt/ml/processing/input/manifest"
+LABEL_SOURCES_SETTING = "label_sources"
+SHOWN = 3  # images named in a refusal
 MAX_NAME = 63
 OUTPUTS = (
     TrainingOutputs.DATAPREP_IMAGE_URI,
@@ -42,14 +50,24 @@ OUTPUTS = (
     TrainingOutputs.DATA_KEY_ARN,
 )
 # Set by this command or by the Processing job itself (app.dataprep.processing), never by the operator.
-MANAGED_OPTIONS = ("--manifest", "--out", "--shard-index", "--shard-count")
+MANAGED_OPTIONS = ("--labels", "--manifest", "--out", "--shard-index", "--shard-count")
 
 
 def _split(uri: str, option: str) -> tuple[str, str]:
-    if not uri.startswith("s3://") or "/" not in uri.removeprefix("s3://"):
-        raise OperatorError(f"{option} '{uri}': expected s3://<bucket>/<key>")
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
+    try:
+        loc = S3Uri.parse(uri, key_required=True)
+    except S3UriError as exc:
+        raise OperatorError(f"{option}: {exc}") from None
+    return loc.bucket, loc.key
+
+
+def _s3_uri(text: str) -> str:
+    """argparse type: the strict S3 parser of app.contracts.storage (``s3:/b/k`` and bad bucket names refused)."""
+    try:
+        S3Uri.parse(text, key_required=True)
+    except S3UriError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def job_name(stage: str, now: float) -> str:
@@ -59,13 +77,7 @@ def job_name(stage: str, now: float) -> str:
 def build_request(args: argparse.Namespace, outputs: dict[str, str], now: float) -> dict[str, Any]:
     """The keyword arguments of ``sagemaker.create_processing_job``; raises OperatorError on a bad argument."""
     bucket = outputs[TrainingOutputs.DATASETS_BUCKET_NAME]
-    manifest_bucket, manifest_key = _split(args.manifest, "--manifest")
     out_bucket, out_key = _split(args.out, "--out")
-    if manifest_bucket != bucket or not manifest_key.startswith(RAW_PREFIX) or manifest_key.endswith("/"):
-        raise OperatorError(
-            f"--manifest '{args.manifest}': expected a manifest file under s3://{bucket}/{RAW_PREFIX} "
-            "(the dataprep role reads raw data only there)"
-        )
     if out_bucket != bucket or out_key.startswith(RAW_PREFIX) or not out_key.strip("/"):
         raise OperatorError(
             f"--out '{args.out}': expected s3://{bucket}/<dataset prefix>/ outside {RAW_PREFIX} "
@@ -85,21 +97,15 @@ def build_request(args: argparse.Namespace, outputs: dict[str, str], now: float)
         "AppSpecification": {
             "ImageUri": outputs[TrainingOutputs.DATAPREP_IMAGE_URI],
             "ContainerEntrypoint": ENTRYPOINT,
-            "ContainerArguments": ["--out", f"s3://{out_bucket}/{out_key.rstrip('/')}/", *extra],
+            # Every instance reads the whole label file (it plans the whole dataset) and copies its shard of images.
+            "ContainerArguments": [
+                "--out",
+                f"s3://{out_bucket}/{out_key.rstrip('/')}/",
+                "--labels",
+                labels_uri(args),
+                *extra,
+            ],
         },
-        "ProcessingInputs": [
-            {
-                "InputName": "manifest",
-                "S3Input": {
-                    "S3Uri": args.manifest,
-                    "LocalPath": MANIFEST_INPUT,
-                    "S3DataType": "S3Prefix",
-                    "S3InputMode": "File",
-                    # Every instance plans the whole dataset; the entrypoint shards the image copies itself.
-                    "S3DataDistributionType": "FullyReplicated",
-                },
-            }
-        ],
         "ProcessingResources": {"ClusterConfig": cluster},
         "StoppingCondition": {"MaxRuntimeInSeconds": args.max_runtime_hours * 3600},
         "Tags": [{"Key": "platform:stage", "Value": args.stage}],
@@ -124,7 +130,7 @@ def dataprep_options(remainder: Sequence[str]) -> list[str]:
         raise OperatorError(f"data-prep options after '--': {message}")
 
     dataprep.error = refuse  # type: ignore[method-assign,assignment]
-    parsed = dataprep.parse_args(["--manifest", "s3://checked/later", "--out", "s3://checked/later", *extra])
+    parsed = parsed_dataprep_options(extra, dataprep)
     try:
         check_options(parsed)
     except DataprepError as exc:
@@ -132,22 +138,110 @@ def dataprep_options(remainder: Sequence[str]) -> list[str]:
     return extra
 
 
-def manifest_must_exist(s3: Any, uri: str) -> None:
-    """HeadObject on the manifest: a missing object fails here, not after an instance was provisioned."""
-    bucket, key = _split(uri, "--manifest")
+def parsed_dataprep_options(
+    extra: Sequence[str], dataprep: argparse.ArgumentParser | None = None
+) -> argparse.Namespace:
+    """app.dataprep's view of the options (labels and out are set by this command)."""
+    from app.dataprep.cli import build_parser
+
+    return (dataprep or build_parser()).parse_args(
+        ["--labels", "s3://checked-later/x", "--out", "s3://checked-later/x", *extra]
+    )
+
+
+def labels_uri(args: argparse.Namespace) -> str:
+    return str(args.labels or args.manifest)
+
+
+def readable_locations(bucket: str, stage: str) -> list[S3Uri]:
+    """Where the stage's dataprep role may read (infra/constructs/dataprep_job.py grants exactly these)."""
+    sources = cli.stage_config(stage).label_sources
+    return [S3Uri(bucket, RAW_PREFIX), *(S3Uri.parse(s.uri) for s in sources)]
+
+
+def _setting_hint(stage: str, example: str) -> str:
+    bucket, _, key = example.removeprefix("s3://").partition("/")
+    prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+    return (
+        f"add the prefix to the stage setting '{LABEL_SOURCES_SETTING}' of {stage} in infra/stages.py "
+        f"(e.g. {{'uri': 's3://{bucket}/{prefix}'}}, plus 'kms_key_arn' when the objects are SSE-KMS encrypted) and "
+        "deploy the stage, or copy the data under the datasets bucket's raw/"
+    )
+
+
+def _outside(uris: Iterable[str], allowed: list[S3Uri]) -> tuple[int, list[str]]:
+    """How many ``uris`` the role cannot read, and the first few of them (with why, for a malformed one)."""
+    count, shown = 0, list[str]()
+    for uri in uris:
+        try:
+            ok = any(S3Uri.parse(uri).within(a) for a in allowed)
+            why = ""
+        except S3UriError as exc:
+            ok, why = False, f" ({exc})"
+        if not ok:
+            count += 1
+            if len(shown) < SHOWN:
+                shown.append(uri + why)
+    return count, shown
+
+
+def preflight(s3: Any, args: argparse.Namespace, allowed: list[S3Uri], options: argparse.Namespace) -> str:
+    """Read the labels as the job would and refuse what it could not use; return the format found."""
+    from app.dataprep.errors import DataprepError
+    from app.dataprep.labels import DATA_YAML, LabelFormat, detect_format, format_of_name, image_locations
+    from app.dataprep.yolo_folder import Folder, parent, read_data_yaml
+    from app.dataprep.yolo_folder import image_locations as yolo_image_locations
+
+    uri = labels_uri(args)
+    option = "--labels" if args.labels else "--manifest"
+    count, _ = _outside([uri], allowed)
+    if count:
+        raise OperatorError(
+            f"{option} {uri}: outside the locations the {args.stage} dataprep role may read "
+            f"({', '.join(map(str, allowed))}); {_setting_hint(args.stage, uri)}"
+        )
+    chosen = None if options.format == "auto" else LabelFormat(options.format)
+    if args.manifest and chosen is None:
+        chosen = LabelFormat.GROUNDTRUTH
     try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            raise OperatorError(
-                f"--manifest {uri}: no such object (upload the Ground Truth output.manifest there first)"
-            ) from None
-        raise
+        if uri.endswith("/") or (chosen or format_of_name(uri)) is LabelFormat.YOLO:
+            # a YOLO folder is named by its data.yaml or by the folder (as app.dataprep accepts it)
+            data = read_data_yaml(uri + DATA_YAML if uri.endswith("/") else uri, Folder(s3))
+            fmt, locations = LabelFormat.YOLO, yolo_image_locations(data, Folder(s3))
+            count, shown = _outside(locations, allowed)
+        else:
+            bucket, key = _split(uri, option)
+            with tempfile.NamedTemporaryFile(suffix=".labels") as handle:
+                try:
+                    s3.download_fileobj(bucket, key, handle)
+                except ClientError as exc:
+                    if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                        raise OperatorError(
+                            f"{option} {uri}: no such object (upload the label file first)"
+                        ) from None
+                    raise
+                handle.flush()
+                local = Path(handle.name)
+                with open(local, "rb") as head:
+                    fmt = chosen or detect_format(head.read(HEAD_BYTES), uri)
+                base = options.image_base or parent(uri)
+                count, shown = _outside(image_locations(local, uri, fmt, image_base=base), allowed)
+    except DataprepError as exc:
+        raise OperatorError(f"{option}: {exc}") from None
+    if count:
+        raise OperatorError(
+            f"{option} {uri}: {count} image location(s) outside what the {args.stage} dataprep role may read "
+            f"({', '.join(map(str, allowed))}), e.g. {'; '.join(shown)}; {_setting_hint(args.stage, shown[0])}"
+        )
+    return fmt.value
 
 
 def _instance_type(text: str) -> str:
     try:
         instance_types.family(text)
+        instance_types.check_architecture(
+            text
+        )  # Graviton (arm64) cannot start the linux/amd64 dataprep image
     except instance_types.InstanceTypeError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
@@ -166,16 +260,20 @@ def parser() -> argparse.ArgumentParser:
         type=cli.stage_name,
         help="stage name, e.g. Dev (reads the <Stage>-Training outputs)",
     )
-    p.add_argument(
-        "--manifest",
-        required=True,
-        type=cli.s3_uri,
-        help=f"s3://<datasets bucket>/{RAW_PREFIX}.../output.manifest",
+    labels = p.add_mutually_exclusive_group(required=True)
+    labels.add_argument(
+        "--labels",
+        type=_s3_uri,
+        help=f"s3://<datasets bucket>/{RAW_PREFIX}.../ a Ground Truth output.manifest, COCO JSON or YOLO data.yaml "
+        f"(or any location in the stage setting {LABEL_SOURCES_SETTING})",
+    )
+    labels.add_argument(
+        "--manifest", type=_s3_uri, help="a Ground Truth output.manifest (older name of --labels)"
     )
     p.add_argument(
         "--out",
         required=True,
-        type=cli.s3_uri,
+        type=_s3_uri,
         help="s3://<datasets bucket>/<dataset prefix>/ (not under raw/)",
     )
     p.add_argument(
@@ -197,12 +295,14 @@ def parser() -> argparse.ArgumentParser:
 @cli.command
 def main(argv: Sequence[str] | None = None, *, now: float | None = None) -> int:
     args = parser().parse_args(argv)
-    dataprep_options(args.dataprep_args)  # before any AWS call
+    options = parsed_dataprep_options(dataprep_options(args.dataprep_args))  # before any AWS call
     session = cli.aws_session(profile=args.profile, region=args.region)
     outputs = cli.stack_outputs(session.client("cloudformation"), f"{args.stage}-Training", required=OUTPUTS)
     request = build_request(args, outputs, time.time() if now is None else now)
-    manifest_must_exist(session.client("s3"), args.manifest)
+    allowed = readable_locations(outputs[TrainingOutputs.DATASETS_BUCKET_NAME], args.stage)
+    fmt = preflight(session.client("s3"), args, allowed, options)
     created = session.client("sagemaker").create_processing_job(**request)
+    print(f"labels: {labels_uri(args)} ({fmt})")
     print(f"started: {request['ProcessingJobName']} ({created['ProcessingJobArn']})")
     print(f"dataset: {request['AppSpecification']['ContainerArguments'][1]}")
     return 0

@@ -39,7 +39,8 @@ class DatasetLayoutError(ContractError):
 
 
 class ClassEntry(BaseModel):
-    """One class: contiguous YOLO id, name, and the id Ground Truth used in its class-map."""
+    """One class: contiguous YOLO id, name, and the id the labels used (Ground Truth class-map id, COCO category
+    id, YOLO class index)."""
 
     model_config = ConfigDict(extra="forbid")
     id: int = Field(ge=0)
@@ -65,6 +66,8 @@ class DatasetInfo(BaseModel):
     version: str = Field(min_length=8, description="content hash of images + labels + class list")
     source_manifest: str
     label_attribute: str
+    # the labels' format: a Ground Truth output manifest, a COCO detection JSON or a YOLO folder (its data.yaml)
+    label_format: Literal["groundtruth", "coco", "yolo"] = "groundtruth"
     classes: list[ClassEntry]
     splits: dict[str, int] = Field(description="split -> number of images")
     counts_before_balancing: SplitCounts

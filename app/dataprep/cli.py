@@ -1,4 +1,7 @@
-"""Command line: ``python -m app.dataprep --manifest PATH|s3://... --out DIR|s3://... [options]``.
+"""Command line: ``python -m app.dataprep --labels PATH|s3://... --out DIR|s3://... [options]``.
+
+``--labels`` is a Ground Truth output manifest, a COCO detection JSON or a YOLO data.yaml, detected from the content
+(``--format`` overrides); ``--manifest`` is its older name.
 
 Exit 0 on success; otherwise 2 with one line on stderr saying what was wrong (file, line, field, expectation).
 """
@@ -9,15 +12,25 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from app.contracts.dataset import DATASET_JSON
 from app.dataprep.balance import parse_strategy
 from app.dataprep.errors import DataprepError
+from app.dataprep.labels import (
+    DATA_YAML,
+    HEAD_BYTES,
+    LabelFormat,
+    detect_format,
+    detect_local,
+    format_of_name,
+)
+from app.dataprep.manifest import ParsedManifest
 from app.dataprep.out_check import check_out
-from app.dataprep.plan import REJECTS_FILE, Plan, PlanOptions, build_plan
+from app.dataprep.plan import REJECTS_FILE, Plan, PlanOptions, SizeCheck, build_plan
 from app.dataprep.qa import summary_text
 from app.dataprep.split import check_fractions, group_keys
-from app.dataprep.storage import Destination, ImageSource, fetch_manifest
+from app.dataprep.storage import Destination, ImageSource, fetch_manifest, is_s3, split_s3
 from app.dataprep.verify import size_checker
 from app.dataprep.writer import write_dataset, write_qa
 
@@ -27,14 +40,35 @@ EXIT_ERROR = 2
 def build_parser(prog: str = "python -m app.dataprep") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
-        description="Turn a SageMaker Ground Truth bounding-box output.manifest into a balanced, leakage-free "
-        "YOLO dataset (images/, labels/, data.yaml, dataset.json, qa/).",
+        description="Turn bounding-box labels (a SageMaker Ground Truth output.manifest, a COCO detection JSON or "
+        "a YOLO data.yaml) into a balanced, leakage-free YOLO dataset (images/, labels/, data.yaml, dataset.json, "
+        "qa/).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--manifest", required=True, help="output.manifest: local path or s3://bucket/key")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--labels",
+        help="label file: Ground Truth output.manifest, COCO instances JSON or YOLO data.yaml (or its folder); "
+        "local path or s3://bucket/key",
+    )
+    source.add_argument(
+        "--manifest", help="a Ground Truth output.manifest (the same as --labels --format groundtruth)"
+    )
+    p.add_argument(
+        "--format",
+        choices=["auto", *(f.value for f in LabelFormat)],
+        default="auto",
+        help="label format (auto: detected from the content)",
+    )
     p.add_argument("--out", required=True, help="dataset root: local folder or s3://bucket/prefix")
     p.add_argument("--image-root", help="local folder holding the images; s3://bucket/key maps to DIR/key")
-    p.add_argument("--label-attribute", help="label key in the manifest (default: auto-detected)")
+    p.add_argument(
+        "--image-base",
+        help="COCO: the folder or s3:// prefix its file_names are relative to (default: the label file's folder)",
+    )
+    p.add_argument(
+        "--label-attribute", help="Ground Truth: label key in the manifest (default: auto-detected)"
+    )
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of images in val")
     p.add_argument(
         "--test-fraction", type=float, default=0.0, help="share of images in test (0 = no test split)"
@@ -97,21 +131,69 @@ def check_options(args: argparse.Namespace) -> None:
     group_keys(pd.Series([], dtype=object), args.group_by)
 
 
+def labels_uri(args: argparse.Namespace) -> str:
+    return str(args.labels or args.manifest)
+
+
+def _check_format_options(fmt: LabelFormat, args: argparse.Namespace) -> None:
+    if args.label_attribute and fmt is not LabelFormat.GROUNDTRUTH:
+        raise DataprepError(f"--label-attribute: only for Ground Truth manifests; the labels are {fmt.value}")
+    if args.image_base and fmt is not LabelFormat.COCO:
+        raise DataprepError(f"--image-base: only for COCO files; the labels are {fmt.value}")
+
+
+def plan_labels(args: argparse.Namespace, size_check: SizeCheck | None = None) -> Plan:
+    """Read the labels in whichever format they are, then plan (the same steps for every format)."""
+    from app.dataprep.coco import read_coco
+    from app.dataprep.yolo_folder import parent, read_yolo
+
+    uri = labels_uri(args)
+    chosen = None if args.format == "auto" else LabelFormat(args.format)
+    if chosen is None and (args.manifest or args.label_attribute):
+        chosen = LabelFormat.GROUNDTRUTH  # --manifest and --label-attribute name a Ground Truth manifest
+    for given in (uri, args.image_base or ""):
+        if is_s3(given):
+            split_s3(given)  # a malformed s3: URI is refused before anything is read
+    local_folder = not is_s3(uri) and Path(uri).is_dir()
+    if (
+        chosen or format_of_name(uri) or (LabelFormat.YOLO if local_folder or uri.endswith("/") else None)
+    ) is (LabelFormat.YOLO):
+        _check_format_options(LabelFormat.YOLO, args)
+        data_yaml = uri.rstrip("/") + f"/{DATA_YAML}" if local_folder or uri.endswith("/") else uri
+        yolo_labels = read_yolo(data_yaml, workers=args.workers)
+        return build_plan(
+            Path(data_yaml),
+            options_from(args),
+            source_uri=data_yaml,
+            size_check=size_check,
+            parsed=yolo_labels,
+        )
+    local, cleanup = fetch_manifest(uri)
+    try:
+        fmt = chosen or (detect_local(local) if not is_s3(uri) else _detect_fetched(local, uri))
+        _check_format_options(fmt, args)
+        parsed: ParsedManifest | None = None
+        if fmt is LabelFormat.COCO:
+            parsed = read_coco(local, image_base=args.image_base or parent(uri), source=uri)
+        return build_plan(local, options_from(args), source_uri=uri, size_check=size_check, parsed=parsed)
+    finally:
+        cleanup()
+
+
+def _detect_fetched(local: Path, uri: str) -> LabelFormat:
+    with open(local, "rb") as handle:
+        return detect_format(handle.read(HEAD_BYTES), uri)
+
+
 def run(args: argparse.Namespace) -> Plan:
     """Plan, check rejects, write this shard; raises DataprepError with a one-line reason."""
-    from pathlib import Path
-
     check_options(args)
     if args.image_root and not Path(args.image_root).is_dir():
         raise DataprepError(f"--image-root {args.image_root}: not a directory")
     source = ImageSource(Path(args.image_root) if args.image_root else None)
     dest = Destination(args.out)
-    local_manifest, cleanup = fetch_manifest(args.manifest)
-    try:
-        check = size_checker(source, workers=args.workers) if args.verify_image_size else None
-        plan = build_plan(local_manifest, options_from(args), source_uri=args.manifest, size_check=check)
-    finally:
-        cleanup()
+    check = size_checker(source, workers=args.workers) if args.verify_image_size else None
+    plan = plan_labels(args, check)
     if args.dry_run:
         return plan
     check_out(plan, dest)  # before anything is written: never mix this dataset into another one

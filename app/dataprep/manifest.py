@@ -16,7 +16,7 @@ counted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,15 @@ from app.contracts.dataset import ClassEntry
 from app.dataprep.errors import DataprepError
 from app.dataprep.manifest_scan import BOX_FIELDS, CHUNK_BYTES, Columns, Reject, scan_manifest
 
-__all__ = ["ParsedManifest", "Reject", "detect_label_attribute", "parse_manifest"]
+__all__ = [
+    "GROUND_TRUTH",
+    "ParsedManifest",
+    "Reject",
+    "Vocabulary",
+    "detect_label_attribute",
+    "parse_manifest",
+    "parsed_from_columns",
+]
 
 OBJECT_DETECTION_TYPE = "groundtruth/object-detection"
 DETECT_SCAN_RECORDS = 1000  # records inspected to auto-detect the label attribute
@@ -49,7 +57,21 @@ class ParsedManifest:
     classes: list[ClassEntry]
     rejects: list[Reject] = field(default_factory=list)
     clipped_lines: list[int] = field(default_factory=list)
-    records: int = 0  # non-blank lines read
+    records: int = 0  # non-blank lines read (COCO, YOLO: image records, plus annotations naming no image)
+    label_format: str = "groundtruth"
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """How a label format names things in reject messages (the checks are the same for every format)."""
+
+    box: str  # e.g. "annotation" -> "annotation 3: ..."
+    class_field: str
+    class_list: str
+    record: str  # e.g. "line" -> "already labelled on line 4"
+
+
+GROUND_TRUTH = Vocabulary(box="annotation", class_field="class_id", class_list="the class-map", record="line")
 
 
 def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
@@ -143,6 +165,23 @@ def parse_manifest(
         check_label_attribute(path, label_attribute)
     attr = label_attribute or detect_label_attribute(path)
     col = scan_manifest(path, attr, workers=workers, chunk_bytes=chunk_bytes)
+    return parsed_from_columns(col, attr, raw_source=path)
+
+
+def parsed_from_columns(
+    col: Columns,
+    label_attribute: str,
+    *,
+    raw_source: Path | None = None,
+    vocabulary: Vocabulary = GROUND_TRUTH,
+    place_of: Callable[[int], str] | None = None,
+    label_format: str = "groundtruth",
+) -> ParsedManifest:
+    """The checks every label format shares (duplicate images, class ids, box geometry), on scanned columns.
+
+    ``raw_source``: the JSON Lines file whose raw text late record rejects carry; ``place_of``: the place of a
+    record (its ``line``) when the format has no meaningful line numbers.
+    """
     classes = _class_entries(col.class_map)
     images = pd.DataFrame(
         {
@@ -152,12 +191,15 @@ def parse_manifest(
             "height": col.img_h,
         }
     )
-    duplicate_rejects, duplicates = _duplicates(images)
-    boxes, box_rejects, bad_images, clipped = _check_boxes(col, images, classes)
+    duplicate_rejects, duplicates = _duplicates(images, vocabulary, place_of)
+    boxes, box_rejects, bad_images, clipped = _check_boxes(col, images, classes, vocabulary)
     bad_images = np.union1d(bad_images, duplicates)
-    rejects = col.rejects + duplicate_rejects + box_rejects
-    late = {r.line for r in duplicate_rejects + box_rejects if r.scope == "record"}
-    offsets = dict(zip(col.img_line.tolist(), col.img_offset.tolist(), strict=True)) if late else {}
+    late = duplicate_rejects + box_rejects
+    if place_of is not None:
+        late = [replace(r, place=place_of(r.line)) for r in late]
+    rejects = col.rejects + late
+    late_lines = {r.line for r in late if r.scope == "record"} if raw_source else set()
+    offsets = dict(zip(col.img_line.tolist(), col.img_offset.tolist(), strict=True)) if late_lines else {}
     if bad_images.size:
         keep = np.ones(len(images), dtype=bool)
         keep[bad_images] = False
@@ -166,19 +208,23 @@ def parse_manifest(
         boxes = boxes[keep[boxes["image"].to_numpy()]].copy()
         boxes["image"] = new_index[boxes["image"].to_numpy()]
         boxes = boxes.reset_index(drop=True)
-    rejects = _attach_raw_records(path, rejects, {line: offsets[line] for line in late})
+    if raw_source is not None:
+        rejects = _attach_raw_records(raw_source, rejects, {line: offsets[line] for line in late_lines})
     return ParsedManifest(
-        label_attribute=attr,
+        label_attribute=label_attribute,
         images=images,
         boxes=boxes,
         classes=classes,
         rejects=sorted(rejects, key=lambda r: (r.line, r.scope)),
         clipped_lines=clipped,
         records=col.records,
+        label_format=label_format,
     )
 
 
-def _duplicates(images: pd.DataFrame) -> tuple[list[Reject], np.ndarray]:
+def _duplicates(
+    images: pd.DataFrame, vocabulary: Vocabulary, place_of: Callable[[int], str] | None
+) -> tuple[list[Reject], np.ndarray]:
     """Later records of an already-seen source-ref are rejected; the first one is kept."""
     refs = images["source_ref"]
     dup = refs.duplicated(keep="first").to_numpy()
@@ -191,7 +237,13 @@ def _duplicates(images: pd.DataFrame) -> tuple[list[Reject], np.ndarray]:
         Reject(
             int(lines[i]),
             "duplicate_source_ref",
-            f"'{refs.iat[i]}' already labelled on line {first_line[refs.iat[i]]}; expected each image once",
+            f"'{refs.iat[i]}' already labelled "
+            + (
+                f"at {place_of(first_line[refs.iat[i]])}"
+                if place_of
+                else f"on {vocabulary.record} {first_line[refs.iat[i]]}"
+            )
+            + "; expected each image once",
             source_ref=refs.iat[i],
         )
         for i in rows
@@ -206,7 +258,7 @@ def _class_entries(class_map: dict[str, str]) -> list[ClassEntry]:
 
 
 def _check_boxes(
-    col: Columns, images: pd.DataFrame, classes: list[ClassEntry]
+    col: Columns, images: pd.DataFrame, classes: list[ClassEntry], vocabulary: Vocabulary = GROUND_TRUTH
 ) -> tuple[pd.DataFrame, list[Reject], np.ndarray, list[int]]:
     """Vectorised box checks: bad fields / unknown class reject the image; empty boxes are dropped."""
     img = col.box_img
@@ -230,7 +282,9 @@ def _check_boxes(
         bad_fields,
         "bad_box",
         "record",
-        lambda i: f"annotation {ann[i]}: expected numeric {', '.join(BOX_FIELDS)} with an integer class_id",
+        lambda i: (
+            f"{vocabulary.box} {ann[i]}: expected numeric {', '.join(BOX_FIELDS)} with an integer class_id"
+        ),
     )
     source_ids = np.array([int(c.source_id) for c in classes], dtype=np.int64)
     cls_int = np.where(bad_fields, -1, np.nan_to_num(cls_raw)).astype(np.int64)
@@ -248,7 +302,8 @@ def _check_boxes(
         "unknown_class_id",
         "record",
         lambda i: (
-            f"annotation {ann[i]}: class_id {cls_int[i]} is not in the class-map; expected one of {known_ids}"
+            f"{vocabulary.box} {ann[i]}: {vocabulary.class_field} {cls_int[i]} is not in {vocabulary.class_list}; "
+            f"expected one of {known_ids}"
         ),
     )
     bad_images = np.unique(img[bad_fields | unknown])
@@ -259,7 +314,7 @@ def _check_boxes(
         zero,
         "zero_area",
         "box",
-        lambda i: f"annotation {ann[i]}: width={width[i]:g}, height={height[i]:g}; expected both > 0",
+        lambda i: f"{vocabulary.box} {ann[i]}: width={width[i]:g}, height={height[i]:g}; expected both > 0",
     )
     x1 = np.clip(left, 0, img_w)
     y1 = np.clip(top, 0, img_h)
@@ -271,7 +326,7 @@ def _check_boxes(
         "out_of_bounds",
         "box",
         lambda i: (
-            f"annotation {ann[i]}: box left={left[i]:g} top={top[i]:g} width={width[i]:g} height={height[i]:g} "
+            f"{vocabulary.box} {ann[i]}: box left={left[i]:g} top={top[i]:g} width={width[i]:g} height={height[i]:g} "
             f"lies outside the {img_w[i]:g}x{img_h[i]:g} image; expected some overlap"
         ),
     )

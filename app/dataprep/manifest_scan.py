@@ -41,9 +41,13 @@ class Reject:
     scope: str = "record"
     source_ref: str | None = None
     record: str | None = None  # the raw manifest line (filled in for record-level rejects)
+    # Where the problem is when the label file has no meaningful line (COCO: "annotation id 7", YOLO: the label
+    # file and its line); ``line`` is then the record's ordinal, still unique per record.
+    place: str | None = None
 
     def message(self, manifest: str) -> str:
-        return f"{manifest}:{self.line}: {self.reason}: {self.detail}"
+        where = f"{manifest}: {self.place}" if self.place else f"{manifest}:{self.line}"
+        return f"{where}: {self.reason}: {self.detail}"
 
     def to_json(self) -> dict[str, object]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

@@ -24,6 +24,7 @@ from app.dataprep.split import assign_splits
 from app.dataprep.yolo import output_names, to_yolo
 
 REJECTS_FILE = "qa/rejects.jsonl"
+SKIP = "skip"  # Reject.scope of a region the label format's convention leaves out (see Plan.reject_fraction)
 XYWH = ["cx", "cy", "w", "h"]
 
 
@@ -67,8 +68,13 @@ class Plan:
 
     @property
     def reject_fraction(self) -> float:
-        affected = len({r.line for r in self.rejects})
+        affected = len(self._affected_lines())
         return affected / self.parsed.records if self.parsed.records else 0.0
+
+    def _affected_lines(self) -> set[int]:
+        """Records rejected or trimmed; regions a format's own convention leaves out (scope "skip", e.g. COCO crowd
+        regions) are listed in the rejects file but are not a data problem."""
+        return {r.line for r in self.rejects if r.scope != SKIP}
 
     def rejected_by_reason(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -90,7 +96,7 @@ class Plan:
     def check_rejects(self, rejects_location: str) -> None:
         limit = self.options.max_reject_fraction
         if self.reject_fraction > limit:
-            affected = len({r.line for r in self.rejects})
+            affected = len(self._affected_lines())
             raise DataprepError(
                 f"{self.source_manifest}: {affected} of {self.parsed.records} records rejected or trimmed "
                 f"({self.reject_fraction:.1%}) > --max-reject-fraction {limit:g}; reasons "
@@ -104,6 +110,7 @@ class Plan:
             version=self.version,
             source_manifest=self.source_manifest,
             label_attribute=self.parsed.label_attribute,
+            label_format=self.parsed.label_format,
             classes=self.classes,
             splits={s: int(splits.get(s, 0)) for s in self.counts_after},
             counts_before_balancing=self.counts_before,
@@ -126,18 +133,24 @@ SizeCheck = Callable[[pd.DataFrame], list[Reject]]
 
 
 def build_plan(
-    manifest: Path, options: PlanOptions, source_uri: str | None = None, size_check: SizeCheck | None = None
+    manifest: Path,
+    options: PlanOptions,
+    source_uri: str | None = None,
+    size_check: SizeCheck | None = None,
+    parsed: ParsedManifest | None = None,
 ) -> Plan:
     """Plan the dataset for ``manifest`` (a local file; ``source_uri`` is what to record, e.g. its s3:// URI).
 
     ``size_check`` (see app.dataprep.verify) may reject images whose real size differs from the manifest.
+    ``parsed``: labels already read by another format's reader (app.dataprep.labels); the rest is the same.
     """
     strategies = [parse_strategy(s) for s in options.balance]
     if not 0 <= options.max_reject_fraction <= 1:
         raise DataprepError(
             f"--max-reject-fraction {options.max_reject_fraction}: expected a number in [0, 1]"
         )
-    parsed = parse_manifest(manifest, options.label_attribute)
+    if parsed is None:
+        parsed = parse_manifest(manifest, options.label_attribute)
     if parsed.images.empty:
         raise DataprepError(
             f"{source_uri or manifest}: no usable records out of {parsed.records} "
@@ -145,7 +158,11 @@ def build_plan(
         )
     if not parsed.classes:
         raise DataprepError(
-            f"{source_uri or manifest}: no class-map in any record; expected '<attr>-metadata.class-map'"
+            f"{source_uri or manifest}: no classes; expected "
+            + {
+                "coco": "a 'categories' list",
+                "yolo": "'names' in data.yaml",
+            }.get(parsed.label_format, "'<attr>-metadata.class-map'")
         )
     extra: list[Reject] = []
     if size_check is not None:

@@ -1,7 +1,7 @@
 """SageMaker Processing entrypoint (the dataprep container's ENTRYPOINT): the CLI with Processing defaults.
 
-Defaults follow SageMaker Processing paths: the manifest is the single file under
-``/opt/ml/processing/input/manifest``, images (when given as an input) under ``/opt/ml/processing/input/images``,
+Defaults follow SageMaker Processing paths: the labels are ``--labels`` (scripts/dataprep_job.py passes the s3:// URI)
+or else the single file under ``/opt/ml/processing/input/manifest``, images (when given as an input) under ``/opt/ml/processing/input/images``,
 output to ``/opt/ml/processing/output``, which SageMaker uploads. With several instances, each takes its shard
 from ``/opt/ml/config/resourceconfig.json`` (its host's position among the hosts); the plan is the same on all.
 Several hosts need ``--out s3://...`` (e.g. ``DATAPREP_OUT``): shards commit the dataset through done markers in the
@@ -66,7 +66,7 @@ def processing_argv(
     given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
     args += _env_args(env, given)
     given = {a.split("=", 1)[0] for a in args if a.startswith("--")}
-    if "--manifest" not in given:
+    if "--manifest" not in given and "--labels" not in given:
         manifest = _single_file(root / "input" / "manifest")
         if manifest is None:
             return f"{root / 'input' / 'manifest'}: expected exactly one manifest file (or pass --manifest)"

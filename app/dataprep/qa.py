@@ -39,6 +39,7 @@ def report(plan: Plan) -> dict[str, object]:
         "version": plan.version,
         "source_manifest": plan.source_manifest,
         "label_attribute": plan.parsed.label_attribute,
+        "label_format": plan.parsed.label_format,
         "records_read": plan.parsed.records,
         "images_kept": len(plan.images),
         "boxes_kept": len(plan.boxes),
@@ -66,10 +67,16 @@ def _plain(counts: SplitCounts) -> dict[str, dict[str, dict[str, int]]]:
     return {s: {name: c.model_dump() for name, c in per.items()} for s, per in counts.items()}
 
 
+def _labels_kind(plan: Plan) -> str:
+    if plan.parsed.label_format == "groundtruth":
+        return f"label attribute '{plan.parsed.label_attribute}'"
+    return f"{plan.parsed.label_format.upper()} labels"
+
+
 def summary_text(plan: Plan) -> str:
     """A table a person can read in a terminal or a Processing job's log."""
     lines = [
-        f"Dataset {plan.version} from {plan.source_manifest} (label attribute '{plan.parsed.label_attribute}')",
+        f"Dataset {plan.version} from {plan.source_manifest} ({_labels_kind(plan)})",
         f"records {plan.parsed.records}, images {len(plan.images)}, boxes {len(plan.boxes)}, "
         f"clipped boxes {len(plan.parsed.clipped_lines)}, rejected/trimmed records {plan.reject_fraction:.1%}",
     ]

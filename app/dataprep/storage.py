@@ -18,18 +18,21 @@ from typing import Any
 
 from tqdm import tqdm
 
+from app.contracts.storage import S3Uri, S3UriError, looks_like_s3
 from app.dataprep.errors import DataprepError
 
 
 def is_s3(uri: str) -> bool:
-    return uri.startswith("s3://")
+    """Meant as S3 (``s3:...``); malformed ones are refused by :func:`split_s3`, never used as local paths."""
+    return looks_like_s3(uri)
 
 
 def split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    if not bucket:
-        raise DataprepError(f"{uri}: expected s3://bucket/key")
-    return bucket, key
+    try:
+        loc = S3Uri.parse(uri)
+    except S3UriError as exc:
+        raise DataprepError(str(exc)) from None
+    return loc.bucket, loc.key
 
 
 def s3_client() -> Any:
@@ -168,11 +171,11 @@ class Destination(_S3User):
 
 
 def fetch_manifest(uri: str, client: Any = None) -> tuple[Path, Callable[[], None]]:
-    """A local path for the manifest (downloaded to a temp file when it is on S3) and a cleanup callback."""
+    """A local path for the label file (downloaded to a temp file when it is on S3) and a cleanup callback."""
     if not is_s3(uri):
         return Path(uri), lambda: None
     bucket, key = split_s3(uri)
-    handle, name = tempfile.mkstemp(suffix=".manifest")
+    handle, name = tempfile.mkstemp(suffix=".labels")
     os.close(handle)
     try:
         (client or s3_client()).download_file(bucket, key, name)

@@ -77,6 +77,7 @@ class TrainingStack(cdk.Stack):
             pinned_uri=release.dataprep if release else config.images.dataprep,
             datasets_bucket=data.datasets_bucket,
             key=data.key,
+            label_sources=config.label_sources,
         )
 
         self.dead_letters = sqs.Queue(

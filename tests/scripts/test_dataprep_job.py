@@ -3,14 +3,16 @@ CloudFormation; botocore Stubber checks the exact request, as moto's Processing 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+from app.contracts.storage import S3Uri
 from scripts import dataprep_job
 from tests.scripts.aws_fakes import stack_with_outputs
 
@@ -36,8 +38,21 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         stack_with_outputs(boto3.client("cloudformation", region_name=REGION), "Dev-Training", OUTPUTS)
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
-        s3.put_object(Bucket=BUCKET, Key=MANIFEST.removeprefix(f"s3://{BUCKET}/"), Body=b"{}\n")
+        put(MANIFEST, manifest_lines(f"s3://{BUCKET}/raw/labelling-7/images"))
         yield
+
+
+def put(uri: str, body: str | bytes) -> None:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    boto3.client("s3", region_name=REGION).put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def manifest_lines(image_prefix: str, count: int = 3) -> str:
+    """A Ground Truth output manifest whose source-refs are under ``image_prefix``."""
+    return "".join(
+        json.dumps({"source-ref": f"{image_prefix}/img{i}.jpg", "job": {"annotations": []}}) + "\n"
+        for i in range(count)
+    )
 
 
 def _stub_sagemaker(monkeypatch: pytest.MonkeyPatch, expected: dict[str, Any]) -> Stubber:
@@ -58,7 +73,7 @@ def _stub_sagemaker(monkeypatch: pytest.MonkeyPatch, expected: dict[str, Any]) -
     return stubber
 
 
-def test_sharded_job_uses_the_stack_outputs_and_replicates_the_manifest(
+def test_sharded_job_uses_the_stack_outputs_and_passes_the_labels(
     stack: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     expected = {
@@ -67,20 +82,15 @@ def test_sharded_job_uses_the_stack_outputs_and_replicates_the_manifest(
         "AppSpecification": {
             "ImageUri": IMAGE,
             "ContainerEntrypoint": ["python", "-m", "app.dataprep.processing"],
-            "ContainerArguments": ["--out", f"s3://{BUCKET}/datasets/people-v2/", "--val-fraction", "0.1"],
+            "ContainerArguments": [
+                "--out",
+                f"s3://{BUCKET}/datasets/people-v2/",
+                "--labels",
+                MANIFEST,
+                "--val-fraction",
+                "0.1",
+            ],
         },
-        "ProcessingInputs": [
-            {
-                "InputName": "manifest",
-                "S3Input": {
-                    "S3Uri": MANIFEST,
-                    "LocalPath": "/opt/ml/processing/input/manifest",
-                    "S3DataType": "S3Prefix",
-                    "S3InputMode": "File",
-                    "S3DataDistributionType": "FullyReplicated",
-                },
-            }
-        ],
         "ProcessingResources": {
             "ClusterConfig": {
                 "InstanceCount": 3,
@@ -148,3 +158,121 @@ def test_help_names_every_option(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     for option in ("--stage", "--manifest", "--out", "--instance-count", "--instance-type"):
         assert option in out
+
+
+def _refused(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> int:
+    """Run the command with a SageMaker stub that would consume a queued CreateProcessingJob; assert none was sent."""
+    with _stub_sagemaker(monkeypatch, {}) as stubber:
+        code = dataprep_job.main(argv, now=NOW)
+        with pytest.raises(AssertionError):  # the queued response is still there: nothing was billed
+            stubber.assert_no_pending_responses()
+    return code
+
+
+OUT = ["--out", f"s3://{BUCKET}/datasets/x/"]
+
+
+def test_images_outside_the_readable_locations_are_refused_naming_the_setting(
+    stack: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a real Ground Truth output manifest: source-refs in the labelling job's input bucket, not under raw/
+    labels = f"s3://{BUCKET}/raw/job-8/output.manifest"
+    put(labels, manifest_lines("s3://labelling-input-bucket/batch-1", count=5))
+    assert _refused(monkeypatch, ["--stage", "Dev", "--labels", labels, *OUT]) == 1
+    err = capsys.readouterr().err
+    assert "5 image location(s) outside" in err and "s3://labelling-input-bucket/batch-1/img0.jpg" in err
+    assert "stage setting 'label_sources' of Dev in infra/stages.py" in err
+    assert "{'uri': 's3://labelling-input-bucket/batch-1/'}" in err
+
+
+def test_a_file_in_no_supported_format_is_refused(
+    stack: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = f"s3://{BUCKET}/raw/job-9/labels.csv"
+    put(labels, "image,xmin,ymin\na.jpg,1,2\n")
+    assert _refused(monkeypatch, ["--stage", "Dev", "--labels", labels, *OUT]) == 1
+    assert "not JSON or YAML; expected a Ground Truth output manifest" in capsys.readouterr().err
+
+
+def test_a_missing_label_file_is_refused(
+    stack: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = f"s3://{BUCKET}/raw/nothing-here/instances.json"
+    assert _refused(monkeypatch, ["--stage", "Dev", "--labels", labels, *OUT]) == 1
+    assert "no such object" in capsys.readouterr().err
+
+
+def test_coco_images_are_checked_relative_to_the_file(
+    stack: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = f"s3://{BUCKET}/raw/cvat/annotations/instances_default.json"
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4}],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "cat"}],
+    }
+    put(labels, json.dumps(doc))
+    argv = [
+        "--stage",
+        "Dev",
+        "--labels",
+        labels,
+        *OUT,
+        "--",
+        "--image-base",
+        "s3://other-bucket/cvat/images/",
+    ]
+    assert _refused(monkeypatch, argv) == 1
+    assert "s3://other-bucket/cvat/images/a.jpg" in capsys.readouterr().err
+    request_keys = ("ProcessingJobName", "RoleArn", "AppSpecification", "ProcessingResources")
+    expected = {**dict.fromkeys(request_keys, ANY), "StoppingCondition": ANY, "Tags": ANY}
+    with _stub_sagemaker(monkeypatch, expected) as stubber:
+        code = dataprep_job.main(["--stage", "Dev", "--labels", labels, *OUT], now=NOW)
+        stubber.assert_no_pending_responses()
+    assert code == 0 and f"labels: {labels} (coco)" in capsys.readouterr().out
+
+
+def test_yolo_folders_outside_are_refused(
+    stack: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = f"s3://{BUCKET}/raw/roboflow/data.yaml"
+    put(labels, "train: s3://labelling-input-bucket/yolo/images/train\nnames: [cat]\n")
+    for named in (labels, f"s3://{BUCKET}/raw/roboflow/"):  # by its data.yaml or by its folder
+        assert _refused(monkeypatch, ["--stage", "Dev", "--labels", named, *OUT]) == 1
+        assert "s3://labelling-input-bucket/yolo/images/train" in capsys.readouterr().err
+    # an image list (.txt) is read: the images it names are checked one by one
+    put(labels, "train: train.txt\nnames: [cat]\n")
+    put(f"s3://{BUCKET}/raw/roboflow/train.txt", "images/a.jpg\ns3://labelling-input-bucket/b.jpg\n")
+    assert _refused(monkeypatch, ["--stage", "Dev", "--labels", labels, *OUT]) == 1
+    err = capsys.readouterr().err
+    assert "1 image location(s) outside" in err and "s3://labelling-input-bucket/b.jpg" in err
+
+
+def test_a_listed_label_source_is_readable(stack: None) -> None:
+    labels = f"s3://{BUCKET}/raw/job-8/output.manifest"
+    put(labels, manifest_lines("s3://labelling-input-bucket/batch-1"))
+    args = dataprep_job.parser().parse_args(["--stage", "Dev", "--labels", labels, *OUT])
+    options = dataprep_job.parsed_dataprep_options([])
+    allowed = [S3Uri(BUCKET, "raw/"), S3Uri.parse("s3://labelling-input-bucket/batch-1/")]
+    assert (
+        dataprep_job.preflight(boto3.client("s3", region_name=REGION), args, allowed, options)
+        == "groundtruth"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--instance-type", "ml.c7g.xlarge"], "Graviton"),
+        (["--labels", f"s3:/{BUCKET}/raw/x.json"], "is not an S3 URI"),
+        (["--out", f"s3://{BUCKET.upper()}/datasets/x/"], "bucket"),
+    ],
+)
+def test_usage_mistakes_exit_2_before_any_aws_call(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = {"--labels": MANIFEST, "--out": f"s3://{BUCKET}/datasets/x/"}
+    base.update(dict(zip(argv[::2], argv[1::2], strict=True)))
+    with pytest.raises(SystemExit) as exit_info:
+        dataprep_job.main(["--stage", "Dev", *(x for kv in base.items() for x in kv)])
+    assert exit_info.value.code == 2 and needle in capsys.readouterr().err

@@ -102,6 +102,8 @@ def readme_commands(text: str) -> list[tuple[int, str, str]]:
 
 def _argv(arguments: str) -> list[str]:
     arguments = re.sub(r"\s+#\s.*$", "", arguments)  # a trailing comment
+    # inside a value (s3://<datasets bucket>/x) a placeholder becomes a name valid there (S3 bucket names are lowercase)
+    arguments = re.sub(r"(?<=\S)<[^<>]*>|<[^<>]*>(?=\S)", PLACEHOLDER.lower(), arguments)
     arguments = re.sub(r"<[^<>]*>", PLACEHOLDER, arguments)  # <job name> is one value
     return [
         PLACEHOLDER if re.fullmatch(r"[A-Z][A-Z_]*|\.\.\.", token) else token

@@ -73,3 +73,13 @@ def test_processing_run_writes_the_dataset_to_the_output_path(opt_ml: Path, tmp_
     )
     assert isinstance(argv, list) and main(argv) == 0
     assert validate_layout(opt_ml / "output").splits["train"] > 0
+
+
+def test_labels_passed_by_the_job_need_no_manifest_input(tmp_path: Path) -> None:
+    """scripts.dataprep_job passes --labels s3://...: the container reads it itself (no Processing input)."""
+    labels = "s3://bucket-a/raw/cvat/annotations/instances_default.json"
+    argv = processing_argv(
+        ["--labels", labels], {}, root=tmp_path / "empty", resource_config=tmp_path / "none.json"
+    )
+    assert isinstance(argv, list) and "--manifest" not in argv
+    assert argv[argv.index("--labels") + 1] == labels

@@ -142,3 +142,28 @@ def test_s3_shards_commit_dataset_json_only_when_both_are_done(s3, s3_manifest: 
     assert "dataset.json" not in keys(s3, "datasets", "v5/")
     assert main([*common, "--shard-index", "1"]) == 0
     assert "dataset.json" in keys(s3, "datasets", "v5/")
+
+
+def test_coco_and_yolo_labels_on_s3_make_the_same_dataset(s3, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Both exports uploaded under one prefix: labels and images read from S3 (listing, ranged header reads)."""
+    from tests.app.dataprep.label_exports import local_records, write_coco, write_yolo
+
+    data = tmp_path / "export"
+    records = local_records(data / "images")
+    write_coco(data / "_annotations.coco.json", records, data)  # file_names: images/train/...
+    write_yolo(data, records)
+    for path in data.rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), "gt-bucket", f"raw/export/{path.relative_to(data).as_posix()}")
+    common = ["--seed", "1", "--val-fraction", "0.25", "--quiet", "--workers", "2"]
+    coco = ["--labels", "s3://gt-bucket/raw/export/_annotations.coco.json", "--out", "s3://datasets/coco/"]
+    yolo = ["--labels", "s3://gt-bucket/raw/export/data.yaml", "--out", "s3://datasets/yolo/"]
+    assert main([*coco, *common]) == 0 and main([*yolo, *common]) == 0
+    labels = {
+        name: {
+            k: s3.get_object(Bucket="datasets", Key=f"{name}/labels/{k}")["Body"].read()
+            for k in keys(s3, "datasets", f"{name}/labels/")
+        }
+        for name in ("coco", "yolo")
+    }
+    assert labels["coco"] == labels["yolo"] and len(labels["coco"]) == len(records)

@@ -36,7 +36,7 @@ def test_mismatched_size_is_rejected_with_its_line(tmp_path: Path) -> None:
     (root / "k" / "rot.jpg").write_bytes(jpeg((64, 48), orientation=6))  # displayed as 48x64
     refs = ["ok1", "ok2", "ok3", "rot"]
     manifest = write_manifest(
-        tmp_path / "m", [record(f"s3://b/k/{r}.jpg", [box(7, 1, 1, 5, 5)]) for r in refs]
+        tmp_path / "m", [record(f"s3://bkt/k/{r}.jpg", [box(7, 1, 1, 5, 5)]) for r in refs]
     )
     check = size_checker(ImageSource(root), workers=2)
     plan = build_plan(manifest, PlanOptions(val_fraction=0.34, max_reject_fraction=1), size_check=check)
