@@ -257,7 +257,9 @@ def _assemble(
         )
     vals = np.stack([np.frombuffer(c, dtype=np.float64) if c else np.zeros(0) for c in anns.values])
     already_bad = {p for p, _ in anns.bad}
-    for column in np.flatnonzero(~np.isfinite(vals).all(axis=0)).tolist():  # NaN / Infinity: json accepts them
+    for column in np.flatnonzero(
+        ~np.isfinite(vals).all(axis=0)
+    ).tolist():  # NaN / Infinity: json accepts them
         if column not in already_bad:
             detail = f"bbox {vals[1:, column].tolist()}; expected 4 finite numbers (pixels, top-left x/y)"
             anns.bad.append((column, detail))
