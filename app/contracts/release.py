@@ -298,6 +298,13 @@ def load_current(releases_dir: Path) -> Release:
     return load_release(release_path(releases_dir, current_release_id(releases_dir)))
 
 
+def load_current_or_none(releases_dir: Path) -> Release | None:
+    """The current release, or None when ``releases_dir`` has no CURRENT yet (a fresh clone: nothing released)."""
+    if not (releases_dir / CURRENT).exists():
+        return None
+    return load_current(releases_dir)
+
+
 def release_history(releases_dir: Path) -> list[Release]:
     """Every record in ``releases_dir``, oldest first (by ``created_at``, then id)."""
     records = [load_release(path) for path in sorted(releases_dir.glob("*.json"))]

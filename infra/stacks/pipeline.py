@@ -1,11 +1,12 @@
 """The release pipeline: one CDK Pipelines pipeline that deploys the same release Dev -> Staging -> Prod with gates.
 
 - Source: the repository through a CodeStar/CodeConnections connection (config). Synth: ``make test``, then
-  ``scripts.release create --if-new-package`` (a newer Approved model version becomes a new release record), then
-  ``make synth`` (cdk-nag + cfn-lint); the release record it synthesized travels along as ``cdk.out/release.json``,
-  so every later step checks exactly that record. A push, or an Approved model version in the registry (event
-  forwarded by the registry stage's Data stack), starts an execution; executions are QUEUED, so two releases never
-  update one endpoint at once (pipeline type V2).
+  ``make synth`` (cdk-nag + cfn-lint) of the release that ``releases/CURRENT`` names in that commit; the record travels
+  along as ``cdk.out/release.json``, so every later step checks exactly that record. Releases are never created here:
+  an operator creates the record (``scripts.release create``) and commits it, and the push starts an execution. So
+  the pipeline's own template depends on the model package only (never on a record's id, date or commit): a Synth
+  that self-mutates the pipeline and restarts it converges instead of looping. Executions are QUEUED, so two
+  releases never update one endpoint at once (pipeline type V2).
 - Each stage after the first: pre ``preflight`` (package Approved, metric >= the stage's bar, model object present
   with the release's sha256, instance quota >= 2x max capacity, endpoint not Updating). Stages listed in
   ``manual_approval_before`` (Prod) first wait for a person: the approval's comment summarises the release.
@@ -29,18 +30,14 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct, IValidation
 
 from app.contracts.release import Release
 from infra.config import PipelineConfig
-from infra.constructs import training_names as names
 from infra.constructs.bake_load import BakeLoad
 from infra.nag import acknowledge, flatten_cfn_reference
-from infra.stacks.stateful import model_approved_pattern
 from infra.stage import PlatformStage
 
 RELEASE_FILE = "cdk.out/release.json"  # the synthesized release, next to the cloud assembly
@@ -57,34 +54,24 @@ def lookup_role_arn(account: str, region: str) -> str:
     return f"arn:aws:iam::{account}:role/cdk-{BOOTSTRAP_QUALIFIER}-lookup-role-{account}-{region}"
 
 
-def approval_comment(release: Release, previous: Release | None) -> str:
-    """What the approver reads: the release, its model's metrics, and what changes from the release before it."""
+def approval_comment(release: Release) -> str:
+    """What the approver reads: the model package and its metrics. Only the package, never the record's id, date or
+    commit: the comment is part of the pipeline's template, which must not change with each record (a changed
+    template self-mutates the pipeline and restarts it)."""
     model = release.model
     metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(model.metrics.items()))
     lines = [
-        f"Release {release.release_id} (commit {release.git_commit[:12]}): model {model.package_group} "
-        f"v{model.package_version}, {metrics}; dataset {model.dataset_version}.",
+        f"Deploy model {model.package_group} v{model.package_version} to Prod ({metrics}; dataset "
+        f"{model.dataset_version}).",
+        "The release record is this execution's cdk.out/release.json (releases/CURRENT of its commit): "
+        "`python -m scripts.release show` and `python -m scripts.release diff <previous id>` show it and what "
+        "changes. Preflight runs after approval.",
     ]
-    if previous is None:
-        lines.append("First release: no earlier record to compare with.")
-    else:
-        changes = [
-            f"{name}: {old.split('@')[-1][:19]} -> {new.split('@')[-1][:19]}"
-            for name, new in release.image_uris().items()
-            if (old := previous.image_uris().get(name, "none")) != new
-        ]
-        if previous.model.package_arn != model.package_arn:
-            changes.append(
-                f"model: v{previous.model.package_version} ({previous.model.quality:g}) -> "
-                f"v{model.package_version} ({model.quality:g})"
-            )
-        lines.append(f"Changes from {previous.release_id}: {'; '.join(changes) or 'none'}.")
-    lines.append("Preflight runs after approval; `python -m scripts.release diff` shows the full difference.")
     return " ".join(lines)[:1000]  # CodePipeline limits an approval comment to 1000 characters
 
 
 class PipelineStack(cdk.Stack):
-    """Public: ``pipeline`` (pipelines.CodePipeline), ``approval_rule``."""
+    """Public: ``pipeline`` (pipelines.CodePipeline), ``synth_step``."""
 
     def __init__(
         self,
@@ -94,7 +81,6 @@ class PipelineStack(cdk.Stack):
         config: PipelineConfig,
         stages: list[PlatformStage],
         release: Release,
-        previous_release: Release | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("description", "Release pipeline: Dev -> Staging -> Prod with gates")
@@ -104,35 +90,17 @@ class PipelineStack(cdk.Stack):
         source = pipelines.CodePipelineSource.connection(
             config.repository, config.branch, connection_arn=config.connection_arn, trigger_on_push=True
         )
-        registry = stages[0].config
-        registry_lookup = lookup_role_arn(str(registry.account), str(registry.region))
+        # No release is created here (an operator commits the record): Synth reads the repository and writes cdk.out.
         self.synth_step = pipelines.CodeBuildStep(
             "Synth",
             input=source,
             install_commands=["npm ci --no-audit --no-fund"],
             commands=[
                 "make test",
-                # An execution started by an Approved model version releases it: a new record from the registry's
-                # latest Approved version and the current digests (nothing when the current release has it).
-                f".venv/bin/python -m scripts.release create --from-stage {registry.name} --if-new-package "
-                f'--stage-role-arn {registry_lookup} --git-commit "$CODEBUILD_RESOLVED_SOURCE_VERSION" '
-                f"--region {registry.region}",
                 "make synth",
                 f'cp "releases/$(cat releases/CURRENT).json" {RELEASE_FILE}',
             ],
             primary_output_directory="cdk.out",
-            role_policy_statements=[
-                iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[registry_lookup]),
-                iam.PolicyStatement(
-                    actions=["s3:GetObject"],
-                    resources=[f"arn:aws:s3:::{release.model.bucket}/training-output/*"],
-                ),
-                *(
-                    [iam.PolicyStatement(actions=["kms:Decrypt"], resources=[release.model.kms_key_arn])]
-                    if release.model.kms_key_arn
-                    else []
-                ),
-            ],
         )
         self.pipeline = pipelines.CodePipeline(
             self,
@@ -155,13 +123,12 @@ class PipelineStack(cdk.Stack):
                 timeout=cdk.Duration.minutes(60),
             ),
         )
-        first = stages[0]
         for index, stage in enumerate(stages):
             pre: list[pipelines.Step] = []
             if stage.config.name in config.manual_approval_before:
                 pre.append(
                     pipelines.ManualApprovalStep(
-                        f"Approve{stage.config.name}", comment=approval_comment(release, previous_release)
+                        f"Approve{stage.config.name}", comment=approval_comment(release)
                     )
                 )
             if index > 0:
@@ -181,7 +148,6 @@ class PipelineStack(cdk.Stack):
             self.pipeline.add_stage(stage, pre=pre, post=post)
         self.pipeline.build_pipeline()
         self._role_arns_as_sub()
-        self._start_on_approval(first, release)
         self._acknowledge()
 
     # ------------------------------------------------------------------------------------------------ gates
@@ -307,45 +273,9 @@ class PipelineStack(cdk.Stack):
                         {"Fn::Sub": "".join(_sub_part(part) for part in value["Fn::Join"][1])},
                     )
 
-    # ------------------------------------------------------------------------------------------------ trigger
-    def _start_on_approval(self, registry_stage: PlatformStage, release: Release) -> None:
-        """The registry stage forwards "Approved" model package events here; they start an execution."""
-        registry_account = release.model.account
-        events.CfnEventBusPolicy(
-            self,
-            "RegistryMayForwardApprovals",
-            statement_id="RegistryApprovals",
-            event_bus_name="default",
-            statement={
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{self.partition}:iam::{registry_account}:root"},
-                "Action": "events:PutEvents",
-                "Resource": f"arn:{self.partition}:events:{self.region}:{self.account}:event-bus/default",
-            },
-        )
-        pattern = model_approved_pattern(names.model_package_group_name(registry_stage.config.name))
-        self.approval_rule = events.Rule(
-            self,
-            "ModelApprovedStartsRelease",
-            description="An Approved model version in the registry starts the release pipeline",
-            event_pattern=events.EventPattern(
-                account=[registry_account],
-                source=pattern.source,
-                detail_type=pattern.detail_type,
-                detail=pattern.detail,
-            ),
-            targets=[targets.CodePipeline(self.pipeline.pipeline)],
-        )
-
     def _acknowledge(self) -> None:
         """CDK Pipelines generates the pipeline's roles; their wildcards are acknowledged one by one (each rendered
         finding of each generated policy) with the reason that fits its kind, never by rule."""
-        acknowledge(
-            self.approval_rule,
-            "Serverless-EventBusDLQ",
-            "a lost start event loses nothing: the Approved version stays in the registry and an operator starts the "
-            "pipeline by hand (python -m scripts.release promote); a DLQ would hold only that event",
-        )
         acknowledge(
             self.pipeline.pipeline.artifact_bucket,
             "AwsSolutions-S1",

@@ -15,8 +15,6 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -46,18 +44,6 @@ PROMOTED_TAG_PATTERN = "sha256-*"
 # https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html, read 2026-11-30): a count rule that keeps
 # this many images never expires one before the repository itself is full.
 ECR_IMAGES_PER_REPOSITORY = 100_000
-MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
-
-
-def model_approved_pattern(group_prefix: str) -> events.EventPattern:
-    """A model version of the stage's registry that became Approved (SageMaker's EventBridge event; "Events that
-    Amazon SageMaker sends to Amazon EventBridge", https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html,
-    read 2026-11-30)."""
-    return events.EventPattern(
-        source=["aws.sagemaker"],
-        detail_type=[MODEL_PACKAGE_STATE_CHANGE],
-        detail={"ModelPackageGroupName": [{"prefix": group_prefix}], "ModelApprovalStatus": ["Approved"]},
-    )
 
 
 def _pin(construct: Construct, logical_id: str) -> None:
@@ -209,8 +195,6 @@ class StatefulStack(cdk.Stack):
         if release is not None:
             self._release_record(config, release)
             self._share_with(release.model_readers)
-            if release.model_readers and release.pipeline_account:
-                self._forward_approvals(config, release.pipeline_account)
 
     def _model_registry(self, config: StageConfig) -> None:
         """The stage's model package group: retained, so the approval history (what went to Prod) outlives stacks.
@@ -245,27 +229,6 @@ class StatefulStack(cdk.Stack):
         )
         cdk.CfnOutput(self, DataOutputs.RELEASE_PARAMETER_NAME, value=self.release_parameter.parameter_name)
         cdk.CfnOutput(self, DataOutputs.RELEASE_ID, value=release.release_id)
-
-    def _forward_approvals(self, config: StageConfig, pipeline_account: str) -> None:
-        """An Approved model version in this registry starts a release: forward the event to the pipeline's bus."""
-        bus = events.EventBus.from_event_bus_arn(
-            self,
-            "PipelineBus",
-            f"arn:{self.partition}:events:{self.region}:{pipeline_account}:event-bus/default",
-        )
-        self.approvals_rule = events.Rule(
-            self,
-            "ModelApprovedToPipeline",
-            description=f"{config.name}: an Approved model version starts the release pipeline",
-            event_pattern=model_approved_pattern(names.model_package_group_name(config.name)),
-            targets=[targets.EventBus(bus)],
-        )
-        acknowledge(
-            self.approvals_rule,
-            "Serverless-EventBusDLQ",
-            "a lost forward loses nothing: the Approved version stays in the registry and an operator starts the "
-            "pipeline by hand (python -m scripts.release promote); a DLQ would hold only that event",
-        )
 
     def _share_with(self, accounts: tuple[str, ...]) -> None:
         """Let other accounts (later stages, the pipeline) read the model store, its key and the images.

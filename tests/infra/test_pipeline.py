@@ -4,11 +4,13 @@ and Prod, the registry shared across accounts, and cdk-nag + cfn-lint clean on t
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
+from app.contracts.release import Release
 from infra.app import build_app, example_pipeline_stages
 from infra.config import ConfigError, load_pipeline
 from infra.release import serve_variant
@@ -79,9 +81,8 @@ def test_source_is_the_configured_connection_and_synth_runs_make_test_and_make_s
     specs = [json.dumps(p["Source"].get("BuildSpec", "")) for p in projects]
     [synth_spec] = [s for s in specs if "make synth" in s]
     assert synth_spec.index("make test") < synth_spec.index("make synth")
-    # an execution started by an Approved model version releases it before the synth
-    create = synth_spec.index("scripts.release create --from-stage Dev --if-new-package")
-    assert synth_spec.index("make test") < create < synth_spec.index("make synth")
+    # releases are never created inside the pipeline (a new record each Synth would self-mutate it forever)
+    assert not [s for s in specs if "scripts.release create" in s]
 
 
 def test_manual_approval_comes_before_any_prod_deploy(pipeline_synth: SynthesizedApp) -> None:
@@ -97,13 +98,32 @@ def test_manual_approval_comes_before_any_prod_deploy(pipeline_synth: Synthesize
     ]
 
 
-def test_approval_comment_summarises_the_release(pipeline_synth: SynthesizedApp) -> None:
+def test_approval_comment_summarises_the_model_package_not_the_record(pipeline_synth: SynthesizedApp) -> None:
     [approval] = [a for a in actions(pipeline_synth, "Prod") if a["ActionTypeId"]["Category"] == "Approval"]
     comment = approval["Configuration"]["CustomData"]
-    assert EXAMPLE_RELEASE.release_id in comment
     assert f"v{EXAMPLE_RELEASE.model.package_version}" in comment
     assert "val:mAP50-95=0.64" in comment
+    assert EXAMPLE_RELEASE.release_id not in comment and EXAMPLE_RELEASE.git_commit[:12] not in comment
     assert len(comment) <= 1000
+
+
+def test_pipeline_template_is_identical_for_two_records_of_one_model_package(tmp_path: Path) -> None:
+    """Issue 22's self-mutation loop: the pipeline template carried the record's id, so every Synth changed it."""
+    doc = EXAMPLE_RELEASE.model_dump(mode="json")
+    doc.update(
+        release_id="r-20270101-000001",
+        created_at="2027-01-01T00:00:01Z",
+        git_commit="c" * 40,
+        notes="another record of the same model package",
+    )
+    other = Release.model_validate(doc)
+    templates = []
+    for index, release in enumerate((EXAMPLE_RELEASE, other)):
+        stages, pipeline = example_pipeline_stages()
+        outdir = tmp_path / f"cdk.out.{index}"
+        build_app(stages, release=release, pipeline=pipeline, outdir=str(outdir)).synth()
+        templates.append((outdir / "Pipeline.template.json").read_bytes())
+    assert templates[0] == templates[1]
 
 
 @pytest.mark.parametrize("stage", ["Staging", "Prod"])
@@ -176,16 +196,13 @@ def test_registry_shares_model_store_key_and_images_with_later_stages_and_the_pi
     assert "ReleaseReaders" not in json.dumps(pipeline_synth.template_json("Prod", "Data"))
 
 
-def test_an_approved_model_version_starts_the_pipeline(pipeline_synth: SynthesizedApp) -> None:
-    resources = pipeline_synth.pipeline_template()["Resources"]
-    [rule] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
-    assert rule["EventPattern"]["detail-type"] == ["SageMaker Model Package State Change"]
-    assert rule["EventPattern"]["detail"]["ModelApprovalStatus"] == ["Approved"]
-    assert rule["EventPattern"]["account"] == [EXAMPLE_RELEASE.model.account]
-    assert ":codepipeline:" in json.dumps(rule["Targets"])
-    forward = pipeline_synth.template_json("Dev", "Data")["Resources"]
-    [forwarder] = [r["Properties"] for r in forward.values() if r["Type"] == "AWS::Events::Rule"]
-    assert f":{EXAMPLE_PIPELINE['account']}:event-bus/default" in json.dumps(forwarder["Targets"])
+def test_nothing_starts_the_pipeline_but_a_push(pipeline_synth: SynthesizedApp) -> None:
+    """An Approved model version no longer starts an execution: it would only redeploy CURRENT (the record is
+    created by an operator and committed; the push starts the pipeline)."""
+    types = {r["Type"] for r in pipeline_synth.pipeline_template()["Resources"].values()}
+    assert not types & {"AWS::Events::Rule", "AWS::Events::EventBusPolicy"}
+    registry = pipeline_synth.template_json("Dev", "Data")["Resources"].values()
+    assert "AWS::Events::Rule" not in {r["Type"] for r in registry}
 
 
 def test_pipeline_stack_is_cfn_lint_clean(pipeline_synth: SynthesizedApp) -> None:

@@ -13,7 +13,7 @@ from aws_cdk import aws_s3 as s3
 
 from infra.app import build_app
 from infra.nag import acknowledge, acknowledge_resource, add_checks
-from infra.paths import REPO_ROOT
+from infra.paths import EXAMPLE_RELEASES_DIR, REPO_ROOT
 from scripts.synth import is_error, lint, nag_findings
 from tests.infra.synthesized import SynthesizedApp, make_stage_config
 
@@ -57,7 +57,7 @@ def test_templates_hold_no_local_paths(synth: SynthesizedApp) -> None:
 
 
 def test_synth_is_byte_identical_across_two_runs(synth: SynthesizedApp, tmp_path: Path) -> None:
-    build_app(outdir=str(tmp_path)).synth()
+    build_app(outdir=str(tmp_path), releases_dir=EXAMPLE_RELEASES_DIR).synth()
     first = {p.relative_to(synth.outdir): p.read_bytes() for p in synth.outdir.glob("assembly-*/*.json")}
     second = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.glob("assembly-*/*.json")}
     assert sorted(first) == sorted(second)

@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from app.contracts.release import ImageDigest, current_release_id, load_current, load_release
 from app.contracts.stack_outputs import DataOutputs
-from infra.app import RELEASES_DIR
+from infra.paths import EXAMPLE_RELEASES_DIR
 from scripts.cli import EXIT_ERROR, EXIT_OK, OperatorError
 from scripts.release import (
     build_parser,
@@ -41,9 +41,9 @@ SUBCOMMANDS = [
 
 @pytest.fixture
 def releases(tmp_path: Path) -> Path:
-    """A copy of releases/ plus a second, newer release with another model version and serve digest."""
+    """A copy of the example releases (tests/fixtures/releases/) plus a second, newer release with another model version and serve digest."""
     folder = tmp_path / "releases"
-    shutil.copytree(RELEASES_DIR, folder)
+    shutil.copytree(EXAMPLE_RELEASES_DIR, folder)
     doc = load_current(folder).model_dump(mode="json")
     doc["release_id"] = "r-20261201-1"
     doc["created_at"] = "2026-12-01T09:00:00Z"
@@ -271,7 +271,7 @@ def test_an_image_that_cannot_be_copied_into_the_stage_repository_is_named(aws: 
 
 def test_cleanup_keeps_what_runs_what_a_release_references_and_the_newest(aws: boto3.Session) -> None:
     sm = aws.client("sagemaker")
-    release = load_current(RELEASES_DIR)
+    release = load_current(EXAMPLE_RELEASES_DIR)
     role = "arn:aws:iam::123456789012:role/sagemaker"
     released = {"Image": release.serve_image("cpu").uri, "ModelDataUrl": release.model.model_data_uri}
     containers = {

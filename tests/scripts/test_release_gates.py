@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from app.contracts.release import Release, load_current
-from infra.app import RELEASES_DIR
+from infra.paths import EXAMPLE_RELEASES_DIR
 from scripts.capacity_checks import endpoint_quota_name
 from scripts.release_checks import expectation, preflight, verify_release
 from scripts.verify_endpoint import sample_jpeg
@@ -47,7 +47,7 @@ def registry() -> Iterator[tuple[boto3.Session, Release]]:
             },
             CustomerMetadataProperties={"metric:val:mAP50-95": "0.64"},
         )["ModelPackageArn"]
-        doc = load_current(RELEASES_DIR).model_dump(mode="json")
+        doc = load_current(EXAMPLE_RELEASES_DIR).model_dump(mode="json")
         doc["model"].update(
             package_arn=arn,
             model_data_uri=url,
@@ -176,7 +176,7 @@ def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None
 
 
 # ------------------------------------------------------------------------------------------------ verify
-RELEASE = load_current(RELEASES_DIR)
+RELEASE = load_current(EXAMPLE_RELEASES_DIR)
 STAGE = make_stage_config("Staging")  # ml.g5.xlarge (moto rejects g5: botocore Stubber), data capture 20%
 EXPECT = expectation(RELEASE, STAGE)
 
