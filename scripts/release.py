@@ -483,6 +483,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         image=args.image.read_bytes() if args.image else sample_jpeg(),
         load_requests=args.load_requests,
         load_concurrency=args.load_concurrency,
+        ssm=stage.client("ssm"),  # a pass becomes the stage's history (release history / rollback)
     )
     return _verdict(
         report,

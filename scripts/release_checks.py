@@ -205,8 +205,10 @@ def verify_release(
     load_requests: int = 0,
     load_concurrency: int = 1,
     load_seconds: float = 300,
+    ssm: Any = None,
 ) -> Report:
-    """After a deploy: the endpoint runs ``release`` as configured, answers, and survives a short load."""
+    """After a deploy: the endpoint runs ``release`` as configured, answers, and survives a short load. With
+    ``ssm``, a pass (only a pass) is recorded in the stage's history (``record_release``)."""
     stack = f"{config.name}-Serving"
     report = verify(
         stack,
@@ -239,7 +241,26 @@ def verify_release(
             load_concurrency,
             load_seconds,
         )
+    if ssm is not None and report.ok:
+        record_release(ssm, config.name, release.release_id)
     return report
+
+
+def record_release(ssm: Any, stage: str, release_id: str) -> None:
+    """Append ``release_id`` to the stage's history: the SSM parameter whose versions ``release history`` and
+    ``release rollback`` read. Written by verify once every check passed, never by a stack: a deploy that failed or
+    was rolled back by SageMaker is not history. Parameter Store keeps the 100 most recent versions ("Working with
+    parameter versions in Parameter Store",
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-versions.html, read 2026-12-05)."""
+    from infra.constructs.training_names import release_parameter_name
+
+    ssm.put_parameter(
+        Name=release_parameter_name(stage),
+        Value=release_id,
+        Type="String",
+        Overwrite=True,
+        Description=f"{stage}: the release the stage runs, written after verify passed (history: its versions)",
+    )
 
 
 def _load_smoke(

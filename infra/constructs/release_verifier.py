@@ -56,7 +56,9 @@ class ReleaseVerifierRole(Construct):
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["ssm:GetParameter", "ssm:GetParameterHistory"], resources=[parameter]
+                # verify appends a passed release to the stage's history (scripts/release_checks.py record_release)
+                actions=["ssm:GetParameter", "ssm:GetParameterHistory", "ssm:PutParameter"],
+                resources=[parameter],
             )
         )
         self.role.add_to_policy(

@@ -19,7 +19,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from app.contracts.stack_outputs import DataOutputs
@@ -193,7 +192,6 @@ class StatefulStack(cdk.Stack):
         cdk.CfnOutput(self, DataOutputs.ARTIFACTS_BUCKET_NAME, value=self.artifacts_bucket.bucket_name)
         self._model_registry(config)
         if release is not None:
-            self._release_record(config, release)
             self._share_with(release.model_readers)
 
     def _model_registry(self, config: StageConfig) -> None:
@@ -216,19 +214,6 @@ class StatefulStack(cdk.Stack):
         self.model_package_group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
         self.model_package_group.override_logical_id("ModelPackageGroup")
         cdk.CfnOutput(self, DataOutputs.MODEL_PACKAGE_GROUP_NAME, value=self.model_package_group_name)
-
-    def _release_record(self, config: StageConfig, release: StageRelease) -> None:
-        """The id of the release this stage runs; SSM keeps each value's history (``scripts.release history``)."""
-        self.release_parameter = ssm.StringParameter(
-            self,
-            "ReleaseParameter",
-            parameter_name=names.release_parameter_name(config.name),
-            string_value=release.release_id,
-            description=f"{config.name}: the release the stage runs (history: the parameter's versions)",
-            tier=ssm.ParameterTier.STANDARD,
-        )
-        cdk.CfnOutput(self, DataOutputs.RELEASE_PARAMETER_NAME, value=self.release_parameter.parameter_name)
-        cdk.CfnOutput(self, DataOutputs.RELEASE_ID, value=release.release_id)
 
     def _share_with(self, accounts: tuple[str, ...]) -> None:
         """Let other accounts (later stages, the pipeline) read the model store, its key and the images.

@@ -250,3 +250,17 @@ def test_staging_gets_traffic_while_its_deployment_bakes(pipeline_synth: Synthes
     timeout = make_stage_config("Staging").endpoint.deployment.max_execution_timeout_s
     assert int(variables["MAX_SECONDS"]) > timeout  # covers the whole blue/green deployment
     assert not [a for a in actions(pipeline_synth, "Prod") if a["Name"].startswith("StartBakeLoad")]
+
+
+@pytest.mark.parametrize("stage", STAGE_ORDER)
+def test_verifier_role_may_append_to_the_stage_history(pipeline_synth: SynthesizedApp, stage: str) -> None:
+    """verify writes the release id once it passed (record_release): its role needs ssm:PutParameter on exactly
+    the stage's parameter."""
+    statements = [
+        s
+        for r in pipeline_synth.template_json(stage, "Serving")["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and "Verifier" in json.dumps(r["Properties"]["Roles"])
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    [history] = [s for s in statements if "ssm:PutParameter" in s["Action"]]
+    assert f"parameter/yolo-detector/{stage.lower()}/release-id" in json.dumps(history["Resource"])

@@ -306,6 +306,30 @@ def test_verify_passes_when_the_endpoint_runs_the_release_as_configured(cloudfor
     assert report.checks[-1].detail.startswith("5 requests at concurrency 1: 0 errors")
 
 
+def history(ssm: Any) -> list[str]:
+    try:
+        rows = ssm.get_parameter_history(Name="/yolo-detector/staging/release-id")["Parameters"]
+    except ssm.exceptions.ParameterNotFound:
+        return []
+    return [row["Value"] for row in rows]
+
+
+def test_a_passing_verify_is_recorded_in_the_stage_history(cloudformation: Any) -> None:
+    """Issue 22: the history was written by the Data stack before Serving deployed, so a failed or rolled-back
+    deploy still showed the new release, and rollback picked the wrong one."""
+    ssm = boto3.client("ssm", region_name=REGION)
+    stack(cloudformation)
+    assert run_verify(cloudformation, endpoint_stubs(), runtime(), ssm=ssm).ok
+    assert history(ssm) == [RELEASE.release_id]
+
+
+def test_a_failed_verify_leaves_the_stage_history_alone(cloudformation: Any) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    stack(cloudformation, config="cfg-3")  # a silent rollback
+    assert not run_verify(cloudformation, endpoint_stubs(config="cfg-2"), runtime(), ssm=ssm).ok
+    assert history(ssm) == []
+
+
 def test_verify_fails_on_a_silent_rollback(cloudformation: Any) -> None:
     stack(cloudformation, config="cfg-3")  # CloudFormation asked for cfg-3; SageMaker rolled back to cfg-2
     report = run_verify(cloudformation, endpoint_stubs(config="cfg-2"), runtime())
