@@ -148,7 +148,9 @@ def build_app(
                 model_readers=readers if config.account == release.model.account else (),
                 pipeline_account=pipeline.account if pipeline else None,
             )
-        platform[name] = PlatformStage(app, name, config=config, release=stage_release)
+        platform[name] = PlatformStage(
+            app, name, config=config, release=stage_release, registry=name == next(iter(stages))
+        )
     if pipeline is not None:
         from infra.stacks.pipeline import (
             PipelineStack,

@@ -62,6 +62,7 @@ class StatefulStack(cdk.Stack):
         *,
         config: StageConfig,
         release: StageRelease | None = None,
+        registry: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault(
@@ -71,6 +72,11 @@ class StatefulStack(cdk.Stack):
         super().__init__(scope, construct_id, termination_protection=config.retain_data, **kwargs)
         retain = config.retain_data
         removal = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
+        # The registry stage (the first, where images are built and models registered): every later stage and every
+        # release pins its images and reads its model store, so its repositories and access logs outlive its stack
+        # even where the stage itself keeps nothing (dev): tearing down Dev must not break Staging and Prod.
+        keep_registry = retain or registry
+        registry_removal = cdk.RemovalPolicy.RETAIN if keep_registry else cdk.RemovalPolicy.DESTROY
 
         self.key: kms.Key = kms.Key(
             self,
@@ -99,8 +105,8 @@ class StatefulStack(cdk.Stack):
                     ),
                 )
             ],
-            removal_policy=removal,
-            auto_delete_objects=not retain,
+            removal_policy=registry_removal,
+            auto_delete_objects=not keep_registry,
         )
         _pin(self.access_logs_bucket, "AccessLogsBucket")
         acknowledge(
@@ -142,6 +148,13 @@ class StatefulStack(cdk.Stack):
         )
         self.artifacts_bucket: s3.Bucket = artifacts.bucket
         _pin(self.artifacts_bucket, "ArtifactsBucket")
+        # The bucket policy holds the TLS-only rule and the cross-account read grant of the later stages: retained
+        # with the bucket, or deleting the stack would strip both from a bucket that stays.
+        assert self.artifacts_bucket.policy is not None  # enforce_ssl creates it
+        self.artifacts_bucket.policy.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        if keep_registry:  # the retained model store keeps logging into it: its delivery grant stays too
+            assert self.access_logs_bucket.policy is not None
+            self.access_logs_bucket.policy.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
 
         self.repositories: dict[str, ecr.Repository] = {}
         for name in IMAGE_NAMES:
@@ -170,8 +183,8 @@ class StatefulStack(cdk.Stack):
                         max_image_count=config.ecr_keep_images,
                     ),
                 ],
-                removal_policy=removal,
-                empty_on_delete=not retain,
+                removal_policy=registry_removal,
+                empty_on_delete=not keep_registry,
             )
             _pin(repository, f"{name.capitalize()}Repository")
             self.repositories[name] = repository

@@ -167,16 +167,40 @@ def test_promoted_images_are_held_out_of_the_keep_last_n_rule(
 MODEL_STORE = {"DataKey", "ArtifactsBucket", "ModelPackageGroup"}  # outlive every stack, in every stage
 
 
+# The registry stage (Dev, the first) keeps what every release uses even though Dev keeps no data (issue 22).
+REGISTRY = {*REPOSITORIES, "AccessLogsBucket"}
+
+
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_retention_follows_stage_config(synth: SynthesizedApp, stage: str) -> None:
     retain = load_stage(stage, STAGES[stage]).retain_data
     resources = _resources(synth, stage)
     expected = "Retain" if retain else "Delete"
-    assert {resources[lid]["DeletionPolicy"] for lid in PINNED_LOGICAL_IDS - MODEL_STORE} == {expected}
+    assert {resources[lid]["DeletionPolicy"] for lid in PINNED_LOGICAL_IDS - MODEL_STORE - REGISTRY} == {
+        expected
+    }
     auto_delete = [lid for lid, r in resources.items() if r["Type"] == "Custom::S3AutoDeleteObjects"]
-    assert len(auto_delete) == (0 if retain else len(ALL_BUCKETS) - 1)
-    empty_on_delete = {_props(synth, stage, lid)["EmptyOnDelete"] for lid in REPOSITORIES}
-    assert empty_on_delete == {not retain}
+    assert len(auto_delete) == (0 if retain else len(ALL_BUCKETS) - 2)  # datasets only: not model store, logs
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_registry_repositories_access_logs_and_model_store_policy_outlive_every_stack(
+    synth: SynthesizedApp, stage: str
+) -> None:
+    """Tearing down Dev broke Staging and Prod: Dev's repositories were emptied and deleted, and the artifacts
+    bucket policy (the cross-account grant) went with the stack although the bucket stayed."""
+    resources = _resources(synth, stage)
+    for logical_id in REGISTRY:
+        policies = (resources[logical_id]["DeletionPolicy"], resources[logical_id]["UpdateReplacePolicy"])
+        assert policies == ("Retain", "Retain"), logical_id
+    assert {_props(synth, stage, lid)["EmptyOnDelete"] for lid in REPOSITORIES} == {False}
+    for bucket in ("ArtifactsBucket", "AccessLogsBucket"):
+        [policy] = [
+            r
+            for r in resources.values()
+            if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket}
+        ]
+        assert (policy["DeletionPolicy"], policy["UpdateReplacePolicy"]) == ("Retain", "Retain"), bucket
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
