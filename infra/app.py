@@ -42,6 +42,12 @@ from infra.stage import PlatformStage
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE, PIPELINE, STAGES
 
 CDK_JSON = REPO_ROOT / "cdk.json"
+PACKAGE_JSON = REPO_ROOT / "package.json"
+
+
+def cdk_cli_version() -> str:
+    """The AWS CDK CLI version package.json pins (what make synth and cdk deploy run; the pipeline installs it too)."""
+    return str(json.loads(PACKAGE_JSON.read_text())["devDependencies"]["aws-cdk"])
 
 
 def feature_flags() -> dict[str, Any]:
@@ -161,7 +167,14 @@ def build_app(
                 "pipeline: expected a current release (releases/CURRENT): the pipeline deploys one release through "
                 "every stage; deploy 'Dev/*' by hand until the first release exists (README \"Releasing\")"
             )
-        PipelineStack(app, "Pipeline", config=pipeline, stages=list(platform.values()), release=release)
+        PipelineStack(
+            app,
+            "Pipeline",
+            config=pipeline,
+            stages=list(platform.values()),
+            release=release,
+            cli_version=cdk_cli_version(),
+        )
     return app
 
 

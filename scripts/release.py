@@ -470,10 +470,12 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from scripts.release_checks import verify_release
+    from scripts.release_checks import protect_stacks, verify_release
     from scripts.verify_endpoint import sample_jpeg
 
     config, release, _, stage = _gate(args, "verify")
+    if args.protect_stack:
+        protect_stacks(stage.client("cloudformation"), args.protect_stack)
     report = verify_release(
         release,
         config,
@@ -484,6 +486,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         load_requests=args.load_requests,
         load_concurrency=args.load_concurrency,
         ssm=stage.client("ssm"),  # a pass becomes the stage's history (release history / rollback)
+        protected=args.protect_stack,
     )
     return _verdict(
         report,
@@ -651,6 +654,14 @@ def build_parser() -> argparse.ArgumentParser:
             gate.add_argument("--image", type=existing_file, help="a JPEG to send (default: a generated one)")
             gate.add_argument("--load-requests", type=non_negative_int, default=0, help="bounded load smoke")
             gate.add_argument("--load-concurrency", type=positive_int, default=4)
+            gate.add_argument(
+                "--protect-stack",
+                action="append",
+                default=[],
+                metavar="STACK",
+                help="turn termination protection on for this stack, and check it (repeatable; the pipeline "
+                "passes the stage's protected stacks: CDK Pipelines ignores termination protection)",
+            )
 
     cleanup = sub.add_parser("cleanup", help="delete retained models/endpoint configs no release references")
     cleanup.add_argument("--stage", required=True, type=stage_name)

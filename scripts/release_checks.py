@@ -15,6 +15,7 @@ load-test smoke (every request must answer 200).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from app.contracts.release import QUALITY_METRIC, Release, ReleaseError
@@ -206,6 +207,7 @@ def verify_release(
     load_concurrency: int = 1,
     load_seconds: float = 300,
     ssm: Any = None,
+    protected: Sequence[str] = (),
 ) -> Report:
     """After a deploy: the endpoint runs ``release`` as configured, answers, and survives a short load. With
     ``ssm``, a pass (only a pass) is recorded in the stage's history (``record_release``)."""
@@ -241,9 +243,28 @@ def verify_release(
             load_concurrency,
             load_seconds,
         )
+    for name in protected:
+        _termination_protection(report, cloudformation, name)
     if ssm is not None and report.ok:
         record_release(ssm, config.name, release.release_id)
     return report
+
+
+# CDK Pipelines deploys with CloudFormation change sets and ignores a stack's termination protection
+# (https://github.com/aws/aws-cdk/issues/17871): the pipeline applies it after the deploy (protect_stacks) and verify
+# checks it. UpdateTerminationProtection, AWS CloudFormation API Reference,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateTerminationProtection.html (read
+# 2026-12-05).
+def protect_stacks(cloudformation: Any, names: Sequence[str]) -> None:
+    """Turn termination protection on for each stack (idempotent)."""
+    for name in names:
+        cloudformation.update_termination_protection(EnableTerminationProtection=True, StackName=name)
+
+
+def _termination_protection(report: Report, cloudformation: Any, name: str) -> None:
+    [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    on = bool(stack.get("EnableTerminationProtection"))
+    report.add("termination protection", on, f"{name} is {'protected' if on else 'NOT protected'}")
 
 
 def record_release(ssm: Any, stage: str, release_id: str) -> None:

@@ -68,7 +68,7 @@ class BakeLoad(Construct):
                 {"version": "0.2", "phases": {"build": {"commands": ['bash -c "$BAKE_SCRIPT"']}}}
             ),
             environment=codebuild.BuildEnvironment(
-                build_image=codebuild.LinuxBuildImage.STANDARD_7_0, compute_type=codebuild.ComputeType.SMALL
+                build_image=codebuild.LinuxBuildImage.STANDARD_8_0, compute_type=codebuild.ComputeType.SMALL
             ),
             environment_variables={
                 name: codebuild.BuildEnvironmentVariable(value=value)

@@ -41,6 +41,14 @@ from infra.nag import acknowledge, flatten_cfn_reference
 from infra.stage import PlatformStage
 
 RELEASE_FILE = "cdk.out/release.json"  # the synthesized release, next to the cloud assembly
+# Every CodeBuild project of the pipeline (Synth, SelfMutate, asset publishing, the gates) runs on one image with
+# pinned runtimes: "If a runtime version is not specified, CodeBuild uses the default version. The default version can
+# change when a previously default version reaches end of life" (AWS CodeBuild User Guide, "Available runtimes",
+# https://docs.aws.amazon.com/codebuild/latest/userguide/available-runtimes.html, read 2026-12-05). standard:7.0
+# activates Node 18, which aws-cdk-lib no longer supports; Ubuntu standard:8.0 offers nodejs 22 and python 3.11 (its
+# runtimes.yml). The versions are package.json's "node" major and pyproject's requires-python (a test keeps them so).
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_8_0
+RUNTIME_VERSIONS = {"nodejs": "22", "python": "3.11"}
 BOOTSTRAP_QUALIFIER = "hnb659fds"  # CDK's default bootstrap qualifier (cdk bootstrap --qualifier)
 _INSTALL = [
     "python3 --version",
@@ -81,8 +89,11 @@ class PipelineStack(cdk.Stack):
         config: PipelineConfig,
         stages: list[PlatformStage],
         release: Release,
+        cli_version: str,
         **kwargs: Any,
     ) -> None:
+        """``cli_version``: the CDK CLI that SelfMutate and asset publishing install (package.json's aws-cdk pin;
+        unpinned, CDK Pipelines installs the latest CLI, which may not read this app's cloud assembly)."""
         kwargs.setdefault("description", "Release pipeline: Dev -> Staging -> Prod with gates")
         super().__init__(
             scope, construct_id, env=cdk.Environment(account=config.account, region=config.region), **kwargs
@@ -112,10 +123,13 @@ class PipelineStack(cdk.Stack):
             execution_mode=codepipeline.ExecutionMode.QUEUED,
             cross_account_keys=True,
             enable_key_rotation=True,
+            cli_version=cli_version,
             code_build_defaults=pipelines.CodeBuildOptions(
                 build_environment=codebuild.BuildEnvironment(
-                    build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
-                    compute_type=codebuild.ComputeType.SMALL,
+                    build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL
+                ),
+                partial_build_spec=codebuild.BuildSpec.from_object(
+                    {"phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}}
                 ),
             ),
             synth_code_build_defaults=pipelines.CodeBuildOptions(
@@ -238,6 +252,12 @@ class PipelineStack(cdk.Stack):
                 f"stage {name}: no ReleaseVerifierRole (the stage has no endpoint or no pipeline account)"
             )
         requests = config.smoke_requests if smoke else config.smoke_requests * 2
+        # CDK Pipelines ignores termination protection (aws/aws-cdk#17871): verify applies it and checks it.
+        protect = "".join(
+            f" --protect-stack {stack.stack_name}"
+            for stack in (stage.data, stage.training, stage.serving)
+            if stack.termination_protection
+        )
         return pipelines.CodeBuildStep(
             f"Verify{name}",
             input=source,
@@ -247,7 +267,7 @@ class PipelineStack(cdk.Stack):
             commands=[
                 f".venv/bin/python -m scripts.release verify --stage {name} --release-file {RELEASE_FILE} "
                 f'--region {region} --stage-role-arn "$VERIFIER_ROLE_ARN" --load-requests {requests} '
-                f"--load-concurrency {config.smoke_concurrency}"
+                f"--load-concurrency {config.smoke_concurrency}{protect}"
             ],
             # the stage's ReleaseVerifierRole: CloudFormation names it "<Stage>-Serving-<id>-<suffix>"
             role_policy_statements=[

@@ -71,7 +71,6 @@ class StatefulStack(cdk.Stack):
         )
         super().__init__(scope, construct_id, termination_protection=config.retain_data, **kwargs)
         retain = config.retain_data
-        removal = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
         # The registry stage (the first, where images are built and models registered): every later stage and every
         # release pins its images and reads its model store, so its repositories and access logs outlive its stack
         # even where the stage itself keeps nothing (dev): tearing down Dev must not break Staging and Prod.

@@ -4,6 +4,7 @@ and Prod, the registry shared across accounts, and cdk-nag + cfn-lint clean on t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from cfnlint.api import ManualArgs, lint_file
 from app.contracts.release import Release
 from infra.app import build_app, example_pipeline_stages
 from infra.config import ConfigError, load_pipeline
+from infra.paths import REPO_ROOT
 from infra.release import serve_variant
+from infra.stacks.pipeline import RUNTIME_VERSIONS
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE
 from scripts.synth import IGNORED_CFN_LINT_CHECKS
 from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config
@@ -264,3 +267,60 @@ def test_verifier_role_may_append_to_the_stage_history(pipeline_synth: Synthesiz
     ]
     [history] = [s for s in statements if "ssm:PutParameter" in s["Action"]]
     assert f"parameter/yolo-detector/{stage.lower()}/release-id" in json.dumps(history["Resource"])
+
+
+def rendered(value: Any) -> str:
+    """A CloudFormation string (plain or Fn::Join) with each reference as <ref>."""
+    if isinstance(value, str):
+        return value
+    separator, parts = value["Fn::Join"]
+    return str(separator).join(part if isinstance(part, str) else "<ref>" for part in parts)
+
+
+def codebuild_projects(synth: SynthesizedApp) -> dict[str, dict[str, Any]]:
+    return {
+        lid: r["Properties"]
+        for lid, r in synth.pipeline_template()["Resources"].items()
+        if r["Type"] == "AWS::CodeBuild::Project"
+    }
+
+
+def test_every_pipeline_project_pins_its_runtimes_and_the_cdk_cli(pipeline_synth: SynthesizedApp) -> None:
+    """Issue 22: standard:7.0 activated Node 18 (aws-cdk-lib needs >= 20) and SelfMutate installed the latest CDK
+    CLI. Node's major is package.json's "node" pin, Python pyproject's requires-python, the CLI package.json's."""
+    package = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]
+    python = re.search(r'requires-python = ">=(\d+\.\d+)', (REPO_ROOT / "pyproject.toml").read_text())
+    assert python is not None
+    expected = {"nodejs": package["node"].split(".")[0], "python": python[1]}
+    assert expected == RUNTIME_VERSIONS
+    projects = codebuild_projects(pipeline_synth)
+    steps = {lid: p for lid, p in projects.items() if "synthetic traffic" not in p.get("Description", "")}
+    assert len(steps) >= 8  # Synth, SelfMutate, asset publishing, preflight, bake start, verify ...
+    for lid, project in steps.items():
+        spec = json.loads(rendered(project["Source"]["BuildSpec"]))
+        assert spec["phases"]["install"]["runtime-versions"] == expected, lid
+        assert project["Environment"]["Image"] == "aws/codebuild/standard:8.0", lid
+    self_mutate = [json.dumps(p) for p in projects.values() if "cdk -a . deploy" in json.dumps(p)]
+    assert self_mutate and f"aws-cdk@{package['aws-cdk']}" in self_mutate[0]
+
+
+@pytest.mark.parametrize(
+    ("stage", "protected"),
+    [("Dev", []), ("Staging", ["Staging-Data"]), ("Prod", ["Prod-Data", "Prod-Training", "Prod-Serving"])],
+)
+def test_verify_applies_and_checks_termination_protection_the_pipeline_ignores(
+    pipeline_synth: SynthesizedApp, stage: str, protected: list[str]
+) -> None:
+    """CDK Pipelines ignores a stack's termination protection (aws/aws-cdk#17871): verify turns it on and checks it
+    for exactly the stacks the stage config protects."""
+    [spec] = [
+        rendered(p["Source"]["BuildSpec"])
+        for p in codebuild_projects(pipeline_synth).values()
+        if f"scripts.release verify --stage {stage} " in rendered(p["Source"]["BuildSpec"])
+    ]
+    assert re.findall(r"--protect-stack (\S+?)[\s\"]", spec) == protected
+    serving = pipeline_synth.template_json(stage, "Serving")["Resources"].values()
+    verifier = json.dumps(
+        [r for r in serving if r["Type"] == "AWS::IAM::Policy" and "Verifier" in json.dumps(r)]
+    )
+    assert "cloudformation:UpdateTerminationProtection" in verifier

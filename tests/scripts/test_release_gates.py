@@ -16,7 +16,7 @@ from moto import mock_aws
 from app.contracts.release import Release, load_current
 from infra.paths import EXAMPLE_RELEASES_DIR
 from scripts.capacity_checks import endpoint_quota_name
-from scripts.release_checks import expectation, preflight, verify_release
+from scripts.release_checks import expectation, preflight, protect_stacks, verify_release
 from scripts.verify_endpoint import sample_jpeg
 from tests.infra.synthesized import make_stage_config
 from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
@@ -394,3 +394,37 @@ def test_preflight_refuses_a_model_without_the_precision_the_stage_serves(regist
         "to start. Set endpoint.precision to one of those, or release a model whose int8 graph passed the "
         "accuracy gate (model.json 'int8')"
     }
+
+
+def test_verify_fails_when_a_protected_stack_is_not_protected(cloudformation: Any) -> None:
+    stack(cloudformation)
+    cloudformation.create_stack(
+        StackName="Staging-Data", TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}})
+    )
+    report = run_verify(cloudformation, endpoint_stubs(), runtime(), protected=["Staging-Data"])
+    assert failed(report) == {"termination protection": "Staging-Data is NOT protected"}
+
+
+def test_verify_passes_a_protected_stack(cloudformation: Any) -> None:
+    stack(cloudformation)
+    cloudformation.create_stack(
+        StackName="Staging-Data",
+        TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}),
+        EnableTerminationProtection=True,
+    )
+    report = run_verify(cloudformation, endpoint_stubs(), runtime(), protected=["Staging-Data"])
+    assert report.ok and report.checks[-1].detail == "Staging-Data is protected"
+
+
+def test_protect_stacks_turns_termination_protection_on_for_each_stack() -> None:
+    client = boto3.client("cloudformation", region_name=REGION)
+    stubber = Stubber(client)
+    for name in ("Prod-Data", "Prod-Serving"):
+        stubber.add_response(
+            "update_termination_protection",
+            {"StackId": f"arn:aws:cloudformation:{REGION}:123456789012:stack/{name}/1"},
+            {"EnableTerminationProtection": True, "StackName": name},
+        )
+    with stubber:
+        protect_stacks(client, ["Prod-Data", "Prod-Serving"])
+    stubber.assert_no_pending_responses()
