@@ -185,14 +185,6 @@ def cmd_create(args: argparse.Namespace) -> int:
     cloudformation = session.client("cloudformation")
     group = stack_output(cloudformation, f"{args.from_stage}-Data", DataOutputs.MODEL_PACKAGE_GROUP_NAME)
     arn = args.package_arn or latest_approved(session, group, session.region_name)
-    if args.if_new_package:
-        try:
-            current = load_current(args.releases_dir)
-        except ReleaseError:
-            current = None
-        if current is not None and current.model.package_arn == arn:
-            print(f"no newer Approved version than {arn}: {current.release_id} stays current")
-            return 0
     from scripts.release_checks import package_facts
 
     status, url, metadata = package_facts(session, arn)
@@ -464,6 +456,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         cloudformation=stage.client("cloudformation"),
         sagemaker=stage.client("sagemaker"),
         service_quotas=stage.client("service-quotas"),
+        ecr=session.client("ecr"),  # the registry's repositories, through their policies
     )
     what = f"preflight of {release.release_id} for {args.stage}"
     return _verdict(report, passed=what, failed=f"{what} failed")
@@ -599,12 +592,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--notes", help="free text kept in the record")
     create.add_argument("--no-promote", action="store_true", help="write the record, leave releases/CURRENT")
     create.add_argument(
-        "--if-new-package",
-        action="store_true",
-        help="do nothing when the current release has the latest version",
-    )
-    create.add_argument(
-        "--stage-role-arn", help="assume this role for the stage's account (the pipeline does)"
+        "--stage-role-arn", help="assume this role for the stage's account (run from another account)"
     )
     create.set_defaults(func=cmd_create)
 

@@ -82,10 +82,13 @@ def preflight(
     cloudformation: Any,
     sagemaker: Any,
     service_quotas: Any,
+    ecr: Any,
 ) -> Report:
-    """Can ``config``'s stage deploy ``release`` now? ``registry``: a boto3 Session for the model registry; ``s3``:
-    a client that reads the model store; the others: clients in the stage's account."""
+    """Can ``config``'s stage deploy ``release`` now? ``registry``: a boto3 Session for the model registry; ``s3``
+    and ``ecr``: clients that read the model store and the registry's repositories; the others: clients in the
+    stage's account."""
     report = Report()
+    _images_exist(report, release, ecr)
     model = release.model
     status, url, metadata = package_facts(registry, model.package_arn)
     version_is = f"{model.package_group} v{model.package_version} is {status}"
@@ -142,6 +145,24 @@ def _precision(report: Report, release: Release, config: StageConfig) -> None:
             True,
             f"{config.name} serves {wanted}; the model ships {list(release.model.precisions)}",
         )
+
+
+def _images_exist(report: Report, release: Release, ecr: Any) -> None:
+    """Every image of the release exists in the registry by digest (a release that names an image nobody pushed,
+    e.g. a placeholder, fails here instead of in a deploy). ECR DescribeImages with ``registryId``, Amazon ECR API
+    Reference, https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html (read 2026-12-05)."""
+    for field, image in release.image_fields().items():
+        try:
+            ecr.describe_images(
+                registryId=image.account,
+                repositoryName=image.repository_name,
+                imageIds=[{"imageDigest": image.digest}],
+            )
+        except (ecr.exceptions.ImageNotFoundException, ecr.exceptions.RepositoryNotFoundException) as exc:
+            code = exc.response["Error"]["Code"]
+            report.add(f"image {field}", False, f"{image.uri} does not exist ({code})")
+        else:
+            report.add(f"image {field}", True, f"{image.digest[:19]}... in {image.repository_name}")
 
 
 def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:

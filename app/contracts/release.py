@@ -212,6 +212,26 @@ class Release(_Strict):
     model: ReleaseModel
     notes: str = Field("", max_length=2000)
 
+    @model_validator(mode="after")
+    def _images_in_the_registry(self) -> Release:
+        """Every image lives in the registry account (the model package's): images are built once there and every
+        stage pulls them by digest through its repository policies; an image elsewhere (a developer's account, the
+        example's placeholder) is nothing the stages can pull."""
+        registry = self.model.account
+        for field, image in self.image_fields().items():
+            if image.account != registry:
+                raise ValueError(
+                    f"{field}: expected an image in the registry account {registry} (model.package_arn's: images "
+                    f"are built once, there), got account {image.account}"
+                )
+        return self
+
+    def image_fields(self) -> dict[str, ImageDigest]:
+        """``images.dataprep``, ``images.train``, ``images.serve.<variant>`` -> the image."""
+        images = {"images.dataprep": self.images.dataprep, "images.train": self.images.train}
+        images.update({f"images.serve.{v}": image for v, image in sorted(self.images.serve.items())})
+        return images
+
     def serve_image(self, variant: ServeVariant) -> ImageDigest:
         """The serve image of ``variant``; refused when the release has none (a stage needs one it lacks)."""
         image = self.images.serve.get(variant)

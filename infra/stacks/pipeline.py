@@ -193,7 +193,25 @@ class PipelineStack(cdk.Stack):
                     actions=["sagemaker:DescribeModelPackage"], resources=[model.package_arn]
                 ),
                 iam.PolicyStatement(
-                    actions=["s3:GetObject"], resources=[f"arn:aws:s3:::{model.bucket}/{model.key}"]
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:{self.partition}:s3:::{model.bucket}/{model.key}"],
+                ),
+                # every image of the release exists in the registry (preflight, ECR DescribeImages)
+                iam.PolicyStatement(
+                    actions=["ecr:DescribeImages"],
+                    resources=sorted(
+                        {
+                            self.format_arn(
+                                service="ecr",
+                                account=image.account,
+                                region=image.region,
+                                resource="repository",
+                                resource_name=image.repository_name,
+                            )
+                            for image in release.image_fields().values()
+                        },
+                        key=str,
+                    ),
                 ),
                 *(
                     [iam.PolicyStatement(actions=["kms:Decrypt"], resources=[model.kms_key_arn])]

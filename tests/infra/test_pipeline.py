@@ -324,3 +324,25 @@ def test_verify_applies_and_checks_termination_protection_the_pipeline_ignores(
         [r for r in serving if r["Type"] == "AWS::IAM::Policy" and "Verifier" in json.dumps(r)]
     )
     assert "cloudformation:UpdateTerminationProtection" in verifier
+
+
+@pytest.mark.parametrize("stage", ["Staging", "Prod"])
+def test_preflight_may_describe_every_release_image_in_the_registry(
+    pipeline_synth: SynthesizedApp, stage: str
+) -> None:
+    resources = pipeline_synth.pipeline_template()["Resources"]
+    [role] = [
+        lid for lid, r in resources.items() if r["Type"] == "AWS::IAM::Role" and f"Preflight{stage}" in lid
+    ]
+    statements = [
+        s
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    [describe] = [s for s in statements if s["Action"] == "ecr:DescribeImages"]
+    repositories = {rendered(r) for r in describe["Resource"]}
+    assert repositories == {
+        f"arn:aws:ecr:eu-west-1:111111111111:repository/{image.repository_name}"
+        for image in EXAMPLE_RELEASE.image_fields().values()
+    }

@@ -313,19 +313,6 @@ def test_create_refuses_a_package_that_is_not_approved(
     assert f"{arn} is PendingManualApproval, expected Approved" in capsys.readouterr().err
 
 
-def test_create_if_new_package_keeps_a_current_release_that_has_the_latest_version(
-    aws: boto3.Session, releases: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    arn = registry_with(aws, "Approved")
-    doc = load_current(releases).model_dump(mode="json")
-    doc["model"]["package_arn"] = arn
-    (releases / "r-20261130-1.json").write_text(json.dumps(doc))
-    assert run(releases, "--region", REGION, "create", "--from-stage", "Dev", "--if-new-package") == EXIT_OK
-    assert "r-20261130-1 stays current" in capsys.readouterr().out
-    assert current_release_id(releases) == "r-20261130-1"
-    assert sorted(p.name for p in releases.glob("*.json")) == ["r-20261130-1.json", "r-20261201-1.json"]
-
-
 def test_a_release_takes_the_serve_image_its_model_version_was_registered_with(aws: boto3.Session) -> None:
     from scripts.release_checks import package_image
 

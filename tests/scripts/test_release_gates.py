@@ -54,7 +54,35 @@ def registry() -> Iterator[tuple[boto3.Session, Release]]:
             sha256=hashlib.sha256(MODEL_BYTES).hexdigest(),
             kms_key_arn=None,
         )
+        ecr = session.client("ecr")
+        doc["images"] = {
+            "dataprep": pushed(ecr, "dev-data-dataprep", "dataprep"),
+            "train": pushed(ecr, "dev-data-train", "train"),
+            "serve": {v: pushed(ecr, "dev-data-serve", f"serve-{v}") for v in ("cpu", "gpu")},
+        }
         yield session, Release.model_validate(doc)
+
+
+def pushed(ecr: Any, repository: str, content: str) -> dict[str, str]:
+    """An image pushed to moto ECR (repository created on first use): the release's {repository, digest}."""
+    try:
+        uri = ecr.create_repository(repositoryName=repository)["repository"]["repositoryUri"]
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        uri = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1,
+                "digest": content,
+            },
+            "layers": [],
+        }
+    )
+    image = ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=content)["image"]
+    return {"repository": uri, "digest": image["imageId"]["imageDigest"]}
 
 
 def quotas(value: float | None, instance_type: str) -> Any:
@@ -84,6 +112,7 @@ def run_preflight(
         cloudformation=session.client("cloudformation"),
         sagemaker=sagemaker or session.client("sagemaker"),
         service_quotas=quotas(quota, config.endpoint.instance_type),
+        ecr=session.client("ecr"),
     )
 
 
@@ -95,6 +124,7 @@ def test_preflight_passes_for_an_approved_package_with_its_object_and_quota(regi
     report = run_preflight(*registry)
     assert report.ok, report.render()
     assert [c.name for c in report.checks] == [
+        *(f"image {field}" for field in registry[1].image_fields()),
         "package approved",
         "package model data",
         "quality bar",
@@ -104,6 +134,25 @@ def test_preflight_passes_for_an_approved_package_with_its_object_and_quota(regi
         "endpoint idle",
     ]
     assert "first deploy" in report.checks[-1].detail
+
+
+def test_preflight_refuses_a_release_whose_image_does_not_exist(registry: Any) -> None:
+    """Issue 22: the GPU serve image Staging and Prod run was never built (the release copied the example's
+    placeholder digest); preflight never checked that a release's images exist."""
+    session, release = registry
+    doc = release.model_dump(mode="json")
+    doc["images"]["serve"]["gpu"]["digest"] = "sha256:" + "4" * 64
+    report = run_preflight(session, Release.model_validate(doc))
+    gpu = doc["images"]["serve"]["gpu"]
+    assert failed(report) == {
+        "image images.serve.gpu": f"{gpu['repository']}@{gpu['digest']} does not exist (ImageNotFoundException)"
+    }
+
+
+def test_preflight_passes_every_image_of_the_release(registry: Any) -> None:
+    session, release = registry
+    checks = [c.name for c in run_preflight(session, release).checks if c.name.startswith("image ")]
+    assert checks == [f"image {field}" for field in release.image_fields()]
 
 
 def test_preflight_refuses_a_package_that_is_not_approved(registry: Any) -> None:

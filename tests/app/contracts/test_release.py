@@ -77,6 +77,12 @@ def test_round_trip_is_stable() -> None:
         (("git_commit",), "HEAD", r"git_commit': expected a full 40-hex git commit"),
         (("images", "serve", "tpu"), {"repository": "x", "digest": "y"}, r"images\.serve\.tpu"),
         (("surprise",), 1, r"surprise': Extra inputs are not permitted"),
+        (  # issue 22: every image comes from the registry's one build
+            ("images", "serve", "gpu", "repository"),
+            "999999999999.dkr.ecr.eu-west-1.amazonaws.com/my-serve",
+            r"\(record\)': images\.serve\.gpu: expected an image in the registry account 111111111111 "
+            r"\(model\.package_arn's: images are built once, there\), got account 999999999999",
+        ),
     ],
 )
 def test_malformed_field_is_refused_by_name(path: tuple[str, ...], value: object, message: str) -> None:
