@@ -36,6 +36,8 @@ class StageRelease:
     serve: str | None
     model: ReleaseModel
     model_readers: tuple[str, ...] = ()  # other accounts that read the model and images (registry stage only)
+    # Every serve variant of the release (variant, pinned URI); empty when the stage builds its images.
+    serve_variants: tuple[tuple[ServeVariant, str], ...] = ()
     pipeline_account: str | None = None  # the release pipeline's account: its gates verify this stage
 
     @property
@@ -114,6 +116,7 @@ def for_stage(
         dataprep=None if build_images else images.dataprep.uri,
         train=None if build_images else images.train.uri,
         serve=None if build_images else serve.uri,
+        serve_variants=() if build_images else tuple((v, i.uri) for v, i in sorted(images.serve.items())),
         model=release.model,
         model_readers=tuple(sorted(set(model_readers))),
         pipeline_account=pipeline_account,

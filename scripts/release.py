@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -38,6 +38,7 @@ from app.contracts.artifact import ModelCard, Precision
 from app.contracts.release import (
     CURRENT,
     QUALITY_METRIC,
+    SERVE_VARIANTS,
     ImageDigest,
     Release,
     ReleaseError,
@@ -48,6 +49,7 @@ from app.contracts.release import (
     load_release,
     release_path,
     s3_location,
+    serve_variant_output,
 )
 from app.contracts.stack_outputs import DataOutputs, ServingOutputs, TrainingOutputs
 from infra.paths import RELEASES_DIR, REPO_ROOT
@@ -249,9 +251,10 @@ def shared_copy(ecr: Any, data_outputs: dict[str, str], name: str, image: ImageD
 def current_images(
     session: Any, args: argparse.Namespace, cloudformation: Any, *, package_arn: str
 ) -> ReleaseImages:
-    """The digests the stage runs now, in the stage's Data repositories (copied there by digest when built as CDK
-    assets). The stage's serve variant is the image the model package was registered with (so a first release needs
-    no endpoint yet); serve variants it does not run come from --serve or the current release."""
+    """Every image of one build of the registry stage, in its Data repositories (copied there by digest when built
+    as CDK assets): dataprep and train as its stacks run them, the stage's serve variant as the model package was
+    registered with (so a first release needs no endpoint yet), every other serve variant from the registry's
+    ``Serve<Variant>ImageUri`` outputs (the same build), never from an earlier record."""
     from scripts.release_checks import package_image
 
     stage = args.from_stage
@@ -264,29 +267,79 @@ def current_images(
     runner_key, dataprep_key = TrainingOutputs.RUNNER_FUNCTION_NAME, TrainingOutputs.DATAPREP_IMAGE_URI
     training = stack_outputs(cloudformation, f"{stage}-Training", required=[runner_key, dataprep_key])
     runner = session.client("lambda").get_function_configuration(FunctionName=training[runner_key])
+    train_uri = runner["Environment"]["Variables"][launcher_environment.TRAINING_IMAGE_URI]
     from infra.release import serve_variant
 
-    variant = serve_variant(stage_config(stage).endpoint.instance_type)
-    serve: dict[str, ImageDigest] = {
-        variant: shared_copy(ecr, data, "serve", resolve_digest(ecr, package_image(session, package_arn)))
-    }
-    for item in args.serve or []:
-        name, _, uri = item.partition("=")
-        if name not in ("cpu", "gpu") or not uri:
-            raise OperatorError(f"--serve {item}: expected cpu=<image uri> or gpu=<image uri>")
-        serve[name] = shared_copy(ecr, data, "serve", resolve_digest(ecr, uri))  # type: ignore[index]
-    try:
-        current = load_current(args.releases_dir)
-        for name, image in current.images.serve.items():
-            serve.setdefault(name, image)
-    except ReleaseError:
-        pass
-    train_uri = runner["Environment"]["Variables"][launcher_environment.TRAINING_IMAGE_URI]
-    return ReleaseImages(
-        dataprep=shared_copy(ecr, data, "dataprep", resolve_digest(ecr, training[dataprep_key])),
-        train=shared_copy(ecr, data, "train", resolve_digest(ecr, train_uri)),
-        serve=serve,
+    own = serve_variant(stage_config(stage).endpoint.instance_type)
+    needed = {serve_variant(c.endpoint.instance_type) for c in all_stage_configs().values()}
+    serve_uris = registry_serve_uris(
+        data,
+        stage=stage,
+        own=(own, package_image(session, package_arn)),
+        needed=needed,
+        given=args.serve or [],
     )
+    uris = {
+        "dataprep": training[dataprep_key],
+        "train": train_uri,
+        **{f"serve.{v}": u for v, u in serve_uris.items()},
+    }
+    check_registry_account(uris, registry=account_of(data[DataOutputs.repository_uri("serve")]), stage=stage)
+    return ReleaseImages(
+        dataprep=shared_copy(ecr, data, "dataprep", resolve_digest(ecr, uris["dataprep"])),
+        train=shared_copy(ecr, data, "train", resolve_digest(ecr, uris["train"])),
+        serve={v: shared_copy(ecr, data, "serve", resolve_digest(ecr, u)) for v, u in serve_uris.items()},  # type: ignore[misc]
+    )
+
+
+def check_registry_account(uris: dict[str, str], *, registry: str, stage: str) -> None:
+    """OperatorError for an image outside the registry account: every stage pulls release images from there."""
+    for name, uri in uris.items():
+        if account_of(uri) != registry:
+            raise OperatorError(
+                f"images.{name}: {uri} is in account {account_of(uri)}, expected the registry account {registry} "
+                f"({stage}'s build): every stage pulls release images from the registry"
+            )
+
+
+def account_of(uri: str) -> str:
+    """The account of an ECR image or repository URI (``<account>.dkr.ecr...``)."""
+    return uri.split(".", 1)[0]
+
+
+def all_stage_configs() -> dict[str, Any]:
+    from infra.app import stage_configs
+
+    return stage_configs()
+
+
+def registry_serve_uris(
+    data_outputs: dict[str, str],
+    *,
+    stage: str,
+    own: tuple[str, str],
+    needed: Iterable[str],
+    given: Sequence[str],
+) -> dict[str, str]:
+    """variant -> image URI of every serve variant a stage needs: ``own`` (the stage's variant, from its package),
+    ``--serve <variant>=<uri>``, else the registry's ``Serve<Variant>ImageUri`` output. A variant no source names
+    is refused (the record would name an image that was never built)."""
+    uris = {own[0]: own[1]}
+    for item in given:
+        name, _, uri = item.partition("=")
+        if name not in SERVE_VARIANTS or not uri:
+            raise OperatorError(f"--serve {item}: expected cpu=<image uri> or gpu=<image uri>")
+        uris[name] = uri
+    for variant in sorted(set(needed) - set(uris)):
+        key = serve_variant_output(variant)  # type: ignore[arg-type]
+        if key not in data_outputs:
+            raise OperatorError(
+                f"images.serve.{variant}: {stage}-Data has no {key} output (a stage serves on {variant} "
+                f"instances): deploy it with `npx cdk deploy '{stage}/*' -c build_images={stage}` (the registry "
+                "builds every serve variant), or pass --serve {variant}=<uri>"
+            )
+        uris[variant] = data_outputs[key]
+    return uris
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -292,6 +292,15 @@ def load_release(path: Path) -> Release:
     return release
 
 
+SERVE_VARIANTS: tuple[ServeVariant, ...] = ("cpu", "gpu")
+
+
+def serve_variant_output(variant: ServeVariant) -> str:
+    """The registry stage's Data stack output naming its ``variant`` serve image (built there from containers/, or
+    the release's digest): where ``release create`` takes every serve variant from (``ServeGpuImageUri``)."""
+    return f"Serve{variant.capitalize()}ImageUri"
+
+
 CURRENT = "CURRENT"  # file in the releases folder that holds the id of the release the stages deploy
 
 

@@ -21,6 +21,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from app.contracts.release import SERVE_VARIANTS, ServeVariant, serve_variant_output
 from app.contracts.stack_outputs import DataOutputs
 from app.contracts.storage import (
     CHECKPOINTS_PREFIX,
@@ -31,10 +32,10 @@ from app.contracts.storage import (
 from infra.config import StageConfig
 from infra.constructs import secure_bucket
 from infra.constructs import training_names as names
-from infra.constructs.images import ContainerImage, serve_build_args
+from infra.constructs.images import ContainerImage, serve_build_args, serve_variant_build_args
 from infra.constructs.secure_bucket import SecureBucket
 from infra.nag import acknowledge
-from infra.release import StageRelease
+from infra.release import StageRelease, serve_variant
 
 IMAGE_NAMES: tuple[str, ...] = ("dataprep", "train", "serve")
 # scripts/promote_image.py tags every promoted image sha256-<digest> (immutable tags): that is what a stage pins.
@@ -200,11 +201,40 @@ class StatefulStack(cdk.Stack):
             build_args=serve_build_args(config.endpoint.instance_type),
         )
 
+        if registry:
+            self._serve_variants(config, release)
+
         cdk.CfnOutput(self, DataOutputs.DATASETS_BUCKET_NAME, value=self.datasets_bucket.bucket_name)
         cdk.CfnOutput(self, DataOutputs.ARTIFACTS_BUCKET_NAME, value=self.artifacts_bucket.bucket_name)
         self._model_registry(config)
         if release is not None:
             self._share_with(release.model_readers)
+
+    def _serve_variants(self, config: StageConfig, release: StageRelease | None) -> None:
+        """The registry builds every serve variant once (cpu: slim, gpu: CUDA) whenever it builds its images, so a
+        release takes each from this one build (``release create``), never from an earlier record; running a
+        release, it names the release's digests. One output per variant."""
+        own = serve_variant(config.endpoint.instance_type)
+        pinned = dict(release.serve_variants) if release else {}
+        builds = release is None or release.serve is None
+        self.serve_variant_images: dict[ServeVariant, str] = {}
+        for variant in SERVE_VARIANTS:
+            if variant == own:
+                uri = self.serve_image.image_uri
+            elif builds:
+                uri = ContainerImage(
+                    self,
+                    f"Serve{variant.capitalize()}Image",
+                    name="serve",
+                    pinned_uri=None,
+                    build_args=serve_variant_build_args(variant),
+                ).image_uri
+            elif variant in pinned:
+                uri = pinned[variant]
+            else:
+                continue
+            self.serve_variant_images[variant] = uri
+            cdk.CfnOutput(self, serve_variant_output(variant), value=uri)
 
     def _model_registry(self, config: StageConfig) -> None:
         """The stage's model package group: retained, so the approval history (what went to Prod) outlives stacks.

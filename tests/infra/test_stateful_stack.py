@@ -4,6 +4,7 @@ retention; their logical IDs are pinned (a change would replace them and lose da
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -258,3 +259,35 @@ def test_no_stack_writes_the_release_history_before_verify(synth: SynthesizedApp
         types = {r["Type"] for r in synth.template_json(stage, stack)["Resources"].values()}
         assert "AWS::SSM::Parameter" not in types
     assert EXAMPLE_RELEASE.release_id not in json.dumps(synth.template_json(stage, "Data"))
+
+
+def built_images(assembly: Path) -> dict[str, dict[str, str]]:
+    """Docker image assets of a stage's Data stack: asset id -> build args."""
+    manifests = assembly.glob("*Data*.assets.json")
+    return {
+        asset_id: image["source"].get("dockerBuildArgs", {})
+        for manifest in manifests
+        for asset_id, image in json.loads(manifest.read_text()).get("dockerImages", {}).items()
+    }
+
+
+def test_the_registry_builds_every_serve_variant_once_and_names_each(
+    synth_stages: Any, stage_config: Any
+) -> None:
+    """Issue 22: `-c build_images=Dev` built Dev's CPU serve image only; the GPU image Staging and Prod run was
+    copied from the previous record (the example's placeholder). The registry builds cpu and gpu, each named by an
+    output that `release create` reads."""
+    built = synth_stages(stage_config("Dev"), release=EXAMPLE_RELEASE, build_images=["Dev"])
+    outputs = built.template_json("Dev", "Data")["Outputs"]
+    assert {"ServeCpuImageUri", "ServeGpuImageUri"} <= set(outputs)
+    variants = sorted(
+        args.get("VARIANT", "cpu") for args in built_images(built.outdir / "assembly-Dev").values()
+    )
+    assert variants == ["cpu", "gpu"]
+
+
+def test_the_registry_running_a_release_names_its_serve_digests(synth: SynthesizedApp) -> None:
+    outputs = synth.template_json("Dev", "Data")["Outputs"]
+    for variant, image in EXAMPLE_RELEASE.images.serve.items():
+        assert outputs[f"Serve{variant.capitalize()}ImageUri"]["Value"] == image.uri
+    assert "ServeGpuImageUri" not in synth.template_json("Staging", "Data").get("Outputs", {})

@@ -23,11 +23,13 @@ from infra.paths import EXAMPLE_RELEASES_DIR
 from scripts.cli import EXIT_ERROR, EXIT_OK, OperatorError
 from scripts.release import (
     build_parser,
+    check_registry_account,
     cleanup_candidates,
     diff,
     inspect_model,
     main,
     model_precisions,
+    registry_serve_uris,
     resolve_digest,
     shared_copy,
 )
@@ -368,3 +370,37 @@ def test_release_create_refuses_a_model_json_that_is_not_a_model_card() -> None:
         OperatorError, match=r"s3://models/m/model.tar.gz: model.json field 'name': Field required"
     ):
         model_precisions({"version": "v7"}, "s3://models/m/model.tar.gz")
+
+
+REGISTRY = "123456789012"
+SERVE_REPO = f"{REGISTRY}.dkr.ecr.{REGION}.amazonaws.com/dev-data-serve"
+ASSETS = f"{REGISTRY}.dkr.ecr.{REGION}.amazonaws.com/cdk-hnb659fds-container-assets-{REGISTRY}-{REGION}"
+
+
+def test_create_takes_every_serve_variant_from_the_registry_build() -> None:
+    """Issue 22: the GPU serve image came from the previous record (the example's placeholder), never built."""
+    outputs = {"ServeCpuImageUri": f"{ASSETS}:cpu-hash", "ServeGpuImageUri": f"{ASSETS}:gpu-hash"}
+    uris = registry_serve_uris(
+        outputs, stage="Dev", own=("cpu", f"{ASSETS}:registered"), needed={"cpu", "gpu"}, given=[]
+    )
+    assert uris == {"cpu": f"{ASSETS}:registered", "gpu": f"{ASSETS}:gpu-hash"}
+
+
+def test_create_refuses_a_needed_serve_variant_the_registry_did_not_build() -> None:
+    with pytest.raises(
+        OperatorError,
+        match=r"images\.serve\.gpu: Dev-Data has no ServeGpuImageUri output .* -c build_images=Dev",
+    ):
+        registry_serve_uris({}, stage="Dev", own=("cpu", f"{ASSETS}:x"), needed={"cpu", "gpu"}, given=[])
+
+
+def test_create_refuses_an_image_outside_the_registry_account() -> None:
+    elsewhere = f"999999999999.dkr.ecr.{REGION}.amazonaws.com/my-serve:gpu"
+    with pytest.raises(
+        OperatorError,
+        match=rf"images\.serve\.gpu: {elsewhere} is in account 999999999999, expected the registry account "
+        rf"{REGISTRY} \(Dev's build\)",
+    ):
+        check_registry_account(
+            {"serve.cpu": f"{SERVE_REPO}:a", "serve.gpu": elsewhere}, registry=REGISTRY, stage="Dev"
+        )
