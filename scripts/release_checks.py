@@ -165,20 +165,36 @@ def _images_exist(report: Report, release: Release, ecr: Any) -> None:
             report.add(f"image {field}", True, f"{image.digest[:19]}... in {image.repository_name}")
 
 
+def quota_value(service_quotas: Any, name: str) -> tuple[float | None, str]:
+    """(value, "applied" | "default") of the SageMaker quota named ``name``; (None, "") when the account has none.
+
+    ListServiceQuotas "Lists the applied quota values ... If the applied quota value is not available for a quota,
+    the quota is not retrieved" (Service Quotas API Reference, ListServiceQuotas,
+    https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html): a fresh account's
+    quota is then only in ListAWSDefaultServiceQuotas ("the default values for the quotas", same reference,
+    API_ListAWSDefaultServiceQuotas.html; read 2026-12-05)."""
+    for operation, source in (
+        ("list_service_quotas", "applied"),
+        ("list_aws_default_service_quotas", "default"),
+    ):
+        for page in service_quotas.get_paginator(operation).paginate(ServiceCode="sagemaker"):
+            for quota in page.get("Quotas", []):
+                if quota.get("QuotaName") == name:
+                    return float(quota["Value"]), source
+    return None, ""
+
+
 def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:
     endpoint = config.endpoint
     name = endpoint_quota_name(endpoint.instance_type)
     needed = endpoint_instances_needed(endpoint.autoscaling.max_capacity)
-    value: float | None = None
-    for page in service_quotas.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
-        for quota in page.get("Quotas", []):
-            if quota.get("QuotaName") == name:
-                value = float(quota["Value"])
+    value, source = quota_value(service_quotas, name)
     report.add(
         "instance quota",
         value is not None and value >= needed,
         f"{name}: need {needed} (2 x max capacity {endpoint.autoscaling.max_capacity}, blue/green), have "
-        + ("none (request it in Service Quotas)" if value is None else f"{value:g}"),
+        + ("none (request it in Service Quotas)" if value is None else f"{value:g}")
+        + (" (AWS default: none applied)" if source == "default" else ""),
     )
 
 

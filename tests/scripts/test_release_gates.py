@@ -85,11 +85,19 @@ def pushed(ecr: Any, repository: str, content: str) -> dict[str, str]:
     return {"repository": uri, "digest": image["imageId"]["imageDigest"]}
 
 
-def quotas(value: float | None, instance_type: str) -> Any:
+def quotas(value: float | None, instance_type: str, *, default: float | None = None) -> Any:
+    """Service Quotas answering ``value`` as applied (None: not listed, as for a quota never raised) and
+    ``default`` as the AWS default."""
     client = boto3.client("service-quotas", region_name=REGION)
     stubber = Stubber(client)
-    listed = [] if value is None else [{"QuotaName": endpoint_quota_name(instance_type), "Value": value}]
+    name = endpoint_quota_name(instance_type)
+    listed = [] if value is None else [{"QuotaName": name, "Value": value}]
     stubber.add_response("list_service_quotas", {"Quotas": listed}, {"ServiceCode": "sagemaker"})
+    if value is None:
+        defaults = [] if default is None else [{"QuotaName": name, "Value": default}]
+        stubber.add_response(
+            "list_aws_default_service_quotas", {"Quotas": defaults}, {"ServiceCode": "sagemaker"}
+        )
     stubber.activate()
     return client
 
@@ -100,6 +108,7 @@ def run_preflight(
     *,
     stage: str = "Staging",
     quota: float | None = 100,
+    default_quota: float | None = None,
     sagemaker: Any = None,
     **overrides: Any,
 ) -> Any:
@@ -111,7 +120,7 @@ def run_preflight(
         s3=session.client("s3"),
         cloudformation=session.client("cloudformation"),
         sagemaker=sagemaker or session.client("sagemaker"),
-        service_quotas=quotas(quota, config.endpoint.instance_type),
+        service_quotas=quotas(quota, config.endpoint.instance_type, default=default_quota),
         ecr=session.client("ecr"),
     )
 
@@ -199,6 +208,15 @@ def test_preflight_needs_quota_for_two_fleets_at_max_capacity(
 ) -> None:
     detail = failed(run_preflight(*registry, stage="Prod", quota=quota))["instance quota"]
     assert detail == f"ml.g5.xlarge for endpoint usage: need 16 (2 x max capacity 8, blue/green), have {have}"
+
+
+def test_preflight_reads_the_default_quota_of_a_fresh_account(registry: Any) -> None:
+    """Issue 22: ListServiceQuotas does not retrieve a quota with no applied value, so a fresh account whose
+    default covers the need got a false FAIL."""
+    report = run_preflight(*registry, stage="Prod", quota=None, default_quota=20)
+    [check] = [c for c in report.checks if c.name == "instance quota"]
+    assert check.ok, check.detail
+    assert check.detail.endswith("have 20 (AWS default: none applied)")
 
 
 def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None:
