@@ -186,7 +186,7 @@ def test_data_capture_samples_the_stage_percentage_into_the_artifacts_bucket(
             "Prod",
             {
                 "Type": "LINEAR",
-                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
                 "WaitIntervalInSeconds": 300,
             },
         ),
