@@ -346,3 +346,19 @@ def test_preflight_may_describe_every_release_image_in_the_registry(
         f"arn:aws:ecr:eu-west-1:111111111111:repository/{image.repository_name}"
         for image in EXAMPLE_RELEASE.image_fields().values()
     }
+
+
+def test_bake_load_renews_its_credentials_and_marks_its_requests(pipeline_synth: SynthesizedApp) -> None:
+    """Issue 22: the bake loop may run past its assumed role's one-hour session (MAX_SECONDS), and its synthetic
+    requests landed in data capture unmarked."""
+    [bake] = [
+        p
+        for p in codebuild_projects(pipeline_synth).values()
+        if "synthetic traffic" in p.get("Description", "")
+    ]
+    variables = {v["Name"]: v["Value"] for v in bake["Environment"]["EnvironmentVariables"]}
+    assert int(variables["MAX_SECONDS"]) > 3600 > int(variables["RENEW_SECONDS"])
+    script = variables["BAKE_SCRIPT"]
+    loop = script[script.index("while ") :]
+    assert 'creds "$ROLE"' in loop and "RENEW_SECONDS" in loop  # re-assumed inside the loop
+    assert '--inference-id "$INFERENCE_ID"' in loop and variables["INFERENCE_ID"] == "synthetic-bake-load"
