@@ -108,6 +108,9 @@ class BakeLoad(Construct):
         self.project.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sts:AssumeRole"],
-                resources=[lookup_role_arn, f"arn:aws:iam::{account}:role/{stage}-Serving-*"],
+                resources=[
+                    lookup_role_arn,
+                    f"arn:{cdk.Stack.of(self).partition}:iam::{account}:role/{stage}-Serving-*",
+                ],
             )
         )

@@ -57,9 +57,10 @@ _INSTALL = [
 ]
 
 
-def lookup_role_arn(account: str, region: str) -> str:
-    """The CDK bootstrap lookup role (ReadOnlyAccess) of an environment: preflight reads the stage through it."""
-    return f"arn:aws:iam::{account}:role/cdk-{BOOTSTRAP_QUALIFIER}-lookup-role-{account}-{region}"
+def lookup_role_arn(partition: str, account: str, region: str) -> str:
+    """The CDK bootstrap lookup role (ReadOnlyAccess) of an environment: preflight reads the stage through it.
+    ``partition``: the stack's (``aws``, ``aws-cn``, ...), never a literal ``aws``."""
+    return f"arn:{partition}:iam::{account}:role/cdk-{BOOTSTRAP_QUALIFIER}-lookup-role-{account}-{region}"
 
 
 def approval_comment(release: Release) -> str:
@@ -176,7 +177,7 @@ class PipelineStack(cdk.Stack):
         release: Release,
     ) -> pipelines.CodeBuildStep:
         name, account, region = stage.config.name, str(stage.config.account), str(stage.config.region)
-        lookup = lookup_role_arn(account, region)
+        lookup = lookup_role_arn(self.partition, account, region)
         model = release.model
         return pipelines.CodeBuildStep(
             f"Preflight{name}",
@@ -234,7 +235,7 @@ class PipelineStack(cdk.Stack):
             stage=name,
             account=account,
             region=region,
-            lookup_role_arn=lookup_role_arn(account, region),
+            lookup_role_arn=lookup_role_arn(self.partition, account, region),
             # the stack deploys before the endpoint update, then the whole blue/green deployment
             max_seconds=deployment.max_execution_timeout_s + 900,
             parallel=config.bake_load_parallel,
@@ -291,7 +292,7 @@ class PipelineStack(cdk.Stack):
             role_policy_statements=[
                 iam.PolicyStatement(
                     actions=["sts:AssumeRole"],
-                    resources=[f"arn:aws:iam::{stage.config.account}:role/{name}-Serving-*"],
+                    resources=[f"arn:{self.partition}:iam::{stage.config.account}:role/{name}-Serving-*"],
                 )
             ],
             timeout=cdk.Duration.minutes(config.verify_timeout_minutes),
