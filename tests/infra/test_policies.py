@@ -126,12 +126,10 @@ def test_no_construct_hard_codes_the_aws_partition() -> None:
     for path in sorted((REPO_ROOT / "infra").rglob("*.py")):
         if path.name == "stages.py":  # example connection ARN (placeholder config, not construct code)
             continue
-        strings = [
-            node
-            for node in ast.walk(ast.parse(path.read_text()))
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and "\n" not in node.value
-        ]
-        for node in strings:
-            if "arn:aws:" in node.value and not node.value.lstrip().startswith(("``", "(")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            text: str = node.value
+            if "\n" not in text and "arn:aws:" in text and not text.lstrip().startswith(("``", "(")):
                 offenders.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
     assert offenders == []
