@@ -362,3 +362,31 @@ def test_bake_load_renews_its_credentials_and_marks_its_requests(pipeline_synth:
     loop = script[script.index("while ") :]
     assert 'creds "$ROLE"' in loop and "RENEW_SECONDS" in loop  # re-assumed inside the loop
     assert '--inference-id "$INFERENCE_ID"' in loop and variables["INFERENCE_ID"] == "synthetic-bake-load"
+
+
+def test_synth_role_assumes_nothing_and_reads_no_model_store(pipeline_synth: SynthesizedApp) -> None:
+    """Synth only reads the repository and writes cdk.out (releases are committed, not created there): its role no
+    longer assumes the registry's lookup role or reads the model store (it ran `release create` as the read-only
+    lookup role, which could not copy images anyway)."""
+    resources = pipeline_synth.pipeline_template()["Resources"]
+    [synth_project] = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CodeBuild::Project"
+        and "make synth" in rendered(r["Properties"]["Source"]["BuildSpec"])
+    ]
+    role = synth_project["ServiceRole"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    actions = {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert "sts:AssumeRole" not in actions
+    assert not [a for a in actions if a.startswith(("ecr:Put", "ecr:Upload"))]
+    rendered_statements = json.dumps(statements)
+    assert "training-output" not in rendered_statements
+    assert str(EXAMPLE_RELEASE.model.kms_key_arn) not in rendered_statements  # only the artifact key's grant
