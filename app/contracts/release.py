@@ -338,13 +338,3 @@ def release_history(releases_dir: Path) -> list[Release]:
     """Every record in ``releases_dir``, oldest first (by ``created_at``, then id)."""
     records = [load_release(path) for path in sorted(releases_dir.glob("*.json"))]
     return sorted(records, key=lambda r: (r.created_at, r.release_id))
-
-
-def previous_release(releases_dir: Path, release: Release) -> Release | None:
-    """The record created just before ``release`` (what a promotion of ``release`` replaces, in order)."""
-    earlier = [
-        r
-        for r in release_history(releases_dir)
-        if (r.created_at, r.release_id) < (release.created_at, release.release_id)
-    ]
-    return earlier[-1] if earlier else None
