@@ -332,9 +332,3 @@ def load_current_or_none(releases_dir: Path) -> Release | None:
     if not (releases_dir / CURRENT).exists():
         return None
     return load_current(releases_dir)
-
-
-def release_history(releases_dir: Path) -> list[Release]:
-    """Every record in ``releases_dir``, oldest first (by ``created_at``, then id)."""
-    records = [load_release(path) for path in sorted(releases_dir.glob("*.json"))]
-    return sorted(records, key=lambda r: (r.created_at, r.release_id))
