@@ -268,10 +268,11 @@ def current_images(
     training = stack_outputs(cloudformation, f"{stage}-Training", required=[runner_key, dataprep_key])
     runner = session.client("lambda").get_function_configuration(FunctionName=training[runner_key])
     train_uri = runner["Environment"]["Variables"][launcher_environment.TRAINING_IMAGE_URI]
+    from infra.app import stage_configs  # late: loads infra
     from infra.release import serve_variant
 
     own = serve_variant(stage_config(stage).endpoint.instance_type)
-    needed = {serve_variant(c.endpoint.instance_type) for c in all_stage_configs().values()}
+    needed = {serve_variant(c.endpoint.instance_type) for c in stage_configs().values()}
     serve_uris = registry_serve_uris(
         data,
         stage=stage,
@@ -305,12 +306,6 @@ def check_registry_account(uris: dict[str, str], *, registry: str, stage: str) -
 def account_of(uri: str) -> str:
     """The account of an ECR image or repository URI (``<account>.dkr.ecr...``)."""
     return uri.split(".", 1)[0]
-
-
-def all_stage_configs() -> dict[str, Any]:
-    from infra.app import stage_configs
-
-    return stage_configs()
 
 
 def registry_serve_uris(
