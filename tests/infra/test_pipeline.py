@@ -119,6 +119,7 @@ def test_pipeline_template_is_identical_for_two_records_of_one_model_package(tmp
         git_commit="c" * 40,
         notes="another record of the same model package",
     )
+    doc["images"]["serve"]["gpu"]["digest"] = "sha256:" + "9" * 64  # a rebuilt image, same repository
     other = Release.model_validate(doc)
     templates = []
     for index, release in enumerate((EXAMPLE_RELEASE, other)):
