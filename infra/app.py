@@ -6,18 +6,26 @@ built-in CloudFormation validation is off: cfn-lint checks every template instea
 
 Every stage deploys the release named by ``releases/CURRENT`` (or ``-c release=<id>``); ``-c build_images=Dev``
 builds that stage's images from ``containers/`` instead of pinning the release's digests (how a new release's images
-come to exist). With ``infra.stages.PIPELINE`` set, the app also holds the release pipeline stack.
+come to exist). A fresh clone has no CURRENT: the stages then deploy Data + Training (images built from
+``containers/``) and no endpoint, and the app says so. With ``infra.stages.PIPELINE`` set, the app also holds the
+release pipeline stack (which needs a release).
+
+Only this app reads the operator's ``releases/``; the tests and the example pipeline read the example record
+(``infra.paths.EXAMPLE_RELEASES_DIR``).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 
-from app.contracts.release import Release, load_current, load_release, previous_release, release_path
+from app.contracts.release import Release, load_current, load_current_or_none, load_release, release_path
+from infra import paths
 from infra.config import (
     ConfigError,
     PipelineConfig,
@@ -28,12 +36,18 @@ from infra.config import (
     load_stage,
 )
 from infra.nag import add_checks
-from infra.paths import RELEASES_DIR, REPO_ROOT
+from infra.paths import EXAMPLE_RELEASES_DIR, REPO_ROOT
 from infra.release import for_stage
 from infra.stage import PlatformStage
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE, PIPELINE, STAGES
 
 CDK_JSON = REPO_ROOT / "cdk.json"
+PACKAGE_JSON = REPO_ROOT / "package.json"
+
+
+def cdk_cli_version() -> str:
+    """The AWS CDK CLI version package.json pins (what make synth and cdk deploy run; the pipeline installs it too)."""
+    return str(json.loads(PACKAGE_JSON.read_text())["devDependencies"]["aws-cdk"])
 
 
 def feature_flags() -> dict[str, Any]:
@@ -62,12 +76,26 @@ def example_pipeline_stages() -> tuple[dict[str, StageConfig], PipelineConfig]:
     return stages, load_pipeline(EXAMPLE_PIPELINE)
 
 
-def release_for(app: cdk.App) -> Release:
-    """The release of ``-c release=<id>``, else the one ``releases/CURRENT`` names."""
+def example_release() -> Release:
+    """The example record (placeholder accounts, eu-west-1) that the example pipeline and the tests deploy."""
+    return load_current(EXAMPLE_RELEASES_DIR)
+
+
+NO_RELEASE_NOTICE = (
+    "{pointer}: no current release yet: every stage deploys Data + Training (images built from containers/) and no "
+    'endpoint. Train, approve, then `python -m scripts.release create --from-stage Dev` (README "Releasing").'
+)
+
+
+def release_for(app: cdk.App, releases_dir: Path) -> Release | None:
+    """The release of ``-c release=<id>``, else the one ``releases/CURRENT`` names, else None (and says so)."""
     requested = app.node.try_get_context("release")
     if requested:
-        return load_release(release_path(RELEASES_DIR, str(requested)))
-    return load_current(RELEASES_DIR)
+        return load_release(release_path(releases_dir, str(requested)))
+    release = load_current_or_none(releases_dir)
+    if release is None:
+        print(NO_RELEASE_NOTICE.format(pointer=releases_dir / "CURRENT"), file=sys.stderr)
+    return release
 
 
 def _build_images(app: cdk.App, stages: dict[str, StageConfig], given: Iterable[str] | None) -> set[str]:
@@ -92,8 +120,10 @@ def build_app(
     pipeline: PipelineConfig | None = None,
     build_images: Iterable[str] | None = None,
     outdir: str | None = None,
+    releases_dir: Path | None = None,
 ) -> cdk.App:
-    """Build the app for the given stage configs (default: infra/stages.py, its release and its pipeline).
+    """Build the app for the given stage configs (default: infra/stages.py, the release of ``releases_dir``
+    (default: the operator's ``releases/``) and its pipeline).
 
     With explicit ``stages`` the stages deploy ``release`` (None: the stage config's own model, if any) and the app
     holds ``pipeline`` only when given.
@@ -107,7 +137,7 @@ def build_app(
     add_checks(app)
     if stages is None:
         stages = stage_configs()
-        release = release or release_for(app)
+        release = release or release_for(app, releases_dir or paths.RELEASES_DIR)
         pipeline = pipeline or pipeline_config()
     if pipeline is not None:
         check_pipeline_stages(pipeline, list(stages.values()))
@@ -124,20 +154,26 @@ def build_app(
                 model_readers=readers if config.account == release.model.account else (),
                 pipeline_account=pipeline.account if pipeline else None,
             )
-        platform[name] = PlatformStage(app, name, config=config, release=stage_release)
+        platform[name] = PlatformStage(
+            app, name, config=config, release=stage_release, registry=name == next(iter(stages))
+        )
     if pipeline is not None:
         from infra.stacks.pipeline import (
             PipelineStack,
         )  # late: only a configured pipeline needs aws_cdk.pipelines
 
-        assert release is not None, "a pipeline deploys a release"
+        if release is None:
+            raise ConfigError(
+                "pipeline: expected a current release (releases/CURRENT): the pipeline deploys one release through "
+                "every stage; deploy 'Dev/*' by hand until the first release exists (README \"Releasing\")"
+            )
         PipelineStack(
             app,
             "Pipeline",
             config=pipeline,
             stages=list(platform.values()),
             release=release,
-            previous_release=previous_release(RELEASES_DIR, release),
+            cli_version=cdk_cli_version(),
         )
     return app
 

@@ -415,6 +415,15 @@ class EndpointSettings(_Strict):
                     f"min_capacity) is {step_instances} instance(s), above SageMaker's 50% limit; raise min_capacity "
                     f"to at least {2 * step_instances} or use all_at_once"
                 )
+            if deploy.strategy == "linear" and exact < 1:
+                # LinearStepSize: "Value must be 10-50% of the variant's total instance count" (TrafficRoutingConfig,
+                # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TrafficRoutingConfig.html, read
+                # 2026-12-05): a step below one whole instance is no step SageMaker can take.
+                raise ValueError(
+                    f"deployment.linear_step_percent {percent}% of {fleet} instance(s) (autoscaling min_capacity) "
+                    f"is {exact:g} instance: each linear step must be at least one instance; set "
+                    f"linear_step_percent to at least {math.ceil(100 / fleet)} (<= 50) or raise min_capacity"
+                )
             if deploy.strategy == "canary" and exact < 1:
                 raise ValueError(
                     f"deployment.canary_percent {percent}% of {fleet} instance(s) (autoscaling min_capacity) is "

@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from app.contracts import instance_types
 from app.contracts.release import Release, ReleaseError, ReleaseModel, ServeVariant
 from infra.config import ConfigError, StageConfig
+from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE
+
+# The example's placeholder accounts (infra/stages.py): a release that names one was never built in a real account.
+PLACEHOLDER_ACCOUNTS = frozenset(
+    [env["account"] for env in EXAMPLE_ENVIRONMENTS.values()] + [str(EXAMPLE_PIPELINE["account"])]
+)
 
 
 def serve_variant(instance_type: str) -> ServeVariant:
@@ -30,11 +36,37 @@ class StageRelease:
     serve: str | None
     model: ReleaseModel
     model_readers: tuple[str, ...] = ()  # other accounts that read the model and images (registry stage only)
+    # Every serve variant of the release (variant, pinned URI); empty when the stage builds its images.
+    serve_variants: tuple[tuple[ServeVariant, str], ...] = ()
     pipeline_account: str | None = None  # the release pipeline's account: its gates verify this stage
 
     @property
     def model_object_key(self) -> str:
         return self.model.key
+
+
+def release_accounts(release: Release) -> dict[str, str]:
+    """Field -> account of everything a release names in an account (model package, images)."""
+    accounts = {"model.package_arn": release.model.account}
+    images = release.images
+    accounts.update({"images.dataprep": images.dataprep.account, "images.train": images.train.account})
+    accounts.update({f"images.serve.{v}": image.account for v, image in sorted(images.serve.items())})
+    return accounts
+
+
+def check_not_placeholder(release: Release, config: StageConfig) -> None:
+    """ConfigError when a stage in a real account would deploy a release that names the example's placeholder
+    accounts (the example record, tests/fixtures/releases/): its images and model do not exist anywhere."""
+    if not config.account or config.account in PLACEHOLDER_ACCOUNTS:
+        return
+    for field, account in release_accounts(release).items():
+        if account in PLACEHOLDER_ACCOUNTS:
+            raise ConfigError(
+                f"stage {config.name} (account {config.account}): release {release.release_id} field '{field}' is "
+                f"in the example's placeholder account {account}, expected a release built in your registry "
+                "account (python -m scripts.release create; until then remove releases/CURRENT: the stage deploys "
+                "Data + Training and no endpoint)"
+            )
 
 
 def for_stage(
@@ -46,6 +78,7 @@ def for_stage(
     pipeline_account: str | None = None,
 ) -> StageRelease:
     """The part of ``release`` that ``config`` deploys; ConfigError when the stage cannot run it."""
+    check_not_placeholder(release, config)
     if config.endpoint.has_model_version:
         raise ConfigError(
             f"stage {config.name}: field 'endpoint.model_data_key'/'endpoint.model_package_arn': expected unset, the "
@@ -83,6 +116,7 @@ def for_stage(
         dataprep=None if build_images else images.dataprep.uri,
         train=None if build_images else images.train.uri,
         serve=None if build_images else serve.uri,
+        serve_variants=() if build_images else tuple((v, i.uri) for v, i in sorted(images.serve.items())),
         model=release.model,
         model_readers=tuple(sorted(set(model_readers))),
         pipeline_account=pipeline_account,

@@ -23,13 +23,15 @@ class PlatformStage(cdk.Stage):
         *,
         config: StageConfig,
         release: StageRelease | None = None,
+        registry: bool = False,
         **kwargs: Any,
     ) -> None:
         env = cdk.Environment(account=config.account, region=config.region)
         super().__init__(scope, construct_id, env=env, **kwargs)
         self.config = config
         self.release = release
-        self.data = StatefulStack(self, "Data", config=config, release=release)
+        # registry: the first stage in promotion order, whose repositories and model store every release uses
+        self.data = StatefulStack(self, "Data", config=config, release=release, registry=registry)
         self.training = TrainingStack(self, "Training", config=config, data=self.data, release=release)
         self.serving = ServingStack(self, "Serving", config=config, data=self.data, release=release)
         for key, value in sorted(config.tags.items()):

@@ -116,7 +116,8 @@ PROD: dict[str, object] = {
                 },
             ],
         },
-        "deployment": {"strategy": "linear", "linear_step_percent": 25, "wait_interval_s": 300},
+        # Two instances at min: each linear step is one whole instance (50%), a bake after each (infra/config.py).
+        "deployment": {"strategy": "linear", "linear_step_percent": 50, "wait_interval_s": 300},
     },
 }
 

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -38,6 +38,7 @@ from app.contracts.artifact import ModelCard, Precision
 from app.contracts.release import (
     CURRENT,
     QUALITY_METRIC,
+    SERVE_VARIANTS,
     ImageDigest,
     Release,
     ReleaseError,
@@ -48,6 +49,7 @@ from app.contracts.release import (
     load_release,
     release_path,
     s3_location,
+    serve_variant_output,
 )
 from app.contracts.stack_outputs import DataOutputs, ServingOutputs, TrainingOutputs
 from infra.paths import RELEASES_DIR, REPO_ROOT
@@ -185,14 +187,6 @@ def cmd_create(args: argparse.Namespace) -> int:
     cloudformation = session.client("cloudformation")
     group = stack_output(cloudformation, f"{args.from_stage}-Data", DataOutputs.MODEL_PACKAGE_GROUP_NAME)
     arn = args.package_arn or latest_approved(session, group, session.region_name)
-    if args.if_new_package:
-        try:
-            current = load_current(args.releases_dir)
-        except ReleaseError:
-            current = None
-        if current is not None and current.model.package_arn == arn:
-            print(f"no newer Approved version than {arn}: {current.release_id} stays current")
-            return 0
     from scripts.release_checks import package_facts
 
     status, url, metadata = package_facts(session, arn)
@@ -257,9 +251,10 @@ def shared_copy(ecr: Any, data_outputs: dict[str, str], name: str, image: ImageD
 def current_images(
     session: Any, args: argparse.Namespace, cloudformation: Any, *, package_arn: str
 ) -> ReleaseImages:
-    """The digests the stage runs now, in the stage's Data repositories (copied there by digest when built as CDK
-    assets). The stage's serve variant is the image the model package was registered with (so a first release needs
-    no endpoint yet); serve variants it does not run come from --serve or the current release."""
+    """Every image of one build of the registry stage, in its Data repositories (copied there by digest when built
+    as CDK assets): dataprep and train as its stacks run them, the stage's serve variant as the model package was
+    registered with (so a first release needs no endpoint yet), every other serve variant from the registry's
+    ``Serve<Variant>ImageUri`` outputs (the same build), never from an earlier record."""
     from scripts.release_checks import package_image
 
     stage = args.from_stage
@@ -272,29 +267,74 @@ def current_images(
     runner_key, dataprep_key = TrainingOutputs.RUNNER_FUNCTION_NAME, TrainingOutputs.DATAPREP_IMAGE_URI
     training = stack_outputs(cloudformation, f"{stage}-Training", required=[runner_key, dataprep_key])
     runner = session.client("lambda").get_function_configuration(FunctionName=training[runner_key])
+    train_uri = runner["Environment"]["Variables"][launcher_environment.TRAINING_IMAGE_URI]
+    from infra.app import stage_configs  # late: loads infra
     from infra.release import serve_variant
 
-    variant = serve_variant(stage_config(stage).endpoint.instance_type)
-    serve: dict[str, ImageDigest] = {
-        variant: shared_copy(ecr, data, "serve", resolve_digest(ecr, package_image(session, package_arn)))
-    }
-    for item in args.serve or []:
-        name, _, uri = item.partition("=")
-        if name not in ("cpu", "gpu") or not uri:
-            raise OperatorError(f"--serve {item}: expected cpu=<image uri> or gpu=<image uri>")
-        serve[name] = shared_copy(ecr, data, "serve", resolve_digest(ecr, uri))  # type: ignore[index]
-    try:
-        current = load_current(args.releases_dir)
-        for name, image in current.images.serve.items():
-            serve.setdefault(name, image)
-    except ReleaseError:
-        pass
-    train_uri = runner["Environment"]["Variables"][launcher_environment.TRAINING_IMAGE_URI]
-    return ReleaseImages(
-        dataprep=shared_copy(ecr, data, "dataprep", resolve_digest(ecr, training[dataprep_key])),
-        train=shared_copy(ecr, data, "train", resolve_digest(ecr, train_uri)),
-        serve=serve,
+    own = serve_variant(stage_config(stage).endpoint.instance_type)
+    needed = {serve_variant(c.endpoint.instance_type) for c in stage_configs().values()}
+    serve_uris = registry_serve_uris(
+        data,
+        stage=stage,
+        own=(own, package_image(session, package_arn)),
+        needed=needed,
+        given=args.serve or [],
     )
+    uris = {
+        "dataprep": training[dataprep_key],
+        "train": train_uri,
+        **{f"serve.{v}": u for v, u in serve_uris.items()},
+    }
+    check_registry_account(uris, registry=account_of(data[DataOutputs.repository_uri("serve")]), stage=stage)
+    return ReleaseImages(
+        dataprep=shared_copy(ecr, data, "dataprep", resolve_digest(ecr, uris["dataprep"])),
+        train=shared_copy(ecr, data, "train", resolve_digest(ecr, uris["train"])),
+        serve={v: shared_copy(ecr, data, "serve", resolve_digest(ecr, u)) for v, u in serve_uris.items()},  # type: ignore[misc]
+    )
+
+
+def check_registry_account(uris: dict[str, str], *, registry: str, stage: str) -> None:
+    """OperatorError for an image outside the registry account: every stage pulls release images from there."""
+    for name, uri in uris.items():
+        if account_of(uri) != registry:
+            raise OperatorError(
+                f"images.{name}: {uri} is in account {account_of(uri)}, expected the registry account {registry} "
+                f"({stage}'s build): every stage pulls release images from the registry"
+            )
+
+
+def account_of(uri: str) -> str:
+    """The account of an ECR image or repository URI (``<account>.dkr.ecr...``)."""
+    return uri.split(".", 1)[0]
+
+
+def registry_serve_uris(
+    data_outputs: dict[str, str],
+    *,
+    stage: str,
+    own: tuple[str, str],
+    needed: Iterable[str],
+    given: Sequence[str],
+) -> dict[str, str]:
+    """variant -> image URI of every serve variant a stage needs: ``own`` (the stage's variant, from its package),
+    ``--serve <variant>=<uri>``, else the registry's ``Serve<Variant>ImageUri`` output. A variant no source names
+    is refused (the record would name an image that was never built)."""
+    uris = {own[0]: own[1]}
+    for item in given:
+        name, _, uri = item.partition("=")
+        if name not in SERVE_VARIANTS or not uri:
+            raise OperatorError(f"--serve {item}: expected cpu=<image uri> or gpu=<image uri>")
+        uris[name] = uri
+    for variant in sorted(set(needed) - set(uris)):
+        key = serve_variant_output(variant)  # type: ignore[arg-type]
+        if key not in data_outputs:
+            raise OperatorError(
+                f"images.serve.{variant}: {stage}-Data has no {key} output (a stage serves on {variant} "
+                f"instances): deploy it with `npx cdk deploy '{stage}/*' -c build_images={stage}` (the registry "
+                "builds every serve variant), or pass --serve {variant}=<uri>"
+            )
+        uris[variant] = data_outputs[key]
+    return uris
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -464,16 +504,19 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         cloudformation=stage.client("cloudformation"),
         sagemaker=stage.client("sagemaker"),
         service_quotas=stage.client("service-quotas"),
+        ecr=session.client("ecr"),  # the registry's repositories, through their policies
     )
     what = f"preflight of {release.release_id} for {args.stage}"
     return _verdict(report, passed=what, failed=f"{what} failed")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from scripts.release_checks import verify_release
+    from scripts.release_checks import protect_stacks, verify_release
     from scripts.verify_endpoint import sample_jpeg
 
     config, release, _, stage = _gate(args, "verify")
+    if args.protect_stack:
+        protect_stacks(stage.client("cloudformation"), args.protect_stack)
     report = verify_release(
         release,
         config,
@@ -483,6 +526,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         image=args.image.read_bytes() if args.image else sample_jpeg(),
         load_requests=args.load_requests,
         load_concurrency=args.load_concurrency,
+        ssm=stage.client("ssm"),  # a pass becomes the stage's history (release history / rollback)
+        protected=args.protect_stack,
     )
     return _verdict(
         report,
@@ -595,12 +640,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--notes", help="free text kept in the record")
     create.add_argument("--no-promote", action="store_true", help="write the record, leave releases/CURRENT")
     create.add_argument(
-        "--if-new-package",
-        action="store_true",
-        help="do nothing when the current release has the latest version",
-    )
-    create.add_argument(
-        "--stage-role-arn", help="assume this role for the stage's account (the pipeline does)"
+        "--stage-role-arn", help="assume this role for the stage's account (run from another account)"
     )
     create.set_defaults(func=cmd_create)
 
@@ -650,6 +690,14 @@ def build_parser() -> argparse.ArgumentParser:
             gate.add_argument("--image", type=existing_file, help="a JPEG to send (default: a generated one)")
             gate.add_argument("--load-requests", type=non_negative_int, default=0, help="bounded load smoke")
             gate.add_argument("--load-concurrency", type=positive_int, default=4)
+            gate.add_argument(
+                "--protect-stack",
+                action="append",
+                default=[],
+                metavar="STACK",
+                help="turn termination protection on for this stack, and check it (repeatable; the pipeline "
+                "passes the stage's protected stacks: CDK Pipelines ignores termination protection)",
+            )
 
     cleanup = sub.add_parser("cleanup", help="delete retained models/endpoint configs no release references")
     cleanup.add_argument("--stage", required=True, type=stage_name)

@@ -15,6 +15,7 @@ load-test smoke (every request must answer 200).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from app.contracts.release import QUALITY_METRIC, Release, ReleaseError
@@ -81,10 +82,13 @@ def preflight(
     cloudformation: Any,
     sagemaker: Any,
     service_quotas: Any,
+    ecr: Any,
 ) -> Report:
-    """Can ``config``'s stage deploy ``release`` now? ``registry``: a boto3 Session for the model registry; ``s3``:
-    a client that reads the model store; the others: clients in the stage's account."""
+    """Can ``config``'s stage deploy ``release`` now? ``registry``: a boto3 Session for the model registry; ``s3``
+    and ``ecr``: clients that read the model store and the registry's repositories; the others: clients in the
+    stage's account."""
     report = Report()
+    _images_exist(report, release, ecr)
     model = release.model
     status, url, metadata = package_facts(registry, model.package_arn)
     version_is = f"{model.package_group} v{model.package_version} is {status}"
@@ -143,20 +147,54 @@ def _precision(report: Report, release: Release, config: StageConfig) -> None:
         )
 
 
+def _images_exist(report: Report, release: Release, ecr: Any) -> None:
+    """Every image of the release exists in the registry by digest (a release that names an image nobody pushed,
+    e.g. a placeholder, fails here instead of in a deploy). ECR DescribeImages with ``registryId``, Amazon ECR API
+    Reference, https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_DescribeImages.html (read 2026-12-05)."""
+    for field, image in release.image_fields().items():
+        try:
+            ecr.describe_images(
+                registryId=image.account,
+                repositoryName=image.repository_name,
+                imageIds=[{"imageDigest": image.digest}],
+            )
+        except (ecr.exceptions.ImageNotFoundException, ecr.exceptions.RepositoryNotFoundException) as exc:
+            code = exc.response["Error"]["Code"]
+            report.add(f"image {field}", False, f"{image.uri} does not exist ({code})")
+        else:
+            report.add(f"image {field}", True, f"{image.digest[:19]}... in {image.repository_name}")
+
+
+def quota_value(service_quotas: Any, name: str) -> tuple[float | None, str]:
+    """(value, "applied" | "default") of the SageMaker quota named ``name``; (None, "") when the account has none.
+
+    ListServiceQuotas "Lists the applied quota values ... If the applied quota value is not available for a quota,
+    the quota is not retrieved" (Service Quotas API Reference, ListServiceQuotas,
+    https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html): a fresh account's
+    quota is then only in ListAWSDefaultServiceQuotas ("the default values for the quotas", same reference,
+    API_ListAWSDefaultServiceQuotas.html; read 2026-12-05)."""
+    for operation, source in (
+        ("list_service_quotas", "applied"),
+        ("list_aws_default_service_quotas", "default"),
+    ):
+        for page in service_quotas.get_paginator(operation).paginate(ServiceCode="sagemaker"):
+            for quota in page.get("Quotas", []):
+                if quota.get("QuotaName") == name:
+                    return float(quota["Value"]), source
+    return None, ""
+
+
 def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:
     endpoint = config.endpoint
     name = endpoint_quota_name(endpoint.instance_type)
     needed = endpoint_instances_needed(endpoint.autoscaling.max_capacity)
-    value: float | None = None
-    for page in service_quotas.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
-        for quota in page.get("Quotas", []):
-            if quota.get("QuotaName") == name:
-                value = float(quota["Value"])
+    value, source = quota_value(service_quotas, name)
     report.add(
         "instance quota",
         value is not None and value >= needed,
         f"{name}: need {needed} (2 x max capacity {endpoint.autoscaling.max_capacity}, blue/green), have "
-        + ("none (request it in Service Quotas)" if value is None else f"{value:g}"),
+        + ("none (request it in Service Quotas)" if value is None else f"{value:g}")
+        + (" (AWS default: none applied)" if source == "default" else ""),
     )
 
 
@@ -205,8 +243,11 @@ def verify_release(
     load_requests: int = 0,
     load_concurrency: int = 1,
     load_seconds: float = 300,
+    ssm: Any = None,
+    protected: Sequence[str] = (),
 ) -> Report:
-    """After a deploy: the endpoint runs ``release`` as configured, answers, and survives a short load."""
+    """After a deploy: the endpoint runs ``release`` as configured, answers, and survives a short load. With
+    ``ssm``, a pass (only a pass) is recorded in the stage's history (``record_release``)."""
     stack = f"{config.name}-Serving"
     report = verify(
         stack,
@@ -239,7 +280,45 @@ def verify_release(
             load_concurrency,
             load_seconds,
         )
+    for name in protected:
+        _termination_protection(report, cloudformation, name)
+    if ssm is not None and report.ok:
+        record_release(ssm, config.name, release.release_id)
     return report
+
+
+# CDK Pipelines deploys with CloudFormation change sets and ignores a stack's termination protection
+# (https://github.com/aws/aws-cdk/issues/17871): the pipeline applies it after the deploy (protect_stacks) and verify
+# checks it. UpdateTerminationProtection, AWS CloudFormation API Reference,
+# https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateTerminationProtection.html (read
+# 2026-12-05).
+def protect_stacks(cloudformation: Any, names: Sequence[str]) -> None:
+    """Turn termination protection on for each stack (idempotent)."""
+    for name in names:
+        cloudformation.update_termination_protection(EnableTerminationProtection=True, StackName=name)
+
+
+def _termination_protection(report: Report, cloudformation: Any, name: str) -> None:
+    [stack] = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    on = bool(stack.get("EnableTerminationProtection"))
+    report.add("termination protection", on, f"{name} is {'protected' if on else 'NOT protected'}")
+
+
+def record_release(ssm: Any, stage: str, release_id: str) -> None:
+    """Append ``release_id`` to the stage's history: the SSM parameter whose versions ``release history`` and
+    ``release rollback`` read. Written by verify once every check passed, never by a stack: a deploy that failed or
+    was rolled back by SageMaker is not history. Parameter Store keeps the 100 most recent versions ("Working with
+    parameter versions in Parameter Store",
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-versions.html, read 2026-12-05)."""
+    from infra.constructs.training_names import release_parameter_name
+
+    ssm.put_parameter(
+        Name=release_parameter_name(stage),
+        Value=release_id,
+        Type="String",
+        Overwrite=True,
+        Description=f"{stage}: the release the stage runs, written after verify passed (history: its versions)",
+    )
 
 
 def _load_smoke(

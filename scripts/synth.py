@@ -89,17 +89,20 @@ def synthesize(outdir: Path) -> list[StackSummary]:
     example pipeline into ``<outdir>.pipeline-example`` when no pipeline is configured.
 
     Raises CheckFailed on cdk-nag findings, OperatorError on another construct error."""
-    from app.contracts.release import load_current
+    from app.contracts.release import load_current_or_none
+    from infra import paths
     from infra.app import (  # late: importing aws_cdk starts the jsii runtime
-        RELEASES_DIR,
         build_app,
         example_pipeline_stages,
+        example_release,
         pipeline_config,
         stage_configs,
     )
 
     configs = stage_configs()  # every stage config validates (ConfigError) before anything is removed
-    release, pipeline = load_current(RELEASES_DIR), pipeline_config()
+    # The operator's app deploys the operator's release (none yet: no endpoint); the example pipeline, the example
+    # record (a fixture), whatever the operator's release is.
+    release, pipeline = load_current_or_none(paths.RELEASES_DIR), pipeline_config()
     summaries = _synthesize_app(
         lambda **kw: build_app(configs, release=release, pipeline=pipeline, **kw), outdir
     )
@@ -107,7 +110,7 @@ def synthesize(outdir: Path) -> list[StackSummary]:
         stages, example_pipeline = example_pipeline_stages()
         example = outdir.with_name(f"{outdir.name}.pipeline-example")
         summaries += _synthesize_app(
-            lambda **kw: build_app(stages, release=release, pipeline=example_pipeline, **kw),
+            lambda **kw: build_app(stages, release=example_release(), pipeline=example_pipeline, **kw),
             example,
             only_top_level=True,
         )

@@ -212,6 +212,26 @@ class Release(_Strict):
     model: ReleaseModel
     notes: str = Field("", max_length=2000)
 
+    @model_validator(mode="after")
+    def _images_in_the_registry(self) -> Release:
+        """Every image lives in the registry account (the model package's): images are built once there and every
+        stage pulls them by digest through its repository policies; an image elsewhere (a developer's account, the
+        example's placeholder) is nothing the stages can pull."""
+        registry = self.model.account
+        for field, image in self.image_fields().items():
+            if image.account != registry:
+                raise ValueError(
+                    f"{field}: expected an image in the registry account {registry} (model.package_arn's: images "
+                    f"are built once, there), got account {image.account}"
+                )
+        return self
+
+    def image_fields(self) -> dict[str, ImageDigest]:
+        """``images.dataprep``, ``images.train``, ``images.serve.<variant>`` -> the image."""
+        images = {"images.dataprep": self.images.dataprep, "images.train": self.images.train}
+        images.update({f"images.serve.{v}": image for v, image in sorted(self.images.serve.items())})
+        return images
+
     def serve_image(self, variant: ServeVariant) -> ImageDigest:
         """The serve image of ``variant``; refused when the release has none (a stage needs one it lacks)."""
         image = self.images.serve.get(variant)
@@ -272,6 +292,15 @@ def load_release(path: Path) -> Release:
     return release
 
 
+SERVE_VARIANTS: tuple[ServeVariant, ...] = ("cpu", "gpu")
+
+
+def serve_variant_output(variant: ServeVariant) -> str:
+    """The registry stage's Data stack output naming its ``variant`` serve image (built there from containers/, or
+    the release's digest): where ``release create`` takes every serve variant from (``ServeGpuImageUri``)."""
+    return f"Serve{variant.capitalize()}ImageUri"
+
+
 CURRENT = "CURRENT"  # file in the releases folder that holds the id of the release the stages deploy
 
 
@@ -298,17 +327,8 @@ def load_current(releases_dir: Path) -> Release:
     return load_release(release_path(releases_dir, current_release_id(releases_dir)))
 
 
-def release_history(releases_dir: Path) -> list[Release]:
-    """Every record in ``releases_dir``, oldest first (by ``created_at``, then id)."""
-    records = [load_release(path) for path in sorted(releases_dir.glob("*.json"))]
-    return sorted(records, key=lambda r: (r.created_at, r.release_id))
-
-
-def previous_release(releases_dir: Path, release: Release) -> Release | None:
-    """The record created just before ``release`` (what a promotion of ``release`` replaces, in order)."""
-    earlier = [
-        r
-        for r in release_history(releases_dir)
-        if (r.created_at, r.release_id) < (release.created_at, release.release_id)
-    ]
-    return earlier[-1] if earlier else None
+def load_current_or_none(releases_dir: Path) -> Release | None:
+    """The current release, or None when ``releases_dir`` has no CURRENT yet (a fresh clone: nothing released)."""
+    if not (releases_dir / CURRENT).exists():
+        return None
+    return load_current(releases_dir)

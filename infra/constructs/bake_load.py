@@ -30,9 +30,15 @@ read -r AK SK ST <<< "$(creds "$ROLE")"
 export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_SESSION_TOKEN=$ST
 echo "$SMOKE_JPEG_B64" | base64 -d > /tmp/smoke.jpg
 END=$(( $(date +%s) + MAX_SECONDS )); SEEN_UPDATE=0; SENT=0; FAILED=0
+RENEW=$(( $(date +%s) + RENEW_SECONDS ))
 while [ "$(date +%s)" -lt "$END" ]; do
+  if [ "$(date +%s)" -ge "$RENEW" ]; then  # assumed-role credentials last 1 h; the bake may run longer
+    read -r AK SK ST <<< "$(creds "$ROLE")"
+    export AWS_ACCESS_KEY_ID=$AK AWS_SECRET_ACCESS_KEY=$SK AWS_SESSION_TOKEN=$ST
+    RENEW=$(( $(date +%s) + RENEW_SECONDS ))
+  fi
   for _ in $(seq "$PARALLEL"); do
-    aws sagemaker-runtime invoke-endpoint --endpoint-name "$ENDPOINT" --content-type image/jpeg --body fileb:///tmp/smoke.jpg /dev/null >/dev/null 2>&1 || echo fail >> /tmp/failed &
+    aws sagemaker-runtime invoke-endpoint --endpoint-name "$ENDPOINT" --content-type image/jpeg --inference-id "$INFERENCE_ID" --body fileb:///tmp/smoke.jpg /dev/null >/dev/null 2>&1 || echo fail >> /tmp/failed &
   done
   wait; SENT=$(( SENT + PARALLEL ))
   STATUS=$(aws sagemaker describe-endpoint --endpoint-name "$ENDPOINT" --query EndpointStatus --output text)
@@ -41,6 +47,18 @@ while [ "$(date +%s)" -lt "$END" ]; do
 done
 echo "sent $SENT requests to $ENDPOINT ($(wc -l < /tmp/failed 2>/dev/null || echo 0) failed); last status $STATUS"
 """
+
+
+# An assumed role's session lasts one hour: DurationSeconds "By default, the value is set to 3600 seconds", and "Role
+# chaining limits your ... role session to a maximum of one hour" (CodeBuild's own credentials are a role session)
+# (AWS STS API Reference, AssumeRole, https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html, read
+# 2026-12-05). A bake may run longer (max_seconds): the script assumes the role again every RENEW_SECONDS.
+RENEW_SECONDS = 45 * 60
+# Marks every synthetic request in the endpoint's data capture: InvokeEndpoint's InferenceId "is added to the captured
+# data when you enable data capture on the endpoint" (SageMaker Runtime API Reference, InvokeEndpoint,
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html, read 2026-12-05), so
+# whoever reads the capture can drop them.
+SYNTHETIC_INFERENCE_ID = "synthetic-bake-load"
 
 
 class BakeLoad(Construct):
@@ -68,7 +86,7 @@ class BakeLoad(Construct):
                 {"version": "0.2", "phases": {"build": {"commands": ['bash -c "$BAKE_SCRIPT"']}}}
             ),
             environment=codebuild.BuildEnvironment(
-                build_image=codebuild.LinuxBuildImage.STANDARD_7_0, compute_type=codebuild.ComputeType.SMALL
+                build_image=codebuild.LinuxBuildImage.STANDARD_8_0, compute_type=codebuild.ComputeType.SMALL
             ),
             environment_variables={
                 name: codebuild.BuildEnvironmentVariable(value=value)
@@ -80,6 +98,8 @@ class BakeLoad(Construct):
                     "PARALLEL": str(parallel),
                     "SMOKE_JPEG_B64": SMOKE_JPEG_B64,
                     "BAKE_SCRIPT": _SCRIPT,
+                    "RENEW_SECONDS": str(RENEW_SECONDS),
+                    "INFERENCE_ID": SYNTHETIC_INFERENCE_ID,
                 }.items()
             },
             timeout=cdk.Duration.seconds(max_seconds + 600),
@@ -88,6 +108,9 @@ class BakeLoad(Construct):
         self.project.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sts:AssumeRole"],
-                resources=[lookup_role_arn, f"arn:aws:iam::{account}:role/{stage}-Serving-*"],
+                resources=[
+                    lookup_role_arn,
+                    f"arn:{cdk.Stack.of(self).partition}:iam::{account}:role/{stage}-Serving-*",
+                ],
             )
         )

@@ -50,6 +50,10 @@ class ModelData:
     url: str  # s3://<bucket>/<key>
     object_arn: str  # arn:<partition>:s3:::<bucket>/<key>
     kms_key_arn: str | None
+    # The model store's prefixes in that bucket (models/*, training-output/*): what the role reads. Not the one
+    # object: each release replaces the Model but keeps the old one (retained for SageMaker's alarm rollback), and a
+    # rolled-back endpoint's scale-out or instance replacement downloads the OLD model.tar.gz with this same role.
+    store_arns: tuple[str, ...] = ()
 
 
 def variant_name(instance_type: str) -> str:
@@ -215,9 +219,10 @@ class ServingEndpoint(Construct):
             description="SageMaker endpoint: reads its model version, writes data capture, pulls the serve image",
         )
         # Hand-scoped statements (exact actions), not grant_read/grant_put, whose action wildcards would need
-        # acknowledging: the role reads one object (or a package's prefixes) and writes only data capture.
+        # acknowledging: the role reads the model store's prefixes (a release: every model a retained Model may
+        # use) or one object, and writes only data capture.
         reads = (
-            [model_data.object_arn]
+            list(model_data.store_arns or (model_data.object_arn,))
             if model_data
             else [artifacts_bucket.arn_for_objects(settings.model_data_key)]
             if settings.model_data_key
@@ -255,6 +260,16 @@ class ServingEndpoint(Construct):
                 reason="SageMaker names data-capture objects per endpoint, variant and hour; writes are limited to the "
                 "data-capture/ prefix of this stage's artifacts bucket.",
             )
+        if model_data and model_data.store_arns:
+            for arn in reads:
+                acknowledge_resource(
+                    role,
+                    "AwsSolutions-IAM5",
+                    resource=arn,
+                    reason="Read-only on the registry's model store (models/, training-output/): the Models of "
+                    "earlier releases stay for SageMaker's alarm rollback and download their own model.tar.gz with "
+                    "this role on any scale-out or instance replacement.",
+                )
         if settings.model_package_arn:
             for arn in reads:
                 acknowledge_resource(

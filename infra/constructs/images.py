@@ -40,7 +40,12 @@ def serve_build_args(instance_type: str) -> dict[str, str]:
     """Build arguments of the serve image for an endpoint instance type: the CUDA variant (onnxruntime-gpu, on the
     CUDA that app/contracts/cuda.py declares) on GPU instances, the slim CPU image elsewhere. A pinned serve digest
     must be of the matching variant, built from the same declaration."""
-    if instance_types.is_gpu(instance_type):
+    return serve_variant_build_args("gpu" if instance_types.is_gpu(instance_type) else "cpu")
+
+
+def serve_variant_build_args(variant: Literal["cpu", "gpu"]) -> dict[str, str]:
+    """Build arguments of one serve variant (the registry stage builds both)."""
+    if variant == "gpu":
         return {"VARIANT": "gpu", **cuda.build_args("serve")}
     return {}
 

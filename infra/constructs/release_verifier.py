@@ -52,11 +52,17 @@ class ReleaseVerifierRole(Construct):
             )
         )
         self.role.add_to_policy(
-            iam.PolicyStatement(actions=["cloudformation:DescribeStacks"], resources=[stacks])
+            # UpdateTerminationProtection: verify turns it on after the deploy (CDK Pipelines ignores it)
+            iam.PolicyStatement(
+                actions=["cloudformation:DescribeStacks", "cloudformation:UpdateTerminationProtection"],
+                resources=[stacks],
+            )
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                actions=["ssm:GetParameter", "ssm:GetParameterHistory"], resources=[parameter]
+                # verify appends a passed release to the stage's history (scripts/release_checks.py record_release)
+                actions=["ssm:GetParameter", "ssm:GetParameterHistory", "ssm:PutParameter"],
+                resources=[parameter],
             )
         )
         self.role.add_to_policy(
@@ -76,7 +82,11 @@ class ReleaseVerifierRole(Construct):
                 "endpoint configs are named by CloudFormation and retained per release; read-only describe",
             ),
             (models, "models are named by CloudFormation and retained per release; read-only describe"),
-            (stacks, "read-only DescribeStacks on this stage's own stacks, whose ids CloudFormation assigns"),
+            (
+                stacks,
+                "DescribeStacks and turning termination protection on (never off) for this stage's own stacks, "
+                "whose ids CloudFormation assigns",
+            ),
         ):
             acknowledge_resource(self.role, "AwsSolutions-IAM5", why, resource=resource)
         self.output = cdk.CfnOutput(scope, "ReleaseVerifierRoleArn", value=self.role.role_arn)

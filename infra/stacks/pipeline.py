@@ -1,11 +1,12 @@
 """The release pipeline: one CDK Pipelines pipeline that deploys the same release Dev -> Staging -> Prod with gates.
 
 - Source: the repository through a CodeStar/CodeConnections connection (config). Synth: ``make test``, then
-  ``scripts.release create --if-new-package`` (a newer Approved model version becomes a new release record), then
-  ``make synth`` (cdk-nag + cfn-lint); the release record it synthesized travels along as ``cdk.out/release.json``,
-  so every later step checks exactly that record. A push, or an Approved model version in the registry (event
-  forwarded by the registry stage's Data stack), starts an execution; executions are QUEUED, so two releases never
-  update one endpoint at once (pipeline type V2).
+  ``make synth`` (cdk-nag + cfn-lint) of the release that ``releases/CURRENT`` names in that commit; the record travels
+  along as ``cdk.out/release.json``, so every later step checks exactly that record. Releases are never created here:
+  an operator creates the record (``scripts.release create``) and commits it, and the push starts an execution. So
+  the pipeline's own template depends on the model package only (never on a record's id, date or commit): a Synth
+  that self-mutates the pipeline and restarts it converges instead of looping. Executions are QUEUED, so two
+  releases never update one endpoint at once (pipeline type V2).
 - Each stage after the first: pre ``preflight`` (package Approved, metric >= the stage's bar, model object present
   with the release's sha256, instance quota >= 2x max capacity, endpoint not Updating). Stages listed in
   ``manual_approval_before`` (Prod) first wait for a person: the approval's comment summarises the release.
@@ -29,21 +30,25 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codepipeline as codepipeline
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct, IValidation
 
 from app.contracts.release import Release
 from infra.config import PipelineConfig
-from infra.constructs import training_names as names
 from infra.constructs.bake_load import BakeLoad
 from infra.nag import acknowledge, flatten_cfn_reference
-from infra.stacks.stateful import model_approved_pattern
 from infra.stage import PlatformStage
 
 RELEASE_FILE = "cdk.out/release.json"  # the synthesized release, next to the cloud assembly
+# Every CodeBuild project of the pipeline (Synth, SelfMutate, asset publishing, the gates) runs on one image with
+# pinned runtimes: "If a runtime version is not specified, CodeBuild uses the default version. The default version can
+# change when a previously default version reaches end of life" (AWS CodeBuild User Guide, "Available runtimes",
+# https://docs.aws.amazon.com/codebuild/latest/userguide/available-runtimes.html, read 2026-12-05). standard:7.0
+# activates Node 18, which aws-cdk-lib no longer supports; Ubuntu standard:8.0 offers nodejs 22 and python 3.11 (its
+# runtimes.yml). The versions are package.json's "node" major and pyproject's requires-python (a test keeps them so).
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_8_0
+RUNTIME_VERSIONS = {"nodejs": "22", "python": "3.11"}
 BOOTSTRAP_QUALIFIER = "hnb659fds"  # CDK's default bootstrap qualifier (cdk bootstrap --qualifier)
 _INSTALL = [
     "python3 --version",
@@ -52,39 +57,30 @@ _INSTALL = [
 ]
 
 
-def lookup_role_arn(account: str, region: str) -> str:
-    """The CDK bootstrap lookup role (ReadOnlyAccess) of an environment: preflight reads the stage through it."""
-    return f"arn:aws:iam::{account}:role/cdk-{BOOTSTRAP_QUALIFIER}-lookup-role-{account}-{region}"
+def lookup_role_arn(partition: str, account: str, region: str) -> str:
+    """The CDK bootstrap lookup role (ReadOnlyAccess) of an environment: preflight reads the stage through it.
+    ``partition``: the stack's (``aws``, ``aws-cn``, ...), never a literal ``aws``."""
+    return f"arn:{partition}:iam::{account}:role/cdk-{BOOTSTRAP_QUALIFIER}-lookup-role-{account}-{region}"
 
 
-def approval_comment(release: Release, previous: Release | None) -> str:
-    """What the approver reads: the release, its model's metrics, and what changes from the release before it."""
+def approval_comment(release: Release) -> str:
+    """What the approver reads: the model package and its metrics. Only the package, never the record's id, date or
+    commit: the comment is part of the pipeline's template, which must not change with each record (a changed
+    template self-mutates the pipeline and restarts it)."""
     model = release.model
     metrics = ", ".join(f"{k}={v:g}" for k, v in sorted(model.metrics.items()))
     lines = [
-        f"Release {release.release_id} (commit {release.git_commit[:12]}): model {model.package_group} "
-        f"v{model.package_version}, {metrics}; dataset {model.dataset_version}.",
+        f"Deploy model {model.package_group} v{model.package_version} to Prod ({metrics}; dataset "
+        f"{model.dataset_version}).",
+        "The release record is this execution's cdk.out/release.json (releases/CURRENT of its commit): "
+        "`python -m scripts.release show` and `python -m scripts.release diff <previous id>` show it and what "
+        "changes. Preflight runs after approval.",
     ]
-    if previous is None:
-        lines.append("First release: no earlier record to compare with.")
-    else:
-        changes = [
-            f"{name}: {old.split('@')[-1][:19]} -> {new.split('@')[-1][:19]}"
-            for name, new in release.image_uris().items()
-            if (old := previous.image_uris().get(name, "none")) != new
-        ]
-        if previous.model.package_arn != model.package_arn:
-            changes.append(
-                f"model: v{previous.model.package_version} ({previous.model.quality:g}) -> "
-                f"v{model.package_version} ({model.quality:g})"
-            )
-        lines.append(f"Changes from {previous.release_id}: {'; '.join(changes) or 'none'}.")
-    lines.append("Preflight runs after approval; `python -m scripts.release diff` shows the full difference.")
     return " ".join(lines)[:1000]  # CodePipeline limits an approval comment to 1000 characters
 
 
 class PipelineStack(cdk.Stack):
-    """Public: ``pipeline`` (pipelines.CodePipeline), ``approval_rule``."""
+    """Public: ``pipeline`` (pipelines.CodePipeline), ``synth_step``."""
 
     def __init__(
         self,
@@ -94,9 +90,11 @@ class PipelineStack(cdk.Stack):
         config: PipelineConfig,
         stages: list[PlatformStage],
         release: Release,
-        previous_release: Release | None = None,
+        cli_version: str,
         **kwargs: Any,
     ) -> None:
+        """``cli_version``: the CDK CLI that SelfMutate and asset publishing install (package.json's aws-cdk pin;
+        unpinned, CDK Pipelines installs the latest CLI, which may not read this app's cloud assembly)."""
         kwargs.setdefault("description", "Release pipeline: Dev -> Staging -> Prod with gates")
         super().__init__(
             scope, construct_id, env=cdk.Environment(account=config.account, region=config.region), **kwargs
@@ -104,35 +102,17 @@ class PipelineStack(cdk.Stack):
         source = pipelines.CodePipelineSource.connection(
             config.repository, config.branch, connection_arn=config.connection_arn, trigger_on_push=True
         )
-        registry = stages[0].config
-        registry_lookup = lookup_role_arn(str(registry.account), str(registry.region))
+        # No release is created here (an operator commits the record): Synth reads the repository and writes cdk.out.
         self.synth_step = pipelines.CodeBuildStep(
             "Synth",
             input=source,
             install_commands=["npm ci --no-audit --no-fund"],
             commands=[
                 "make test",
-                # An execution started by an Approved model version releases it: a new record from the registry's
-                # latest Approved version and the current digests (nothing when the current release has it).
-                f".venv/bin/python -m scripts.release create --from-stage {registry.name} --if-new-package "
-                f'--stage-role-arn {registry_lookup} --git-commit "$CODEBUILD_RESOLVED_SOURCE_VERSION" '
-                f"--region {registry.region}",
                 "make synth",
                 f'cp "releases/$(cat releases/CURRENT).json" {RELEASE_FILE}',
             ],
             primary_output_directory="cdk.out",
-            role_policy_statements=[
-                iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[registry_lookup]),
-                iam.PolicyStatement(
-                    actions=["s3:GetObject"],
-                    resources=[f"arn:aws:s3:::{release.model.bucket}/training-output/*"],
-                ),
-                *(
-                    [iam.PolicyStatement(actions=["kms:Decrypt"], resources=[release.model.kms_key_arn])]
-                    if release.model.kms_key_arn
-                    else []
-                ),
-            ],
         )
         self.pipeline = pipelines.CodePipeline(
             self,
@@ -144,10 +124,13 @@ class PipelineStack(cdk.Stack):
             execution_mode=codepipeline.ExecutionMode.QUEUED,
             cross_account_keys=True,
             enable_key_rotation=True,
+            cli_version=cli_version,
             code_build_defaults=pipelines.CodeBuildOptions(
                 build_environment=codebuild.BuildEnvironment(
-                    build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
-                    compute_type=codebuild.ComputeType.SMALL,
+                    build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.SMALL
+                ),
+                partial_build_spec=codebuild.BuildSpec.from_object(
+                    {"phases": {"install": {"runtime-versions": RUNTIME_VERSIONS}}}
                 ),
             ),
             synth_code_build_defaults=pipelines.CodeBuildOptions(
@@ -155,13 +138,12 @@ class PipelineStack(cdk.Stack):
                 timeout=cdk.Duration.minutes(60),
             ),
         )
-        first = stages[0]
         for index, stage in enumerate(stages):
             pre: list[pipelines.Step] = []
             if stage.config.name in config.manual_approval_before:
                 pre.append(
                     pipelines.ManualApprovalStep(
-                        f"Approve{stage.config.name}", comment=approval_comment(release, previous_release)
+                        f"Approve{stage.config.name}", comment=approval_comment(release)
                     )
                 )
             if index > 0:
@@ -181,7 +163,6 @@ class PipelineStack(cdk.Stack):
             self.pipeline.add_stage(stage, pre=pre, post=post)
         self.pipeline.build_pipeline()
         self._role_arns_as_sub()
-        self._start_on_approval(first, release)
         self._acknowledge()
 
     # ------------------------------------------------------------------------------------------------ gates
@@ -196,7 +177,7 @@ class PipelineStack(cdk.Stack):
         release: Release,
     ) -> pipelines.CodeBuildStep:
         name, account, region = stage.config.name, str(stage.config.account), str(stage.config.region)
-        lookup = lookup_role_arn(account, region)
+        lookup = lookup_role_arn(self.partition, account, region)
         model = release.model
         return pipelines.CodeBuildStep(
             f"Preflight{name}",
@@ -213,7 +194,25 @@ class PipelineStack(cdk.Stack):
                     actions=["sagemaker:DescribeModelPackage"], resources=[model.package_arn]
                 ),
                 iam.PolicyStatement(
-                    actions=["s3:GetObject"], resources=[f"arn:aws:s3:::{model.bucket}/{model.key}"]
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:{self.partition}:s3:::{model.bucket}/{model.key}"],
+                ),
+                # every image of the release exists in the registry (preflight, ECR DescribeImages)
+                iam.PolicyStatement(
+                    actions=["ecr:DescribeImages"],
+                    resources=sorted(
+                        {
+                            self.format_arn(
+                                service="ecr",
+                                account=image.account,
+                                region=image.region,
+                                resource="repository",
+                                resource_name=image.repository_name,
+                            )
+                            for image in release.image_fields().values()
+                        },
+                        key=str,
+                    ),
                 ),
                 *(
                     [iam.PolicyStatement(actions=["kms:Decrypt"], resources=[model.kms_key_arn])]
@@ -236,7 +235,7 @@ class PipelineStack(cdk.Stack):
             stage=name,
             account=account,
             region=region,
-            lookup_role_arn=lookup_role_arn(account, region),
+            lookup_role_arn=lookup_role_arn(self.partition, account, region),
             # the stack deploys before the endpoint update, then the whole blue/green deployment
             max_seconds=deployment.max_execution_timeout_s + 900,
             parallel=config.bake_load_parallel,
@@ -272,6 +271,12 @@ class PipelineStack(cdk.Stack):
                 f"stage {name}: no ReleaseVerifierRole (the stage has no endpoint or no pipeline account)"
             )
         requests = config.smoke_requests if smoke else config.smoke_requests * 2
+        # CDK Pipelines ignores termination protection (aws/aws-cdk#17871): verify applies it and checks it.
+        protect = "".join(
+            f" --protect-stack {stack.stack_name}"
+            for stack in (stage.data, stage.training, stage.serving)
+            if stack.termination_protection
+        )
         return pipelines.CodeBuildStep(
             f"Verify{name}",
             input=source,
@@ -281,13 +286,13 @@ class PipelineStack(cdk.Stack):
             commands=[
                 f".venv/bin/python -m scripts.release verify --stage {name} --release-file {RELEASE_FILE} "
                 f'--region {region} --stage-role-arn "$VERIFIER_ROLE_ARN" --load-requests {requests} '
-                f"--load-concurrency {config.smoke_concurrency}"
+                f"--load-concurrency {config.smoke_concurrency}{protect}"
             ],
             # the stage's ReleaseVerifierRole: CloudFormation names it "<Stage>-Serving-<id>-<suffix>"
             role_policy_statements=[
                 iam.PolicyStatement(
                     actions=["sts:AssumeRole"],
-                    resources=[f"arn:aws:iam::{stage.config.account}:role/{name}-Serving-*"],
+                    resources=[f"arn:{self.partition}:iam::{stage.config.account}:role/{name}-Serving-*"],
                 )
             ],
             timeout=cdk.Duration.minutes(config.verify_timeout_minutes),
@@ -307,45 +312,9 @@ class PipelineStack(cdk.Stack):
                         {"Fn::Sub": "".join(_sub_part(part) for part in value["Fn::Join"][1])},
                     )
 
-    # ------------------------------------------------------------------------------------------------ trigger
-    def _start_on_approval(self, registry_stage: PlatformStage, release: Release) -> None:
-        """The registry stage forwards "Approved" model package events here; they start an execution."""
-        registry_account = release.model.account
-        events.CfnEventBusPolicy(
-            self,
-            "RegistryMayForwardApprovals",
-            statement_id="RegistryApprovals",
-            event_bus_name="default",
-            statement={
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:{self.partition}:iam::{registry_account}:root"},
-                "Action": "events:PutEvents",
-                "Resource": f"arn:{self.partition}:events:{self.region}:{self.account}:event-bus/default",
-            },
-        )
-        pattern = model_approved_pattern(names.model_package_group_name(registry_stage.config.name))
-        self.approval_rule = events.Rule(
-            self,
-            "ModelApprovedStartsRelease",
-            description="An Approved model version in the registry starts the release pipeline",
-            event_pattern=events.EventPattern(
-                account=[registry_account],
-                source=pattern.source,
-                detail_type=pattern.detail_type,
-                detail=pattern.detail,
-            ),
-            targets=[targets.CodePipeline(self.pipeline.pipeline)],
-        )
-
     def _acknowledge(self) -> None:
         """CDK Pipelines generates the pipeline's roles; their wildcards are acknowledged one by one (each rendered
         finding of each generated policy) with the reason that fits its kind, never by rule."""
-        acknowledge(
-            self.approval_rule,
-            "Serverless-EventBusDLQ",
-            "a lost start event loses nothing: the Approved version stays in the registry and an operator starts the "
-            "pipeline by hand (python -m scripts.release promote); a DLQ would hold only that event",
-        )
         acknowledge(
             self.pipeline.pipeline.artifact_bucket,
             "AwsSolutions-S1",

@@ -13,6 +13,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from app.contracts.stack_outputs import ServingOutputs
+from app.contracts.storage import MODELS_PREFIX, TRAINING_OUTPUT_PREFIX
 from infra.config import StageConfig
 from infra.constructs.endpoint import ModelData, ServingEndpoint, variant_name
 from infra.constructs.endpoint_scaling import EndpointAutoscaling
@@ -126,8 +127,10 @@ class ServingStack(cdk.Stack):
 
     def _model_data(self, release: StageRelease) -> ModelData:
         model = release.model
+        store = f"arn:{self.partition}:s3:::{model.bucket}"
         return ModelData(
             url=model.model_data_uri,
-            object_arn=f"arn:{self.partition}:s3:::{model.bucket}/{model.key}",
+            object_arn=f"{store}/{model.key}",
             kms_key_arn=model.kms_key_arn,
+            store_arns=tuple(f"{store}/{prefix}*" for prefix in (MODELS_PREFIX, TRAINING_OUTPUT_PREFIX)),
         )

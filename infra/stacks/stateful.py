@@ -15,15 +15,13 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from app.contracts.release import SERVE_VARIANTS, ServeVariant, serve_variant_output
 from app.contracts.stack_outputs import DataOutputs
 from app.contracts.storage import (
     CHECKPOINTS_PREFIX,
@@ -34,10 +32,10 @@ from app.contracts.storage import (
 from infra.config import StageConfig
 from infra.constructs import secure_bucket
 from infra.constructs import training_names as names
-from infra.constructs.images import ContainerImage, serve_build_args
+from infra.constructs.images import ContainerImage, serve_build_args, serve_variant_build_args
 from infra.constructs.secure_bucket import SecureBucket
 from infra.nag import acknowledge
-from infra.release import StageRelease
+from infra.release import StageRelease, serve_variant
 
 IMAGE_NAMES: tuple[str, ...] = ("dataprep", "train", "serve")
 # scripts/promote_image.py tags every promoted image sha256-<digest> (immutable tags): that is what a stage pins.
@@ -46,18 +44,6 @@ PROMOTED_TAG_PATTERN = "sha256-*"
 # https://docs.aws.amazon.com/AmazonECR/latest/userguide/service-quotas.html, read 2026-11-30): a count rule that keeps
 # this many images never expires one before the repository itself is full.
 ECR_IMAGES_PER_REPOSITORY = 100_000
-MODEL_PACKAGE_STATE_CHANGE = "SageMaker Model Package State Change"
-
-
-def model_approved_pattern(group_prefix: str) -> events.EventPattern:
-    """A model version of the stage's registry that became Approved (SageMaker's EventBridge event; "Events that
-    Amazon SageMaker sends to Amazon EventBridge", https://docs.aws.amazon.com/sagemaker/latest/dg/automating-sagemaker-with-eventbridge.html,
-    read 2026-11-30)."""
-    return events.EventPattern(
-        source=["aws.sagemaker"],
-        detail_type=[MODEL_PACKAGE_STATE_CHANGE],
-        detail={"ModelPackageGroupName": [{"prefix": group_prefix}], "ModelApprovalStatus": ["Approved"]},
-    )
 
 
 def _pin(construct: Construct, logical_id: str) -> None:
@@ -77,6 +63,7 @@ class StatefulStack(cdk.Stack):
         *,
         config: StageConfig,
         release: StageRelease | None = None,
+        registry: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault(
@@ -85,7 +72,11 @@ class StatefulStack(cdk.Stack):
         )
         super().__init__(scope, construct_id, termination_protection=config.retain_data, **kwargs)
         retain = config.retain_data
-        removal = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
+        # The registry stage (the first, where images are built and models registered): every later stage and every
+        # release pins its images and reads its model store, so its repositories and access logs outlive its stack
+        # even where the stage itself keeps nothing (dev): tearing down Dev must not break Staging and Prod.
+        keep_registry = retain or registry
+        registry_removal = cdk.RemovalPolicy.RETAIN if keep_registry else cdk.RemovalPolicy.DESTROY
 
         self.key: kms.Key = kms.Key(
             self,
@@ -114,8 +105,8 @@ class StatefulStack(cdk.Stack):
                     ),
                 )
             ],
-            removal_policy=removal,
-            auto_delete_objects=not retain,
+            removal_policy=registry_removal,
+            auto_delete_objects=not keep_registry,
         )
         _pin(self.access_logs_bucket, "AccessLogsBucket")
         acknowledge(
@@ -157,6 +148,13 @@ class StatefulStack(cdk.Stack):
         )
         self.artifacts_bucket: s3.Bucket = artifacts.bucket
         _pin(self.artifacts_bucket, "ArtifactsBucket")
+        # The bucket policy holds the TLS-only rule and the cross-account read grant of the later stages: retained
+        # with the bucket, or deleting the stack would strip both from a bucket that stays.
+        assert self.artifacts_bucket.policy is not None  # enforce_ssl creates it
+        self.artifacts_bucket.policy.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+        if keep_registry:  # the retained model store keeps logging into it: its delivery grant stays too
+            assert self.access_logs_bucket.policy is not None
+            self.access_logs_bucket.policy.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
 
         self.repositories: dict[str, ecr.Repository] = {}
         for name in IMAGE_NAMES:
@@ -185,8 +183,8 @@ class StatefulStack(cdk.Stack):
                         max_image_count=config.ecr_keep_images,
                     ),
                 ],
-                removal_policy=removal,
-                empty_on_delete=not retain,
+                removal_policy=registry_removal,
+                empty_on_delete=not keep_registry,
             )
             _pin(repository, f"{name.capitalize()}Repository")
             self.repositories[name] = repository
@@ -203,14 +201,40 @@ class StatefulStack(cdk.Stack):
             build_args=serve_build_args(config.endpoint.instance_type),
         )
 
+        if registry:
+            self._serve_variants(config, release)
+
         cdk.CfnOutput(self, DataOutputs.DATASETS_BUCKET_NAME, value=self.datasets_bucket.bucket_name)
         cdk.CfnOutput(self, DataOutputs.ARTIFACTS_BUCKET_NAME, value=self.artifacts_bucket.bucket_name)
         self._model_registry(config)
         if release is not None:
-            self._release_record(config, release)
             self._share_with(release.model_readers)
-            if release.model_readers and release.pipeline_account:
-                self._forward_approvals(config, release.pipeline_account)
+
+    def _serve_variants(self, config: StageConfig, release: StageRelease | None) -> None:
+        """The registry builds every serve variant once (cpu: slim, gpu: CUDA) whenever it builds its images, so a
+        release takes each from this one build (``release create``), never from an earlier record; running a
+        release, it names the release's digests. One output per variant."""
+        own = serve_variant(config.endpoint.instance_type)
+        pinned = dict(release.serve_variants) if release else {}
+        builds = release is None or release.serve is None
+        self.serve_variant_images: dict[ServeVariant, str] = {}
+        for variant in SERVE_VARIANTS:
+            if variant == own:
+                uri = self.serve_image.image_uri
+            elif builds:
+                uri = ContainerImage(
+                    self,
+                    f"Serve{variant.capitalize()}Image",
+                    name="serve",
+                    pinned_uri=None,
+                    build_args=serve_variant_build_args(variant),
+                ).image_uri
+            elif variant in pinned:
+                uri = pinned[variant]
+            else:
+                continue
+            self.serve_variant_images[variant] = uri
+            cdk.CfnOutput(self, serve_variant_output(variant), value=uri)
 
     def _model_registry(self, config: StageConfig) -> None:
         """The stage's model package group: retained, so the approval history (what went to Prod) outlives stacks.
@@ -232,40 +256,6 @@ class StatefulStack(cdk.Stack):
         self.model_package_group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
         self.model_package_group.override_logical_id("ModelPackageGroup")
         cdk.CfnOutput(self, DataOutputs.MODEL_PACKAGE_GROUP_NAME, value=self.model_package_group_name)
-
-    def _release_record(self, config: StageConfig, release: StageRelease) -> None:
-        """The id of the release this stage runs; SSM keeps each value's history (``scripts.release history``)."""
-        self.release_parameter = ssm.StringParameter(
-            self,
-            "ReleaseParameter",
-            parameter_name=names.release_parameter_name(config.name),
-            string_value=release.release_id,
-            description=f"{config.name}: the release the stage runs (history: the parameter's versions)",
-            tier=ssm.ParameterTier.STANDARD,
-        )
-        cdk.CfnOutput(self, DataOutputs.RELEASE_PARAMETER_NAME, value=self.release_parameter.parameter_name)
-        cdk.CfnOutput(self, DataOutputs.RELEASE_ID, value=release.release_id)
-
-    def _forward_approvals(self, config: StageConfig, pipeline_account: str) -> None:
-        """An Approved model version in this registry starts a release: forward the event to the pipeline's bus."""
-        bus = events.EventBus.from_event_bus_arn(
-            self,
-            "PipelineBus",
-            f"arn:{self.partition}:events:{self.region}:{pipeline_account}:event-bus/default",
-        )
-        self.approvals_rule = events.Rule(
-            self,
-            "ModelApprovedToPipeline",
-            description=f"{config.name}: an Approved model version starts the release pipeline",
-            event_pattern=model_approved_pattern(names.model_package_group_name(config.name)),
-            targets=[targets.EventBus(bus)],
-        )
-        acknowledge(
-            self.approvals_rule,
-            "Serverless-EventBusDLQ",
-            "a lost forward loses nothing: the Approved version stays in the registry and an operator starts the "
-            "pipeline by hand (python -m scripts.release promote); a DLQ would hold only that event",
-        )
 
     def _share_with(self, accounts: tuple[str, ...]) -> None:
         """Let other accounts (later stages, the pipeline) read the model store, its key and the images.

@@ -11,20 +11,34 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra import paths
 from infra.app import example_pipeline_stages
 from infra.config import StageConfig
+from tests.fixtures.release_records import operator_releases
 from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config, synthesize
+
+
+@pytest.fixture(scope="session", autouse=True)
+def operator_current_elsewhere(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The whole infra suite runs with the operator's releases/ holding a real-looking CURRENT in another account
+    and us-east-1: a test that read it instead of the example fixture would fail (issue 22)."""
+    folder = operator_releases(tmp_path_factory.mktemp("operator-releases"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(paths, "RELEASES_DIR", folder)
+        yield folder
 
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
-    """The whole app, every stage, synthesized once per session (cdk-nag runs as part of it)."""
-    return synthesize(None, tmp_path_factory.mktemp("cdk.out"))
+    """The whole app (infra/stages.py and its pipeline config) deploying the example release, synthesized once per
+    session (cdk-nag runs as part of it)."""
+    return synthesize(None, tmp_path_factory.mktemp("cdk.out"), releases_dir=paths.EXAMPLE_RELEASES_DIR)
 
 
 @pytest.fixture(scope="session")

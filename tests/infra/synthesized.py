@@ -1,6 +1,6 @@
 """Synthesized CDK apps for the infra tests: ``SynthesizedApp`` (templates by stage and stack id), ``synthesize``,
-``make_stage_config`` (a stage's config with deep-merged overrides) and ``EXAMPLE_RELEASE`` (the checked-in release
-every default stage deploys). The session fixtures that use them are in tests/infra/conftest.py."""
+``make_stage_config`` (a stage's config with deep-merged overrides) and ``EXAMPLE_RELEASE`` (the example record,
+tests/fixtures/releases/, that every default stage deploys; never the operator's releases/CURRENT). The session fixtures that use them are in tests/infra/conftest.py."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
-from app.contracts.release import Release, load_current
-from infra.app import RELEASES_DIR, build_app
+from app.contracts.release import Release
+from infra.app import build_app, example_release
 from infra.config import StageConfig, load_stage
 from infra.stage import PlatformStage
 from infra.stages import STAGES
 from scripts.synth import nag_findings
 
-EXAMPLE_RELEASE: Release = load_current(RELEASES_DIR)
+EXAMPLE_RELEASE: Release = example_release()
 
 
 @dataclass

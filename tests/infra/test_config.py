@@ -88,10 +88,21 @@ def test_canary_on_a_single_instance_fleet_is_rejected_with_the_fix() -> None:
         load_stage("Staging", values)
 
 
+def test_linear_step_below_one_instance_is_rejected() -> None:
+    """Issue 22: Prod ran LINEAR 25% on a 2-instance fleet (half an instance per step); LinearStepSize must be
+    10-50% of the variant's instances, at least one each."""
+    endpoint = dict(STAGES["Prod"]["endpoint"])  # type: ignore[call-overload]
+    endpoint["deployment"] = {"strategy": "linear", "linear_step_percent": 25, "wait_interval_s": 300}
+    with pytest.raises(
+        ConfigError, match=r"linear_step_percent 25% of 2 instance\(s\).* is 0.5 instance.*at least 50"
+    ):
+        load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
+
+
 def test_linear_rollout_longer_than_its_timeout_is_rejected() -> None:
     endpoint = dict(STAGES["Prod"]["endpoint"])  # type: ignore[call-overload]
-    endpoint["deployment"] = {"strategy": "linear", "linear_step_percent": 25, "wait_interval_s": 900}
-    with pytest.raises(ConfigError, match=r"stage Prod: field 'endpoint'.*4 wait interval\(s\) of 900 s"):
+    endpoint["deployment"] = {"strategy": "linear", "linear_step_percent": 50, "wait_interval_s": 3600}
+    with pytest.raises(ConfigError, match=r"stage Prod: field 'endpoint'.*2 wait interval\(s\) of 3600 s"):
         load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
 
 

@@ -33,10 +33,10 @@ TWO_INSTANCES: dict[str, Any] = {
 
 # ------------------------------------------------------------------------------------------------ 5 timeouts
 def test_deployment_timeout_counts_model_download_and_startup_health_check() -> None:
-    """Bake waits alone (4 x 300 s + 300 s) fit one hour; with 1800 s + 1800 s of provisioning they do not."""
+    """Bake waits alone (2 x 300 s + 300 s) fit one hour; with 1800 s + 1800 s of provisioning they do not."""
     values = stage("Prod", model_download_timeout_s=1800, startup_health_check_timeout_s=1800)
     with pytest.raises(
-        ConfigError, match=r"stage Prod: field 'endpoint'.*provisioning 4200 s .* = 5700 s exceed"
+        ConfigError, match=r"stage Prod: field 'endpoint'.*provisioning 4200 s .* = 5100 s exceed"
     ):
         load_stage("Prod", values)
 

@@ -4,14 +4,19 @@ and Prod, the registry shared across accounts, and cdk-nag + cfn-lint clean on t
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
+from app.contracts.release import Release
 from infra.app import build_app, example_pipeline_stages
 from infra.config import ConfigError, load_pipeline
+from infra.paths import REPO_ROOT
 from infra.release import serve_variant
+from infra.stacks.pipeline import RUNTIME_VERSIONS
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE
 from scripts.synth import IGNORED_CFN_LINT_CHECKS
 from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config
@@ -79,9 +84,8 @@ def test_source_is_the_configured_connection_and_synth_runs_make_test_and_make_s
     specs = [json.dumps(p["Source"].get("BuildSpec", "")) for p in projects]
     [synth_spec] = [s for s in specs if "make synth" in s]
     assert synth_spec.index("make test") < synth_spec.index("make synth")
-    # an execution started by an Approved model version releases it before the synth
-    create = synth_spec.index("scripts.release create --from-stage Dev --if-new-package")
-    assert synth_spec.index("make test") < create < synth_spec.index("make synth")
+    # releases are never created inside the pipeline (a new record each Synth would self-mutate it forever)
+    assert not [s for s in specs if "scripts.release create" in s]
 
 
 def test_manual_approval_comes_before_any_prod_deploy(pipeline_synth: SynthesizedApp) -> None:
@@ -97,13 +101,33 @@ def test_manual_approval_comes_before_any_prod_deploy(pipeline_synth: Synthesize
     ]
 
 
-def test_approval_comment_summarises_the_release(pipeline_synth: SynthesizedApp) -> None:
+def test_approval_comment_summarises_the_model_package_not_the_record(pipeline_synth: SynthesizedApp) -> None:
     [approval] = [a for a in actions(pipeline_synth, "Prod") if a["ActionTypeId"]["Category"] == "Approval"]
     comment = approval["Configuration"]["CustomData"]
-    assert EXAMPLE_RELEASE.release_id in comment
     assert f"v{EXAMPLE_RELEASE.model.package_version}" in comment
     assert "val:mAP50-95=0.64" in comment
+    assert EXAMPLE_RELEASE.release_id not in comment and EXAMPLE_RELEASE.git_commit[:12] not in comment
     assert len(comment) <= 1000
+
+
+def test_pipeline_template_is_identical_for_two_records_of_one_model_package(tmp_path: Path) -> None:
+    """Issue 22's self-mutation loop: the pipeline template carried the record's id, so every Synth changed it."""
+    doc = EXAMPLE_RELEASE.model_dump(mode="json")
+    doc.update(
+        release_id="r-20270101-000001",
+        created_at="2027-01-01T00:00:01Z",
+        git_commit="c" * 40,
+        notes="another record of the same model package",
+    )
+    doc["images"]["serve"]["gpu"]["digest"] = "sha256:" + "9" * 64  # a rebuilt image, same repository
+    other = Release.model_validate(doc)
+    templates = []
+    for index, release in enumerate((EXAMPLE_RELEASE, other)):
+        stages, pipeline = example_pipeline_stages()
+        outdir = tmp_path / f"cdk.out.{index}"
+        build_app(stages, release=release, pipeline=pipeline, outdir=str(outdir)).synth()
+        templates.append((outdir / "Pipeline.template.json").read_bytes())
+    assert templates[0] == templates[1]
 
 
 @pytest.mark.parametrize("stage", ["Staging", "Prod"])
@@ -176,16 +200,13 @@ def test_registry_shares_model_store_key_and_images_with_later_stages_and_the_pi
     assert "ReleaseReaders" not in json.dumps(pipeline_synth.template_json("Prod", "Data"))
 
 
-def test_an_approved_model_version_starts_the_pipeline(pipeline_synth: SynthesizedApp) -> None:
-    resources = pipeline_synth.pipeline_template()["Resources"]
-    [rule] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Events::Rule"]
-    assert rule["EventPattern"]["detail-type"] == ["SageMaker Model Package State Change"]
-    assert rule["EventPattern"]["detail"]["ModelApprovalStatus"] == ["Approved"]
-    assert rule["EventPattern"]["account"] == [EXAMPLE_RELEASE.model.account]
-    assert ":codepipeline:" in json.dumps(rule["Targets"])
-    forward = pipeline_synth.template_json("Dev", "Data")["Resources"]
-    [forwarder] = [r["Properties"] for r in forward.values() if r["Type"] == "AWS::Events::Rule"]
-    assert f":{EXAMPLE_PIPELINE['account']}:event-bus/default" in json.dumps(forwarder["Targets"])
+def test_nothing_starts_the_pipeline_but_a_push(pipeline_synth: SynthesizedApp) -> None:
+    """An Approved model version no longer starts an execution: it would only redeploy CURRENT (the record is
+    created by an operator and committed; the push starts the pipeline)."""
+    types = {r["Type"] for r in pipeline_synth.pipeline_template()["Resources"].values()}
+    assert not types & {"AWS::Events::Rule", "AWS::Events::EventBusPolicy"}
+    registry = pipeline_synth.template_json("Dev", "Data")["Resources"].values()
+    assert "AWS::Events::Rule" not in {r["Type"] for r in registry}
 
 
 def test_pipeline_stack_is_cfn_lint_clean(pipeline_synth: SynthesizedApp) -> None:
@@ -233,3 +254,140 @@ def test_staging_gets_traffic_while_its_deployment_bakes(pipeline_synth: Synthes
     timeout = make_stage_config("Staging").endpoint.deployment.max_execution_timeout_s
     assert int(variables["MAX_SECONDS"]) > timeout  # covers the whole blue/green deployment
     assert not [a for a in actions(pipeline_synth, "Prod") if a["Name"].startswith("StartBakeLoad")]
+
+
+@pytest.mark.parametrize("stage", STAGE_ORDER)
+def test_verifier_role_may_append_to_the_stage_history(pipeline_synth: SynthesizedApp, stage: str) -> None:
+    """verify writes the release id once it passed (record_release): its role needs ssm:PutParameter on exactly
+    the stage's parameter."""
+    statements = [
+        s
+        for r in pipeline_synth.template_json(stage, "Serving")["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy" and "Verifier" in json.dumps(r["Properties"]["Roles"])
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    [history] = [s for s in statements if "ssm:PutParameter" in s["Action"]]
+    assert f"parameter/yolo-detector/{stage.lower()}/release-id" in json.dumps(history["Resource"])
+
+
+def rendered(value: Any) -> str:
+    """A CloudFormation string (plain or Fn::Join) with each reference as <ref>."""
+    if isinstance(value, str):
+        return value
+    separator, parts = value["Fn::Join"]
+    return str(separator).join(part if isinstance(part, str) else "<ref>" for part in parts)
+
+
+def codebuild_projects(synth: SynthesizedApp) -> dict[str, dict[str, Any]]:
+    return {
+        lid: r["Properties"]
+        for lid, r in synth.pipeline_template()["Resources"].items()
+        if r["Type"] == "AWS::CodeBuild::Project"
+    }
+
+
+def test_every_pipeline_project_pins_its_runtimes_and_the_cdk_cli(pipeline_synth: SynthesizedApp) -> None:
+    """Issue 22: standard:7.0 activated Node 18 (aws-cdk-lib needs >= 20) and SelfMutate installed the latest CDK
+    CLI. Node's major is package.json's "node" pin, Python pyproject's requires-python, the CLI package.json's."""
+    package = json.loads((REPO_ROOT / "package.json").read_text())["devDependencies"]
+    python = re.search(r'requires-python = ">=(\d+\.\d+)', (REPO_ROOT / "pyproject.toml").read_text())
+    assert python is not None
+    expected = {"nodejs": package["node"].split(".")[0], "python": python[1]}
+    assert expected == RUNTIME_VERSIONS
+    projects = codebuild_projects(pipeline_synth)
+    steps = {lid: p for lid, p in projects.items() if "synthetic traffic" not in p.get("Description", "")}
+    assert len(steps) >= 8  # Synth, SelfMutate, asset publishing, preflight, bake start, verify ...
+    for lid, project in steps.items():
+        spec = json.loads(rendered(project["Source"]["BuildSpec"]))
+        assert spec["phases"]["install"]["runtime-versions"] == expected, lid
+        assert project["Environment"]["Image"] == "aws/codebuild/standard:8.0", lid
+    self_mutate = [json.dumps(p) for p in projects.values() if "cdk -a . deploy" in json.dumps(p)]
+    assert self_mutate and f"aws-cdk@{package['aws-cdk']}" in self_mutate[0]
+
+
+@pytest.mark.parametrize(
+    ("stage", "protected"),
+    [("Dev", []), ("Staging", ["Staging-Data"]), ("Prod", ["Prod-Data", "Prod-Training", "Prod-Serving"])],
+)
+def test_verify_applies_and_checks_termination_protection_the_pipeline_ignores(
+    pipeline_synth: SynthesizedApp, stage: str, protected: list[str]
+) -> None:
+    """CDK Pipelines ignores a stack's termination protection (aws/aws-cdk#17871): verify turns it on and checks it
+    for exactly the stacks the stage config protects."""
+    [spec] = [
+        rendered(p["Source"]["BuildSpec"])
+        for p in codebuild_projects(pipeline_synth).values()
+        if f"scripts.release verify --stage {stage} " in rendered(p["Source"]["BuildSpec"])
+    ]
+    assert re.findall(r"--protect-stack (\S+?)[\s\"]", spec) == protected
+    serving = pipeline_synth.template_json(stage, "Serving")["Resources"].values()
+    verifier = json.dumps(
+        [r for r in serving if r["Type"] == "AWS::IAM::Policy" and "Verifier" in json.dumps(r)]
+    )
+    assert "cloudformation:UpdateTerminationProtection" in verifier
+
+
+@pytest.mark.parametrize("stage", ["Staging", "Prod"])
+def test_preflight_may_describe_every_release_image_in_the_registry(
+    pipeline_synth: SynthesizedApp, stage: str
+) -> None:
+    resources = pipeline_synth.pipeline_template()["Resources"]
+    [role] = [
+        lid for lid, r in resources.items() if r["Type"] == "AWS::IAM::Role" and f"Preflight{stage}" in lid
+    ]
+    statements = [
+        s
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    [describe] = [s for s in statements if s["Action"] == "ecr:DescribeImages"]
+    repositories = {rendered(r) for r in describe["Resource"]}
+    assert repositories == {
+        f"arn:aws:ecr:eu-west-1:111111111111:repository/{image.repository_name}"
+        for image in EXAMPLE_RELEASE.image_fields().values()
+    }
+
+
+def test_bake_load_renews_its_credentials_and_marks_its_requests(pipeline_synth: SynthesizedApp) -> None:
+    """Issue 22: the bake loop may run past its assumed role's one-hour session (MAX_SECONDS), and its synthetic
+    requests landed in data capture unmarked."""
+    [bake] = [
+        p
+        for p in codebuild_projects(pipeline_synth).values()
+        if "synthetic traffic" in p.get("Description", "")
+    ]
+    variables = {v["Name"]: v["Value"] for v in bake["Environment"]["EnvironmentVariables"]}
+    assert int(variables["MAX_SECONDS"]) > 3600 > int(variables["RENEW_SECONDS"])
+    script = variables["BAKE_SCRIPT"]
+    loop = script[script.index("while ") :]
+    assert 'creds "$ROLE"' in loop and "RENEW_SECONDS" in loop  # re-assumed inside the loop
+    assert '--inference-id "$INFERENCE_ID"' in loop and variables["INFERENCE_ID"] == "synthetic-bake-load"
+
+
+def test_synth_role_assumes_nothing_and_reads_no_model_store(pipeline_synth: SynthesizedApp) -> None:
+    """Synth only reads the repository and writes cdk.out (releases are committed, not created there): its role no
+    longer assumes the registry's lookup role or reads the model store (it ran `release create` as the read-only
+    lookup role, which could not copy images anyway)."""
+    resources = pipeline_synth.pipeline_template()["Resources"]
+    [synth_project] = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CodeBuild::Project"
+        and "make synth" in rendered(r["Properties"]["Source"]["BuildSpec"])
+    ]
+    role = synth_project["ServiceRole"]["Fn::GetAtt"][0]
+    statements = [
+        s
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    actions = {
+        a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert "sts:AssumeRole" not in actions
+    assert not [a for a in actions if a.startswith(("ecr:Put", "ecr:Upload"))]
+    rendered_statements = json.dumps(statements)
+    assert "training-output" not in rendered_statements
+    assert str(EXAMPLE_RELEASE.model.kms_key_arn) not in rendered_statements  # only the artifact key's grant

@@ -13,7 +13,7 @@ from aws_cdk import aws_s3 as s3
 
 from infra.app import build_app
 from infra.nag import acknowledge, acknowledge_resource, add_checks
-from infra.paths import REPO_ROOT
+from infra.paths import EXAMPLE_RELEASES_DIR, REPO_ROOT
 from scripts.synth import is_error, lint, nag_findings
 from tests.infra.synthesized import SynthesizedApp, make_stage_config
 
@@ -57,7 +57,7 @@ def test_templates_hold_no_local_paths(synth: SynthesizedApp) -> None:
 
 
 def test_synth_is_byte_identical_across_two_runs(synth: SynthesizedApp, tmp_path: Path) -> None:
-    build_app(outdir=str(tmp_path)).synth()
+    build_app(outdir=str(tmp_path), releases_dir=EXAMPLE_RELEASES_DIR).synth()
     first = {p.relative_to(synth.outdir): p.read_bytes() for p in synth.outdir.glob("assembly-*/*.json")}
     second = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.glob("assembly-*/*.json")}
     assert sorted(first) == sorted(second)
@@ -117,3 +117,19 @@ def test_token_arn_acknowledgement_matches_in_agnostic_and_pinned_envs(
         resource=log_groups,
     )
     app.synth()  # raises on an unmatched (unacknowledged) finding
+
+
+def test_no_construct_hard_codes_the_aws_partition() -> None:
+    """Issue 22: `arn:aws:` in infra code breaks the other partitions (aws-cn, aws-us-gov); ARNs take the stack's
+    partition (a literal only where CDK resolves it to one). Comments, docstrings and the example config may say it."""
+    offenders = []
+    for path in sorted((REPO_ROOT / "infra").rglob("*.py")):
+        if path.name == "stages.py":  # example connection ARN (placeholder config, not construct code)
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            text: str = node.value
+            if "\n" not in text and "arn:aws:" in text and not text.lstrip().startswith(("``", "(")):
+                offenders.append(f"{path.relative_to(REPO_ROOT)}:{node.lineno}")
+    assert offenders == []

@@ -107,7 +107,11 @@ def test_model_package_stage_uses_the_package_not_an_image(variants: Synthesized
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_execution_role_reads_only_the_model_object(synth: SynthesizedApp, stage: str) -> None:
+def test_execution_role_reads_the_model_store_so_a_rolled_back_model_can_scale_out(
+    synth: SynthesizedApp, stage: str
+) -> None:
+    """Issue 22: each release narrowed the one role to its own model.tar.gz, so after an alarm rollback the old
+    (retained) Model could no longer download its model data on scale-out or instance replacement."""
     template = serving(synth, stage)
     statements = [
         s
@@ -116,8 +120,11 @@ def test_execution_role_reads_only_the_model_object(synth: SynthesizedApp, stage
     ]
     reads = [s for s in statements if "s3:GetObject" in json.dumps(s["Action"])]
     assert [s["Action"] for s in reads] == ["s3:GetObject"]
-    model = EXAMPLE_RELEASE.model
-    assert flat(reads[0]["Resource"]) == f"arn:<ref>:s3:::{model.bucket}/{model.key}"
+    bucket = EXAMPLE_RELEASE.model.bucket
+    assert sorted(flat(r) for r in reads[0]["Resource"]) == [
+        f"arn:<ref>:s3:::{bucket}/models/*",
+        f"arn:<ref>:s3:::{bucket}/training-output/*",
+    ]
     assert not [s for s in statements if "s3:Delete" in json.dumps(s["Action"])]
 
 
@@ -179,7 +186,7 @@ def test_data_capture_samples_the_stage_percentage_into_the_artifacts_bucket(
             "Prod",
             {
                 "Type": "LINEAR",
-                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
                 "WaitIntervalInSeconds": 300,
             },
         ),

@@ -4,6 +4,7 @@ retention; their logical IDs are pinned (a change would replace them and lose da
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -167,16 +168,40 @@ def test_promoted_images_are_held_out_of_the_keep_last_n_rule(
 MODEL_STORE = {"DataKey", "ArtifactsBucket", "ModelPackageGroup"}  # outlive every stack, in every stage
 
 
+# The registry stage (Dev, the first) keeps what every release uses even though Dev keeps no data (issue 22).
+REGISTRY = {*REPOSITORIES, "AccessLogsBucket"}
+
+
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_retention_follows_stage_config(synth: SynthesizedApp, stage: str) -> None:
     retain = load_stage(stage, STAGES[stage]).retain_data
     resources = _resources(synth, stage)
     expected = "Retain" if retain else "Delete"
-    assert {resources[lid]["DeletionPolicy"] for lid in PINNED_LOGICAL_IDS - MODEL_STORE} == {expected}
+    assert {resources[lid]["DeletionPolicy"] for lid in PINNED_LOGICAL_IDS - MODEL_STORE - REGISTRY} == {
+        expected
+    }
     auto_delete = [lid for lid, r in resources.items() if r["Type"] == "Custom::S3AutoDeleteObjects"]
-    assert len(auto_delete) == (0 if retain else len(ALL_BUCKETS) - 1)
-    empty_on_delete = {_props(synth, stage, lid)["EmptyOnDelete"] for lid in REPOSITORIES}
-    assert empty_on_delete == {not retain}
+    assert len(auto_delete) == (0 if retain else len(ALL_BUCKETS) - 2)  # datasets only: not model store, logs
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_registry_repositories_access_logs_and_model_store_policy_outlive_every_stack(
+    synth: SynthesizedApp, stage: str
+) -> None:
+    """Tearing down Dev broke Staging and Prod: Dev's repositories were emptied and deleted, and the artifacts
+    bucket policy (the cross-account grant) went with the stack although the bucket stayed."""
+    resources = _resources(synth, stage)
+    for logical_id in REGISTRY:
+        policies = (resources[logical_id]["DeletionPolicy"], resources[logical_id]["UpdateReplacePolicy"])
+        assert policies == ("Retain", "Retain"), logical_id
+    assert {_props(synth, stage, lid)["EmptyOnDelete"] for lid in REPOSITORIES} == {False}
+    for bucket in ("ArtifactsBucket", "AccessLogsBucket"):
+        [policy] = [
+            r
+            for r in resources.values()
+            if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket}
+        ]
+        assert (policy["DeletionPolicy"], policy["UpdateReplacePolicy"]) == ("Retain", "Retain"), bucket
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
@@ -227,8 +252,42 @@ def test_retained_group_name_never_collides_with_a_re_created_stack(
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_stage_records_the_release_it_runs(synth: SynthesizedApp, stage: str) -> None:
-    template = synth.template_json(stage, "Data")
-    [parameter] = [r for r in template["Resources"].values() if r["Type"] == "AWS::SSM::Parameter"]
-    assert parameter["Properties"]["Value"] == EXAMPLE_RELEASE.release_id
-    assert parameter["Properties"]["Name"] == f"/yolo-detector/{stage.lower()}/release-id"
+def test_no_stack_writes_the_release_history_before_verify(synth: SynthesizedApp, stage: str) -> None:
+    """The history (SSM parameter) is written by verify once it passed (scripts/release_checks.py record_release);
+    a Data stack that wrote it made a failed or rolled-back deploy look like history (issue 22)."""
+    for stack in ("Data", "Training", "Serving"):
+        types = {r["Type"] for r in synth.template_json(stage, stack)["Resources"].values()}
+        assert "AWS::SSM::Parameter" not in types
+    assert EXAMPLE_RELEASE.release_id not in json.dumps(synth.template_json(stage, "Data"))
+
+
+def built_images(assembly: Path) -> dict[str, dict[str, str]]:
+    """Docker image assets of a stage's Data stack: asset id -> build args."""
+    manifests = assembly.glob("*Data*.assets.json")
+    return {
+        asset_id: image["source"].get("dockerBuildArgs", {})
+        for manifest in manifests
+        for asset_id, image in json.loads(manifest.read_text()).get("dockerImages", {}).items()
+    }
+
+
+def test_the_registry_builds_every_serve_variant_once_and_names_each(
+    synth_stages: Any, stage_config: Any
+) -> None:
+    """Issue 22: `-c build_images=Dev` built Dev's CPU serve image only; the GPU image Staging and Prod run was
+    copied from the previous record (the example's placeholder). The registry builds cpu and gpu, each named by an
+    output that `release create` reads."""
+    built = synth_stages(stage_config("Dev"), release=EXAMPLE_RELEASE, build_images=["Dev"])
+    outputs = built.template_json("Dev", "Data")["Outputs"]
+    assert {"ServeCpuImageUri", "ServeGpuImageUri"} <= set(outputs)
+    variants = sorted(
+        args.get("VARIANT", "cpu") for args in built_images(built.outdir / "assembly-Dev").values()
+    )
+    assert variants == ["cpu", "gpu"]
+
+
+def test_the_registry_running_a_release_names_its_serve_digests(synth: SynthesizedApp) -> None:
+    outputs = synth.template_json("Dev", "Data")["Outputs"]
+    for variant, image in EXAMPLE_RELEASE.images.serve.items():
+        assert outputs[f"Serve{variant.capitalize()}ImageUri"]["Value"] == image.uri
+    assert "ServeGpuImageUri" not in synth.template_json("Staging", "Data").get("Outputs", {})

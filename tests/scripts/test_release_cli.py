@@ -19,15 +19,17 @@ from moto import mock_aws
 
 from app.contracts.release import ImageDigest, current_release_id, load_current, load_release
 from app.contracts.stack_outputs import DataOutputs
-from infra.app import RELEASES_DIR
+from infra.paths import EXAMPLE_RELEASES_DIR
 from scripts.cli import EXIT_ERROR, EXIT_OK, OperatorError
 from scripts.release import (
     build_parser,
+    check_registry_account,
     cleanup_candidates,
     diff,
     inspect_model,
     main,
     model_precisions,
+    registry_serve_uris,
     resolve_digest,
     shared_copy,
 )
@@ -41,9 +43,9 @@ SUBCOMMANDS = [
 
 @pytest.fixture
 def releases(tmp_path: Path) -> Path:
-    """A copy of releases/ plus a second, newer release with another model version and serve digest."""
+    """A copy of the example releases (tests/fixtures/releases/) plus a second, newer release with another model version and serve digest."""
     folder = tmp_path / "releases"
-    shutil.copytree(RELEASES_DIR, folder)
+    shutil.copytree(EXAMPLE_RELEASES_DIR, folder)
     doc = load_current(folder).model_dump(mode="json")
     doc["release_id"] = "r-20261201-1"
     doc["created_at"] = "2026-12-01T09:00:00Z"
@@ -271,7 +273,7 @@ def test_an_image_that_cannot_be_copied_into_the_stage_repository_is_named(aws: 
 
 def test_cleanup_keeps_what_runs_what_a_release_references_and_the_newest(aws: boto3.Session) -> None:
     sm = aws.client("sagemaker")
-    release = load_current(RELEASES_DIR)
+    release = load_current(EXAMPLE_RELEASES_DIR)
     role = "arn:aws:iam::123456789012:role/sagemaker"
     released = {"Image": release.serve_image("cpu").uri, "ModelDataUrl": release.model.model_data_uri}
     containers = {
@@ -311,19 +313,6 @@ def test_create_refuses_a_package_that_is_not_approved(
     arn = registry_with(aws, "PendingManualApproval")
     assert run(releases, "--region", REGION, "create", "--from-stage", "Dev", "--package-arn", arn) == 3
     assert f"{arn} is PendingManualApproval, expected Approved" in capsys.readouterr().err
-
-
-def test_create_if_new_package_keeps_a_current_release_that_has_the_latest_version(
-    aws: boto3.Session, releases: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    arn = registry_with(aws, "Approved")
-    doc = load_current(releases).model_dump(mode="json")
-    doc["model"]["package_arn"] = arn
-    (releases / "r-20261130-1.json").write_text(json.dumps(doc))
-    assert run(releases, "--region", REGION, "create", "--from-stage", "Dev", "--if-new-package") == EXIT_OK
-    assert "r-20261130-1 stays current" in capsys.readouterr().out
-    assert current_release_id(releases) == "r-20261130-1"
-    assert sorted(p.name for p in releases.glob("*.json")) == ["r-20261130-1.json", "r-20261201-1.json"]
 
 
 def test_a_release_takes_the_serve_image_its_model_version_was_registered_with(aws: boto3.Session) -> None:
@@ -381,3 +370,37 @@ def test_release_create_refuses_a_model_json_that_is_not_a_model_card() -> None:
         OperatorError, match=r"s3://models/m/model.tar.gz: model.json field 'name': Field required"
     ):
         model_precisions({"version": "v7"}, "s3://models/m/model.tar.gz")
+
+
+REGISTRY = "123456789012"
+SERVE_REPO = f"{REGISTRY}.dkr.ecr.{REGION}.amazonaws.com/dev-data-serve"
+ASSETS = f"{REGISTRY}.dkr.ecr.{REGION}.amazonaws.com/cdk-hnb659fds-container-assets-{REGISTRY}-{REGION}"
+
+
+def test_create_takes_every_serve_variant_from_the_registry_build() -> None:
+    """Issue 22: the GPU serve image came from the previous record (the example's placeholder), never built."""
+    outputs = {"ServeCpuImageUri": f"{ASSETS}:cpu-hash", "ServeGpuImageUri": f"{ASSETS}:gpu-hash"}
+    uris = registry_serve_uris(
+        outputs, stage="Dev", own=("cpu", f"{ASSETS}:registered"), needed={"cpu", "gpu"}, given=[]
+    )
+    assert uris == {"cpu": f"{ASSETS}:registered", "gpu": f"{ASSETS}:gpu-hash"}
+
+
+def test_create_refuses_a_needed_serve_variant_the_registry_did_not_build() -> None:
+    with pytest.raises(
+        OperatorError,
+        match=r"images\.serve\.gpu: Dev-Data has no ServeGpuImageUri output .* -c build_images=Dev",
+    ):
+        registry_serve_uris({}, stage="Dev", own=("cpu", f"{ASSETS}:x"), needed={"cpu", "gpu"}, given=[])
+
+
+def test_create_refuses_an_image_outside_the_registry_account() -> None:
+    elsewhere = f"999999999999.dkr.ecr.{REGION}.amazonaws.com/my-serve:gpu"
+    with pytest.raises(
+        OperatorError,
+        match=rf"images\.serve\.gpu: {elsewhere} is in account 999999999999, expected the registry account "
+        rf"{REGISTRY} \(Dev's build\)",
+    ):
+        check_registry_account(
+            {"serve.cpu": f"{SERVE_REPO}:a", "serve.gpu": elsewhere}, registry=REGISTRY, stage="Dev"
+        )

@@ -14,9 +14,9 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from app.contracts.release import Release, load_current
-from infra.app import RELEASES_DIR
+from infra.paths import EXAMPLE_RELEASES_DIR
 from scripts.capacity_checks import endpoint_quota_name
-from scripts.release_checks import expectation, preflight, verify_release
+from scripts.release_checks import expectation, preflight, protect_stacks, verify_release
 from scripts.verify_endpoint import sample_jpeg
 from tests.infra.synthesized import make_stage_config
 from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
@@ -47,21 +47,57 @@ def registry() -> Iterator[tuple[boto3.Session, Release]]:
             },
             CustomerMetadataProperties={"metric:val:mAP50-95": "0.64"},
         )["ModelPackageArn"]
-        doc = load_current(RELEASES_DIR).model_dump(mode="json")
+        doc = load_current(EXAMPLE_RELEASES_DIR).model_dump(mode="json")
         doc["model"].update(
             package_arn=arn,
             model_data_uri=url,
             sha256=hashlib.sha256(MODEL_BYTES).hexdigest(),
             kms_key_arn=None,
         )
+        ecr = session.client("ecr")
+        doc["images"] = {
+            "dataprep": pushed(ecr, "dev-data-dataprep", "dataprep"),
+            "train": pushed(ecr, "dev-data-train", "train"),
+            "serve": {v: pushed(ecr, "dev-data-serve", f"serve-{v}") for v in ("cpu", "gpu")},
+        }
         yield session, Release.model_validate(doc)
 
 
-def quotas(value: float | None, instance_type: str) -> Any:
+def pushed(ecr: Any, repository: str, content: str) -> dict[str, str]:
+    """An image pushed to moto ECR (repository created on first use): the release's {repository, digest}."""
+    try:
+        uri = ecr.create_repository(repositoryName=repository)["repository"]["repositoryUri"]
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        uri = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0]["repositoryUri"]
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1,
+                "digest": content,
+            },
+            "layers": [],
+        }
+    )
+    image = ecr.put_image(repositoryName=repository, imageManifest=manifest, imageTag=content)["image"]
+    return {"repository": uri, "digest": image["imageId"]["imageDigest"]}
+
+
+def quotas(value: float | None, instance_type: str, *, default: float | None = None) -> Any:
+    """Service Quotas answering ``value`` as applied (None: not listed, as for a quota never raised) and
+    ``default`` as the AWS default."""
     client = boto3.client("service-quotas", region_name=REGION)
     stubber = Stubber(client)
-    listed = [] if value is None else [{"QuotaName": endpoint_quota_name(instance_type), "Value": value}]
+    name = endpoint_quota_name(instance_type)
+    listed = [] if value is None else [{"QuotaName": name, "Value": value}]
     stubber.add_response("list_service_quotas", {"Quotas": listed}, {"ServiceCode": "sagemaker"})
+    if value is None:
+        defaults = [] if default is None else [{"QuotaName": name, "Value": default}]
+        stubber.add_response(
+            "list_aws_default_service_quotas", {"Quotas": defaults}, {"ServiceCode": "sagemaker"}
+        )
     stubber.activate()
     return client
 
@@ -72,6 +108,7 @@ def run_preflight(
     *,
     stage: str = "Staging",
     quota: float | None = 100,
+    default_quota: float | None = None,
     sagemaker: Any = None,
     **overrides: Any,
 ) -> Any:
@@ -83,7 +120,8 @@ def run_preflight(
         s3=session.client("s3"),
         cloudformation=session.client("cloudformation"),
         sagemaker=sagemaker or session.client("sagemaker"),
-        service_quotas=quotas(quota, config.endpoint.instance_type),
+        service_quotas=quotas(quota, config.endpoint.instance_type, default=default_quota),
+        ecr=session.client("ecr"),
     )
 
 
@@ -95,6 +133,7 @@ def test_preflight_passes_for_an_approved_package_with_its_object_and_quota(regi
     report = run_preflight(*registry)
     assert report.ok, report.render()
     assert [c.name for c in report.checks] == [
+        *(f"image {field}" for field in registry[1].image_fields()),
         "package approved",
         "package model data",
         "quality bar",
@@ -104,6 +143,25 @@ def test_preflight_passes_for_an_approved_package_with_its_object_and_quota(regi
         "endpoint idle",
     ]
     assert "first deploy" in report.checks[-1].detail
+
+
+def test_preflight_refuses_a_release_whose_image_does_not_exist(registry: Any) -> None:
+    """Issue 22: the GPU serve image Staging and Prod run was never built (the release copied the example's
+    placeholder digest); preflight never checked that a release's images exist."""
+    session, release = registry
+    doc = release.model_dump(mode="json")
+    doc["images"]["serve"]["gpu"]["digest"] = "sha256:" + "4" * 64
+    report = run_preflight(session, Release.model_validate(doc))
+    gpu = doc["images"]["serve"]["gpu"]
+    assert failed(report) == {
+        "image images.serve.gpu": f"{gpu['repository']}@{gpu['digest']} does not exist (ImageNotFoundException)"
+    }
+
+
+def test_preflight_passes_every_image_of_the_release(registry: Any) -> None:
+    session, release = registry
+    checks = [c.name for c in run_preflight(session, release).checks if c.name.startswith("image ")]
+    assert checks == [f"image {field}" for field in release.image_fields()]
 
 
 def test_preflight_refuses_a_package_that_is_not_approved(registry: Any) -> None:
@@ -152,6 +210,15 @@ def test_preflight_needs_quota_for_two_fleets_at_max_capacity(
     assert detail == f"ml.g5.xlarge for endpoint usage: need 16 (2 x max capacity 8, blue/green), have {have}"
 
 
+def test_preflight_reads_the_default_quota_of_a_fresh_account(registry: Any) -> None:
+    """Issue 22: ListServiceQuotas does not retrieve a quota with no applied value, so a fresh account whose
+    default covers the need got a false FAIL."""
+    report = run_preflight(*registry, stage="Prod", quota=None, default_quota=20)
+    [check] = [c for c in report.checks if c.name == "instance quota"]
+    assert check.ok, check.detail
+    assert check.detail.endswith("have 20 (AWS default: none applied)")
+
+
 def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None:
     session, release = registry
     stack_with_outputs(session.client("cloudformation"), "Staging-Serving", {"EndpointName": "endpoint-1"})
@@ -176,7 +243,7 @@ def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None
 
 
 # ------------------------------------------------------------------------------------------------ verify
-RELEASE = load_current(RELEASES_DIR)
+RELEASE = load_current(EXAMPLE_RELEASES_DIR)
 STAGE = make_stage_config("Staging")  # ml.g5.xlarge (moto rejects g5: botocore Stubber), data capture 20%
 EXPECT = expectation(RELEASE, STAGE)
 
@@ -306,6 +373,30 @@ def test_verify_passes_when_the_endpoint_runs_the_release_as_configured(cloudfor
     assert report.checks[-1].detail.startswith("5 requests at concurrency 1: 0 errors")
 
 
+def history(ssm: Any) -> list[str]:
+    try:
+        rows = ssm.get_parameter_history(Name="/yolo-detector/staging/release-id")["Parameters"]
+    except ssm.exceptions.ParameterNotFound:
+        return []
+    return [row["Value"] for row in rows]
+
+
+def test_a_passing_verify_is_recorded_in_the_stage_history(cloudformation: Any) -> None:
+    """Issue 22: the history was written by the Data stack before Serving deployed, so a failed or rolled-back
+    deploy still showed the new release, and rollback picked the wrong one."""
+    ssm = boto3.client("ssm", region_name=REGION)
+    stack(cloudformation)
+    assert run_verify(cloudformation, endpoint_stubs(), runtime(), ssm=ssm).ok
+    assert history(ssm) == [RELEASE.release_id]
+
+
+def test_a_failed_verify_leaves_the_stage_history_alone(cloudformation: Any) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    stack(cloudformation, config="cfg-3")  # a silent rollback
+    assert not run_verify(cloudformation, endpoint_stubs(config="cfg-2"), runtime(), ssm=ssm).ok
+    assert history(ssm) == []
+
+
 def test_verify_fails_on_a_silent_rollback(cloudformation: Any) -> None:
     stack(cloudformation, config="cfg-3")  # CloudFormation asked for cfg-3; SageMaker rolled back to cfg-2
     report = run_verify(cloudformation, endpoint_stubs(config="cfg-2"), runtime())
@@ -370,3 +461,37 @@ def test_preflight_refuses_a_model_without_the_precision_the_stage_serves(regist
         "to start. Set endpoint.precision to one of those, or release a model whose int8 graph passed the "
         "accuracy gate (model.json 'int8')"
     }
+
+
+def test_verify_fails_when_a_protected_stack_is_not_protected(cloudformation: Any) -> None:
+    stack(cloudformation)
+    cloudformation.create_stack(
+        StackName="Staging-Data", TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}})
+    )
+    report = run_verify(cloudformation, endpoint_stubs(), runtime(), protected=["Staging-Data"])
+    assert failed(report) == {"termination protection": "Staging-Data is NOT protected"}
+
+
+def test_verify_passes_a_protected_stack(cloudformation: Any) -> None:
+    stack(cloudformation)
+    cloudformation.create_stack(
+        StackName="Staging-Data",
+        TemplateBody=json.dumps({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}),
+        EnableTerminationProtection=True,
+    )
+    report = run_verify(cloudformation, endpoint_stubs(), runtime(), protected=["Staging-Data"])
+    assert report.ok and report.checks[-1].detail == "Staging-Data is protected"
+
+
+def test_protect_stacks_turns_termination_protection_on_for_each_stack() -> None:
+    client = boto3.client("cloudformation", region_name=REGION)
+    stubber = Stubber(client)
+    for name in ("Prod-Data", "Prod-Serving"):
+        stubber.add_response(
+            "update_termination_protection",
+            {"StackId": f"arn:aws:cloudformation:{REGION}:123456789012:stack/{name}/1"},
+            {"EnableTerminationProtection": True, "StackName": name},
+        )
+    with stubber:
+        protect_stacks(client, ["Prod-Data", "Prod-Serving"])
+    stubber.assert_no_pending_responses()
