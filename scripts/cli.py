@@ -6,7 +6,9 @@ not after). AWS errors (no credentials, unknown profile, access denied, throttli
 errors become one line on stderr; only a bug prints a traceback. :func:`stack_outputs` is the one reader of a stack's
 outputs: it names why one is missing (never deployed, still deploying, last deploy failed, an older version); the
 release gates, which report on a stack as they find it, parse DescribeStacks' answer with :func:`outputs_of`. No
-command deletes a folder it did not create (see scripts/synth.py ``--outdir`` and scripts/demo.py ``--workdir``).
+command deletes a folder it did not create: a command's working folder carries its marker file
+(:func:`claim_own_folder`, demo and gpu_check ``--workdir``), and synth recognises its own assemblies
+(scripts/synth.py ``--outdir``).
 The README section "Operator commands: how they fail" repeats this table for operators.
 
 Exit codes (the same for every command):
@@ -221,6 +223,30 @@ def stage_config(stage: str) -> Any:
     if stage not in configs:
         raise OperatorError(f"--stage {stage}: unknown stage; expected one of {list(configs)}")
     return configs[stage]
+
+
+def check_own_folder(folder: Path, marker: str, *, option: str) -> None:
+    """Refuse ``folder`` unless the command may clear what it writes there: missing, empty, or carrying the
+    command's ``marker`` file (written by :func:`claim_own_folder` when the command took the folder over)."""
+    if not folder.is_dir() or (folder / marker).is_file():
+        return
+    entries = sorted(p.name for p in folder.iterdir())
+    if entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise OperatorError(
+            f"{option} {folder}: holds {shown} and no {marker} marker, so this command did not create it (and it "
+            f"replaces its sub-folders there): choose a new or empty folder"
+        )
+
+
+def claim_own_folder(folder: Path, marker: str, *, option: str, command: str) -> None:
+    """Take ``folder`` over as the command's working folder (checked by :func:`check_own_folder`), marking it."""
+    check_own_folder(folder, marker, option=option)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / marker).is_file():
+        (folder / marker).write_text(
+            f"created by {command}, which replaces its sub-folders here on each run\n"
+        )
 
 
 class ArgumentParser(argparse.ArgumentParser):
