@@ -18,17 +18,29 @@ Exit codes (the same for every command):
     3  check failed: the command ran and its verdict is "no" (a verification, a failed job, no sustainable load
        step, synth findings)
     130 interrupted (Ctrl-C)
+
+Ctrl-C: one ``error: interrupted`` line and exit 130, whenever it comes (:func:`quiet_ctrl_c`, installed by
+scripts/__init__.py for ``python -m scripts.X`` before any import, and by :func:`command` for a command run as a
+path). A terminal's Ctrl-C reaches the whole process group: the CDK's node process and a command's child processes
+stop too and would print their own errors (a broken jsii pipe, a child's traceback), so stderr goes quiet at the first
+Ctrl-C; the command still unwinds (its ``finally`` blocks stop servers and children) and the one line goes to the
+real stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
+import os
+import signal
 import sys
+import threading
 import urllib.error
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any, NoReturn
 
 EXIT_OK = 0
@@ -99,22 +111,28 @@ def aws_error_message(exc: BaseException) -> str | None:
 
 
 def command(main: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a command's ``main(argv)``: our errors, AWS errors and bad paths become one ``error:`` line."""
+    """Wrap a command's ``main(argv)``: our errors, AWS errors and bad paths become one ``error:`` line; Ctrl-C one
+    ``error: interrupted`` line and exit 130 (the KeyboardInterrupt's text, if any, says where it stopped)."""
+    if (
+        main.__module__ == "__main__"
+    ):  # run as a path (python scripts/x.py): scripts/__init__.py did not run first
+        quiet_ctrl_c()
 
     @functools.wraps(main)
     def wrapped(*args: Any, **kwargs: Any) -> int:
         try:
-            return int(main(*args, **kwargs))
+            code = int(main(*args, **kwargs))
+        except KeyboardInterrupt as exc:
+            return _interrupted(str(exc))
         except CheckFailed as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_CHECK_FAILED
+            return _interrupted() if _ctrl_c_seen() else _fail(str(exc), EXIT_CHECK_FAILED)
         except OperatorError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return _interrupted() if _ctrl_c_seen() else _fail(str(exc), EXIT_ERROR)
         except Exception as exc:
+            if (
+                _ctrl_c_seen()
+            ):  # a child (the CDK's node process, a step's process) died of the same Ctrl-C first
+                return _interrupted()
             message = aws_error_message(exc)
             if message is None and isinstance(exc, ValueError) and _is_domain_error(exc):
                 message = str(exc)
@@ -124,10 +142,63 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
                 message = f"{exc.filename or ''}: {exc.strerror}".lstrip(": ")
             if message is None:
                 raise
-            print(f"error: {message}", file=sys.stderr)
-            return EXIT_ERROR
+            return _fail(message, EXIT_ERROR)
+        return _interrupted() if _ctrl_c_seen() else code
 
     return wrapped
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+# ---- Ctrl-C ----
+
+_real_stderr: int | None = None  # set at the first Ctrl-C: the process's stderr, before it went quiet
+
+
+def quiet_ctrl_c() -> None:
+    """From now on in this process, Ctrl-C prints one line and exits 130 (see the module docstring)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_ctrl_c)
+        sys.excepthook = _uncaught
+
+
+def _ctrl_c_seen() -> bool:
+    return _real_stderr is not None
+
+
+def _on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    global _real_stderr
+    if _real_stderr is None:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        _real_stderr = os.dup(2)
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 2)
+        os.close(quiet)
+    raise KeyboardInterrupt
+
+
+def _interrupted(detail: str = "") -> int:
+    """Write the one line to the real stderr; EXIT_INTERRUPTED."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    line = "error: interrupted (Ctrl-C)" + (f" {detail}" if detail else "") + "\n"
+    os.write(_real_stderr if _real_stderr is not None else sys.stderr.fileno(), line.encode())
+    return EXIT_INTERRUPTED
+
+
+def _uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """sys.excepthook: a Ctrl-C outside :func:`command` (while a command's modules load) is one line and 130 too."""
+    if not issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    _interrupted()
+    os._exit(
+        EXIT_INTERRUPTED
+    )  # Python would re-raise SIGINT and die of it: the shell would see 130, Popen -2
 
 
 def _is_domain_error(exc: ValueError) -> bool:

@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from app.contracts import artifact, dataset, metrics
 from app.contracts.invocation import InvocationResponse
 from infra.paths import REPO_ROOT
@@ -73,11 +76,18 @@ def _run(cmd: list[str], *, what: str, echo: Callable[[str], bool] | None = None
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        tail = [*tail[-19:], line]
-        if echo is None or echo(line):
-            _say(f"    {line}")
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail = [*tail[-19:], line]
+            if echo is None or echo(line):
+                _say(f"    {line}")
+    except (
+        BaseException
+    ):  # Ctrl-C: a step's process does not outlive the demo (SIGTERM: training keeps its checkpoint)
+        proc.terminate()
+        proc.wait()
+        raise
     if proc.wait() != 0:
         last = "\n".join(f"    | {t}" for t in tail[-12:])
         raise OperatorError(f"{what} exited with {proc.returncode}; its last lines:\n{last}")
@@ -413,9 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         except OperatorError as exc:  # a step failed and says why: name the step, no traceback
             _say(f"\nDEMO FAILED at step {name}: {exc}")
             return cli.EXIT_ERROR
-        except KeyboardInterrupt:
-            _say(f"\nDEMO INTERRUPTED during step {name} (server stopped; partial outputs in {out.workdir})")
-            return cli.EXIT_INTERRUPTED
+        except KeyboardInterrupt:  # one line from cli.command, saying where it stopped
+            raise KeyboardInterrupt(
+                f"during step {name} (server stopped; partial outputs in {out.workdir})"
+            ) from None
         except Exception as exc:  # a bug or a contract error: name the step, keep the trace
             _say(f"\nDEMO FAILED at step {name}: {type(exc).__name__}: {exc}")
             raise

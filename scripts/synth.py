@@ -39,6 +39,9 @@ from typing import Any
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.rules import Match
 
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import CheckFailed, OperatorError

@@ -1,6 +1,7 @@
 """Command line: ``python -m app.dataprep --manifest PATH|s3://... --out DIR|s3://... [options]``.
 
-Exit 0 on success; otherwise 2 with one line on stderr saying what was wrong (file, line, field, expectation).
+Exit 0 on success; otherwise 2 with one line on stderr saying what was wrong (file, line, field, expectation); 130
+and one line on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.dataprep.verify import size_checker
 from app.dataprep.writer import write_dataset, write_qa
 
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 def build_parser(prog: str = "python -m app.dataprep") -> argparse.ArgumentParser:
@@ -143,6 +145,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m app.dataprep"
     except DataprepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"error: interrupted (Ctrl-C); {args.out} may hold a partial dataset", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:
         # AWS/IO failures outside our checks: still one line, with the type for searching logs
         from botocore.exceptions import BotoCoreError, ClientError
