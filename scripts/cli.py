@@ -185,8 +185,13 @@ def _interrupted(detail: str = "") -> int:
     """Write the one line to the real stderr; EXIT_INTERRUPTED."""
     with contextlib.suppress(Exception):
         sys.stdout.flush()
-    line = "error: interrupted (Ctrl-C)" + (f" {detail}" if detail else "") + "\n"
-    os.write(_real_stderr if _real_stderr is not None else sys.stderr.fileno(), line.encode())
+    line = "error: interrupted (Ctrl-C)" + (f" {detail}" if detail else "")
+    if (
+        _real_stderr is None
+    ):  # a KeyboardInterrupt without the signal (raised in-process): stderr is as it was
+        print(line, file=sys.stderr)
+    else:
+        os.write(_real_stderr, f"{line}\n".encode())
     return EXIT_INTERRUPTED
 
 
