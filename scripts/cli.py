@@ -113,9 +113,8 @@ def aws_error_message(exc: BaseException) -> str | None:
 def command(main: Callable[..., int]) -> Callable[..., int]:
     """Wrap a command's ``main(argv)``: our errors, AWS errors and bad paths become one ``error:`` line; Ctrl-C one
     ``error: interrupted`` line and exit 130 (the KeyboardInterrupt's text, if any, says where it stopped)."""
-    if (
-        main.__module__ == "__main__"
-    ):  # run as a path (python scripts/x.py): scripts/__init__.py did not run first
+    # run as a path (python scripts/x.py), scripts/__init__.py did not install it before the imports
+    if main.__module__ == "__main__":
         quiet_ctrl_c()
 
     @functools.wraps(main)
@@ -129,9 +128,8 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
         except OperatorError as exc:
             return _interrupted() if _ctrl_c_seen() else _fail(str(exc), EXIT_ERROR)
         except Exception as exc:
-            if (
-                _ctrl_c_seen()
-            ):  # a child (the CDK's node process, a step's process) died of the same Ctrl-C first
+            # a child (the CDK's node process, a step's process) died of the same Ctrl-C first
+            if _ctrl_c_seen():
                 return _interrupted()
             message = aws_error_message(exc)
             if message is None and isinstance(exc, ValueError) and _is_domain_error(exc):
@@ -186,9 +184,7 @@ def _interrupted(detail: str = "") -> int:
     with contextlib.suppress(Exception):
         sys.stdout.flush()
     line = "error: interrupted (Ctrl-C)" + (f" {detail}" if detail else "")
-    if (
-        _real_stderr is None
-    ):  # a KeyboardInterrupt without the signal (raised in-process): stderr is as it was
+    if _real_stderr is None:  # a KeyboardInterrupt raised in-process, no signal: stderr is as it was
         print(line, file=sys.stderr)
     else:
         os.write(_real_stderr, f"{line}\n".encode())
@@ -201,9 +197,8 @@ def _uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType |
         sys.__excepthook__(kind, exc, tb)
         return
     _interrupted()
-    os._exit(
-        EXIT_INTERRUPTED
-    )  # Python would re-raise SIGINT and die of it: the shell would see 130, Popen -2
+    # left to Python, the process would die of a re-raised SIGINT: a shell shows 130, a parent process -2
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _is_domain_error(exc: ValueError) -> bool:

@@ -82,9 +82,7 @@ def _run(cmd: list[str], *, what: str, echo: Callable[[str], bool] | None = None
             tail = [*tail[-19:], line]
             if echo is None or echo(line):
                 _say(f"    {line}")
-    except (
-        BaseException
-    ):  # Ctrl-C: a step's process does not outlive the demo (SIGTERM: training keeps its checkpoint)
+    except BaseException:  # Ctrl-C: the step's process does not outlive the demo (SIGTERM keeps a checkpoint)
         proc.terminate()
         proc.wait()
         raise

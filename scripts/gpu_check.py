@@ -11,8 +11,8 @@
 
 On a machine without an NVIDIA driver it says so and exits 0 without measuring anything. ``--workdir`` is the check's
 own folder, marked ``.gpu-check-workdir``: it replaces its sub-folders there on the next run, and refuses (before
-anything else) a non-empty folder it did not create. Imports only the standard
-library and app.contracts at module level; everything else runs in the child processes.
+anything else) a non-empty folder it did not create. Imports only the standard library and app.contracts at module
+level; everything else runs in the child processes.
 
     python -m scripts.gpu_check [--workdir DIR] [--requests N]
 """
