@@ -18,6 +18,7 @@ from app.contracts import serving_environment as serving_env
 from app.contracts.artifact import Precision
 from app.contracts.hyperparameters import check_autobatch, parse_hyperparameters
 from app.contracts.image_uri import PINNED_IMAGE_URI
+from infra.schedule import schedule_holds
 
 # CloudWatch Logs retention periods (days); infra/constructs/training_lambda.py uses this list too.
 LOG_RETENTION_DAYS: tuple[int, ...] = (
@@ -175,8 +176,6 @@ class AutoscalingSettings(_Strict):
     def check_schedule(self) -> None:
         """Scheduled actions and the CloudFormation-managed bounds must not fight, and no window may silently hold
         longer than meant (e.g. a nightly action that nothing ends until Monday)."""
-        from infra.scaling_simulator import schedule_holds  # late: the simulator imports this module
-
         base = (self.min_capacity, self.max_capacity)
         bounds = {a.name: (a.min_capacity, a.max_capacity) for a in self.scheduled}
         if base not in bounds.values():

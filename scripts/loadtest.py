@@ -36,9 +36,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from infra.config import AutoscalingSettings
 from scripts import cli

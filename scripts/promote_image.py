@@ -21,7 +21,11 @@ import re
 import sys
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from app.contracts.image_uri import ECR_REPOSITORY, IMAGE_DIGEST
 from app.contracts.stack_outputs import DataOutputs

@@ -19,6 +19,9 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from infra.config import StageConfig, load_stage
 from infra.scaling_simulator import APPROX_ON_DEMAND_USD_PER_HOUR, ScalingPolicy, SimulationResult, simulate
 from infra.stages import STAGES

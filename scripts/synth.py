@@ -7,9 +7,12 @@ error or cfn-lint error (cfn-lint warnings are printed, not fatal). Offline: no 
 
     python -m scripts.synth [--outdir cdk.out] [--force]
 
-``--outdir`` is replaced only when it is empty or looks like a CDK cloud assembly (``manifest.json`` or the
-``cdk.out`` marker file); any other non-empty folder is refused unless ``--force``, and the checkout itself, a folder
-that holds it, and the home folder are refused always.
+``--outdir`` (and ``<outdir>.pipeline-example``) is replaced only when it is missing, empty, or a cloud assembly a synth
+wrote: a ``cdk.out`` version file, a ``manifest.json`` with the assembly schema's ``version`` and ``artifacts``, every
+stage folder that manifest names, and nothing a synth does not write. Any other folder is refused (``--outdir`` unless
+``--force``; the example's folder always), and the checkout itself, a folder that holds it, and the home folder are
+refused always. Every stage is built and synthesized into a new folder first and moved into place only when all of it
+succeeded, so a refused stage config, a construct error or a cdk-nag finding leaves an existing assembly as it was.
 
 Exit status (scripts/cli.py): 0 clean, 1 error (a stage config that does not validate, a construct error, a refused
 --outdir), 2 usage, 3 findings (a cdk-nag or cfn-lint error).
@@ -19,17 +22,24 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import json
+import re
 import shutil
 import sys
+import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cfnlint.api import ManualArgs, lint_file
 from cfnlint.rules import Match
+
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from infra.paths import REPO_ROOT
 from scripts import cli
@@ -38,7 +48,13 @@ from scripts.cli import CheckFailed, OperatorError
 ENDPOINT_TYPE = "AWS::SageMaker::Endpoint"
 
 
-ASSEMBLY_MARKERS = ("manifest.json", "cdk.out")  # what the CDK writes at the top of every cloud assembly
+# What a synth writes at the top of a cloud assembly: the version file and manifest, the construct tree, the
+# policy-validation report (cdk-nag), templates with their asset manifests and metadata, staged assets, nested stage
+# assemblies, the pipeline's graph; and the lock files the cdk CLI leaves while it reads or writes one.
+ASSEMBLY_ENTRIES = re.compile(
+    r"cdk\.out|manifest\.json|tree\.json|validation-report\.json|asset\..+|assembly-.+"
+    r"|.+\.(template|assets|metadata)\.json|.+\.dot|.+\.lock"
+)
 
 
 @dataclass
@@ -68,26 +84,77 @@ def variant_lines(resources: dict[str, dict]) -> list[str]:
 
 
 def check_outdir(outdir: Path, *, force: bool) -> None:
-    """Refuse to replace a folder this command did not create (``--outdir .`` would wipe the checkout)."""
-    resolved = outdir.resolve()
+    """Refuse to replace a folder this command did not write (``--outdir .`` would wipe the checkout)."""
+    _refuse_protected(outdir, "--outdir")
+    reason = not_an_assembly(outdir)
+    if reason and not force:
+        raise OperatorError(
+            f"--outdir {outdir}: not empty and not a CDK cloud assembly ({reason}); synth replaces its folder: "
+            "choose another --outdir, or pass --force to replace it"
+        )
+
+
+def check_example_dir(example: Path) -> None:
+    """The example pipeline's folder is named after --outdir, not by the operator: never replaced unless a synth
+    wrote it (--force does not reach it)."""
+    _refuse_protected(example, "the example pipeline's folder")
+    reason = not_an_assembly(example)
+    if reason:
+        raise OperatorError(
+            f"{example}: not empty and not a CDK cloud assembly ({reason}); synth writes the example pipeline there, "
+            "next to --outdir: move that folder away or choose another --outdir"
+        )
+
+
+def _refuse_protected(folder: Path, what: str) -> None:
+    resolved = folder.resolve()
     if resolved == Path.home().resolve() or resolved in (REPO_ROOT, *REPO_ROOT.parents):
         raise OperatorError(
-            f"--outdir {outdir}: refusing to replace {resolved} (it holds the checkout or your home)"
+            f"{what} {folder}: refusing to replace {resolved} (it holds the checkout or your home)"
         )
-    if not resolved.is_dir() or not any(resolved.iterdir()):
-        return
-    if any((resolved / marker).is_file() for marker in ASSEMBLY_MARKERS) or force:
-        return
-    raise OperatorError(
-        f"--outdir {outdir}: not empty and not a CDK cloud assembly (no {' or '.join(ASSEMBLY_MARKERS)}); "
-        "synth replaces its folder: choose another --outdir, or pass --force to replace it"
-    )
+
+
+def not_an_assembly(folder: Path) -> str | None:
+    """Why ``folder`` is not one a synth wrote (None: missing, empty, or a cloud assembly with nothing added)."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return None
+    foreign = sorted(p.name for p in folder.iterdir() if not ASSEMBLY_ENTRIES.fullmatch(p.name))
+    if foreign:
+        return (
+            f"holds {', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}, which synth does not write"
+        )
+    version = _json_object(folder / "cdk.out")
+    if not isinstance(version.get("version"), str):
+        return "no cdk.out version file"
+    manifest = _json_object(folder / "manifest.json")
+    artifacts = manifest.get("artifacts")
+    if not isinstance(manifest.get("version"), str) or not isinstance(artifacts, dict):
+        return "manifest.json is not a cloud assembly manifest (no version and artifacts)"
+    stage_dirs = [
+        (a.get("properties") or {}).get("directoryName")
+        for a in artifacts.values()
+        if isinstance(a, dict) and a.get("type") == "cdk:cloud-assembly"
+    ]
+    for directory in stage_dirs:
+        if not isinstance(directory, str) or not (folder / directory / "manifest.json").is_file():
+            return f"its manifest.json names a stage assembly {directory} that is not there"
+    return None
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def synthesize(outdir: Path) -> list[StackSummary]:
     """Synthesize the app of infra/app.py into ``outdir`` (replaced: check it first with check_outdir), plus the
     example pipeline into ``<outdir>.pipeline-example`` when no pipeline is configured.
 
+    Both are built and synthesized into a new folder next to them first and moved into place only when both
+    succeeded: a refused config or a failed synth leaves the folders as they were.
     Raises CheckFailed on cdk-nag findings, OperatorError on another construct error."""
     from app.contracts.release import load_current_or_none
     from infra import paths
@@ -103,23 +170,56 @@ def synthesize(outdir: Path) -> list[StackSummary]:
     # The operator's app deploys the operator's release (none yet: no endpoint); the example pipeline, the example
     # record (a fixture), whatever the operator's release is.
     release, pipeline = load_current_or_none(paths.RELEASES_DIR), pipeline_config()
-    summaries = _synthesize_app(
-        lambda **kw: build_app(configs, release=release, pipeline=pipeline, **kw), outdir
-    )
+    apps = [(outdir, lambda **kw: build_app(configs, release=release, pipeline=pipeline, **kw))]
     if pipeline is None:
         stages, example_pipeline = example_pipeline_stages()
-        example = outdir.with_name(f"{outdir.name}.pipeline-example")
-        summaries += _synthesize_app(
-            lambda **kw: build_app(stages, release=example_release(), pipeline=example_pipeline, **kw),
-            example,
-            only_top_level=True,
+        example = example_dir(outdir)
+        check_example_dir(example)
+        apps.append(
+            (
+                example,
+                lambda **kw: build_app(stages, release=example_release(), pipeline=example_pipeline, **kw),
+            )
         )
+    with _staging_area(outdir) as staging:
+        for index, (_, build) in enumerate(apps):
+            _synthesize_app(build, staging / str(index))
+        for index, (target, _) in enumerate(apps):
+            _move_into_place(staging / str(index), target, staging)
+    summaries = stack_summaries(outdir)
+    if pipeline is None:
+        summaries += [s for s in stack_summaries(example_dir(outdir)) if s.stage == PIPELINE_STAGE]
     return summaries
 
 
-def _synthesize_app(build: Any, outdir: Path, *, only_top_level: bool = False) -> list[StackSummary]:
-    if outdir.exists():
-        shutil.rmtree(outdir)
+def example_dir(outdir: Path) -> Path:
+    return outdir.with_name(f"{outdir.name}.pipeline-example")
+
+
+@contextlib.contextmanager
+def _staging_area(outdir: Path) -> Iterator[Path]:
+    """A new hidden folder on the file system of ``outdir`` (so moving out of it is a rename), removed at the end
+    whatever happens; it sits in the nearest folder that exists, so a failed synth creates no parents."""
+    near = outdir.absolute().parent
+    while not near.is_dir():
+        near = near.parent
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.synth-", dir=near))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into_place(new: Path, target: Path, staging: Path) -> None:
+    """Replace ``target`` (checked: missing, empty or an assembly) with ``new``; the old one leaves by rename first,
+    so a failure in between never leaves half of each."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        target.rename(staging / f"{target.name}.old")
+    new.rename(target)
+
+
+def _synthesize_app(build: Any, outdir: Path) -> None:
     app = build(outdir=str(outdir))  # stages assets into outdir as it builds
     try:
         app.synth()
@@ -128,8 +228,6 @@ def _synthesize_app(build: Any, outdir: Path, *, only_top_level: bool = False) -
         if report.exists():
             raise CheckFailed(f"synth failed: {_first_line(exc)}\n{nag_findings(report)}".rstrip()) from None
         raise OperatorError(f"synth failed: {_first_line(exc)}") from None
-    summaries = stack_summaries(outdir)
-    return [s for s in summaries if s.stage == PIPELINE_STAGE] if only_top_level else summaries
 
 
 def _first_line(exc: BaseException) -> str:

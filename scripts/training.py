@@ -18,7 +18,11 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from app.contracts.dataset import DATASET_JSON
 from app.contracts.metrics import QUALITY_METRIC

@@ -24,9 +24,13 @@ import io
 import json
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from app.contracts.invocation import InvocationResponse
 from app.contracts.stack_outputs import ServingOutputs

@@ -3,7 +3,8 @@
 ``--labels`` is a Ground Truth output manifest, a COCO detection JSON or a YOLO data.yaml, detected from the content
 (``--format`` overrides); ``--manifest`` is its older name.
 
-Exit 0 on success; otherwise 2 with one line on stderr saying what was wrong (file, line, field, expectation).
+Exit 0 on success; otherwise 2 with one line on stderr saying what was wrong (file, line, field, expectation); 130
+and one line on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from app.dataprep.verify import size_checker
 from app.dataprep.writer import write_dataset, write_qa
 
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 def build_parser(prog: str = "python -m app.dataprep") -> argparse.ArgumentParser:
@@ -225,6 +227,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m app.dataprep"
     except DataprepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"error: interrupted (Ctrl-C); {args.out} may hold a partial dataset", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except Exception as exc:
         # AWS/IO failures outside our checks: still one line, with the type for searching logs
         from botocore.exceptions import BotoCoreError, ClientError

@@ -17,6 +17,8 @@ from pydantic import ValidationError
 
 from app.serving.settings import ServingSettings
 
+EXIT_INTERRUPTED = 130
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -64,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from app.serving.server import serve  # after argument checks: --help stays fast
 
-    return serve(settings)
+    try:
+        return serve(settings)
+    except KeyboardInterrupt:  # uvicorn drains, then re-raises Ctrl-C: one line instead of its frames
+        print("serve: interrupted (Ctrl-C); stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def port_problem(host: str, port: int) -> str | None:

@@ -9,6 +9,7 @@ Exit codes (what SageMaker sees):
        the code, and restarts interrupted managed-spot jobs from the synced checkpoints. The handler is installed
        first thing and stays until the process exits (in a container PID 1 ignores a signal it has no handler for),
        so SIGTERM ends the job within seconds before, during or after the training loop.
+  130  Ctrl-C (a local run): one line, the last finished epoch is in <opt_ml>/checkpoints like on SIGTERM.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from app.training.sagemaker import OptMl, read_config
 if TYPE_CHECKING:
     import pandas as pd
 
-EXIT_OK, EXIT_FAILED, EXIT_TERMINATED = 0, 1, 143
+EXIT_OK, EXIT_FAILED, EXIT_TERMINATED, EXIT_INTERRUPTED = 0, 1, 143, 130
 _NOT_ULTRALYTICS = set(OUR_ADDITIONS)
 
 
@@ -365,6 +366,13 @@ def run_job(opt: OptMl, environment: TrainingEnvironment) -> int:
             f"[sigterm] {exc}; stopping. The last finished epoch is in {opt.checkpoint_dir}; a restart resumes there"
         )
         return EXIT_TERMINATED
+    except KeyboardInterrupt:  # Ctrl-C of a local run: one line instead of ultralytics' and torch's frames
+        print(
+            f"[interrupted] Ctrl-C; stopping. The last finished epoch is in {opt.checkpoint_dir}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_INTERRUPTED
     finally:
         checkpointer.exit_on_sigterm()  # the outcome is decided: a late SIGTERM ends the process at once
 

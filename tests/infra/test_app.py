@@ -180,3 +180,14 @@ def test_a_later_stage_may_not_build_its_images(stage_config) -> None:  # type: 
     configs = {n: stage_config(n) for n in ("Dev", "Prod")}
     with pytest.raises(ConfigError, match=r"context 'build_images': expected 'Dev'.*got \['Prod'\]"):
         build_app(configs, release=EXAMPLE_RELEASE, build_images=["Prod"])
+
+
+def test_synth_recognises_the_assemblies_it_writes(
+    synth: SynthesizedApp, pipeline_synth: SynthesizedApp
+) -> None:
+    """scripts/synth.py replaces a folder only when it is a cloud assembly a synth wrote: what the CDK writes today
+    (stage assemblies, the pipeline's assets and graph, the nag report) must pass that check."""
+    from scripts.synth import not_an_assembly
+
+    assert not_an_assembly(synth.outdir) is None
+    assert not_an_assembly(pipeline_synth.outdir) is None

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from infra.config import AutoscalingSettings, ScheduledCapacity
-from infra.scaling_simulator import ScalingPolicy, Schedule, ScheduleError, simulate
+from infra.scaling_simulator import ScalingPolicy, simulate
+from infra.schedule import Schedule, ScheduleError
 from scripts import simulate_autoscaling
 
 MONDAY = datetime(2025, 1, 6, tzinfo=UTC)

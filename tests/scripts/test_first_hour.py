@@ -22,6 +22,7 @@ from infra.paths import REPO_ROOT
 from scripts import (
     dataprep_job,
     demo,
+    gpu_check,
     loadtest,
     promote_image,
     simulate_autoscaling,
@@ -231,22 +232,106 @@ SYNTH = [
 ]  # fmt: skip
 
 
+def _assembly(folder: Path) -> Path:
+    """A cloud assembly as a synth writes it (version file, manifest, a stage assembly with a template); returns the
+    template, the file that must survive."""
+    version = json.dumps({"version": "55.0.0"})
+    stage = {
+        "type": "cdk:cloud-assembly",
+        "properties": {"directoryName": "assembly-Dev", "displayName": "Dev"},
+    }
+    (folder / "assembly-Dev").mkdir(parents=True)
+    (folder / "cdk.out").write_text(version)
+    (folder / "manifest.json").write_text(
+        json.dumps({"version": "55.0.0", "artifacts": {"assembly-Dev": stage}})
+    )
+    (folder / "assembly-Dev" / "cdk.out").write_text(version)
+    (folder / "assembly-Dev" / "manifest.json").write_text(json.dumps({"version": "55.0.0", "artifacts": {}}))
+    template = folder / "assembly-Dev" / "DevDataF961E460.template.json"
+    template.write_text('{"Resources": {}}')
+    return template
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param({"log_retention_days": 13}, "stage Dev: field '(stage)': Value error, log_retention_days (13) must be one of", id="field-refused-by-the-schema"),
+        # valid on its own; refused when the stage meets the release it deploys (after the old code emptied cdk.out)
+        pytest.param({"endpoint": {"model_data_key": "models/v1/model.tar.gz"}}, "stage Dev: field 'endpoint.model_data_key'", id="field-refused-with-the-release"),
+    ],
+)  # fmt: skip
 def test_synth_with_a_bad_stage_config_is_one_line_and_keeps_the_old_assembly(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    values: dict[str, Any],
+    message: str,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from infra.stages import STAGES
 
-    monkeypatch.setitem(STAGES, "Dev", {**STAGES["Dev"], "log_retention_days": 13})
-    assembly = workdir / "cdk.out"
-    assembly.mkdir()
-    (assembly / "manifest.json").write_text("{}")
-    check(synth.main, ["--outdir", str(assembly)], 1, "stage Dev: field", workdir, capsys)
+    dev = dict(STAGES["Dev"])
+    for key, value in values.items():
+        dev[key] = {**dev[key], **value} if isinstance(value, dict) else value  # type: ignore[dict-item]
+    monkeypatch.setitem(STAGES, "Dev", dev)
+    template = _assembly(workdir / "cdk.out")
+    check(synth.main, ["--outdir", str(workdir / "cdk.out")], 1, message, workdir, capsys)
+    assert template.read_text() == '{"Resources": {}}'
+
+
+# ------------------------------------------------------------------------------------- nothing deleted unasked
+def _belongings(root: Path) -> None:
+    """Folders a newcomer has next to the commands: labels prepared by app.dataprep (a dataset/ and nothing else), a
+    web app (with its manifest.json), a demo's folder, an assembly with a file of theirs, and a folder named like
+    synth's example pipeline output."""
+    (root / "labels" / "dataset").mkdir(parents=True)
+    (root / "labels" / "dataset" / "data.yaml").write_text("names: [hammer]\n")
+    (root / "site").mkdir()
+    (root / "site" / "manifest.json").write_text('{"name": "My app", "start_url": "/", "version": "1.0"}')
+    (root / "site" / "index.html").write_text("<html></html>\n")
+    (root / "webmanifest").mkdir()
+    (root / "webmanifest" / "manifest.json").write_text('{"version": "2.1", "artifacts": {}}')
+    (root / "demo-output" / "dataset").mkdir(parents=True)
+    (root / "demo-output" / demo.WORKDIR_MARKER).write_text("")
+    (root / "demo-output" / "dataset" / "data.yaml").write_text("names: [hammer]\n")
+    _assembly(root / "assembly")
+    (root / "assembly" / "notes.txt").write_text("mine\n")
+    (root / "cdk.out.pipeline-example").mkdir()
+    (root / "cdk.out.pipeline-example" / "notes.txt").write_text("mine\n")
+
+
+DESTRUCTIVE = [
+    pytest.param(demo.main, ["--workdir", "{tmp}/labels"], "--workdir {tmp}/labels: holds dataset and no .demo-workdir marker", "labels/dataset/data.yaml", id="demo-workdir-holds-only-a-dataset"),
+    pytest.param(demo.main, ["--workdir", "{tmp}/site"], "--workdir {tmp}/site: holds index.html, manifest.json and no", "site/index.html", id="demo-workdir-not-its-own"),
+    pytest.param(gpu_check.main, ["--workdir", "{tmp}/labels"], "--workdir {tmp}/labels: holds dataset and no .gpu-check-workdir marker", "labels/dataset/data.yaml", id="gpu_check-workdir-holds-only-a-dataset"),
+    pytest.param(gpu_check.main, ["--workdir", "{tmp}/demo-output"], "no .gpu-check-workdir marker", "demo-output/dataset/data.yaml", id="gpu_check-workdir-is-the-demos"),
+    pytest.param(synth.main, ["--outdir", "{tmp}/site"], "--outdir {tmp}/site: not empty and not a CDK cloud assembly (holds index.html, which synth does not write)", "site/manifest.json", id="synth-outdir-is-a-web-app"),
+    pytest.param(synth.main, ["--outdir", "{tmp}/webmanifest"], "not a CDK cloud assembly (no cdk.out version file)", "webmanifest/manifest.json", id="synth-outdir-has-only-a-manifest"),
+    pytest.param(synth.main, ["--outdir", "{tmp}/assembly"], "not a CDK cloud assembly (holds notes.txt, which synth does not write)", "assembly/notes.txt", id="synth-outdir-assembly-with-a-file-of-yours"),
+    pytest.param(synth.main, ["--outdir", "{tmp}/cdk.out"], "{tmp}/cdk.out.pipeline-example: not empty and not a CDK cloud assembly (holds notes.txt", "cdk.out.pipeline-example/notes.txt", id="synth-example-pipeline-folder-not-its-own"),
+    pytest.param(synth.main, ["--outdir", "{tmp}/cdk.out", "--force"], "{tmp}/cdk.out.pipeline-example: not empty", "cdk.out.pipeline-example/notes.txt", id="synth-force-does-not-reach-the-example-folder"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("main", "argv", "message", "survivor"), DESTRUCTIVE)
+def test_a_folder_the_command_did_not_create_is_refused_and_kept(
+    main: Main,
+    argv: list[str],
+    message: str,
+    survivor: str,
+    workdir: Path,
+    no_credentials: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _belongings(workdir)
+    kept = (workdir / survivor).read_bytes()
+    check(main, argv, 1, message.replace("{tmp}", str(workdir)), workdir, capsys)
+    assert (workdir / survivor).read_bytes() == kept
 
 
 # ----------------------------------------------------------------------------------------------------- demo
 DEMO = [
     pytest.param(["--workdir", "{tmp}/notes.txt"], 2, "notes.txt exists and is not a directory", id="workdir-is-a-file"),
-    pytest.param(["--workdir", "{tmp}"], 1, "which the demo did not write", id="workdir-not-the-demos"),
+    pytest.param(["--workdir", "{tmp}"], 1, "holds folder, notes.txt, traffic.csv and no .demo-workdir marker", id="workdir-not-the-demos"),
     pytest.param(["--workdir", "{tmp}/new", "--imgsz", "100"], 2, "expected a multiple of 32", id="imgsz-not-a-stride-multiple"),
     pytest.param(["--workdir", "{tmp}/new", "--images", "0"], 2, "expected an integer > 0", id="images-0"),
     pytest.param(["--workdir", "{tmp}/new", "--manifest", "{tmp}/out.manifest", "--image-root", "{tmp}/folder"], 2, "out.manifest: no such file", id="manifest-missing"),
