@@ -425,10 +425,14 @@ def stage_name(text: str) -> str:
 
 
 def s3_uri(text: str) -> str:
-    """``s3://<bucket>/<key or prefix>`` (bucket and key both present)."""
-    bucket, _, key = text.removeprefix("s3://").partition("/")
-    if not text.startswith("s3://") or not bucket or not key:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an S3 URI; expected s3://<bucket>/<key>")
+    """``s3://<bucket>/<key or prefix>`` (bucket and key both present), parsed strictly by the one S3 URI parser
+    (app/contracts/storage.py: ``s3:/b/k``, ``S3://``, a bucket name S3 would refuse are errors)."""
+    from app.contracts.storage import S3Uri, S3UriError
+
+    try:
+        S3Uri.parse(text, key_required=True)
+    except S3UriError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
 
 

@@ -148,8 +148,10 @@ def test_a_stack_that_does_not_exist_says_how_to_deploy_it() -> None:
         (cli.non_negative_float, "-12.72", "expected a number >= 0"),
         (cli.fraction, "1.5", "expected a number in (0, 1]"),
         (cli.stage_name, "Dve", "unknown stage 'Dve'; expected one of Dev, Staging, Prod"),
-        (cli.s3_uri, "s3://bucket-only", "expected s3://<bucket>/<key>"),
+        (cli.s3_uri, "s3://bucket-only", "no key; expected s3://bucket-only/<key>"),
         (cli.s3_uri, "bucket/key", "expected s3://<bucket>/<key>"),
+        (cli.s3_uri, "s3:/bucket/key", "expected s3://<bucket>/<key> (two slashes, lowercase)"),
+        (cli.s3_uri, "s3://My_Bucket/key", "bucket 'My_Bucket': expected 3-63 lowercase letters"),
         (cli.http_url, "127.0.0.1:8080", "expected http://HOST:PORT"),
         (cli.http_url, "http://127.0.0.1:99999", "is not a URL"),
         (cli.output_file, "/nonexistent-folder/x.json", "folder /nonexistent-folder does not exist"),
@@ -168,7 +170,7 @@ def test_validators_refuse_bad_values_at_parse_time(
 def test_validators_accept_good_values(tmp_path: Path) -> None:
     assert cli.stage_name("prod") == "Prod"
     assert cli.fraction("1") == 1.0
-    assert cli.s3_uri("s3://b/k/") == "s3://b/k/"
+    assert cli.s3_uri("s3://bkt/k/") == "s3://bkt/k/"
     assert cli.http_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
     assert cli.output_file(str(tmp_path / "out.json")) == tmp_path / "out.json"
     with pytest.raises(argparse.ArgumentTypeError, match="is a directory"):

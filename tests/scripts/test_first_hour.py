@@ -121,14 +121,14 @@ TRAINING = [
     pytest.param(["versions", "--stage", "Dve"], 2, "unknown stage 'Dve'; expected one of Dev, Staging, Prod", id="stage-typo"),
     pytest.param(["versions", "--stage", "Dev"], 1, "no AWS credentials found", id="no-credentials"),
     pytest.param(["start", "--stage", "Dev", "--dataset-uri", "bucket/tools/v7/"], 2, "is not an S3 URI", id="dataset-uri-not-s3"),
-    pytest.param(["start", "--stage", "Dev", "--dataset-uri", "s3://b/d/", "--instance-count", "0"], 2, "expected an integer > 0", id="instance-count-0"),
-    pytest.param(["start", "--stage", "Dev", "--dataset-uri", "s3://b/d/", "-p", "epochs"], 1, "expected NAME=VALUE", id="param-without-value"),
+    pytest.param(["start", "--stage", "Dev", "--dataset-uri", "s3://bkt/d/", "--instance-count", "0"], 2, "expected an integer > 0", id="instance-count-0"),
+    pytest.param(["start", "--stage", "Dev", "--dataset-uri", "s3://bkt/d/", "-p", "epochs"], 1, "expected NAME=VALUE", id="param-without-value"),
 ]  # fmt: skip
 
 
 TRAINING_DEPLOYED = [
     pytest.param({}, ["versions", "--stage", "Dev"], "stack Dev-Training has no outputs yet; deploy the current version", id="stack-without-outputs"),
-    pytest.param({"Other": "x"}, ["start", "--stage", "Dev", "--dataset-uri", "s3://b/d/"], "has no output RunnerFunctionName", id="stack-of-an-older-version"),
+    pytest.param({"Other": "x"}, ["start", "--stage", "Dev", "--dataset-uri", "s3://bkt/d/"], "has no output RunnerFunctionName", id="stack-of-an-older-version"),
     pytest.param(None, ["versions", "--stage", "Staging"], "stack Staging-Training does not exist in this account/region: deploy it first", id="stage-not-deployed"),
 ]  # fmt: skip
 
@@ -350,7 +350,7 @@ DATAPREP = [
     pytest.param([*JOB, "--", "--out", "s3://elsewhere/x/"], 1, "data-prep option --out: set by this command", id="option-managed"),
     pytest.param([*JOB, "--instance-count", "0"], 2, "expected an integer > 0", id="instance-count-0"),
     pytest.param([*JOB, "--instance-type", "ml.zz9.large"], 2, "--instance-type", id="instance-type-unknown"),
-    pytest.param(["--stage", "Dev", "--manifest", "raw/output.manifest", "--out", "s3://b/d/"], 2, "is not an S3 URI", id="manifest-not-s3"),
+    pytest.param(["--stage", "Dev", "--manifest", "raw/output.manifest", "--out", "s3://bkt/d/"], 2, "is not an S3 URI", id="manifest-not-s3"),
     pytest.param(JOB, 1, "no AWS credentials found", id="no-credentials"),
 ]  # fmt: skip
 

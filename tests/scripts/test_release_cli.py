@@ -141,7 +141,7 @@ def registry_with(aws: boto3.Session, status: str, *, versions: int = 1) -> str:
             ModelPackageGroupName="yolo-detector-dev-1a2b3c4d",
             ModelApprovalStatus=status,
             InferenceSpecification={
-                "Containers": [{"Image": "x", "ModelDataUrl": "s3://b/k.tar.gz"}],
+                "Containers": [{"Image": "x", "ModelDataUrl": "s3://bkt/k.tar.gz"}],
                 "SupportedContentTypes": ["image/jpeg"],
                 "SupportedResponseMIMETypes": ["application/json"],
             },
@@ -277,10 +277,10 @@ def test_cleanup_keeps_what_runs_what_a_release_references_and_the_newest(aws: b
     role = "arn:aws:iam::123456789012:role/sagemaker"
     released = {"Image": release.serve_image("cpu").uri, "ModelDataUrl": release.model.model_data_uri}
     containers = {
-        "old-unreferenced": {"Image": "x@sha256:" + "0" * 64, "ModelDataUrl": "s3://b/old.tar.gz"},
+        "old-unreferenced": {"Image": "x@sha256:" + "0" * 64, "ModelDataUrl": "s3://bkt/old.tar.gz"},
         "old-released": released,
-        "other-stage": {"Image": "x@sha256:" + "1" * 64, "ModelDataUrl": "s3://b/o.tar.gz"},
-        "running": {"Image": "x@sha256:" + "2" * 64, "ModelDataUrl": "s3://b/r.tar.gz"},
+        "other-stage": {"Image": "x@sha256:" + "1" * 64, "ModelDataUrl": "s3://bkt/o.tar.gz"},
+        "running": {"Image": "x@sha256:" + "2" * 64, "ModelDataUrl": "s3://bkt/r.tar.gz"},
     }
     for name, container in containers.items():
         stage = "staging" if name == "other-stage" else "prod"

@@ -52,15 +52,15 @@ def test_missing_stack_is_reported_without_a_traceback(capsys: pytest.CaptureFix
 
 def test_params_become_typed_hyperparameters() -> None:
     args = training.parser().parse_args(
-        ["start", "--stage", "Dev", "--dataset-uri", "s3://b/d/", "-p", "epochs=50", "-p", "optimizer=AdamW"]
+        ["start", "--stage", "Dev", "--dataset-uri", "s3://bkt/d/", "-p", "epochs=50", "-p", "optimizer=AdamW"]
     )
     request = training.build_request(args)
-    assert request == {"dataset_uri": "s3://b/d/", "hyperparameters": {"epochs": 50, "optimizer": "AdamW"}}
+    assert request == {"dataset_uri": "s3://bkt/d/", "hyperparameters": {"epochs": 50, "optimizer": "AdamW"}}
 
 
 def test_param_without_value_is_a_usage_error() -> None:
     args = training.parser().parse_args(
-        ["start", "--stage", "Dev", "--dataset-uri", "s3://b/d/", "-p", "epochs"]
+        ["start", "--stage", "Dev", "--dataset-uri", "s3://bkt/d/", "-p", "epochs"]
     )
     with pytest.raises(training.OperatorError, match="expected NAME=VALUE"):
         training.build_request(args)
@@ -79,7 +79,7 @@ def test_runner_answer_is_returned_as_sent() -> None:
     answer = {"status": "started", "job_name": "yolo-dev-d-0123456789ab", "console_url": "https://x"}
     with Stubber(client) as stubber:
         stubber.add_response("invoke", _invoke_response(answer))
-        assert training.invoke_runner(client, "runner-fn", {"dataset_uri": "s3://b/d/"}) == answer
+        assert training.invoke_runner(client, "runner-fn", {"dataset_uri": "s3://bkt/d/"}) == answer
 
 
 def test_runner_function_error_becomes_a_command_error() -> None:
@@ -88,7 +88,7 @@ def test_runner_function_error_becomes_a_command_error() -> None:
     with Stubber(client) as stubber:
         stubber.add_response("invoke", _invoke_response(error, "Unhandled"))
         with pytest.raises(training.OperatorError, match="ThrottlingException"):
-            training.invoke_runner(client, "runner-fn", {"dataset_uri": "s3://b/d/"})
+            training.invoke_runner(client, "runner-fn", {"dataset_uri": "s3://bkt/d/"})
 
 
 def test_quota_names_follow_the_stage_config() -> None:
@@ -133,7 +133,7 @@ def test_a_runner_payload_that_is_not_json_is_an_error_message(function_error: s
     with Stubber(client) as stubber:
         stubber.add_response("invoke", _raw_invoke_response(body, function_error))
         with pytest.raises(training.OperatorError) as info:
-            training.invoke_runner(client, "runner-fn", {"dataset_uri": "s3://b/d/"})
+            training.invoke_runner(client, "runner-fn", {"dataset_uri": "s3://bkt/d/"})
     message = str(info.value)
     assert "not JSON" in message and "Task timed out" in message and "Lambda console: runner-fn" in message
     assert "\n" not in message
@@ -198,7 +198,7 @@ def test_follow_of_a_failed_job_exits_3_with_its_reason(capsys: pytest.CaptureFi
     job = {
         "TrainingJobName": "yolo-dev-1",
         "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:123456789012:training-job/yolo-dev-1",
-        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"},
+        "ModelArtifacts": {"S3ModelArtifacts": "s3://bkt/m.tar.gz"},
         "TrainingJobStatus": "Failed",
         "SecondaryStatus": "Failed",
         "FailureReason": "AlgorithmError: dataset.json missing",

@@ -21,7 +21,7 @@ def test_follow_prints_the_job_log_lines_then_its_status(capsys: pytest.CaptureF
             TrainingJobName="yolo-dev-tools-1",
             AlgorithmSpecification={"TrainingImage": "x", "TrainingInputMode": "File"},
             RoleArn="arn:aws:iam::123456789012:role/training",
-            OutputDataConfig={"S3OutputPath": "s3://b/training-output/"},
+            OutputDataConfig={"S3OutputPath": "s3://bkt/training-output/"},
             ResourceConfig={"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 10},
             StoppingCondition={"MaxRuntimeInSeconds": 60},
         )
