@@ -52,7 +52,17 @@ def test_missing_stack_is_reported_without_a_traceback(capsys: pytest.CaptureFix
 
 def test_params_become_typed_hyperparameters() -> None:
     args = training.parser().parse_args(
-        ["start", "--stage", "Dev", "--dataset-uri", "s3://bkt/d/", "-p", "epochs=50", "-p", "optimizer=AdamW"]
+        [
+            "start",
+            "--stage",
+            "Dev",
+            "--dataset-uri",
+            "s3://bkt/d/",
+            "-p",
+            "epochs=50",
+            "-p",
+            "optimizer=AdamW",
+        ]
     )
     request = training.build_request(args)
     assert request == {"dataset_uri": "s3://bkt/d/", "hyperparameters": {"epochs": 50, "optimizer": "AdamW"}}
