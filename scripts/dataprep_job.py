@@ -32,6 +32,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from app.contracts import instance_types
 from app.contracts.stack_outputs import TrainingOutputs
 from app.contracts.storage import RAW_PREFIX, S3Uri, S3UriError

@@ -30,6 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from infra.paths import REPO_ROOT
 
 LOCK = REPO_ROOT / "requirements.lock"

@@ -33,6 +33,9 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 from app.contracts import launcher_environment
 from app.contracts.artifact import ModelCard, Precision
 from app.contracts.release import (

@@ -189,6 +189,21 @@ def test_serving_with_one_worker(trained_artifact: Path) -> None:
     assert run.stderr_after == ["serve: interrupted (Ctrl-C); stopped"], run
 
 
+COMMANDS = sorted(
+    p for p in (REPO_ROOT / "scripts").glob("*.py") if 'if __name__ == "__main__":' in p.read_text()
+)
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: p.stem)
+def test_every_command_answers_help_when_run_as_a_path(path: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in _env().items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [PY, str(path), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "expected"),
     [
