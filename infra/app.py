@@ -70,6 +70,13 @@ def pipeline_config() -> PipelineConfig | None:
 def example_pipeline_stages() -> tuple[dict[str, StageConfig], PipelineConfig]:
     """infra/stages.py's stages with the example accounts and EXAMPLE_PIPELINE: what make synth and the tests
     synthesize so the pipeline stays cdk-nag and cfn-lint clean before anyone configures PIPELINE."""
+    missing = [name for name in STAGES if name not in EXAMPLE_ENVIRONMENTS]
+    if missing:
+        raise ConfigError(
+            f"stage {missing[0]!r}: no example environment; add it to EXAMPLE_ENVIRONMENTS in infra/stages.py "
+            "(a placeholder account such as '555555555555' and the example region): make synth synthesizes the "
+            "example pipeline with every stage"
+        )
     stages = {
         name: load_stage(name, {**values, **EXAMPLE_ENVIRONMENTS[name]}) for name, values in STAGES.items()
     }

@@ -230,6 +230,15 @@ def test_example_pipeline_configuration_is_valid() -> None:
     assert list(stages) == STAGE_ORDER and pipeline.manual_approval_before == ("Prod",)
 
 
+def test_a_stage_added_without_an_example_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """README "Add a stage": a new stage in STAGES alone used to crash make synth with KeyError: 'QA'."""
+    from infra import app
+
+    monkeypatch.setitem(app.STAGES, "QA", app.STAGES["Staging"])
+    with pytest.raises(ConfigError, match=r"stage 'QA': no example environment; add it to EXAMPLE_ENVIRONMENTS"):
+        example_pipeline_stages()
+
+
 def test_malformed_pipeline_field_is_named() -> None:
     with pytest.raises(ConfigError, match=r"pipeline: field 'connection_arn'"):
         load_pipeline({**EXAMPLE_PIPELINE, "connection_arn": "github-token"})
