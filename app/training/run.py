@@ -218,6 +218,7 @@ def train(opt: OptMl, environment: TrainingEnvironment, checkpointer: SpotCheckp
             record.transfer = report.as_dict()
         else:
             _log(f"[transfer] none: building {start} from scratch for {len(dataset.classes)} classes")
+        weights.check_imgsz(hp.imgsz, start)  # e.g. a P6 model (stride 64) at imgsz 608: refused before training
         overrides = ultralytics_overrides(
             hp, model=str(start), data=data_yaml, save_dir=save_dir, device=device
         )
