@@ -8,7 +8,13 @@ A/B to spread the noise of a shared machine; CPU seconds alongside wall seconds 
   - whole process: python start to exit; ours also validates the dataset, reports the transfer, exports ONNX and
     writes model.json + loss.png, work the direct call does not do (shown separately, not hidden).
 
+``--peak-rss`` instead measures memory at production defaults: one run of our entrypoint fine-tuning the bundled
+YOLOv8s checkpoint at imgsz 640 (1 epoch, batch 16, the default int8 settings: 64 calibration images), reporting the
+job process's peak RSS and the isolated int8 step's (calibration + evaluation), against the memory of the smallest
+training instance of infra/stages.py.
+
 Usage: .venv/bin/python bench/bench_training.py [--epochs 2] [--reps 2]
+       .venv/bin/python bench/bench_training.py --peak-rss
 """
 
 from __future__ import annotations
@@ -115,6 +121,59 @@ def run_ours(work: Path, dataset: Path, hp: dict[str, str]) -> Sample:
     return Sample(float(training["train_seconds"]), float(training["train_cpu_seconds"]), wall, process_cpu)
 
 
+# ml.g5.xlarge (Dev's training instance, the smallest in infra/stages.py): 4 vCPU, 16 GiB memory -
+# https://aws.amazon.com/sagemaker/pricing/ (instance table) and https://aws.amazon.com/ec2/instance-types/g5/
+SMALLEST_TRAINING_INSTANCE = ("ml.g5.xlarge", 16 * 1024)
+
+
+def peak_rss() -> None:
+    """One production-default run (see module docstring); prints the peak RSS of the job and of its int8 step."""
+    from app.contracts.hyperparameters import Hyperparameters
+
+    defaults = Hyperparameters()
+    hp = {
+        **FAST_HYPERPARAMETERS,
+        "epochs": "1",
+        "imgsz": "640",
+        "batch": "16",
+        "nbs": "64",
+        "int8_calibration_images": str(defaults.int8_calibration_images),
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-training-rss-") as tmp:
+        root = Path(tmp)
+        dataset = make_shapes_dataset(root / "dataset", n_train=64, n_val=16, size=640)
+        opt_ml = make_opt_ml(
+            root / "opt_ml", dataset=dataset, pretrained=pretrained_checkpoint(), hyperparameters=hp
+        )
+        start = time.monotonic()
+        proc = subprocess.Popen(
+            training_command(opt_ml), env=_env(root), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert proc.stdout is not None
+        log = proc.stdout.read().decode(errors="replace")
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise SystemExit(f"entrypoint failed ({proc.returncode}):\n{log[-4000:]}")
+        card = json.loads((opt_ml / "model" / "model.json").read_text())
+    job_mib = usage.ru_maxrss / 1024
+    int8 = card["int8"]
+    name, limit = SMALLEST_TRAINING_INSTANCE
+    print(
+        f"YOLOv8s (bundled checkpoint), imgsz 640, 1 epoch on 64 + 16 images, CPU ({os.cpu_count()} cores), "
+        f"{time.monotonic() - start:.0f}s"
+    )
+    print(f"job process peak RSS   {job_mib:8.0f} MiB")
+    print(
+        f"int8 step peak RSS     {int8['peak_rss_mib']:8.0f} MiB  ({int8['calibration_images']} calibration images, "
+        f"{int8['calibration_method']}; {int8['seconds']:.0f}s; status {int8['status']})"
+    )
+    print(
+        f"both at once           {job_mib + int8['peak_rss_mib']:8.0f} MiB  = "
+        f"{(job_mib + int8['peak_rss_mib']) / limit:.0%} of {name}'s {limit // 1024} GiB"
+    )
+
+
 def _row(label: str, direct: float, ours: float, note: str = "") -> str:
     return f"{label:<22} YOLO.train {direct:7.1f}s   ours {ours:7.1f}s   overhead {ours / direct - 1:+7.1%}  {note}"
 
@@ -125,7 +184,11 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--peak-rss", action="store_true", help="memory at production defaults (see above)")
     ns = parser.parse_args()
+    if ns.peak_rss:
+        peak_rss()
+        return
     hp = {**FAST_HYPERPARAMETERS, "epochs": str(ns.epochs)}
     direct: list[Sample] = []
     ours: list[Sample] = []

@@ -92,7 +92,7 @@ def _opencv(buffer: np.ndarray, *, tiff: bool) -> np.ndarray | None:
         if ok and frames and frames[0].ndim == 3:
             image = frames[0][..., :3]
             if image.dtype == np.uint16:
-                image = (image >> 8).astype(np.uint8)
+                image = np.right_shift(image, 8).astype(np.uint8)
     if image is None:
         image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     if image is None or image.dtype != np.uint8 or image.ndim != 3:

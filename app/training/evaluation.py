@@ -80,7 +80,7 @@ def _validator_class() -> type:
                     )
                 )
 
-            self.metrics.update_stats = keep
+            self.metrics.update_stats = keep  # type: ignore[method-assign]
 
         def _process_batch(self, preds: dict[str, Any], batch: dict[str, Any]) -> dict[str, np.ndarray]:
             gain = float(batch["ratio_pad"][0][0])  # input pixels per original pixel

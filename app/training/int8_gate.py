@@ -179,7 +179,8 @@ def agreement(fp32: Path, int8: Path, images: Sequence[Path], *, imgsz: int) -> 
         out = []
         for path in images:
             (result,) = yolo.predict(str(path), imgsz=imgsz, conf=AGREEMENT_CONF, device="cpu", verbose=False)
-            out.append((result.boxes.xyxy.cpu().numpy(), result.boxes.cls.cpu().numpy()))
+            found: Any = result.boxes  # type: ignore[union-attr]
+            out.append((found.xyxy.cpu().numpy(), found.cls.cpu().numpy()))
         return out
 
     a, b = boxes(fp32), boxes(int8)
