@@ -104,6 +104,14 @@ class Int8Result(BaseModel):
     peak_rss_mib: float | None = Field(None, ge=0, description="the int8 process's peak resident memory")
     seconds: float = Field(ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _status_of_older_cards(cls, data: object) -> object:
+        """model.json written before ``status`` existed: shipped or rejected by the one-number gate."""
+        if isinstance(data, dict) and "status" not in data and "shipped" in data:
+            return {**data, "status": "shipped" if data["shipped"] else "rejected"}
+        return data
+
     @model_validator(mode="after")
     def _file_iff_shipped(self) -> Int8Result:
         if self.shipped != (self.file == INT8_ONNX):
