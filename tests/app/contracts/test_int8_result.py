@@ -29,7 +29,7 @@ def test_a_card_written_before_status_existed_still_loads() -> None:
 
 @pytest.mark.parametrize("status", ["rejected", "underpowered", "failed"])
 def test_only_the_shipped_status_comes_with_the_file(status: str) -> None:
-    with pytest.raises(ValidationError, match="int8.status must be 'shipped' exactly when"):
+    with pytest.raises(ValidationError, match=r"int8\.status must be 'shipped' exactly when"):
         Int8Result(
             file=INT8_ONNX, shipped=True, status=status, reason="x", max_map50_95_drop=0.01, seconds=1.0
         )  # type: ignore[arg-type]
