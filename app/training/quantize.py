@@ -35,9 +35,10 @@ from app.contracts.metrics import MODEL_METRICS, QUALITY_KEY
 # Node names of an ultralytics ONNX export: "/model.<module index>/<submodule>/...". The last module is the head.
 _MODULE = re.compile(r"^/model\.(\d+)/")
 CALIBRATION_METHOD = "minmax"
-# Images per calibration chunk. MinMax keeps only each tensor's min and max per image, and ranges are merged after
-# every chunk; what a chunk costs is ORT running the augmented graph (every activation an output) on one image at a
-# time. Peak RSS of the whole int8 step at production defaults is measured by bench/bench_training.py.
+# Images per calibration chunk. ORT's MinMax calibrator adds a ReduceMin/ReduceMax output per activation, keeps
+# those per image and merges them into running ranges after every chunk: what stays in memory is a few numbers per
+# activation, not the activations, so memory does not grow with the image count (only the time does). Peak RSS of the
+# whole int8 step at production defaults is measured by bench/bench_training.py --peak-rss.
 CALIBRATION_CHUNK = 8
 
 
