@@ -4,12 +4,13 @@ step does - an exception, a crash in native code, the kernel's OOM killer - cost
 The parent writes the request as JSON, starts ``python -m app.training.int8_step REQUEST RESULT`` and waits; the
 child writes model.int8.onnx (when the gate ships it) and the Int8Result as JSON. Anything else - a non-zero exit,
 a signal, a missing or unreadable result - becomes an Int8Result with ``status: failed`` and the reason, the int8
-file is removed, and the job goes on to ship fp32. The child's peak RSS is recorded (``os.wait4``'s rusage), which
-is what the instance's memory must hold on top of the parent.
+file is removed, and the job goes on to ship fp32. The child's peak RSS is recorded (its VmHWM), which is what the
+instance's memory must hold on top of the parent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ from typing import Any
 import app
 from app.contracts.artifact import INT8_ONNX, Int8Result
 
+POLL_S = 0.5  # how often the parent samples the child's peak memory
 _KILLED_HINT = {
     signal.SIGKILL: "the kernel's OOM killer sends SIGKILL when the instance runs out of memory",
     signal.SIGSEGV: "a crash in native code",
@@ -67,8 +69,18 @@ def failed(
     )
 
 
-def _why(status: int, result: Path) -> str:
-    code = os.waitstatus_to_exitcode(status)
+def peak_rss_mib(pid: int | str = "self") -> float:
+    """The process's peak resident memory (VmHWM), 0.0 once it is gone. Not getrusage's ru_maxrss: after fork + exec
+    that counts the parent's resident memory at the fork (the whole training process), not the child's own."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+    return round(kib / 1024, 1)
+
+
+def _why(code: int, result: Path) -> str:
     if code < 0:
         sig = signal.Signals(-code)
         hint = _KILLED_HINT.get(sig)
@@ -97,14 +109,16 @@ def run_int8(request: Int8Request, *, log: Callable[[str], None] = print) -> Int
         log(
             f"[int8] quantizing and evaluating in child process {proc.pid} (a failure there ships fp32 alone)"
         )
+        peak = 0.0
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+            while proc.returncode is None:
+                peak = max(peak, peak_rss_mib(proc.pid))  # a killed child cannot report its own
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=POLL_S)
         finally:
             if proc.returncode is None:  # we were interrupted (SIGTERM): the child must not outlive the job
                 proc.kill()
                 proc.wait()
-        peak = round(usage.ru_maxrss / 1024, 1)  # KiB on Linux
         seconds = time.monotonic() - started
         if proc.returncode == 0:
             try:
@@ -113,10 +127,10 @@ def run_int8(request: Int8Request, *, log: Callable[[str], None] = print) -> Int
                 return failed(
                     request, f"unreadable int8 result ({type(exc).__name__}: {exc})", seconds=seconds
                 )
-            return result.model_copy(update={"peak_rss_mib": peak})
-        why = _why(status, result_file)
-    result = failed(request, why, seconds=seconds, peak_rss_mib=peak)
-    log(f"[int8] NOT shipped: {result.reason} (peak RSS {peak:.0f} MiB)")
+            return result  # with the child's own peak RSS (_child)
+        why = _why(proc.returncode, result_file)
+    result = failed(request, why, seconds=seconds, peak_rss_mib=peak or None)
+    log(f"[int8] NOT shipped: {result.reason} (peak RSS >= {peak:.0f} MiB, sampled every {POLL_S}s)")
     return result
 
 
@@ -145,6 +159,7 @@ def _child(request_file: Path, result_file: Path) -> int:
         result_file.write_text(json.dumps(error))
         print(f"[int8] step failed: {error['error']}", file=sys.stderr, flush=True)
         return 1
+    result = result.model_copy(update={"peak_rss_mib": peak_rss_mib()})
     result_file.write_text(result.model_dump_json())
     return 0
 
