@@ -19,6 +19,7 @@ from tests.fixtures.artifacts import (
     FAST_HYPERPARAMETERS,
     checked_final_line,
     make_opt_ml,
+    terminate_training,
     training_command,
     training_env,
 )
@@ -35,7 +36,9 @@ def test_an_exception_in_the_int8_step_is_a_failed_int8_not_a_failed_job(
     calibration = tmp_path / "calibration"
     shutil.copytree(tiny_dataset / IMAGES_DIR / TRAIN, calibration)
     first = min(calibration.iterdir())
-    first.write_bytes(b"not a jpeg")  # ORT calls the reader inside its calibration loop: the error surfaces there
+    first.write_bytes(
+        b"not a jpeg"
+    )  # ORT calls the reader inside its calibration loop: the error surfaces there
     card = read_model_card(trained_artifact)
     request = Int8Request(
         model_dir=str(model_dir),
@@ -58,7 +61,9 @@ def test_an_exception_in_the_int8_step_is_a_failed_int8_not_a_failed_job(
     assert (model_dir / MODEL_ONNX).is_file()
 
 
-def test_an_int8_step_killed_for_memory_still_ships_the_fp32_model(tmp_path: Path, tiny_dataset: Path) -> None:
+def test_an_int8_step_killed_for_memory_still_ships_the_fp32_model(
+    tmp_path: Path, tiny_dataset: Path
+) -> None:
     """The real entrypoint; the int8 child is SIGKILLed as the kernel's OOM killer does: exit 0, fp32 shipped."""
     hyperparameters = {**FAST_HYPERPARAMETERS, "model": "yolov8n.yaml", "epochs": "1", "imgsz": "64"}
     opt_ml = make_opt_ml(tmp_path / "opt_ml", dataset=tiny_dataset, hyperparameters=hyperparameters)
@@ -89,3 +94,15 @@ def test_an_int8_step_killed_for_memory_still_ships_the_fp32_model(tmp_path: Pat
     assert card.precisions() == ["fp32"] and (model_dir / MODEL_ONNX).is_file()
     assert not (model_dir / INT8_ONNX).exists()
     checked_final_line(output, model_dir)  # the registrar still gets the shipped model's metrics
+
+
+def test_sigterm_during_the_int8_step_stops_the_job_and_its_child(tmp_path: Path, tiny_dataset: Path) -> None:
+    """StopTrainingJob / a spot interruption while int8 runs: exit 143 within seconds, no int8 process left."""
+    hyperparameters = {**FAST_HYPERPARAMETERS, "model": "yolov8n.yaml", "epochs": "1", "imgsz": "64"}
+    opt_ml = make_opt_ml(tmp_path / "opt_ml", dataset=tiny_dataset, hyperparameters=hyperparameters)
+    run = terminate_training(opt_ml, marker="[int8] quantizing", delay_s=1.0)
+    assert run.returncode == 143, run.output[-3000:]
+    assert run.stop_seconds < 15 and "[sigterm]" in run.output
+    (line,) = [line for line in run.output.splitlines() if CHILD.match(line)]
+    child = int(CHILD.match(line).group(1))  # type: ignore[union-attr]
+    assert not Path(f"/proc/{child}").exists(), "the int8 process outlived the job"
