@@ -171,7 +171,9 @@ def _sixteen_bit_gray_png() -> bytes:
 
 def _cmyk_jpeg() -> bytes:
     buf = io.BytesIO()
-    Image.open(io.BytesIO(ultralytics_asset("zidane.jpg"))).convert("CMYK").save(buf, format="JPEG", quality=92)
+    Image.open(io.BytesIO(ultralytics_asset("zidane.jpg"))).convert("CMYK").save(
+        buf, format="JPEG", quality=92
+    )
     return buf.getvalue()
 
 

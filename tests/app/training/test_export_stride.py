@@ -30,6 +30,8 @@ def test_a_p6_export_passes_the_onnx_check(tmp_path: Path, monkeypatch: pytest.M
 
 def test_an_imgsz_that_is_not_a_multiple_of_the_largest_stride_is_refused() -> None:
     assert check_imgsz(128, P6) == 64
-    with pytest.raises(WeightsError, match=r"'imgsz'=160: not a multiple of yolov8n-p6.yaml's largest stride 64"):
+    with pytest.raises(
+        WeightsError, match=r"'imgsz'=160: not a multiple of yolov8n-p6.yaml's largest stride 64"
+    ):
         check_imgsz(160, P6)
     assert check_imgsz(160, "yolov8n.yaml") == 32
