@@ -7,7 +7,7 @@ exported to ONNX at imgsz 640 with a dynamic input, so bus.jpg is letterboxed to
                  int8 (SERVING_PRECISION), at concurrency 1 and saturated (2 x workers x threads clients);
   reference      what the public samples do: ultralytics PyTorch ``predict`` in a plain ``http.server`` handler;
   CPU seconds    per request, all processes of the server (supervisor + workers);
-  INT8 accuracy  app.training.quantize (the training job's own code: QDQ, per-channel, strided min/max calibration,
+  INT8 accuracy  app.training.quantize (the training job's own code: QDQ, per-channel, strided percentile calibration,
                  head output convs and decoding in float) then ultralytics' validator (app.training.evaluation) for
                  both precisions on a teacher-labelled set
                  (see ACCURACY: variants of the ultralytics photos labelled by best.pt in PyTorch at conf >= 0.5;
@@ -296,7 +296,7 @@ def accuracy(pt: Path, model_dir: Path, work: Path) -> dict:
                 fp32_onnx_metrics=result["fp32"],
                 int8_onnx_metrics=result["int8"],
                 calibration_images=result["calibration"],
-                calibration_method="minmax, strided",
+                calibration_method="percentile 99.99, strided",
                 float_nodes=result["float_nodes"],
                 seconds=result["quantize_s"],
             )

@@ -62,14 +62,14 @@ def test_the_artifact_records_both_precisions_and_the_gate(trained_artifact: Pat
 
 
 def test_calibration_reads_strided_chunks(trained_artifact: Path) -> None:
-    """Calibration memory is bounded: ORT's strided MinMax path reads the images chunk by chunk (set_range), never
+    """Calibration memory is bounded: ORT's strided path reads the images chunk by chunk (set_range), never
     all of them at once."""
     card = read_model_card(trained_artifact)
     assert card.int8 is not None and card.int8.calibration_chunks
     chunks = card.int8.calibration_chunks
     assert len(chunks) >= 2 and all(end - start <= CALIBRATION_CHUNK for start, end in chunks)
     assert chunks[0][0] == 0 and chunks[-1][1] == card.int8.calibration_images
-    assert "minmax" in (card.int8.calibration_method or "")
+    assert "strided chunks" in (card.int8.calibration_method or "")
 
 
 def test_int8_detections_match_fp32_on_confident_boxes(trained_artifact: Path, tiny_dataset: Path) -> None:
