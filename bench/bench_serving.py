@@ -7,8 +7,9 @@ exported to ONNX at imgsz 640 with a dynamic input, so bus.jpg is letterboxed to
                  int8 (SERVING_PRECISION), at concurrency 1 and saturated (2 x workers x threads clients);
   reference      what the public samples do: ultralytics PyTorch ``predict`` in a plain ``http.server`` handler;
   CPU seconds    per request, all processes of the server (supervisor + workers);
-  INT8 accuracy  app.training.quantize (the training job's own code: QDQ, per-channel, percentile calibration,
-                 detection-head decoding in float) then validate_onnx for both precisions on a teacher-labelled set
+  INT8 accuracy  app.training.quantize (the training job's own code: QDQ, per-channel, strided percentile calibration,
+                 head output convs and decoding in float) then ultralytics' validator (app.training.evaluation) for
+                 both precisions on a teacher-labelled set
                  (see ACCURACY: variants of the ultralytics photos labelled by best.pt in PyTorch at conf >= 0.5;
                  calibrated on other variants). It measures how far int8 strays from fp32, not absolute accuracy.
 
@@ -121,7 +122,8 @@ import json, sys, time
 from pathlib import Path
 import cv2, numpy as np
 from ultralytics import YOLO
-from app.training.quantize import quantize, validate_onnx
+from app.training.evaluation import evaluate
+from app.training.quantize import quantize
 
 pt, fp32, int8, work, assets = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5:]
 photos = {Path(a).stem: cv2.imread(a) for a in assets}
@@ -153,12 +155,14 @@ yaml = work / "data.yaml"
 yaml.write_text(f"path: {work}\\ntrain: images/val\\nval: images/val\\nnames: {teacher.names}\\n")
 t0 = time.monotonic()
 calibration = sorted((work / "calib").iterdir())
-kept = quantize(fp32, int8, images=calibration, imgsz=640, input_name="images")
+done = quantize(fp32, int8, images=calibration, imgsz=640, input_name="images")
 quant_s = time.monotonic() - t0
-m32 = validate_onnx(fp32, data_yaml=yaml, imgsz=640, workdir=work)
-m8 = validate_onnx(int8, data_yaml=yaml, imgsz=640, workdir=work)
-print("RESULT " + json.dumps({"fp32": m32, "int8": m8, "images": len(photos) * len(val), "boxes": boxes,
-      "calibration": len(calibration), "float_nodes": kept, "quantize_s": round(quant_s, 1)}))
+names = [teacher.names[i] for i in sorted(teacher.names)]
+keys = ("precision", "recall", "mAP50", "mAP50-95")
+m32, m8 = (evaluate(m, data_yaml=yaml, imgsz=640, workdir=work, class_names=names).report for m in (fp32, int8))
+print("RESULT " + json.dumps({"fp32": {k: m32[k] for k in keys}, "int8": {k: m8[k] for k in keys},
+      "images": len(photos) * len(val), "boxes": boxes, "calibration": len(calibration),
+      "float_nodes": done.float_nodes, "quantize_s": round(quant_s, 1)}))
 """
 # One single-thread session running back to back from a shared start time: N of these are the machine's limit.
 LIMIT = """
@@ -285,13 +289,14 @@ def accuracy(pt: Path, model_dir: Path, work: Path) -> dict:
             "int8": Int8Result(
                 file=INT8_ONNX,
                 shipped=True,
+                status="shipped",
                 reason=f"bench: mAP50-95 drop {drop:.4f} (gate {MAX_DROP})",
                 max_map50_95_drop=MAX_DROP,
                 map50_95_drop=round(drop, 6),
                 fp32_onnx_metrics=result["fp32"],
                 int8_onnx_metrics=result["int8"],
                 calibration_images=result["calibration"],
-                calibration_method="percentile 99.99",
+                calibration_method="percentile 99.99, strided",
                 float_nodes=result["float_nodes"],
                 seconds=result["quantize_s"],
             )
@@ -455,7 +460,7 @@ def main() -> int:
     fp32_map, int8_map = acc["fp32"]["mAP50-95"], acc["int8"]["mAP50-95"]
     drop_points = (fp32_map - int8_map) * 100
     print(
-        f"\nINT8 accuracy (validate_onnx, ultralytics' validator): mAP50-95 fp32 {fp32_map:.4f}, int8 {int8_map:.4f} "
+        f"\nINT8 accuracy (ultralytics' validator): mAP50-95 fp32 {fp32_map:.4f}, int8 {int8_map:.4f} "
         f"(drop {drop_points:+.2f} points); mAP50 fp32 {acc['fp32']['mAP50']:.4f}, int8 {acc['int8']['mAP50']:.4f}. "
         f"Labelled set: {acc['images']} variants (flips, 90-degree rotations, crop, half size, dark) of the ultralytics "
         f"photos bus.jpg and zidane.jpg, {acc['boxes']} boxes labelled by best.pt in PyTorch at conf >= 0.5 (a teacher "

@@ -8,12 +8,19 @@ A/B to spread the noise of a shared machine; CPU seconds alongside wall seconds 
   - whole process: python start to exit; ours also validates the dataset, reports the transfer, exports ONNX and
     writes model.json + loss.png, work the direct call does not do (shown separately, not hidden).
 
+``--peak-rss`` instead measures memory at production defaults: one run of our entrypoint fine-tuning the bundled
+YOLOv8s checkpoint at imgsz 640 (1 epoch, batch 16, the default int8 settings: 64 calibration images), reporting the
+job process's peak RSS and the isolated int8 step's (calibration + evaluation), against the memory of the smallest
+training instance of infra/stages.py.
+
 Usage: .venv/bin/python bench/bench_training.py [--epochs 2] [--reps 2]
+       .venv/bin/python bench/bench_training.py --peak-rss
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -115,6 +122,76 @@ def run_ours(work: Path, dataset: Path, hp: dict[str, str]) -> Sample:
     return Sample(float(training["train_seconds"]), float(training["train_cpu_seconds"]), wall, process_cpu)
 
 
+# ml.g5.xlarge (Dev's training instance, the smallest in infra/stages.py): 4 vCPU, 16 GiB memory -
+# https://aws.amazon.com/sagemaker/pricing/ (instance table) and https://aws.amazon.com/ec2/instance-types/g5/
+SMALLEST_TRAINING_INSTANCE = ("ml.g5.xlarge", 16 * 1024)
+
+
+def _watch(proc: subprocess.Popen[bytes]) -> tuple[float, float]:
+    """Until ``proc`` exits, every 0.5 s: (its own peak RSS, the largest RSS sum of it and its children), MiB."""
+    import psutil
+
+    from app.training.int8_step import peak_rss_mib
+
+    own, tree = 0.0, 0.0
+    job = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        own = max(own, peak_rss_mib(proc.pid))  # VmHWM: the job's exact peak so far
+        with contextlib.suppress(psutil.Error):  # a child ended between the listing and the reading
+            tree = max(tree, sum(p.memory_info().rss for p in [job, *job.children(recursive=True)]) / 2**20)
+        time.sleep(0.5)
+    return own, tree
+
+
+def peak_rss() -> None:
+    """One production-default run (see module docstring); prints the peak RSS of the job and of its int8 step."""
+    from app.contracts.hyperparameters import Hyperparameters
+
+    defaults = Hyperparameters()
+    hp = {
+        **FAST_HYPERPARAMETERS,
+        "epochs": "1",
+        "imgsz": "640",
+        "batch": "16",
+        "nbs": "64",
+        "int8_calibration_images": str(defaults.int8_calibration_images),
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-training-rss-") as tmp:
+        root = Path(tmp)
+        dataset = make_shapes_dataset(root / "dataset", n_train=64, n_val=16, size=640)
+        opt_ml = make_opt_ml(
+            root / "opt_ml", dataset=dataset, pretrained=pretrained_checkpoint(), hyperparameters=hp
+        )
+        start = time.monotonic()
+        with (root / "train.log").open("wb") as log:
+            proc = subprocess.Popen(
+                training_command(opt_ml), env=_env(root), stdout=log, stderr=subprocess.STDOUT
+            )
+            job_mib, tree_mib = _watch(proc)
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"entrypoint failed ({proc.returncode}):\n{(root / 'train.log').read_text()[-4000:]}"
+            )
+        card = json.loads((opt_ml / "model" / "model.json").read_text())
+    int8 = card["int8"]
+    name, limit = SMALLEST_TRAINING_INSTANCE
+    print(
+        f"YOLOv8s (bundled checkpoint), imgsz 640, batch 16, 1 epoch on 64 + 16 images, CPU ({os.cpu_count()} "
+        f"cores), {time.monotonic() - start:.0f}s"
+    )
+    print(
+        f"job process peak RSS   {job_mib:8.0f} MiB  (training on CPU: on a GPU instance the batches live on the GPU)"
+    )
+    print(
+        f"int8 step peak RSS     {int8['peak_rss_mib']:8.0f} MiB  ({int8['calibration_images']} calibration images, "
+        f"{int8['calibration_method']}; {int8['seconds']:.0f}s; status {int8['status']})"
+    )
+    print(
+        f"job + children         {tree_mib:8.0f} MiB  (largest sum, sampled every 0.5 s) = {tree_mib / limit:.0%} of "
+        f"{name}'s {limit // 1024} GiB"
+    )
+
+
 def _row(label: str, direct: float, ours: float, note: str = "") -> str:
     return f"{label:<22} YOLO.train {direct:7.1f}s   ours {ours:7.1f}s   overhead {ours / direct - 1:+7.1%}  {note}"
 
@@ -125,7 +202,11 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--peak-rss", action="store_true", help="memory at production defaults (see above)")
     ns = parser.parse_args()
+    if ns.peak_rss:
+        peak_rss()
+        return
     hp = {**FAST_HYPERPARAMETERS, "epochs": str(ns.epochs)}
     direct: list[Sample] = []
     ours: list[Sample] = []

@@ -14,8 +14,9 @@ ONNX graph (``raw`` layout, no NMS inside, so conf/iou/max_det stay per-request 
 input ``images`` float32 [1, 3, imgsz, imgsz], RGB, 0..1, letterboxed (pad value 114/255, centred);
 output ``output0`` float32 [1, 4 + num_classes, num_anchors]: rows 0-3 are cx, cy, w, h in input pixels,
 rows 4.. are per-class scores (already sigmoid-ed). With ``export.dynamic`` the graph also takes any height and
-width that are multiples of the stride (32): model.json records the nominal imgsz x imgsz shapes, and serving
-letterboxes each image to the smallest such canvas that holds it at imgsz scale.
+width that are multiples of the model's largest stride (``export.stride``: 32, or 64 for P6 models): model.json
+records the nominal imgsz x imgsz shapes, and serving letterboxes each image to the smallest such canvas that holds
+it at imgsz scale.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class ExportInfo(BaseModel):
     output_name: str = "output0"
     output_shape: list[int] = Field(min_length=3, max_length=3, description="[1, 4 + nc, anchors]")
     output_layout: OutputLayout = "raw_cxcywh_scores"
+    stride: int = Field(32, ge=1, description="the model's largest detection stride (64 for P6 models)")
     nms_embedded: bool = False
     half: bool = False
     dynamic: bool = False
@@ -65,28 +67,57 @@ Precision = Literal["fp32", "int8"]
 PRECISION_FILES: dict[str, str] = {"fp32": MODEL_ONNX, "int8": INT8_ONNX}
 
 
+Int8Status = Literal["shipped", "rejected", "underpowered", "failed"]
+
+
 class Int8Result(BaseModel):
-    """The int8 model's quantization and accuracy gate: both precisions validated by the same code."""
+    """The int8 step's outcome. ``status``: ``shipped`` (passed the gate), ``rejected`` (the gate measured too large a
+    drop), ``underpowered`` (too little val evidence to decide: not shipped), ``failed`` (the step itself failed or
+    was killed, e.g. for memory: the fp32 model ships all the same). Only ``shipped`` comes with model.int8.onnx.
+
+    ``evaluation`` is the report per precision ({"fp32": ..., "int8": ...}: val images, instances, per-class AP50 and
+    AP50-95, small/medium/large slices) and ``evidence`` what the decision rests on (bootstrap bound of the drop,
+    worst class, label-free agreement); both are absent when the step failed before measuring."""
 
     model_config = ConfigDict(extra="allow")
     file: str | None = Field(
         description="model.int8.onnx when shipped, else None (a rejected model is not shipped)"
     )
     shipped: bool
+    status: Int8Status
     reason: str
     max_map50_95_drop: float = Field(ge=0, description="the gate: largest allowed absolute mAP50-95 drop")
-    map50_95_drop: float
-    fp32_onnx_metrics: dict[str, float]
-    int8_onnx_metrics: dict[str, float]
-    calibration_images: int = Field(ge=1)
-    calibration_method: str
-    float_nodes: int = Field(ge=0, description="detection-head decoding nodes kept in float")
+    max_class_drop: float | None = Field(
+        None, ge=0, description="the gate: largest allowed drop of one class"
+    )
+    map50_95_drop: float | None = None
+    fp32_onnx_metrics: dict[str, float] | None = None
+    int8_onnx_metrics: dict[str, float] | None = None
+    evaluation: dict[str, dict[str, object]] | None = None
+    evidence: dict[str, object] | None = None
+    calibration_images: int | None = Field(None, ge=1)
+    calibration_method: str | None = None
+    calibration_chunks: list[tuple[int, int]] | None = Field(
+        None, description="image ranges calibrated per chunk"
+    )
+    float_nodes: int | None = Field(None, ge=0, description="detection-head nodes kept in float")
+    peak_rss_mib: float | None = Field(None, ge=0, description="the int8 process's peak resident memory")
     seconds: float = Field(ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_of_older_cards(cls, data: object) -> object:
+        """model.json written before ``status`` existed: shipped or rejected by the one-number gate."""
+        if isinstance(data, dict) and "status" not in data and "shipped" in data:
+            return {**data, "status": "shipped" if data["shipped"] else "rejected"}
+        return data
 
     @model_validator(mode="after")
     def _file_iff_shipped(self) -> Int8Result:
         if self.shipped != (self.file == INT8_ONNX):
             raise ValueError(f"int8.file must be '{INT8_ONNX}' exactly when int8.shipped is true")
+        if self.shipped != (self.status == "shipped"):
+            raise ValueError("int8.status must be 'shipped' exactly when int8.shipped is true")
         return self
 
 

@@ -27,6 +27,11 @@ BAKED_CHECKPOINT = "yolov8n.pt"
 END_TO_END_FAMILIES: dict[str, str] = {"yolo26": "YOLO26", "yolov10": "YOLOv10", "rtdetr": "RT-DETR"}
 
 
+# Per-channel QuantizeLinear/DequantizeLinear (the int8 graph's weights) take their 'axis' attribute from opset 13 on:
+# https://onnx.ai/onnx/operators/onnx__DequantizeLinear.html (version 13 adds per-axis quantization).
+INT8_MIN_OPSET = 13
+
+
 class HyperparameterError(ContractError):
     """An unknown or invalid hyperparameter."""
 
@@ -88,6 +93,8 @@ class Hyperparameters(BaseModel):
     name: str = Field("yolo-detector", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     int8: bool = True
     int8_max_map_drop: float = Field(0.01, ge=0, le=1)
+    int8_max_class_drop: float = Field(0.05, ge=0, le=1)
+    int8_min_val_images: int = Field(100, ge=1)
     int8_calibration_images: int = Field(64, ge=1, le=2048)
 
     @field_validator("cache", mode="before")
@@ -120,6 +127,12 @@ class Hyperparameters(BaseModel):
                 "and sets lr0 and momentum itself from the number of iterations); set optimizer (SGD, AdamW, ...) "
                 f"to use {them}, or drop {them}"
             )
+        if self.int8 and self.onnx_opset < INT8_MIN_OPSET:
+            raise ValueError(
+                f"int8=true with onnx_opset={self.onnx_opset}: the int8 graph's per-channel QuantizeLinear/"
+                f"DequantizeLinear need opset >= {INT8_MIN_OPSET} (their 'axis' attribute), opset 11/12 give an "
+                f"invalid int8 graph; set onnx_opset >= {INT8_MIN_OPSET} or int8=false"
+            )
         if self.batch == -1 and len(gpu_ids(self.device)) > 1:
             raise ValueError(
                 f"batch=-1 (AutoBatch) with device='{self.device}': AutoBatch works on one GPU only; give a "
@@ -135,7 +148,11 @@ OUR_ADDITIONS: dict[str, str] = {
     "onnx_opset": "ONNX opset used for model.onnx",
     "name": "model name written to model.json (and used by serving in responses)",
     "int8": "also ship model.int8.onnx (ONNX Runtime static quantization) when it passes the accuracy gate",
-    "int8_max_map_drop": "the gate: largest allowed absolute val mAP50-95 drop of int8 vs fp32 (0.01 = 1 point)",
+    "int8_max_map_drop": "the gate: largest allowed absolute val mAP50-95 drop of int8 vs fp32 (0.01 = 1 point), "
+    "held by the upper bound of a paired bootstrap over val images, not by one number",
+    "int8_max_class_drop": "the gate: largest allowed mAP50-95 drop of any one class (0.05 = 5 points)",
+    "int8_min_val_images": "the gate: fewer val images than this is too little evidence (int8 'underpowered', not "
+    "shipped)",
     "int8_calibration_images": "training images used to calibrate the int8 model",
 }
 

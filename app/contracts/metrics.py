@@ -77,11 +77,35 @@ _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 
 # Each regex is anchored on the prefix and a space before the key, so "mAP50=" never matches "mAP50-95=" and
 # "box_loss" never matches both train and val.
+# The int8 step's numbers (one line, printed before the final line when training quantized the model):
+#   [metrics] int8 int8_shipped=1 int8_mAP50-95=0.51 int8_drop=0.004 int8_drop_upper=0.009 int8_agreement=0.97
+# Their keys start with "int8_", so no regex above matches them (each needs a space right before its key).
+INT8 = "int8"
+INT8_FIELDS: tuple[tuple[str, str], ...] = (
+    ("int8_shipped", "int8:shipped"),  # 1 shipped, 0 not (rejected, underpowered or failed)
+    ("int8_mAP50", "int8:mAP50"),
+    ("int8_mAP50-95", "int8:mAP50-95"),
+    ("int8_drop", "int8:mAP50-95_drop"),  # fp32 - int8 on the val split
+    (
+        "int8_drop_upper",
+        "int8:mAP50-95_drop_upper",
+    ),  # the bootstrap's upper bound, what the gate holds to its bar
+    ("int8_agreement", "int8:agreement"),  # label-free: fp32 vs int8 boxes
+)
+INT8_KEYS: tuple[str, ...] = tuple(key for key, _ in INT8_FIELDS)
+
 METRIC_DEFINITIONS: list[dict[str, str]] = [
     {"Name": "epoch", "Regex": re.escape(PREFIX) + r" epoch=([0-9]+)/"},
     *(
         {"Name": name, "Regex": re.escape(PREFIX) + r" (?:.*? )?" + re.escape(key) + "=" + _NUMBER}
         for key, name in FIELDS
+    ),
+    *(
+        {
+            "Name": name,
+            "Regex": re.escape(f"{PREFIX} {INT8} ") + r"(?:.*? )?" + re.escape(key) + "=" + _NUMBER,
+        }
+        for key, name in INT8_FIELDS
     ),
 ]
 
@@ -154,3 +178,20 @@ def parse_epoch_line(line: str) -> dict[str, float] | None:
 def parse_final_line(line: str) -> dict[str, float] | None:
     """:func:`parse_line` for the final (shipped model) line; None for any other line."""
     return parse_line(line) if is_final_line(line) else None
+
+
+def format_int8_line(values: Mapping[str, float]) -> str:
+    """Render the int8 step's numbers (INT8_FIELDS; nan where the step did not measure one)."""
+    missing = [k for k in INT8_KEYS if k not in values]
+    if missing:
+        raise KeyError(f"int8 metric line is missing {missing}")
+    return f"{PREFIX} {INT8} " + " ".join(f"{k}={format_value(float(values[k]))}" for k in INT8_KEYS)
+
+
+def is_int8_line(line: str) -> bool:
+    return line.startswith(f"{PREFIX} {INT8} ")
+
+
+def parse_int8_line(line: str) -> dict[str, float] | None:
+    """:func:`parse_line` for the int8 line; None for any other line."""
+    return parse_line(line) if is_int8_line(line) else None

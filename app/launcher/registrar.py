@@ -2,7 +2,7 @@
 
 Completed -> a new model package version in the stage's model package group, with the job's final metrics;
 ``Approved`` only when the quality metric (``QUALITY_METRIC`` of app/contracts/metrics.py, ``val:mAP50-95``) meets
-the stage's quality bar, else ``PendingManualApproval`` (and the notify topic says a version waits for review).
+the stage's quality bar - and ``int8:mAP50-95`` too when the model ships int8 - else ``PendingManualApproval`` (and the notify topic says a version waits for review).
 Failed or Stopped -> the notify topic, with the failure reason.
 Unexpected AWS errors are raised, so Lambda retries the event and then sends it to the on-failure destination.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from app.contracts.channels import DATASET_CHANNEL
 from app.contracts.invocation import JSON_TYPE, RAW_IMAGE_TYPES
-from app.contracts.metrics import QUALITY_METRIC
+from app.contracts.metrics import INT8_FIELDS, QUALITY_METRIC
 from app.launcher import aws
 from app.launcher.settings import RegistrarSettings
 
@@ -26,6 +26,8 @@ log.setLevel(logging.INFO)
 
 DETAIL_TYPE = "SageMaker Training Job State Change"
 NOTIFY_STATUSES = ("Failed", "Stopped")
+INT8_SHIPPED = dict(INT8_FIELDS)["int8_shipped"]
+INT8_QUALITY_METRIC = dict(INT8_FIELDS)["int8_mAP50-95"]
 _TOKEN_NAMESPACE = uuid.UUID("6f1c2a0e-8a53-4a55-9a0c-3d2b7c1f6e10")
 
 
@@ -35,19 +37,33 @@ def final_metrics(description: Mapping[str, Any]) -> dict[str, float]:
 
 
 def approval(metrics: Mapping[str, float], quality_bar: float) -> tuple[str, str]:
-    """(ModelApprovalStatus, why) for a version with ``metrics``."""
+    """(ModelApprovalStatus, why) for a version with ``metrics``.
+
+    A stage serves fp32, or int8 when the model ships it: when the job's int8 line says int8 shipped
+    (``int8:shipped`` = 1), its int8 metric must meet the bar too, so an approved version meets it at whichever
+    precision a stage serves."""
     score = metrics.get(QUALITY_METRIC)
     if score is None:
         return (
             "PendingManualApproval",
             f"{QUALITY_METRIC} missing from the job's final metrics: review by hand",
         )
-    if score >= quality_bar:
-        return "Approved", f"{QUALITY_METRIC} {score:.4f} >= quality bar {quality_bar:.4f}"
-    return (
-        "PendingManualApproval",
-        f"{QUALITY_METRIC} {score:.4f} < quality bar {quality_bar:.4f}: review by hand",
-    )
+    if score < quality_bar:
+        return (
+            "PendingManualApproval",
+            f"{QUALITY_METRIC} {score:.4f} < quality bar {quality_bar:.4f}: review by hand",
+        )
+    why = f"{QUALITY_METRIC} {score:.4f} >= quality bar {quality_bar:.4f}"
+    if metrics.get(INT8_SHIPPED) == 1:
+        int8 = metrics.get(INT8_QUALITY_METRIC)
+        if int8 is None or not int8 >= quality_bar:  # nan included
+            return (
+                "PendingManualApproval",
+                f"{why}, but int8 ships with {INT8_QUALITY_METRIC} {int8} < quality bar {quality_bar:.4f}: "
+                "review by hand (a stage serving int8 would serve it)",
+            )
+        why += f"; int8 {INT8_QUALITY_METRIC} {int8:.4f} too"
+    return "Approved", why
 
 
 def _dataset_uri(description: Mapping[str, Any]) -> str:

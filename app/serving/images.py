@@ -1,8 +1,8 @@
 """Image bytes -> model input: decode (JPEG/PNG/WEBP/...), apply EXIF orientation, letterbox to the model's input.
 
 Matches ultralytics' predict pipeline pixel for pixel, so what serving answers is what ``YOLO(model.pt).predict``
-(and validation during training) sees: full-resolution decode with EXIF orientation applied (PIL's and OpenCV's JPEG
-decoders give identical pixels), then ``LetterBox``: scale to fit with OpenCV's ``INTER_LINEAR`` and ultralytics'
+(and validation during training) sees: full-resolution decode by OpenCV as ultralytics' ``imread`` does (EXIF
+orientation applied; 16-bit, CMYK and palette images converted as OpenCV converts them), then ``LetterBox``: scale to fit with OpenCV's ``INTER_LINEAR`` and ultralytics'
 rounding, centre on a 114-grey canvas with the odd padding pixel at the bottom/right. No reduced-size (DCT draft)
 decoding: it changes the pixels the network sees and moved boxes by several pixels on large photos.
 ``Letterboxed.to_original`` maps boxes from input pixels back to the original (EXIF-rotated) image the way
@@ -50,8 +50,13 @@ class Letterboxed:
 def decode(data: bytes, *, max_pixels: int, what: str = "image") -> np.ndarray:
     """Decode to an RGB uint8 array [H, W, 3] with EXIF orientation applied (H, W as the viewer sees the image).
 
+    Decoded as ultralytics' ``imread`` does (what ``predict`` and the validator see): OpenCV's ``imdecode`` with
+    ``IMREAD_COLOR`` - EXIF orientation applied, 16-bit images reduced to their high byte, CMYK and palette images
+    converted by OpenCV - the first page of a TIFF, and PIL (EXIF-transposed) only for what OpenCV cannot decode.
+    PIL's own conversions differ: a 16-bit grayscale PNG comes out almost white, so the boxes would too.
+
     Raises BadImage naming ``what`` for empty, unidentifiable, truncated or oversized input. The size is checked
-    from the header, before any pixel is decoded (decompression bombs).
+    from the header (PIL reads only that), before any pixel is decoded (decompression bombs).
     """
     if not data:
         raise BadImage(f"{what}: empty (0 bytes); expected the bytes of a JPEG or PNG image")
@@ -66,7 +71,10 @@ def decode(data: bytes, *, max_pixels: int, what: str = "image") -> np.ndarray:
         raise BadImage(
             f"{what}: {width}x{height} pixels; expected at least 1x1 and at most {max_pixels} pixels"
         )
-    try:
+    bgr = _opencv(np.frombuffer(data, np.uint8), tiff=img.format == "TIFF")
+    if bgr is not None:
+        return np.ascontiguousarray(bgr[..., ::-1])
+    try:  # formats this OpenCV build does not decode (e.g. GIF): PIL, upright, as ultralytics' fallback does
         img = ImageOps.exif_transpose(img) or img
         rgb = np.asarray(img.convert("RGB"))
     except Exception as exc:  # truncated/corrupt data surfaces only when pixels are read
@@ -74,6 +82,22 @@ def decode(data: bytes, *, max_pixels: int, what: str = "image") -> np.ndarray:
             f"{what}: corrupt or truncated {img.format} data ({type(exc).__name__}: {exc})"
         ) from None
     return rgb
+
+
+def _opencv(buffer: np.ndarray, *, tiff: bool) -> np.ndarray | None:
+    """ultralytics.utils.patches.imread on bytes: BGR uint8 [H, W, 3], or None when OpenCV cannot decode it."""
+    image = None
+    if tiff:  # the first colour page, alpha dropped
+        ok, frames = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
+        if ok and frames and frames[0].ndim == 3:
+            image = frames[0][..., :3]
+            if image.dtype == np.uint16:
+                image = np.right_shift(image, 8).astype(np.uint8)
+    if image is None:
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+    if image is None or image.dtype != np.uint8 or image.ndim != 3:
+        return None
+    return image
 
 
 def letterbox(rgb: np.ndarray, imgsz: int, stride: int | None = None) -> Letterboxed:

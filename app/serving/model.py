@@ -40,6 +40,18 @@ def choose_providers(device: str) -> list[str]:
     return [CPU]
 
 
+# cuDNN's default EXHAUSTIVE algorithm search benchmarks every convolution again for each new input shape: with a
+# dynamic graph each new canvas (640x480, 480x640, ...) stalls its first request. HEURISTIC picks from cuDNN's own
+# ranking without benchmarking. ONNX Runtime's CUDA provider options (cudnn_conv_algo_search):
+# https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html
+CUDA_OPTIONS: dict[str, str] = {"cudnn_conv_algo_search": "HEURISTIC"}
+
+
+def with_options(providers: list[str]) -> list[str | tuple[str, dict[str, str]]]:
+    """``providers`` as InferenceSession takes them, the CUDA provider with CUDA_OPTIONS."""
+    return [(name, CUDA_OPTIONS) if name == CUDA else name for name in providers]
+
+
 def cuda_problem(device: str, used: list[str]) -> str | None:
     """With SERVING_DEVICE=cuda, why the session does not run on CUDA (None when it does, or when not asked).
 
@@ -122,7 +134,7 @@ class Detector:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         try:
             session = ort.InferenceSession(
-                str(path), sess_options=options, providers=choose_providers(device)
+                str(path), sess_options=options, providers=with_options(choose_providers(device))
             )
         except Exception as exc:  # ORT's own error types; any of them means the file is unusable
             raise ArtifactError(

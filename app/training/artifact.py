@@ -66,6 +66,7 @@ def export_onnx(weights: Path, model_dir: Path, *, imgsz: int, opset: int) -> Ex
         output_shape=[1, int(rows), anchors],
         dynamic=True,
         simplified=True,
+        stride=max(strides),
     )
 
 
@@ -82,7 +83,10 @@ def check_onnx(path: Path, export: ExportInfo, *, classes: int, sample: Path) ->
     if image is None:
         raise ArtifactError(f"{sample}: OpenCV cannot read this validation image to test-run {path.name}")
     imgsz = export.input_shape[2]
-    boxed = np.asarray(LetterBox(imgsz, auto=export.dynamic, stride=32)(image=image))  # image only: an array
+    # the model's largest stride: a P6 (stride 64) graph refuses a canvas that is a multiple of 32 only
+    boxed = np.asarray(
+        LetterBox(imgsz, auto=export.dynamic, stride=export.stride)(image=image)
+    )  # image: an array
     tensor = np.ascontiguousarray(boxed[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -163,7 +167,11 @@ def write_artifact(
             model_dir / MODEL_ONNX, export, classes=len(dataset.class_names), sample=sample_image
         ),
     }
-    int8 = _int8(model_dir, export, hyperparameters, data_yaml) if hyperparameters.int8 else None
+    int8 = (
+        _int8(model_dir, export, hyperparameters, data_yaml, dataset.class_names)
+        if hyperparameters.int8
+        else None
+    )
     results.rename(columns=str.strip).to_csv(model_dir / RESULTS_CSV, index=False)
     plot_losses(results, model_dir / LOSS_PNG)
     card = ModelCard(
@@ -182,17 +190,24 @@ def write_artifact(
     return card
 
 
-def _int8(model_dir: Path, export: ExportInfo, hp: Hyperparameters, data_yaml: Path) -> Int8Result:
-    from app.training.quantize import build_int8
+def _int8(
+    model_dir: Path, export: ExportInfo, hp: Hyperparameters, data_yaml: Path, class_names: list[str]
+) -> Int8Result:
+    """The int8 step in a child process (app.training.int8_step): whatever happens there, fp32 ships."""
+    from app.training.int8_step import Int8Request, run_int8
 
     data = yaml.safe_load(data_yaml.read_text())
-    return build_int8(
-        model_dir=model_dir,
+    request = Int8Request(
+        model_dir=str(model_dir),
         fp32_name=MODEL_ONNX,
         input_name=export.input_name,
         imgsz=hp.imgsz,
-        data_yaml=data_yaml,
-        calibration_folder=Path(data["path"]) / data[TRAIN],
+        data_yaml=str(data_yaml),
+        class_names=class_names,
+        calibration_folder=str(Path(data["path"]) / data[TRAIN]),
         calibration_limit=hp.int8_calibration_images,
         max_drop=hp.int8_max_map_drop,
+        max_class_drop=hp.int8_max_class_drop,
+        min_val_images=hp.int8_min_val_images,
     )
+    return run_int8(request)

@@ -22,10 +22,18 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.contracts.artifact import Int8Result
 from app.contracts.dataset import IMAGES_DIR, VAL, DatasetInfo
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters, gpu_ids
-from app.contracts.metrics import KEYS, TRAIN_LOSSES, VAL_LOSSES, format_final_line, from_ultralytics
+from app.contracts.metrics import (
+    KEYS,
+    TRAIN_LOSSES,
+    VAL_LOSSES,
+    format_final_line,
+    format_int8_line,
+    from_ultralytics,
+)
 from app.training.callbacks import SpotCheckpointer, Terminated
 from app.training.dataset_check import check_dataset, write_training_yaml
 from app.training.device import check as check_device
@@ -219,6 +227,9 @@ def train(opt: OptMl, environment: TrainingEnvironment, checkpointer: SpotCheckp
             record.transfer = report.as_dict()
         else:
             _log(f"[transfer] none: building {start} from scratch for {len(dataset.classes)} classes")
+        weights.check_imgsz(
+            hp.imgsz, start
+        )  # e.g. a P6 model (stride 64) at imgsz 608: refused before training
         overrides = ultralytics_overrides(
             hp, model=str(start), data=data_yaml, save_dir=save_dir, device=device
         )
@@ -313,6 +324,22 @@ def final_values(metrics: dict[str, float], results: pd.DataFrame, epoch: object
     return values
 
 
+def int8_values(result: Int8Result) -> dict[str, float]:
+    """The int8 metric line's values from model.json's int8 block (nan where the step measured nothing)."""
+    nan = float("nan")
+    metrics = result.int8_onnx_metrics or {}
+    evidence = result.evidence or {}
+    agreement = evidence.get("agreement")
+    return {
+        "int8_shipped": float(result.shipped),
+        "int8_mAP50": metrics.get("mAP50", nan),
+        "int8_mAP50-95": metrics.get("mAP50-95", nan),
+        "int8_drop": nan if result.map50_95_drop is None else result.map50_95_drop,
+        "int8_drop_upper": float(evidence.get("map50_95_drop_upper", nan)),  # type: ignore[arg-type]
+        "int8_agreement": float(agreement["agreement"]) if isinstance(agreement, dict) else nan,
+    }
+
+
 def _finish(
     job: Job,
     record: TrainingRecord,
@@ -347,6 +374,8 @@ def _finish(
     _log(
         f"[artifact] {opt.model_dir}: {card.name} {card.version}, classes {card.class_names}, metrics {card.metrics}"
     )
+    if card.int8 is not None:  # before the final line: the int8 numbers have keys of their own
+        _log(format_int8_line(int8_values(card.int8)))
     # last [metrics] line = the shipped model's, so SageMaker's final values (the registrar's gate) match model.json
     _log(format_final_line(final_values(card.metrics, results, record.shipped_epoch)))
     return EXIT_OK

@@ -208,3 +208,24 @@ def transfer_report(checkpoint: Path, nc: int) -> TransferReport:
         total=len(counted),
         fresh=fresh,
     )
+
+
+def largest_stride(start: Path | str) -> int:
+    """The model's largest detection stride (32 for P3-P5 models, 64 for P6 ones), from its yaml or checkpoint."""
+    from ultralytics.nn.tasks import DetectionModel, load_checkpoint
+
+    model = DetectionModel(start, verbose=False) if isinstance(start, str) else load_checkpoint(start)[0]
+    return int(model.stride.max())
+
+
+def check_imgsz(imgsz: int, start: Path | str) -> int:
+    """Refuse, before training, an imgsz the model cannot take as is: ultralytics would round it up to a multiple of
+    the largest stride with a warning, and the export would then disagree with model.json's imgsz after every epoch."""
+    stride = largest_stride(start)
+    if imgsz % stride:
+        name = start if isinstance(start, str) else start.name
+        raise WeightsError(
+            f"hyperparameter 'imgsz'={imgsz}: not a multiple of {name}'s largest stride {stride}; use "
+            f"{imgsz - imgsz % stride or stride} or {imgsz - imgsz % stride + stride}"
+        )
+    return stride

@@ -151,3 +151,14 @@ def test_autobatch_with_device_unset_on_a_multi_gpu_instance_is_refused(instance
 )
 def test_autobatch_on_one_gpu_or_a_fixed_batch_is_accepted(raw: dict[str, str], instance_type: str) -> None:
     check_autobatch(parse_hyperparameters(raw), instance_type)
+
+
+@pytest.mark.parametrize("opset", ["11", "12"])
+def test_int8_with_an_opset_below_13_is_refused_at_job_start(opset: str) -> None:
+    """opset 11/12 give an invalid int8 graph (no per-channel QuantizeLinear axis): refused before any training."""
+    with pytest.raises(
+        HyperparameterError, match=rf"hp.json: int8=true with onnx_opset={opset}: .*opset >= 13"
+    ):
+        parse_hyperparameters({"onnx_opset": opset}, source="hp.json")
+    assert parse_hyperparameters({"onnx_opset": opset, "int8": "false"}).onnx_opset == int(opset)
+    assert parse_hyperparameters({"onnx_opset": "13"}).int8

@@ -11,6 +11,8 @@ from app.contracts.errors import ContractError
 from app.contracts.metrics import (
     BY_KEY,
     FIELDS,
+    INT8_FIELDS,
+    INT8_KEYS,
     KEYS,
     METRIC_DEFINITIONS,
     METRICS,
@@ -21,11 +23,13 @@ from app.contracts.metrics import (
     MetricNameError,
     format_epoch_line,
     format_final_line,
+    format_int8_line,
     from_ultralytics,
     is_epoch_line,
     is_final_line,
     parse_epoch_line,
     parse_final_line,
+    parse_int8_line,
 )
 from tests.fixtures.artifacts import TrainingRun
 
@@ -40,6 +44,7 @@ val_cls_loss=4.25013 val_dfl_loss=1.55043 precision=0.00457 recall=0.36667 mAP50
         2/2         0G      3.072      4.251      2.166         11        160: 100% 3/3 3.3it/s 0.9s
 """
 NAMES = ["epoch", *(name for _, name in FIELDS)]
+INT8_NAMES = [name for _, name in INT8_FIELDS]
 
 
 def _sagemaker_values(log: str) -> dict[str, list[float]]:
@@ -55,7 +60,10 @@ def _sagemaker_values(log: str) -> dict[str, list[float]]:
 
 def test_every_metric_matches_the_real_line_exactly_once() -> None:
     found = _sagemaker_values(REAL_LOG)
-    assert {name: len(values) for name, values in found.items()} == dict.fromkeys(NAMES, 1)
+    assert {name: len(values) for name, values in found.items()} == {
+        **dict.fromkeys(NAMES, 1),
+        **dict.fromkeys(INT8_NAMES, 0),  # the int8 numbers have a line of their own
+    }
 
 
 def test_regexes_pick_the_right_value_for_lookalike_keys() -> None:
@@ -119,9 +127,12 @@ def test_session_training_run_lines_parse_with_finite_values(trained_run: Traini
     assert len(lines) == 2
     for line in lines:
         parsed = _sagemaker_values(line)
-        assert all(len(v) == 1 and math.isfinite(v[0]) for v in parsed.values()), line
+        assert all(len(parsed[name]) == 1 and math.isfinite(parsed[name][0]) for name in NAMES), line
     finals = [line for line in trained_run.output.splitlines() if is_final_line(line)]
     assert len(finals) == 1 and all(math.isfinite(v) for v in (parse_final_line(finals[0]) or {}).values())
+    (int8,) = [line for line in trained_run.output.splitlines() if line.startswith(f"{PREFIX} int8 ")]
+    parsed_int8 = parse_int8_line(int8) or {}
+    assert set(parsed_int8) == set(INT8_NAMES) and all(math.isfinite(v) for v in parsed_int8.values()), int8
 
 
 # ultralytics' names, as the trainer has them
@@ -158,3 +169,15 @@ def test_the_release_records_the_same_quality_metric() -> None:
     from app.contracts import release
 
     assert release.QUALITY_METRIC is QUALITY_METRIC
+
+
+def test_the_int8_line_sets_only_the_int8_metrics() -> None:
+    """The int8 numbers as SageMaker metrics; they never overwrite the shipped (fp32) model's final values."""
+    values = {key: 0.01 * (i + 1) for i, key in enumerate(INT8_KEYS)}
+    int8 = format_int8_line(values)
+    final = format_final_line(dict.fromkeys(KEYS, 0.5))
+    found = _sagemaker_values(f"{int8}\n{final}\n")
+    assert [found[name] for _, name in INT8_FIELDS] == [[v] for v in values.values()]
+    assert all(found[name] == [0.5] for _, name in FIELDS)  # mAP50-95= etc. did not match int8_mAP50-95=
+    assert parse_int8_line(int8) == {name: values[key] for key, name in INT8_FIELDS}
+    assert parse_int8_line(final) is None

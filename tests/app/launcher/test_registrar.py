@@ -112,6 +112,16 @@ def test_approval_at_exactly_the_bar_is_approved() -> None:
     assert registrar.approval({"val:mAP50-95": 0.5}, 0.5)[0] == "Approved"
 
 
+def test_a_shipped_int8_below_the_bar_is_not_approved_on_the_fp32_metric() -> None:
+    """A stage may serve int8 when the model ships it: the version is approved on that metric too."""
+    shipped_low = {"val:mAP50-95": 0.6, "int8:shipped": 1.0, "int8:mAP50-95": 0.45}
+    status, why = registrar.approval(shipped_low, 0.5)
+    assert status == "PendingManualApproval" and "int8:mAP50-95 0.45 < quality bar 0.5000" in why
+    assert registrar.approval({**shipped_low, "int8:mAP50-95": 0.5}, 0.5)[0] == "Approved"
+    # int8 not shipped: only fp32 can be served, so only its metric counts
+    assert registrar.approval({**shipped_low, "int8:shipped": 0.0}, 0.5)[0] == "Approved"
+
+
 def test_missing_quality_metric_needs_manual_approval() -> None:
     status, why = registrar.approval({"val:mAP50": 0.9}, 0.5)
     assert status == "PendingManualApproval"

@@ -95,3 +95,11 @@ def test_server_with_a_cpu_fallback_never_becomes_healthy(
     assert len(lines) == 1
     fields = lines[0].__dict__["fields"]
     assert fields["provider"] == CUDA and fields["reason"] == detector.device_problem
+
+
+def test_cuda_sessions_use_heuristic_cudnn_algorithm_search() -> None:
+    """EXHAUSTIVE (ORT's default) re-benchmarks every convolution on each new dynamic canvas shape."""
+    from app.serving.model import CPU, CUDA, with_options
+
+    assert with_options([CUDA, CPU]) == [(CUDA, {"cudnn_conv_algo_search": "HEURISTIC"}), CPU]
+    assert with_options([CPU]) == [CPU]

@@ -4,6 +4,7 @@ original pixels, and a fuzz of the decoder."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -160,3 +161,40 @@ def test_exif_rotated_large_jpeg_is_decoded_upright() -> None:
     assert rgb.shape == (1200, 2400, 3)  # upright
     left, right = rgb[600, 5], rgb[600, -5]
     assert left[2] > 150 > left[0] and right[0] > 150 > right[2]
+
+
+def _sixteen_bit_gray_png() -> bytes:
+    bgr = cv2.imdecode(np.frombuffer(ultralytics_asset("bus.jpg"), np.uint8), cv2.IMREAD_COLOR)
+    gray16 = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.uint16) * 257  # full 16-bit range
+    return cv2.imencode(".png", gray16)[1].tobytes()
+
+
+def _cmyk_jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(ultralytics_asset("zidane.jpg"))).convert("CMYK").save(
+        buf, format="JPEG", quality=92
+    )
+    return buf.getvalue()
+
+
+def _palette_png() -> bytes:
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(ultralytics_asset("bus.jpg"))).convert("P", palette=Image.Palette.ADAPTIVE).save(
+        buf, format="PNG"
+    )
+    return buf.getvalue()
+
+
+UNUSUAL = {"gray16.png": _sixteen_bit_gray_png, "cmyk.jpg": _cmyk_jpeg, "palette.png": _palette_png}
+
+
+@pytest.mark.parametrize("name", list(UNUSUAL))
+def test_unusual_images_decode_to_the_pixels_ultralytics_reads(name: str, tmp_path: Path) -> None:
+    """16-bit, CMYK and palette images: the pixels ultralytics' imread gives predict (PIL made 16-bit almost white)."""
+    from ultralytics.utils.patches import imread
+
+    data = UNUSUAL[name]()
+    path = tmp_path / name
+    path.write_bytes(data)
+    theirs = imread(str(path))[..., ::-1]
+    np.testing.assert_array_equal(images.decode(data, max_pixels=MAX_PIXELS), theirs)

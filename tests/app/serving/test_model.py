@@ -81,7 +81,9 @@ def test_int8_precision_without_an_int8_model_is_refused_not_served_as_fp32(arti
 def test_a_rejected_int8_model_is_refused_with_the_gates_reason(artifact_copy: Path) -> None:
     card = json.loads((artifact_copy / "model.json").read_text())
     assert card["int8"] is not None
-    card["int8"].update(shipped=False, file=None, reason="rejected: mAP50-95 drop 0.7 > 0.01")
+    card["int8"].update(
+        shipped=False, status="rejected", file=None, reason="rejected: mAP50-95 drop 0.7 > 0.01"
+    )
     (artifact_copy / "model.json").write_text(json.dumps(card))
     with pytest.raises(ArtifactError, match=r"rejected: mAP50-95 drop 0.7 > 0.01"):
         Detector.load(artifact_copy, device="cpu", precision="int8")

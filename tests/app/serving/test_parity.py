@@ -184,3 +184,23 @@ def test_tiny_model_detections_on_generated_images_equal_ultralytics_predict(
     assert figures.reference > 0, "the tiny model detected nothing at conf >= 0.3: nothing was compared"
     assert figures.missed == 0, figures.line("generated")
     assert figures.extra == 0, figures.line("generated")
+
+
+def _sixteen_bit_gray_png(data: bytes) -> bytes:
+    import cv2
+
+    gray = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    return bytes(cv2.imencode(".png", gray.astype(np.uint16) * 257)[1])
+
+
+def test_16bit_png_detections_equal_ultralytics_predict(
+    photo_server: LiveServer, photo_artifact: Path, tmp_path: Path
+) -> None:
+    """PIL turned a 16-bit grayscale PNG almost white (mean 254.8 vs OpenCV's 116.4): other boxes than predict's."""
+    data = _sixteen_bit_gray_png(ultralytics_asset("bus.jpg"))
+    theirs = reference(photo_artifact, _write({"bus-gray16.png": data}, tmp_path))["bus-gray16.png"]
+    figures = Figures()
+    compare(served(photo_server, data, "image/png"), theirs, figures)
+    print(figures.line("bus.jpg as a 16-bit grayscale PNG (YOLOv8s fall_detection, imgsz 640)"))
+    assert figures.reference > 0, "the reference found nothing to compare on this image"
+    assert figures.missed == 0 and figures.extra == 0, figures.line("gray16")
