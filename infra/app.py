@@ -90,7 +90,7 @@ def example_release() -> Release:
 
 NO_RELEASE_NOTICE = (
     "{pointer}: no current release yet: every stage deploys Data + Training (images built from containers/) and no "
-    'endpoint. Train, approve, then `python -m scripts.release create --from-stage Dev` (README "Releasing").'
+    "endpoint. Train, approve, then `python -m scripts.release create --from-stage Dev` (docs/releasing.md)."
 )
 
 
@@ -172,7 +172,7 @@ def build_app(
         if release is None:
             raise ConfigError(
                 "pipeline: expected a current release (releases/CURRENT): the pipeline deploys one release through "
-                "every stage; deploy 'Dev/*' by hand until the first release exists (README \"Releasing\")"
+                "every stage; deploy 'Dev/*' by hand until the first release exists (docs/releasing.md)"
             )
         PipelineStack(
             app,

@@ -5,7 +5,7 @@ Promotion order is the order of STAGES (dev -> staging -> prod).
 
 from __future__ import annotations
 
-# The model version and images each stage runs come from the release (releases/CURRENT, README "Releasing"), never
+# The model version and images each stage runs come from the release (releases/CURRENT, docs/releasing.md), never
 # from here: promoting a release is not a code edit.
 #
 # endpoint.precision (fp32 | int8): fp32 on every stage. int8 is a CPU-throughput win (~2.5x fp32 per instance on
@@ -29,7 +29,7 @@ DEV: dict[str, object] = {
         "default_hyperparameters": {"epochs": "50", "imgsz": "640", "batch": "16", "patience": "10"},
     },
     # Data prep reads labels and images under the datasets bucket's raw/; add a labelling job's bucket here, e.g.
-    # {"uri": "s3://my-labels/jobs/", "kms_key_arn": None} (README "Cloud data path").
+    # {"uri": "s3://my-labels/jobs/", "kms_key_arn": None} (docs/data-prep.md, "The cloud data path").
     "label_sources": [],
     "endpoint": {
         "instance_type": "ml.c6i.large",
@@ -53,7 +53,7 @@ STAGING: dict[str, object] = {
         "default_hyperparameters": {"epochs": "150", "imgsz": "640", "batch": "32", "patience": "30"},
     },
     # Serves on Prod's GPU family and AMI (infra/config.py check_promotion_order), on one instance: a canary would
-    # need >= 2 (at most 50% of the fleet), so all-at-once, still rolled back by the alarms. Cost: README, "Stages".
+    # need >= 2 (at most 50% of the fleet), so all-at-once, still rolled back by the alarms. Cost: README, "Cost per stage".
     "endpoint": {
         "instance_type": "ml.g5.xlarge",
         "precision": "fp32",
@@ -125,7 +125,7 @@ PROD: dict[str, object] = {
 STAGES: dict[str, dict[str, object]] = {"Dev": DEV, "Staging": STAGING, "Prod": PROD}
 
 # The release pipeline (infra/stacks/pipeline.py). None: no pipeline; stages are deployed by hand. To turn it on, set
-# account and region of every stage above and fill this in like EXAMPLE_PIPELINE (README "Releasing").
+# account and region of every stage above and fill this in like EXAMPLE_PIPELINE (docs/releasing.md).
 PIPELINE: dict[str, object] | None = None
 
 # make synth and the tests synthesize the pipeline with these placeholder values, so it stays cdk-nag and cfn-lint

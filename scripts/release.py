@@ -13,7 +13,7 @@
 
 A release is one immutable record, ``releases/<id>.json`` (app/contracts/release.py); ``releases/CURRENT`` names
 the one every stage deploys. Promoting or rolling back changes only that pointer: commit it and the pipeline
-deploys the record through its gates (README "Releasing"). Model packages go through the SageMaker Python SDK
+deploys the record through its gates (docs/releasing.md). Model packages go through the SageMaker Python SDK
 (``sagemaker.core.resources``), everything else through boto3. Exit codes: scripts/cli.py (3: a gate said no).
 """
 

@@ -56,11 +56,14 @@ def test_every_test_named_by_node_id_exists(path: Path) -> None:
     missing = [
         f"{file}::{name}"
         for file, name in _NODE_ID.findall(path.read_text())
-        if not (REPO_ROOT / file).exists() or not re.search(rf"(?m)^def {name}\(", (REPO_ROOT / file).read_text())
+        if not (REPO_ROOT / file).exists()
+        or not re.search(rf"(?m)^def {name}\(", (REPO_ROOT / file).read_text())
     ]
     assert missing == []
 
 
 def test_docs_index_links_every_page() -> None:
-    linked = {Path(t.partition("#")[0]).name for t in _LINK.findall(README.read_text()) if t.startswith("docs/")}
+    linked = {
+        Path(t.partition("#")[0]).name for t in _LINK.findall(README.read_text()) if t.startswith("docs/")
+    }
     assert {p.name for p in MANUAL[1:]} <= linked

@@ -18,7 +18,7 @@
 
 The gates run ``python -m scripts.release`` (scripts/release.py, scripts/release_checks.py). Preflight reads the
 stage's account through the CDK bootstrap lookup role (``cdk bootstrap --trust-for-lookup``); verify assumes the
-stage's ReleaseVerifierRole (its ARN comes from the Serving stack's output). README: "Releasing".
+stage's ReleaseVerifierRole (its ARN comes from the Serving stack's output). docs/releasing.md.
 """
 
 from __future__ import annotations

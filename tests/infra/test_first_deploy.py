@@ -194,7 +194,7 @@ PHYSICAL_NAMES = {
 }
 
 
-# What README.md ("Infrastructure (AWS CDK)", names) says may carry a physical name. Keep the two in step.
+# What docs/infrastructure.md says may carry a physical name. Keep the two in step.
 README_NAMED = {
     "AWS::CloudWatch::Alarm",
     "AWS::ApplicationAutoScaling::ScalingPolicy",
@@ -203,7 +203,7 @@ README_NAMED = {
 
 
 def test_the_readme_names_the_same_kinds() -> None:
-    text = (REPO_ROOT / "README.md").read_text()
+    text = (REPO_ROOT / "docs" / "infrastructure.md").read_text()
     assert [kind for kind in sorted(README_NAMED) if f"`{kind}`" not in text] == []
 
 
@@ -211,7 +211,7 @@ def test_the_readme_names_the_same_kinds() -> None:
 def test_only_the_documented_physical_names_remain_and_they_are_stage_unique(
     synth: SynthesizedApp, stage: str
 ) -> None:
-    """README "Infrastructure": rollback alarms (named by the endpoint, a cycle otherwise), target-tracking policies
+    """docs/infrastructure.md: rollback alarms (named by the endpoint, a cycle otherwise), target-tracking policies
     (Application Auto Scaling requires a name) and the model package group; each carries the stage."""
     named: dict[str, list[str]] = {}
     for stack in STACKS:

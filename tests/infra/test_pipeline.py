@@ -231,11 +231,13 @@ def test_example_pipeline_configuration_is_valid() -> None:
 
 
 def test_a_stage_added_without_an_example_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    """README "Add a stage": a new stage in STAGES alone used to crash make synth with KeyError: 'QA'."""
+    """README "Development", "Add a stage": a new stage in STAGES alone used to crash make synth with KeyError: 'QA'."""
     from infra import app
 
     monkeypatch.setitem(app.STAGES, "QA", app.STAGES["Staging"])
-    with pytest.raises(ConfigError, match=r"stage 'QA': no example environment; add it to EXAMPLE_ENVIRONMENTS"):
+    with pytest.raises(
+        ConfigError, match=r"stage 'QA': no example environment; add it to EXAMPLE_ENVIRONMENTS"
+    ):
         example_pipeline_stages()
 
 

@@ -1,4 +1,5 @@
-"""Every ``python -m scripts.X`` / ``python -m app.X`` command line the README shows parses with the real argument
+"""Every ``python -m scripts.X`` / ``python -m app.X`` (or ``python scripts/x.py``) command line the README and the
+pages of docs/ show parses with the real argument
 parser, so a renamed or removed flag breaks the build instead of the reader. Code blocks (``$`` prompts, ``\\``
 continuations and trailing ``# comments`` handled) and inline code spans are both read. A placeholder (``<job name>``,
 ``DIR``, ``N``, ``...``) stands for one value of any type; inside a value (``s3://<bucket>/tools/``) it keeps the
@@ -12,16 +13,17 @@ import argparse
 import re
 import shlex
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from infra.paths import REPO_ROOT
 from scripts import cli
 
-README = REPO_ROOT / "README.md"
+MANUAL = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 PLACEHOLDER = "PLACEHOLDER"
-COMMAND = re.compile(r"(?:^|[\s$`(])(?:\S*/)?python3?\s+-m\s+((?:scripts|app)\.[a-z_]+)\b(.*)$")
+COMMAND = re.compile(
+    r"(?:^|[\s$`(])(?:\S*/)?python3?\s+(?:-m\s+((?:scripts|app)\.[a-z_]+)|scripts/([a-z_]+)\.py)\b(.*)$"
+)
 
 
 def _path_types() -> set[Callable[[str], object]]:
@@ -72,8 +74,12 @@ def _parse_functions() -> dict[str, Callable[[list[str]], object]]:
     }
 
 
+def _module(match: re.Match[str]) -> str:
+    return match[1] or f"scripts.{match[2]}"  # the path form runs the same command
+
+
 def readme_commands(text: str) -> list[tuple[int, str, str]]:
-    """(README line, module, argument string) of every command line in code blocks and inline code spans."""
+    """(line, module, argument string) of every command line in code blocks and inline code spans."""
     found: list[tuple[int, str, str]] = []
     lines = text.splitlines()
     in_block = False
@@ -90,12 +96,12 @@ def readme_commands(text: str) -> list[tuple[int, str, str]]:
                 line = line.rstrip()[:-1] + " " + lines[i].strip()
             match = COMMAND.search(line)
             if match:
-                found.append((number, match[1], match[2]))
+                found.append((number, _module(match), match[3]))
         else:
             for span in re.findall(r"`([^`]+)`", line):
                 match = COMMAND.search(span)
                 if match:
-                    found.append((number, match[1], match[2]))
+                    found.append((number, _module(match), match[3]))
         i += 1
     return found
 
@@ -111,7 +117,11 @@ def _argv(arguments: str) -> list[str]:
     ]
 
 
-COMMANDS = readme_commands(README.read_text())
+COMMANDS = [
+    (f"{page.relative_to(REPO_ROOT)}:{number}", module, arguments)
+    for page in MANUAL
+    for number, module, arguments in readme_commands(page.read_text())
+]
 
 
 def test_the_readme_shows_the_operator_commands() -> None:
@@ -119,18 +129,16 @@ def test_the_readme_shows_the_operator_commands() -> None:
     assert {"scripts.training", "scripts.loadtest", "scripts.simulate_autoscaling", "app.dataprep"} <= modules
 
 
-@pytest.mark.parametrize(
-    ("number", "module", "arguments"), COMMANDS, ids=[f"README.md:{n}" for n, _, _ in COMMANDS]
-)
+@pytest.mark.parametrize(("place", "module", "arguments"), COMMANDS, ids=[place for place, _, _ in COMMANDS])
 def test_readme_command_line_parses(
-    number: int,
+    place: str,
     module: str,
     arguments: str,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     parsers = _parse_functions()
-    assert module in parsers, f"README.md:{number}: {module} is not a command this test knows; add its parser"
+    assert module in parsers, f"{place}: {module} is not a command this test knows; add its parser"
     path_types = _path_types()
     original = argparse.ArgumentParser.parse_known_args
 
@@ -152,9 +160,7 @@ def test_readme_command_line_parses(
         parsers[module](argv)
     except SystemExit as exc:
         err = capsys.readouterr().err.strip().splitlines()
-        assert exc.code == 0, (
-            f"README.md:{number}: python -m {module} {' '.join(argv)}: {err[-1] if err else exc}"
-        )
+        assert exc.code == 0, f"{place}: python -m {module} {' '.join(argv)}: {err[-1] if err else exc}"
 
 
 def test_a_renamed_flag_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,4 +169,4 @@ def test_a_renamed_flag_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
 
     with pytest.raises(SystemExit):
         training.parser().parse_args(_argv("follow --stage Dev --job <job name>"))
-    assert Path(README).is_file()
+    assert MANUAL[0].is_file()
