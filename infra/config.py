@@ -363,6 +363,18 @@ class EndpointSettings(_Strict):
                 "instead (infra sets SERVING_PRECISION from it, and synth checks the release's model ships it); "
                 "remove it"
             )
+        family = instance_types.family(self.instance_type)
+        if (
+            self.precision == "int8"
+            and instance_types.is_gpu(self.instance_type)
+            and family not in instance_types.GPU_INT8_MEASURED
+        ):
+            raise ValueError(
+                f"precision int8 on {self.instance_type}: int8 has not been measured on the {family} GPU (ONNX "
+                "Runtime's CUDA provider does not run quantized models: app/contracts/instance_types.py, "
+                "GPU_INT8_MEASURED); serve fp32 on GPU, or run `make gpu-check` on that GPU with int8 and add the "
+                "family there with its figures"
+            )
         scaling = self.autoscaling
         if scaling.measured_max_rps_per_instance is not None and scaling.measured_precision != self.precision:
             raise ValueError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 #
 # endpoint.precision (fp32 | int8): fp32 on every stage. int8 is a CPU-throughput win (~2.5x fp32 per instance on
 # this platform's CPU measurements, issue 15), but Dev's traffic does not need it and Dev should run the graph Prod
-# runs; the GPU stages have no int8 measurement, and a release whose int8 graph failed the accuracy gate must still
+# runs; int8 on a GPU family is refused at synth until `make gpu-check` measured it (GPU_INT8_MEASURED), and a release whose int8 graph failed the accuracy gate must still
 # deploy. Switching a CPU stage to int8: the release must ship it (synth checks), and the stage's measured capacity
 # must be re-measured at int8 (autoscaling.measured_precision, synth checks).
 

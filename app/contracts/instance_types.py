@@ -190,6 +190,13 @@ GPU_FAMILY_TABLE: dict[str, GpuFamily] = {
 }
 
 
+# GPU families on which an int8 (QDQ) graph has been measured with `make gpu-check` (accuracy and speed against fp32 on
+# that GPU, figures recorded in docs/benchmarks.md). Empty: none yet. Until a family is here, synth refuses
+# endpoint.precision int8 on it: "Due to a limitation of ONNX Runtime, it is not possible to run quantized models on
+# CUDAExecutionProvider" (Hugging Face Optimum, "Accelerated inference on NVIDIA GPUs"), so the QDQ graph would run
+# its convolutions dequantized or on the CPU, unmeasured.
+GPU_INT8_MEASURED: frozenset[str] = frozenset()
+
 # --- GPUs per instance ------------------------------------------------------------------------------------------
 # NVIDIA GPUs of each size of each GPU family. Sources (read 2026-11-30): AWS Batch User Guide, "Run GPU jobs"
 # (https://docs.aws.amazon.com/batch/latest/userguide/gpu-jobs.html), its table of GPU instance types and their GPUs

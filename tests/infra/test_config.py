@@ -125,12 +125,20 @@ def test_stage_default_autobatch_on_a_multi_gpu_training_instance_names_stage_an
 
 @pytest.mark.parametrize("name", list(STAGES))
 def test_shipped_stages_serve_fp32(name: str) -> None:
-    """fp32 everywhere: Dev runs what Prod runs, and there is no GPU int8 measurement (infra/stages.py)."""
+    """fp32 everywhere: Dev runs what Prod runs, and int8 on a GPU is refused until measured (test below)."""
     assert load_stage(name, STAGES[name]).endpoint.precision == "fp32"
 
 
+def _int8_on_cpu(name: str, *, measured: str = "int8") -> dict[str, object]:
+    """The stage's endpoint serving int8 on a CPU family (int8 on a GPU family is refused until measured)."""
+    endpoint = dict(STAGES[name]["endpoint"])  # type: ignore[call-overload]
+    endpoint.update(precision="int8", instance_type="ml.c6i.xlarge")
+    endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": measured}
+    return endpoint
+
+
 def test_a_capacity_measured_at_another_precision_is_refused_with_the_fix() -> None:
-    endpoint = {**STAGES["Prod"]["endpoint"], "precision": "int8"}  # type: ignore[dict-item]
+    endpoint = _int8_on_cpu("Prod", measured="fp32")
     with pytest.raises(
         ConfigError,
         match=r"stage Prod: field 'endpoint'.*autoscaling.measured_precision is fp32 .* but precision is int8.*"
@@ -140,22 +148,31 @@ def test_a_capacity_measured_at_another_precision_is_refused_with_the_fix() -> N
 
 
 def test_a_capacity_measured_at_the_endpoint_precision_is_accepted() -> None:
-    endpoint = dict(STAGES["Prod"]["endpoint"])  # type: ignore[call-overload]
-    endpoint["precision"] = "int8"
-    endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": "int8"}
+    endpoint = _int8_on_cpu("Prod")
     assert load_stage("Prod", _with("Prod", ("endpoint",), endpoint)).endpoint.precision == "int8"
+
+
+def test_int8_on_a_gpu_family_nobody_measured_is_refused() -> None:
+    endpoint = {**_int8_on_cpu("Prod"), "instance_type": "ml.g5.xlarge"}
+    with pytest.raises(
+        ConfigError,
+        match=r"stage Prod: field 'endpoint'.*precision int8 on ml.g5.xlarge: int8 has not been measured on the g5 "
+        r"GPU.*make gpu-check",
+    ):
+        load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
 
 
 def test_prod_precision_that_no_earlier_stage_serves_is_refused() -> None:
     stages = {name: load_stage(name, values) for name, values in STAGES.items()}
-    endpoint = dict(STAGES["Prod"]["endpoint"])  # type: ignore[call-overload]
-    endpoint["precision"] = "int8"
-    endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": "int8"}
-    stages["Prod"] = load_stage("Prod", _with("Prod", ("endpoint",), endpoint))
+    stages["Staging"] = load_stage(
+        "Staging",
+        _with("Staging", ("endpoint",), {**STAGES["Staging"]["endpoint"], "instance_type": "ml.c6i.xlarge"}),  # type: ignore[dict-item]
+    )
+    stages["Prod"] = load_stage("Prod", _with("Prod", ("endpoint",), _int8_on_cpu("Prod")))
     with pytest.raises(
         ConfigError,
-        match=r"Prod field 'endpoint.precision' is int8 on family g5, which no earlier stage on that family and "
-        r"AMI serves \(Staging: fp32\)",
+        match=r"Prod field 'endpoint.precision' is int8 on family c6i, which no earlier stage on that family and "
+        r"AMI serves \(Dev: fp32, Staging: fp32\)",
     ):
         check_promotion_order(stages)
 
@@ -163,8 +180,5 @@ def test_prod_precision_that_no_earlier_stage_serves_is_refused() -> None:
 def test_prod_int8_after_int8_on_its_family_passes_the_promotion_order() -> None:
     stages = {name: load_stage(name, values) for name, values in STAGES.items()}
     for name in ("Staging", "Prod"):
-        endpoint = dict(STAGES[name]["endpoint"])  # type: ignore[call-overload]
-        endpoint["precision"] = "int8"
-        endpoint["autoscaling"] = {**endpoint["autoscaling"], "measured_precision": "int8"}
-        stages[name] = load_stage(name, _with(name, ("endpoint",), endpoint))
-    check_promotion_order(stages)  # Dev's fp32 on c6i does not count; Staging's int8 on g5 does
+        stages[name] = load_stage(name, _with(name, ("endpoint",), _int8_on_cpu(name)))
+    check_promotion_order(stages)  # Dev serves fp32 on c6i too; Staging's int8 on c6i is what counts
