@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from app.contracts import cuda, instance_types, storage
 from app.contracts import serving_environment as serving_env
 from app.contracts.artifact import Precision
-from app.contracts.hyperparameters import check_autobatch, parse_hyperparameters
+from app.contracts.hyperparameters import check_autobatch, check_int8_bars, parse_hyperparameters
 from app.contracts.image_uri import PINNED_IMAGE_URI
 from infra.schedule import schedule_holds
 
@@ -85,6 +85,16 @@ class TrainingSettings(_Strict):
         0.5, ge=0, le=1, description="auto-approve a model version at or above"
     )
     default_hyperparameters: dict[str, str] = Field(default_factory=dict)
+    int8_map_drop_cap: float = Field(
+        0.01,
+        ge=0,
+        le=0.05,
+        description="the loosest int8 gate a job of this stage may use (int8_max_map_drop): the runner refuses a "
+        "request above it; 0.01 = 1 point of val mAP50-95",
+    )
+    int8_class_drop_cap: float = Field(
+        0.05, ge=0, le=0.2, description="the same for the per-class bar (int8_max_class_drop)"
+    )
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
     launcher_reserved_concurrency: int | None = Field(
@@ -106,6 +116,9 @@ class TrainingSettings(_Strict):
             raise ValueError("subnet_ids and security_group_ids must be given together (VPC config)")
         defaults = parse_hyperparameters(self.default_hyperparameters, source="default_hyperparameters")
         check_autobatch(defaults, self.instance_type)  # e.g. batch=-1 on ml.g5.12xlarge (4 GPUs)
+        check_int8_bars(
+            defaults, max_map_drop=self.int8_map_drop_cap, max_class_drop=self.int8_class_drop_cap
+        )
         return self
 
 

@@ -167,6 +167,20 @@ def gpu_ids(device: str) -> list[str]:
     return [part.strip() for part in device.split(",") if part.strip().isdigit()]
 
 
+def check_int8_bars(params: Hyperparameters, *, max_map_drop: float, max_class_drop: float) -> None:
+    """The int8 gate's bars are the stage's to set, not the job's: a job may be stricter than the stage's caps
+    (infra/config.py TrainingSettings.int8_*_cap), never looser. Raise HyperparameterError naming the bar."""
+    for name, value, cap in (
+        ("int8_max_map_drop", params.int8_max_map_drop, max_map_drop),
+        ("int8_max_class_drop", params.int8_max_class_drop, max_class_drop),
+    ):
+        if params.int8 and value > cap:
+            raise HyperparameterError(
+                f"{name}={value:g} is above this stage's cap {cap:g} (training.{name.removeprefix('int8_')}_cap in "
+                f"infra/stages.py): a job may set a stricter int8 bar, not a looser one; use {name} <= {cap:g}"
+            )
+
+
 def check_autobatch(params: Hyperparameters, instance_type: str) -> None:
     """AutoBatch (batch=-1) sizes the batch for one GPU; with ``device`` unset the job trains on every GPU of the
     instance (DDP when there are several), which ultralytics refuses only after setup, on the GPU instance. Raise

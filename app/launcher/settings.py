@@ -76,6 +76,8 @@ class RunnerSettings(Settings):
     default_hyperparameters: dict[str, str] = Field(
         default_factory=dict, validation_alias=env.DEFAULT_HYPERPARAMETERS
     )
+    int8_map_drop_cap: float = Field(ge=0, le=1, validation_alias=env.INT8_MAP_DROP_CAP)
+    int8_class_drop_cap: float = Field(ge=0, le=1, validation_alias=env.INT8_CLASS_DROP_CAP)
     tags: dict[str, str] = Field(default_factory=dict, validation_alias=env.TAGS)
 
     @model_validator(mode="after")

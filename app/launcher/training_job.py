@@ -20,6 +20,7 @@ from app.contracts.hyperparameters import (
     BAKED_CHECKPOINT,
     HyperparameterError,
     check_autobatch,
+    check_int8_bars,
     parse_hyperparameters,
     to_sagemaker,
 )
@@ -83,6 +84,9 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
     try:
         typed = parse_hyperparameters(merged, source="hyperparameters")
         check_autobatch(typed, instance_type)  # needs the instance's GPU count: refused here, not on the GPU
+        check_int8_bars(
+            typed, max_map_drop=settings.int8_map_drop_cap, max_class_drop=settings.int8_class_drop_cap
+        )
     except HyperparameterError as exc:
         raise RequestError("hyperparameters", str(exc)) from None
     explicit = typed.model_dump(include=set(merged))

@@ -102,6 +102,8 @@ class TrainingLaunchers(Construct):
                 env.OUTPUT_S3_URI: f"s3://{artifacts}/{TRAINING_OUTPUT_PREFIX}",
                 env.CHECKPOINT_S3_URI: f"s3://{artifacts}/{CHECKPOINTS_PREFIX}",
                 env.DEFAULT_HYPERPARAMETERS: json.dumps(settings.default_hyperparameters, sort_keys=True),
+                env.INT8_MAP_DROP_CAP: str(settings.int8_map_drop_cap),
+                env.INT8_CLASS_DROP_CAP: str(settings.int8_class_drop_cap),
                 env.TAGS: json.dumps(config.tags, sort_keys=True),
             },
         )

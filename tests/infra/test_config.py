@@ -182,3 +182,18 @@ def test_prod_int8_after_int8_on_its_family_passes_the_promotion_order() -> None
     for name in ("Staging", "Prod"):
         stages[name] = load_stage(name, _with(name, ("endpoint",), _int8_on_cpu(name)))
     check_promotion_order(stages)  # Dev serves fp32 on c6i too; Staging's int8 on c6i is what counts
+
+
+def test_default_hyperparameters_looser_than_the_stage_int8_cap_are_refused() -> None:
+    training = {**STAGES["Dev"]["training"], "default_hyperparameters": {"int8_max_map_drop": "0.02"}}  # type: ignore[dict-item]
+    with pytest.raises(
+        ConfigError,
+        match=r"stage Dev: field 'training'.*int8_max_map_drop=0.02 is above this stage's cap 0.01",
+    ):
+        load_stage("Dev", _with("Dev", ("training",), training))
+
+
+def test_a_stage_may_loosen_its_int8_cap_only_within_its_limit() -> None:
+    training = {**STAGES["Dev"]["training"], "int8_map_drop_cap": 0.5}  # type: ignore[dict-item]
+    with pytest.raises(ConfigError, match=r"stage Dev: field 'training.int8_map_drop_cap'"):
+        load_stage("Dev", _with("Dev", ("training",), training))

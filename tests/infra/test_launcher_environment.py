@@ -109,6 +109,10 @@ def test_runner_settings_load_from_the_synthesized_lambda_environment(
         config.use_spot,
     )
     assert settings.output_s3_uri == f"s3://{settings.artifacts_bucket}/training-output/"
+    assert (settings.int8_map_drop_cap, settings.int8_class_drop_cap) == (
+        config.int8_map_drop_cap,
+        config.int8_class_drop_cap,
+    )
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -31,5 +31,7 @@ RUNNER_ENV: dict[str, str] = {
     "OUTPUT_S3_URI": f"s3://{ARTIFACTS}/training-output/",
     "CHECKPOINT_S3_URI": f"s3://{ARTIFACTS}/checkpoints/",
     "DEFAULT_HYPERPARAMETERS": '{"epochs": "50", "imgsz": "640"}',
+    "INT8_MAP_DROP_CAP": "0.01",
+    "INT8_CLASS_DROP_CAP": "0.05",
     "TAGS": '{"project": "yolo-detector", "stage": "dev"}',
 }

@@ -126,3 +126,35 @@ def test_invalid_payloads_never_reach_aws(runner_settings: RunnerSettings, paylo
     assert result["status"] == "rejected"
     assert result["error"]["field"]
     assert result["error"]["message"].startswith(f"field '{result['error']['field']}'")
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "named"),
+    [({"int8_max_map_drop": 1.0}, "int8_max_map_drop=1 is above this stage's cap 0.01"),
+     ({"int8_max_class_drop": 0.5}, "int8_max_class_drop=0.5 is above this stage's cap 0.05")],
+)  # fmt: skip
+def test_an_int8_bar_looser_than_the_stage_cap_is_refused_before_any_aws_call(
+    runner_settings: RunnerSettings,
+    stubbed: tuple[Any, Stubber],
+    hyperparameters: dict[str, float],
+    named: str,
+) -> None:
+    """Whoever launches a job could set the int8 gate to 1.0 (ship any int8); the stage's cap says how loose it may be."""
+    client, _ = stubbed  # nothing queued: any AWS call fails the test
+    event = {"dataset_uri": DATASET_URI, "hyperparameters": hyperparameters}
+    result = runner.start(event, settings=runner_settings, sagemaker=client)
+    assert result["status"] == "rejected"
+    assert result["error"]["field"] == "hyperparameters"
+    assert named in result["error"]["message"]
+
+
+def test_a_stricter_int8_bar_than_the_cap_is_the_job_s_to_choose(
+    runner_settings: RunnerSettings, stubbed: tuple[Any, Stubber]
+) -> None:
+    client, stubber = stubbed
+    stubber.add_client_error("describe_training_job", *NOT_FOUND)
+    stubber.add_response(
+        "create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"}
+    )
+    event = {"dataset_uri": DATASET_URI, "hyperparameters": {"int8_max_map_drop": 0.005}}
+    assert runner.start(event, settings=runner_settings, sagemaker=client)["status"] == "started"
