@@ -531,6 +531,11 @@ class StageConfig(_Strict):
     label_sources: tuple[LabelSource, ...] = ()
     endpoint: EndpointSettings
 
+    @property
+    def int8_caps(self) -> tuple[float, float]:
+        """The loosest int8 gate (mAP50-95 drop, one class's drop) a model this stage serves may have passed."""
+        return self.training.int8_map_drop_cap, self.training.int8_class_drop_cap
+
     @model_validator(mode="after")
     def _log_retention(self) -> StageConfig:
         if self.log_retention_days not in LOG_RETENTION_DAYS:

@@ -96,7 +96,9 @@ def for_stage(
     except ReleaseError as exc:
         raise ConfigError(f"stage {config.name} (endpoint {config.endpoint.instance_type}): {exc}") from None
     try:
-        release.model.check_precision(config.endpoint.precision, stage=config.name)
+        release.model.check_precision(
+            config.endpoint.precision, stage=config.name, int8_caps=config.int8_caps
+        )
     except ReleaseError as exc:
         raise ConfigError(f"release {release.release_id}: {exc}") from None
     if config.region:

@@ -43,6 +43,7 @@ from app.contracts.release import (
     QUALITY_METRIC,
     SERVE_VARIANTS,
     ImageDigest,
+    Int8Gate,
     Release,
     ReleaseError,
     ReleaseImages,
@@ -127,16 +128,14 @@ def inspect_model(s3: Any, uri_bucket: str, key: str) -> tuple[str, dict[str, An
     return digest.hexdigest(), card
 
 
-def model_precisions(card: dict[str, Any], where: str) -> tuple[Precision, ...]:
-    """The precisions the model ships, as its model.json says (ModelCard.precisions(): fp32, plus int8 when the
-    int8 graph passed the accuracy gate); a card that is not a ModelCard is refused, never guessed."""
+def model_card(card: dict[str, Any], where: str) -> ModelCard:
+    """The model's model.json as a ModelCard; a card that is not one is refused, never guessed."""
     try:
-        model_card = ModelCard.model_validate(card)
+        return ModelCard.model_validate(card)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(root)"
         raise OperatorError(f"{where}: {_MODEL_JSON} field '{field}': {first['msg']}") from None
-    return tuple(cast("list[Precision]", model_card.precisions()))
 
 
 def latest_approved(session: Any, group: str, region: str) -> str:
@@ -200,7 +199,8 @@ def cmd_create(args: argparse.Namespace) -> int:
     except ReleaseError as exc:
         raise OperatorError(f"{arn}: {exc}") from None
     sha256, card = inspect_model(own.client("s3"), bucket, key)
-    precisions = model_precisions(card, f"s3://{bucket}/{key}")
+    parsed = model_card(card, f"s3://{bucket}/{key}")
+    precisions = tuple(cast("list[Precision]", parsed.precisions()))
     data_key = stack_output(cloudformation, f"{args.from_stage}-Training", TrainingOutputs.DATA_KEY_ARN)
     metrics = {k.removeprefix("metric:"): float(v) for k, v in metadata.items() if k.startswith("metric:")}
     images = current_images(session, args, cloudformation, package_arn=arn)
@@ -219,6 +219,7 @@ def cmd_create(args: argparse.Namespace) -> int:
             dataset_version=str(card.get("dataset_version", "unknown")),
             card_version=str(card.get("version", "unknown")),
             precisions=precisions,
+            int8_gate=Int8Gate.of(parsed.int8) if parsed.int8 else None,
         ),
         notes=args.notes or "",
     )

@@ -136,7 +136,7 @@ def _precision(report: Report, release: Release, config: StageConfig) -> None:
     inside the model.tar.gz whose sha256 the 'model object' check compares)."""
     wanted = config.endpoint.precision
     try:
-        release.model.check_precision(wanted, stage=config.name)
+        release.model.check_precision(wanted, stage=config.name, int8_caps=config.int8_caps)
     except ReleaseError as exc:
         report.add("model precision", False, str(exc))
     else:

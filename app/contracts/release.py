@@ -20,7 +20,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.contracts.artifact import Precision
+from app.contracts.artifact import Int8Result, Int8Status, Precision
 from app.contracts.image_uri import DIGEST, REPOSITORY_URI
 from app.contracts.metrics import QUALITY_METRIC  # the metric the registrar approves on
 
@@ -114,6 +114,29 @@ class ReleaseImages(_Strict):
     serve: dict[ServeVariant, ImageDigest] = Field(min_length=1)
 
 
+class Int8Gate(_Strict):
+    """The int8 accuracy gate the model was held to and what it measured (model.json 'int8'), so that a stage serving
+    int8 can refuse a release whose bar is looser than the stage allows (training.int8_*_cap)."""
+
+    status: Int8Status
+    max_map50_95_drop: float = Field(ge=0, description="the bar: largest allowed val mAP50-95 drop")
+    max_class_drop: float | None = Field(None, ge=0, description="the bar of one class")
+    map50_95_drop: float | None = Field(None, description="the measured drop (fp32 - int8)")
+    evidence: dict[str, object] | None = Field(
+        None, description="what the decision rests on: bootstrap bound, worst class, val images, agreement"
+    )
+
+    @classmethod
+    def of(cls, result: Int8Result) -> Int8Gate:
+        return cls(
+            status=result.status,
+            max_map50_95_drop=result.max_map50_95_drop,
+            max_class_drop=result.max_class_drop,
+            map50_95_drop=result.map50_95_drop,
+            evidence=result.evidence,
+        )
+
+
 class ReleaseModel(_Strict):
     """The one model version: a registered model package, Approved, and its model data with a checksum."""
 
@@ -136,6 +159,9 @@ class ReleaseModel(_Strict):
         description="the graphs model.tar.gz ships (model.json precisions(), read by release create); a record "
         "written before int8 existed ships fp32 only",
     )
+    int8_gate: Int8Gate | None = Field(
+        None, description="the int8 step's bar and evidence (None: no int8 was attempted, or an older record)"
+    )
 
     @model_validator(mode="after")
     def _quality_metric(self) -> ReleaseModel:
@@ -150,14 +176,32 @@ class ReleaseModel(_Strict):
             )
         return self
 
-    def check_precision(self, precision: str, *, stage: str) -> None:
-        """ReleaseError unless the model ships ``precision`` (what ``stage``'s endpoint.precision asks for)."""
+    def check_precision(
+        self, precision: str, *, stage: str, int8_caps: tuple[float, float] | None = None
+    ) -> None:
+        """ReleaseError unless the model ships ``precision`` (what ``stage``'s endpoint.precision asks for) and, for
+        int8, passed a gate no looser than ``int8_caps`` (the stage's mAP and per-class caps)."""
         if precision not in self.precisions:
             raise ReleaseError(
                 f"stage {stage}: field 'endpoint.precision' is {precision}, but the release's model "
                 f"({self.package_group} v{self.package_version}, field 'model.precisions') ships only "
                 f"{list(self.precisions)}: the server would refuse to start. Set endpoint.precision to one of "
                 f"those, or release a model whose int8 graph passed the accuracy gate (model.json 'int8')"
+            )
+        if precision != "int8" or int8_caps is None:
+            return
+        gate, (map_cap, class_cap) = self.int8_gate, int8_caps
+        if gate is None:
+            raise ReleaseError(
+                f"stage {stage} serves int8, but the release's model (field 'model.int8_gate') records no int8 gate: "
+                "nothing says which bar the int8 graph passed; create the release again (release create reads it)"
+            )
+        if gate.max_map50_95_drop > map_cap or gate.max_class_drop is None or gate.max_class_drop > class_cap:
+            raise ReleaseError(
+                f"stage {stage} serves int8, but the release's int8 graph passed a looser gate (field "
+                f"'model.int8_gate': mAP50-95 drop <= {gate.max_map50_95_drop:g}, class drop <= "
+                f"{gate.max_class_drop}) than the stage accepts (training.int8_map_drop_cap {map_cap:g}, "
+                f"int8_class_drop_cap {class_cap:g}); retrain with int8 bars within them, or serve fp32"
             )
 
     @property

@@ -73,6 +73,38 @@ def test_a_stage_asking_for_a_precision_the_model_lacks_is_refused_naming_stage_
         for_stage(_release_shipping("fp32"), config)
 
 
+def _release_with_int8_gate(gate: dict[str, object] | None) -> Release:
+    doc = EXAMPLE_RELEASE.model_dump(mode="json")
+    doc["model"]["int8_gate"] = gate
+    return Release.model_validate(doc)
+
+
+def test_an_int8_stage_refuses_a_model_that_passed_a_looser_int8_bar_than_the_stage_accepts() -> None:
+    config = make_stage_config("Dev", endpoint={"precision": "int8"})
+    gate = {"status": "shipped", "max_map50_95_drop": 1.0, "max_class_drop": 0.05}
+    with pytest.raises(
+        ConfigError,
+        match=r"stage Dev serves int8, but the release's int8 graph passed a looser gate .*mAP50-95 drop <= 1, .*"
+        r"training.int8_map_drop_cap 0.01",
+    ):
+        for_stage(_release_with_int8_gate(gate), config)
+
+
+def test_an_int8_stage_refuses_a_record_that_says_nothing_of_the_int8_bar() -> None:
+    config = make_stage_config("Dev", endpoint={"precision": "int8"})
+    with pytest.raises(
+        ConfigError,
+        match=r"stage Dev serves int8, but the release's model \(field 'model.int8_gate'\) records no int8 gate",
+    ):
+        for_stage(_release_with_int8_gate(None), config)
+
+
+def test_an_fp32_stage_ignores_the_int8_bar() -> None:
+    config = make_stage_config("Dev")
+    gate = {"status": "shipped", "max_map50_95_drop": 1.0, "max_class_drop": 1.0}
+    assert for_stage(_release_with_int8_gate(gate), config).model.int8_gate is not None
+
+
 def test_a_stage_asking_for_a_precision_the_model_ships_deploys_it() -> None:
     config = make_stage_config("Dev", endpoint={"precision": "int8"})
     assert for_stage(_release_shipping("fp32", "int8"), config).model.precisions == ("fp32", "int8")

@@ -28,7 +28,7 @@ from scripts.release import (
     diff,
     inspect_model,
     main,
-    model_precisions,
+    model_card,
     registry_serve_uris,
     resolve_digest,
     shared_copy,
@@ -362,14 +362,23 @@ def test_release_precisions_are_read_from_model_json_inside_model_tar_gz(
     s3.create_bucket(Bucket="models", CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket="models", Key="m/model.tar.gz", Body=model_tar(_card(shipped)))
     _, card = inspect_model(s3, "models", "m/model.tar.gz")
-    assert model_precisions(card, "s3://models/m/model.tar.gz") == expected
+    assert tuple(model_card(card, "s3://models/m/model.tar.gz").precisions()) == expected
+
+
+def test_the_release_keeps_the_int8_bar_and_measured_drop_of_model_json() -> None:
+    from app.contracts.release import Int8Gate
+
+    card = model_card(_card(True), "s3://models/m/model.tar.gz")
+    assert card.int8 is not None
+    gate = Int8Gate.of(card.int8)
+    assert (gate.status, gate.max_map50_95_drop, gate.map50_95_drop) == ("shipped", 0.01, 0.004)
 
 
 def test_release_create_refuses_a_model_json_that_is_not_a_model_card() -> None:
     with pytest.raises(
         OperatorError, match=r"s3://models/m/model.tar.gz: model.json field 'name': Field required"
     ):
-        model_precisions({"version": "v7"}, "s3://models/m/model.tar.gz")
+        model_card({"version": "v7"}, "s3://models/m/model.tar.gz")
 
 
 REGISTRY = "123456789012"
