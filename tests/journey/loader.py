@@ -111,9 +111,11 @@ class Cloud:
 
     def credentials_of(self, role: Role) -> dict[str, str]:
         """Credentials of ``role`` (STS AssumeRole in its account), as the service that runs as it gets them."""
-        creds = self.admin(role.account).client("sts").assume_role(
-            RoleArn=role.arn, RoleSessionName=role.name[:60]
-        )["Credentials"]
+        creds = (
+            self.admin(role.account)
+            .client("sts")
+            .assume_role(RoleArn=role.arn, RoleSessionName=role.name[:60])["Credentials"]
+        )
         return {
             "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
@@ -211,7 +213,9 @@ class _Deployer:
                     )
                 return self.cloud.exports[name]
             if key.startswith("Fn::") or key == "Condition":
-                raise LoaderError(f"{self.stack.name} {where}: the journey loader cannot resolve {key}: {arg}")
+                raise LoaderError(
+                    f"{self.stack.name} {where}: the journey loader cannot resolve {key}: {arg}"
+                )
         return {k: self.resolve(v, f"{where}.{k}") for k, v in value.items()}
 
     def _pseudo(self, name: str) -> Any:
@@ -285,7 +289,9 @@ class _Deployer:
         create(self, logical_id, props, where, existing)
 
     def name_for(self, logical_id: str, limit: int, lower: bool = False) -> str:
-        suffix = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.stack.account}/{self.stack.name}/{logical_id}").hex[:8]
+        suffix = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.stack.account}/{self.stack.name}/{logical_id}").hex[
+            :8
+        ]
         base = f"{self.stack.name}-{logical_id}"[: limit - 9]
         name = f"{base}-{suffix}"
         return name.lower() if lower else name
@@ -295,7 +301,9 @@ def _key(d: _Deployer, logical: str, props: dict[str, Any], where: str, existing
     policy = d.resolve(props.get("KeyPolicy", {}), f"{where}.KeyPolicy")
     kms = d.admin.client("kms")
     if existing is None:
-        key = kms.create_key(Policy=json.dumps(policy), Description=props.get("Description", ""))["KeyMetadata"]
+        key = kms.create_key(Policy=json.dumps(policy), Description=props.get("Description", ""))[
+            "KeyMetadata"
+        ]
         d.stack.physical[logical] = key["KeyId"]
         d.stack.attributes[(logical, "Arn")] = key["Arn"]
         d.stack.attributes[(logical, "KeyId")] = key["KeyId"]
@@ -331,7 +339,9 @@ def _bucket(d: _Deployer, logical: str, props: dict[str, Any], where: str, exist
                 d.cloud.bucket_keys[name] = key
 
 
-def _bucket_policy(d: _Deployer, logical: str, props: dict[str, Any], where: str, existing: str | None) -> None:
+def _bucket_policy(
+    d: _Deployer, logical: str, props: dict[str, Any], where: str, existing: str | None
+) -> None:
     bucket = d.resolve(props["Bucket"], f"{where}.Bucket")
     policy = d.resolve(props["PolicyDocument"], f"{where}.PolicyDocument")
     # Recorded for the simulator, not put into moto: moto applies a bucket policy's Deny statements ignoring
@@ -368,16 +378,20 @@ def _role(d: _Deployer, logical: str, props: dict[str, Any], where: str, existin
         arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
         d.stack.physical[logical] = name
         d.stack.attributes[(logical, "Arn")] = arn
-        d.stack.attributes[(logical, "RoleId")] = f"AROA{uuid.uuid5(uuid.NAMESPACE_URL, arn).hex[:17].upper()}"
+        d.stack.attributes[(logical, "RoleId")] = (
+            f"AROA{uuid.uuid5(uuid.NAMESPACE_URL, arn).hex[:17].upper()}"
+        )
     arn = d.stack.attributes[(logical, "Arn")]
     role = Role(arn=arn, name=name, account=d.stack.account, logical_id=logical, stack=d.stack.name)
     old = d.cloud.roles.get(arn)
-    for policy_name in (old.inline if old else {}):
+    for policy_name in old.inline if old else {}:
         iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
     for policy in d.resolve(props.get("Policies", []), f"{where}.Policies"):
         role.inline[policy["PolicyName"]] = policy["PolicyDocument"]
         iam.put_role_policy(
-            RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
+            RoleName=name,
+            PolicyName=policy["PolicyName"],
+            PolicyDocument=json.dumps(policy["PolicyDocument"]),
         )
     for policy_arn in d.resolve(props.get("ManagedPolicyArns", []), f"{where}.ManagedPolicyArns"):
         role.managed[policy_arn] = _aws_managed_policy(policy_arn, f"{d.stack.name} {where}")
@@ -478,7 +492,9 @@ def _model_package_group(
 def _parameter(d: _Deployer, logical: str, props: dict[str, Any], where: str, existing: str | None) -> None:
     name = d.resolve(props.get("Name"), f"{where}.Name") or existing or f"/{d.name_for(logical, 100)}"
     value = d.resolve(props["Value"], f"{where}.Value")
-    d.admin.client("ssm").put_parameter(Name=name, Value=value, Type=props.get("Type", "String"), Overwrite=True)
+    d.admin.client("ssm").put_parameter(
+        Name=name, Value=value, Type=props.get("Type", "String"), Overwrite=True
+    )
     d.stack.physical[logical] = name
 
 

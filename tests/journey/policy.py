@@ -53,6 +53,8 @@ class PolicyCheck:
         self.denials: list[str] = []
         # Lambda's Invoke runs the function: set by the journey to run the handler in-process as its role
         self.invoker: Any = None
+        # CreateTrainingJob requests as sent (moto replaces a job's MetricDefinitions with its own)
+        self.training_requests: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ evaluation
     def require(self, role: Role, action: str, resource: str, context: dict[str, Any] | None = None) -> None:
@@ -92,7 +94,9 @@ class PolicyCheck:
         denials, self.denials = self.denials, []
         if denials:
             shown = denials[:5]
-            more = f"\n... and {len(denials) - len(shown)} more denial(s) like these" if len(denials) > 5 else ""
+            more = (
+                f"\n... and {len(denials) - len(shown)} more denial(s) like these" if len(denials) > 5 else ""
+            )
             raise PermissionDenied("\n".join(shown) + more)
 
     def require_all(self, role: Role, needs: list[Need]) -> None:
@@ -117,7 +121,9 @@ class PolicyCheck:
         return account, None
 
     # ------------------------------------------------------------------ what a call needs
-    def needs(self, service: str, operation: str, params: dict[str, Any], region: str, account: str) -> list[Need]:
+    def needs(
+        self, service: str, operation: str, params: dict[str, Any], region: str, account: str
+    ) -> list[Need]:
         mapper = _MAPPERS.get((service, operation))
         if mapper is None:
             raise PermissionDenied(
@@ -172,15 +178,25 @@ class PolicyCheck:
                 region = client.meta.region_name
                 for need in check.needs(service, operation, params, region, role.account):
                     check.require(role, need.action, need.resource, dict(need.context))
+            if operation == "CreateTrainingJob":
+                check.training_requests[params["TrainingJobName"]] = params
             if (client.meta.service_model.service_name, operation) == ("ecr", "BatchCheckLayerAvailability"):
                 # moto's ECR keeps image manifests, not blobs (no layer download or upload): every blob is
                 # answered present, so a copy by digest (scripts/promote_image.py) copies the manifest only.
                 return {
-                    "layers": [{"layerDigest": d, "layerAvailability": "AVAILABLE"} for d in params["layerDigests"]],
+                    "layers": [
+                        {"layerDigest": d, "layerAvailability": "AVAILABLE"} for d in params["layerDigests"]
+                    ],
                     "failures": [],
                 }
             if (client.meta.service_model.service_name, operation) == ("lambda", "Invoke") and check.invoker:
                 return check.invoker(params["FunctionName"], json.loads(params.get("Payload") or b"null"))
+            if operation == "UpdateModelPackage" and "CustomerMetadataProperties" not in params:
+                # AWS keeps a package's metadata when an update does not name it; moto's update_model_package
+                # sets it to None (release approve would erase the metrics the registrar recorded)
+                kept = original(client, "DescribeModelPackage", {"ModelPackageName": params["ModelPackageArn"]})
+                if kept.get("CustomerMetadataProperties"):
+                    params = {**params, "CustomerMetadataProperties": kept["CustomerMetadataProperties"]}
             return original(client, operation, _moto_gap(client, operation, params))
 
         botocore.client.BaseClient._make_api_call = checked  # type: ignore[method-assign]
@@ -210,7 +226,10 @@ def _object(bucket: str, key: str) -> str:
 
 
 def _get_object(check: PolicyCheck, p: dict[str, Any], region: str, account: str) -> list[Need]:
-    return [Need("s3:GetObject", _object(p["Bucket"], p["Key"])), *check.kms_via(p["Bucket"], "kms:Decrypt", region)]
+    return [
+        Need("s3:GetObject", _object(p["Bucket"], p["Key"])),
+        *check.kms_via(p["Bucket"], "kms:Decrypt", region),
+    ]
 
 
 def _put_object(check: PolicyCheck, p: dict[str, Any], region: str, account: str) -> list[Need]:
@@ -239,7 +258,11 @@ def _list_bucket(check: PolicyCheck, p: dict[str, Any], region: str, account: st
 
 def _sagemaker(kind: str, name_param: str, action: str) -> Any:
     def needs(check: PolicyCheck, p: dict[str, Any], region: str, account: str) -> list[Need]:
-        return [Need(f"sagemaker:{action}", f"arn:aws:sagemaker:{region}:{account}:{kind}/{p[name_param].lower()}")]
+        return [
+            Need(
+                f"sagemaker:{action}", f"arn:aws:sagemaker:{region}:{account}:{kind}/{p[name_param].lower()}"
+            )
+        ]
 
     return needs
 
@@ -254,7 +277,9 @@ def _create_training_job(check: PolicyCheck, p: dict[str, Any], region: str, acc
 
 def _create_model_package(check: PolicyCheck, p: dict[str, Any], region: str, account: str) -> list[Need]:
     group = p["ModelPackageGroupName"].split("/")[-1].lower()
-    return [Need("sagemaker:CreateModelPackage", f"arn:aws:sagemaker:{region}:{account}:model-package/{group}/1")]
+    return [
+        Need("sagemaker:CreateModelPackage", f"arn:aws:sagemaker:{region}:{account}:model-package/{group}/1")
+    ]
 
 
 def _publish(check: PolicyCheck, p: dict[str, Any], region: str, account: str) -> list[Need]:
@@ -276,7 +301,9 @@ _MAPPERS: dict[tuple[str, str], Any] = {
     ("s3", "UploadPartCopy"): _copy_object,
     ("s3", "ListObjectsV2"): _list_bucket,
     ("s3", "ListObjects"): _list_bucket,
-    ("sagemaker", "DescribeTrainingJob"): _sagemaker("training-job", "TrainingJobName", "DescribeTrainingJob"),
+    ("sagemaker", "DescribeTrainingJob"): _sagemaker(
+        "training-job", "TrainingJobName", "DescribeTrainingJob"
+    ),
     ("sagemaker", "CreateTrainingJob"): _create_training_job,
     ("sagemaker", "CreateModelPackage"): _create_model_package,
     ("sns", "Publish"): _publish,

@@ -4,6 +4,7 @@ each of its AWS calls checked by the policy check like any other)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,7 +27,11 @@ def image_manifest(seed: str) -> str:
         {
             "schemaVersion": 2,
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 1, "digest": digest},
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 1,
+                "digest": digest,
+            },
             "layers": [],
         }
     )
@@ -41,14 +46,10 @@ def publish_assets(world: World, assembly: Path, account: str) -> list[str]:
     for acct, region, repo, tag in sorted(set(_ASSET.findall(text))):
         if acct != account:
             continue
-        try:
+        with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
             ecr.create_repository(repositoryName=repo)
-        except ecr.exceptions.RepositoryAlreadyExistsException:
-            pass
-        try:
+        with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
             ecr.put_image(repositoryName=repo, imageManifest=image_manifest(tag), imageTag=tag)
-        except ecr.exceptions.ImageAlreadyExistsException:
-            pass
         uris.append(f"{acct}.dkr.ecr.{region}.amazonaws.com/{repo}:{tag}")
     return uris
 
@@ -71,11 +72,13 @@ def pull_image(world: World, role: Role, image_uri: str) -> None:
     for action in ("ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"):
         check.require(role, action, arn)
     host, _, rest = image_uri.partition("/")
-    name, reference = (rest.split("@", 1) if "@" in rest else rest.rsplit(":", 1))
+    name, reference = rest.split("@", 1) if "@" in rest else rest.rsplit(":", 1)
     image_id = {"imageDigest": reference} if reference.startswith("sha256:") else {"imageTag": reference}
     owner = host.split(".")[0]
-    found = world.cloud.admin(owner).client("ecr").batch_get_image(
-        repositoryName=name, registryId=owner, imageIds=[image_id]
+    found = (
+        world.cloud.admin(owner)
+        .client("ecr")
+        .batch_get_image(repositoryName=name, registryId=owner, imageIds=[image_id])
     )
     assert found["images"], (
         f"step '{check.step}': role {role.label} pulls {image_uri}: no such image in the registry "
@@ -132,3 +135,25 @@ def run_processing_job(world: World, description: dict[str, Any], root: Path) ->
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+def record_final_metrics(world: World, job: dict[str, Any], log: str) -> dict[str, float]:
+    """What SageMaker does with a training job's log: each MetricDefinition's regex applied to it, the last value
+    found becoming the job's final metric (FinalMetricDataList;
+    https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html). moto runs no job, so the values from
+    the real container log are set on moto's job."""
+    from moto.sagemaker.models import sagemaker_backends
+
+    values: dict[str, float] = {}
+    request = world.check.training_requests[job["TrainingJobName"]]
+    for definition in request["AlgorithmSpecification"].get("MetricDefinitions", []):
+        found = re.findall(definition["Regex"], log)
+        if found:
+            last = found[-1]
+            values[definition["Name"]] = float(last[0] if isinstance(last, tuple) else last)
+    account, region = job["TrainingJobArn"].split(":")[4], job["TrainingJobArn"].split(":")[3]
+    fake = sagemaker_backends[account][region].training_jobs[job["TrainingJobName"]]
+    fake.final_metric_data_list = [
+        {"MetricName": k, "Value": v, "Timestamp": fake.creation_time} for k, v in values.items()
+    ]
+    return values

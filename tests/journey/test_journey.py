@@ -14,8 +14,8 @@ fix lands, and the marker must go. Side branches (the defective path) never chan
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,14 @@ from app.launcher import aws as launcher_aws
 from tests.app.launcher.events import s3_event, state_change
 from tests.fixtures.artifacts import FAST_HYPERPARAMETERS, make_opt_ml, pretrained_checkpoint, run_training
 from tests.journey.policy import PermissionDenied
-from tests.journey.steps import download_prefix, publish_assets, pull_image, run_processing_job, upload
+from tests.journey.steps import (
+    download_prefix,
+    publish_assets,
+    pull_image,
+    record_final_metrics,
+    run_processing_job,
+    upload,
+)
 from tests.journey.world import World, model_tar, s3_uri_parts
 
 pytestmark = pytest.mark.slow  # trains a model and runs a server (pyproject markers)
@@ -109,7 +116,9 @@ def _dataprep_job(world: World, manifest_uri: str, out_uri: str) -> tuple[int, d
     from scripts.dataprep_job import main
 
     before = set(_processing_jobs(world))
-    code = main(["--stage", "Dev", "--manifest", manifest_uri, "--out", out_uri, "--", "--val-fraction", "0.25"])
+    code = main(
+        ["--stage", "Dev", "--manifest", manifest_uri, "--out", out_uri, "--", "--val-fraction", "0.25"]
+    )
     created = [j for j in _processing_jobs(world) if j not in before]
     if not created:
         return code, None
@@ -122,13 +131,13 @@ def _processing_jobs(world: World) -> list[str]:
     return [j["ProcessingJobName"] for j in sagemaker.list_processing_jobs()["ProcessingJobSummaries"]]
 
 
-def _as_operator(world: World, stage: str = "Dev"):  # noqa: ANN202
+def _as_operator(world: World, stage: str = "Dev"):
     """The operator's own credentials in the stage's account (an administrator: README's deploying identity)."""
     import contextlib
     import os
 
     @contextlib.contextmanager
-    def scope():  # noqa: ANN202
+    def scope():
         creds = world.cloud.admin(world.account(stage)).get_credentials()
         values = {
             "AWS_ACCESS_KEY_ID": creds.access_key,
@@ -162,7 +171,9 @@ def test_ground_truth_labels_as_a_labeling_job_writes_them(world: World) -> None
     datasets = world.output("Dev", "Data", "DatasetsBucketName")
     admin = world.cloud.admin(world.account("Dev"))
     labeling = "journey-labeling-input"
-    admin.client("s3").create_bucket(Bucket=labeling, CreateBucketConfiguration={"LocationConstraint": world.cloud.region})
+    admin.client("s3").create_bucket(
+        Bucket=labeling, CreateBucketConfiguration={"LocationConstraint": world.cloud.region}
+    )
     world.cloud.bucket_accounts[labeling] = world.account("Dev")
     with _as_operator(world):
         manifest = _labels(world, "gt-labeling-bucket", bucket=labeling, prefix="tools-job-0/images")
@@ -177,7 +188,9 @@ def test_ground_truth_labels_as_a_labeling_job_writes_them(world: World) -> None
     assert status == 0, f"the Processing job exited {status}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 24: app.dataprep accepts no COCO detection JSON yet (--manifest only)")
+@pytest.mark.xfail(
+    strict=True, reason="issue 24: app.dataprep accepts no COCO detection JSON yet (--manifest only)"
+)
 def test_coco_labels(world: World) -> None:
     datasets = world.output("Dev", "Data", "DatasetsBucketName")
     with _as_operator(world):
@@ -231,7 +244,11 @@ def test_labels_under_raw_become_a_dataset_version(world: World) -> None:
     assert run_processing_job(world, job, world.workdir / "processing-raw") == 0
     admin_s3 = world.cloud.admin(world.account("Dev")).client("s3")
     head = admin_s3.head_object(Bucket=datasets, Key=f"datasets/tools-v1/{DATASET_JSON}")
-    world.state["dataset"] = {"bucket": datasets, "key": f"datasets/tools-v1/{DATASET_JSON}", "etag": head["ETag"]}
+    world.state["dataset"] = {
+        "bucket": datasets,
+        "key": f"datasets/tools-v1/{DATASET_JSON}",
+        "etag": head["ETag"],
+    }
     world.check.verdict()
 
 
@@ -261,8 +278,14 @@ def test_training_job_runs_as_the_training_role(world: World) -> None:
         download_prefix(world, channel["DataSource"]["S3DataSource"]["S3Uri"], staged)
     # every stage serves fp32 (infra/stages.py): the optional int8 graph is not part of the journey
     hyperparameters = {**FAST_HYPERPARAMETERS, "epochs": "1", "int8": "false"}
-    run = run_training(make_opt_ml(root, dataset=staged, pretrained=pretrained_checkpoint(), hyperparameters=hyperparameters))
+    run = run_training(
+        make_opt_ml(root, dataset=staged, pretrained=pretrained_checkpoint(), hyperparameters=hyperparameters)
+    )
     assert run.returncode == 0, f"training exited {run.returncode}: {run.failure}\n{run.output[-3000:]}"
+    world.state["train_log"] = run.output
+    assert "val:mAP50-95" in record_final_metrics(world, job, run.output), (
+        "no final metrics in the training log"
+    )
     archive = model_tar(run.model_dir, world.workdir / "model.tar.gz")
     with world.check.as_role("training job (model upload)", role):
         upload(archive, job["ModelArtifacts"]["S3ModelArtifacts"])
@@ -278,6 +301,35 @@ def test_registrar_registers_the_model_version(world: World) -> None:
     assert answer["status"] == "registered", answer
     world.state["package_arn"] = answer["model_package_arn"]
     world.check.verdict()
+
+
+def test_the_check_names_a_grant_the_templates_lack(world: World) -> None:
+    """The journey bites: the runner role's synthesized policy without its iam:PassRole statement (as if the grant
+    were removed from infra/) fails the runner step with the step, the role, the action and the resource."""
+    import copy
+
+    role = world.role("Dev", "Training", "RunnerFunctionServiceRole")
+    saved = copy.deepcopy(role.inline)
+    for document in role.inline.values():
+        document["Statement"] = [
+            s for s in document["Statement"] if "iam:PassRole" not in json.dumps(s["Action"])
+        ]
+    try:
+        dataset = world.state["dataset"]
+        event = s3_event(dataset["key"], bucket=dataset["bucket"], etag="0" * 32)
+        answer = _handler(world, "Dev-Training", "RunnerFunction", "runner Lambda (grant removed)", event)
+        assert answer["status"] == "started", answer
+        with pytest.raises(PermissionDenied) as denied:
+            world.check.verdict()
+    finally:
+        role.inline = saved
+    message = str(denied.value)
+    assert "step 'runner Lambda (grant removed)': role Dev-Training/RunnerFunctionServiceRole" in message, (
+        message
+    )
+    assert "may not iam:PassRole on arn:aws:iam::111111111111:role/Dev-Training-TrainingRole" in message, (
+        message
+    )
 
 
 # ------------------------------------------------------------------------------------------------ 3b. release
@@ -307,10 +359,8 @@ def _hand_built_gpu_image(world: World) -> str:
     ecr = world.cloud.admin(world.account("Dev")).client("ecr")
     [repo] = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]
               if "container-assets" in r["repositoryName"]]  # fmt: skip
-    try:
+    with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
         ecr.put_image(repositoryName=repo, imageManifest=image_manifest("serve-gpu"), imageTag="serve-gpu")
-    except ecr.exceptions.ImageAlreadyExistsException:
-        pass
     return f"{world.account('Dev')}.dkr.ecr.{REGION}.amazonaws.com/{repo}:serve-gpu"
 
 
@@ -351,7 +401,9 @@ def test_release_create(world: World) -> None:
     assert code == 0, err
     assert current_release_id(world.releases_dir) == "r-journey-1"
     release = load_release(release_path(world.releases_dir, "r-journey-1"))
-    repos = {world.output("Dev", "Data", f"{n.capitalize()}RepositoryUri") for n in ("dataprep", "train", "serve")}
+    repos = {
+        world.output("Dev", "Data", f"{n.capitalize()}RepositoryUri") for n in ("dataprep", "train", "serve")
+    }
     images = [release.images.dataprep, release.images.train, *release.images.serve.values()]
     assert {i.repository for i in images} <= repos, images
     assert release.model.model_data_uri == world.state["model_data"]
@@ -374,13 +426,18 @@ def test_preflight_for_staging(world: World, capsys: pytest.CaptureFixture[str])
     Not judged here: the quality bar (a 1-epoch model of 48 generated images) and the instance quota (moto has no
     Service Quotas values)."""
     _code, out = _preflight(world, "Staging", capsys)
-    lines = {line.split(":")[0].split("  ", 1)[1]: line for line in out.splitlines() if line[:4] in ("PASS", "FAIL")}
+    lines = {
+        line.split(":")[0].split("  ", 1)[1]: line
+        for line in out.splitlines()
+        if line[:4] in ("PASS", "FAIL")
+    }
     for name in ("package approved", "package model data", "model object"):
         assert lines.get(name, "").startswith("PASS"), out
 
 
 @pytest.mark.xfail(
-    strict=True, reason="issue 22: preflight never checks that the release's images exist (ECR DescribeImages)"
+    strict=True,
+    reason="issue 22: preflight never checks that the release's images exist (ECR DescribeImages)",
 )
 def test_preflight_checks_every_release_image(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     _code, out = _preflight(world, "Staging", capsys)
@@ -435,15 +492,31 @@ def test_second_release(world: World) -> None:
     admin = world.cloud.admin(world.account("Dev")).client("sagemaker")
     before = {j["TrainingJobName"] for j in admin.list_training_jobs()["TrainingJobSummaries"]}
     with _as_operator(world):
-        assert training(["start", "--stage", "Dev", "--dataset-uri", uri, "-p", "epochs=2", "--region", REGION]) == 0
-    [name] = [j["TrainingJobName"] for j in admin.list_training_jobs()["TrainingJobSummaries"] if j["TrainingJobName"] not in before]
+        assert (
+            training(["start", "--stage", "Dev", "--dataset-uri", uri, "-p", "epochs=2", "--region", REGION])
+            == 0
+        )
+    [name] = [
+        j["TrainingJobName"]
+        for j in admin.list_training_jobs()["TrainingJobSummaries"]
+        if j["TrainingJobName"] not in before
+    ]
     job = admin.describe_training_job(TrainingJobName=name)
+    record_final_metrics(world, job, world.state["train_log"])
     with world.check.as_role("training job 2 (model upload)", world.cloud.roles[job["RoleArn"]]):
         upload(world.workdir / "model.tar.gz", job["ModelArtifacts"]["S3ModelArtifacts"])
-    answer = _handler(world, "Dev-Training", "RegistrarFunction", "registrar Lambda (job 2)", state_change(name, "Completed"))
+    answer = _handler(
+        world,
+        "Dev-Training",
+        "RegistrarFunction",
+        "registrar Lambda (job 2)",
+        state_change(name, "Completed"),
+    )
     with _as_operator(world):
         version = answer["model_package_arn"].rsplit("/", 1)[1]
-        assert _release(world, "approve", "--stage", "Dev", "--version", version, "--reason", "journey 2") == 0
+        assert (
+            _release(world, "approve", "--stage", "Dev", "--version", version, "--reason", "journey 2") == 0
+        )
     code, err = _create(world, "r-journey-2", "--serve", f"gpu={_hand_built_gpu_image(world)}")
     assert code == 0, err
     from app.contracts.release import load_release, release_path
@@ -471,7 +544,9 @@ def test_alarm_rollback_lands_on_a_model_that_can_read_its_data(world: World) ->
     world.check.verdict()
 
 
-def test_release_rollback_finds_the_previous_release(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_release_rollback_finds_the_previous_release(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`python -m scripts.release rollback --stage Prod`: Prod's history (SSM) names r-journey-1; CURRENT points at
     it; deploying it gives Prod r-journey-1's model again, readable by its role."""
     from app.contracts.release import current_release_id

@@ -46,12 +46,16 @@ class World:
     def synth(self, release: Release | None, **kwargs: Any) -> SynthesizedApp:
         """What ``cdk synth`` gives for every stage with ``release`` (None: the first deploy, no release yet)."""
         self._synth_count += 1
-        return synthesize(self.stages, self.workdir / f"cdk.out.{self._synth_count}", release=release, **kwargs)
+        return synthesize(
+            self.stages, self.workdir / f"cdk.out.{self._synth_count}", release=release, **kwargs
+        )
 
     def deploy(self, app: SynthesizedApp, stage: str, stacks: tuple[str, ...] = STACK_ORDER) -> None:
         """``npx cdk deploy '<stage>/*'``: the stage's stacks in dependency order, into the stage's account."""
         for stack in stacks:
-            self.cloud.deploy(f"{stage}-{stack}", app.template_json(stage, stack), account=self.account(stage))
+            self.cloud.deploy(
+                f"{stage}-{stack}", app.template_json(stage, stack), account=self.account(stage)
+            )
 
     def role(self, stage: str, stack: str, logical_prefix: str) -> Role:
         return self.cloud.role(f"{stage}-{stack}", logical_prefix)
