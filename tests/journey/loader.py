@@ -50,7 +50,7 @@ class Role:
         return [*self.inline.values(), *self.managed.values()]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServingModel:
     stack: str
     logical_id: str
@@ -507,9 +507,22 @@ def _model(d: _Deployer, logical: str, props: dict[str, Any], where: str, existi
         model_data_url=container.get("ModelDataUrl", ""),
         role_arn=d.resolve(props["ExecutionRoleArn"], f"{where}.ExecutionRoleArn"),
     )
-    if all((m.stack, m.logical_id) != (model.stack, model.logical_id) for m in d.cloud.models):
-        d.cloud.models.append(model)
-    d.stack.physical.setdefault(logical, d.name_for(logical, 63))
+    # a replaced Model is retained (the Serving stack's UpdateReplacePolicy); the one deployed last comes last
+    if model in d.cloud.models:
+        d.cloud.models.remove(model)
+    d.cloud.models.append(model)
+    name = d.stack.physical.setdefault(logical, d.name_for(logical, 63))
+    d.stack.attributes[(logical, "ModelName")] = name
+
+
+def _named(attribute: str) -> Any:
+    """Resources no step asks SageMaker about (endpoint configs, endpoints): a name for Refs and Fn::GetAtt."""
+
+    def create(d: _Deployer, logical: str, props: dict[str, Any], where: str, existing: str | None) -> None:
+        name = d.stack.physical.setdefault(logical, d.name_for(logical, 63))
+        d.stack.attributes[(logical, attribute)] = name
+
+    return create
 
 
 _CREATORS = {
@@ -525,6 +538,8 @@ _CREATORS = {
     "AWS::SageMaker::ModelPackageGroup": _model_package_group,
     "AWS::SSM::Parameter": _parameter,
     "AWS::SageMaker::Model": _model,
+    "AWS::SageMaker::EndpointConfig": _named("EndpointConfigName"),
+    "AWS::SageMaker::Endpoint": _named("EndpointName"),
 }
 
 

@@ -178,6 +178,10 @@ class PolicyCheck:
                 region = client.meta.region_name
                 for need in check.needs(service, operation, params, region, role.account):
                     check.require(role, need.action, need.resource, dict(need.context))
+            if (client.meta.service_model.service_name, operation) == ("service-quotas", "ListServiceQuotas"):
+                # not in moto; a fresh account answers no applied quota values (ListServiceQuotas "does not
+                # retrieve" quotas without one: https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html)
+                return {"Quotas": []}
             if operation == "CreateTrainingJob":
                 check.training_requests[params["TrainingJobName"]] = params
             if (client.meta.service_model.service_name, operation) == ("ecr", "BatchCheckLayerAvailability"):
@@ -194,7 +198,9 @@ class PolicyCheck:
             if operation == "UpdateModelPackage" and "CustomerMetadataProperties" not in params:
                 # AWS keeps a package's metadata when an update does not name it; moto's update_model_package
                 # sets it to None (release approve would erase the metrics the registrar recorded)
-                kept = original(client, "DescribeModelPackage", {"ModelPackageName": params["ModelPackageArn"]})
+                kept = original(
+                    client, "DescribeModelPackage", {"ModelPackageName": params["ModelPackageArn"]}
+                )
                 if kept.get("CustomerMetadataProperties"):
                     params = {**params, "CustomerMetadataProperties": kept["CustomerMetadataProperties"]}
             return original(client, operation, _moto_gap(client, operation, params))

@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from tests.journey.loader import Role
 from tests.journey.world import World, s3_uri_parts
 
@@ -75,11 +77,13 @@ def pull_image(world: World, role: Role, image_uri: str) -> None:
     name, reference = rest.split("@", 1) if "@" in rest else rest.rsplit(":", 1)
     image_id = {"imageDigest": reference} if reference.startswith("sha256:") else {"imageTag": reference}
     owner = host.split(".")[0]
-    found = (
-        world.cloud.admin(owner)
-        .client("ecr")
-        .batch_get_image(repositoryName=name, registryId=owner, imageIds=[image_id])
-    )
+    ecr = world.cloud.admin(owner).client("ecr")
+    try:
+        found = ecr.batch_get_image(repositoryName=name, registryId=owner, imageIds=[image_id])
+    except ClientError as exc:
+        raise AssertionError(
+            f"step '{check.step}': role {role.label} pulls {image_uri}: {exc.response['Error']['Message']}"
+        ) from None
     assert found["images"], (
         f"step '{check.step}': role {role.label} pulls {image_uri}: no such image in the registry "
         f"({found.get('failures')})"

@@ -478,6 +478,13 @@ def test_staging_and_prod_serve_the_release_across_accounts(world: World) -> Non
     for stage in ("Dev", "Staging", "Prod"):
         _serving_reads(world, stage, "deploy r-journey-1")
     world.check.verdict()
+    for stage in ("Staging", "Prod"):  # the reads were judged, across accounts, on Dev's resource policies
+        judged = {
+            action
+            for step, _role, action, _res in world.check.checked
+            if step.startswith(f"deploy r-journey-1: {stage}")
+        }
+        assert {"ecr:BatchGetImage", "s3:GetObject", "kms:Decrypt"} <= judged, (stage, judged)
 
 
 # ------------------------------------------------------------------------------------------------ 5. rollback, teardown
@@ -493,7 +500,7 @@ def test_second_release(world: World) -> None:
     before = {j["TrainingJobName"] for j in admin.list_training_jobs()["TrainingJobSummaries"]}
     with _as_operator(world):
         assert (
-            training(["start", "--stage", "Dev", "--dataset-uri", uri, "-p", "epochs=2", "--region", REGION])
+            training(["--region", REGION, "start", "--stage", "Dev", "--dataset-uri", uri, "-p", "epochs=2"])
             == 0
         )
     [name] = [
