@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from app.contracts.dataset import DATASET_JSON
+from app.contracts.release import Release
 from app.dataprep.synthetic import generate_ground_truth
 from app.launcher import aws as launcher_aws
 from tests.app.launcher.events import s3_event, state_change
@@ -207,7 +208,9 @@ def test_coco_labels(world: World) -> None:
 
 def _to_coco(manifest: Path, target: Path) -> Path:
     """The same labels as a COCO detection file (images named by their S3 key under the COCO file's folder)."""
-    images, annotations, categories = [], [], {}
+    images: list[dict[str, object]] = []
+    annotations: list[dict[str, object]] = []
+    categories: dict[int, str] = {}
     for i, line in enumerate(manifest.read_text().splitlines()):
         record = json.loads(line)
         label = next(k for k in record if k.endswith("-ref") and not k.endswith("source-ref"))
@@ -447,7 +450,7 @@ def test_preflight_checks_every_release_image(world: World, capsys: pytest.Captu
 
 
 # ------------------------------------------------------------------------------------------------ 4. stages
-def _deploy_release(world: World, release: object) -> None:
+def _deploy_release(world: World, release: Release) -> None:
     """`npx cdk deploy '<Stage>/*' -c release=<id>` for every stage, Dev first (its Data stack holds the registry)."""
     app = world.synth(release)
     for stage in ("Dev", "Staging", "Prod"):
