@@ -30,6 +30,7 @@ class World:
     stages: dict[str, StageConfig]
     state: dict[str, Any] = field(default_factory=dict)
     _synth_count: int = 0
+    _synthesized: dict[str, SynthesizedApp] = field(default_factory=dict)
 
     @classmethod
     def example(cls, cloud: Cloud, check: PolicyCheck, workdir: Path) -> World:
@@ -45,10 +46,12 @@ class World:
 
     def synth(self, release: Release | None, **kwargs: Any) -> SynthesizedApp:
         """What ``cdk synth`` gives for every stage with ``release`` (None: the first deploy, no release yet)."""
-        self._synth_count += 1
-        return synthesize(
-            self.stages, self.workdir / f"cdk.out.{self._synth_count}", release=release, **kwargs
-        )
+        key = f"{release.release_id if release else None}:{sorted(kwargs.items())}"
+        if key not in self._synthesized:  # a rollback redeploys a release synthesized before: same templates
+            self._synth_count += 1
+            outdir = self.workdir / f"cdk.out.{self._synth_count}"
+            self._synthesized[key] = synthesize(self.stages, outdir, release=release, **kwargs)
+        return self._synthesized[key]
 
     def deploy(self, app: SynthesizedApp, stage: str, stacks: tuple[str, ...] = STACK_ORDER) -> None:
         """``npx cdk deploy '<stage>/*'``: the stage's stacks in dependency order, into the stage's account."""
