@@ -468,9 +468,9 @@ def _serving_reads(world: World, stage: str, step: str, *, model: object | None 
     target = model if isinstance(model, ServingModel) else models[-1]
     role = world.cloud.roles[target.role_arn]
     with world.check.as_role(f"{step}: {stage} Model {target.logical_id}", role):
+        bucket, key = s3_uri_parts(target.model_data_url)  # the model data first: both reads are judged even
+        boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()  # when the image is gone
         pull_image(world, role, target.image)
-        bucket, key = s3_uri_parts(target.model_data_url)
-        boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 def test_staging_and_prod_serve_the_release_across_accounts(world: World) -> None:
