@@ -226,7 +226,14 @@ def preflight(s3: Any, args: argparse.Namespace, allowed: list[S3Uri], options: 
                 handle.flush()
                 local = Path(handle.name)
                 with open(local, "rb") as head:
-                    fmt = chosen or detect_format(head.read(HEAD_BYTES), uri)
+                    fmt = detect_format(head.read(HEAD_BYTES), uri)
+                if chosen is not None and chosen is not fmt:
+                    # --manifest (or --format) names what the job will parse it as: a COCO file parsed as a
+                    # manifest would only be rejected line by line after an instance was provisioned.
+                    how = "pass it with --labels" if args.manifest else f"drop --format {chosen.value}"
+                    raise OperatorError(
+                        f"{option} {uri}: the file is a {fmt.value} label file, not {chosen.value}; {how}"
+                    )
                 base = options.image_base or parent(uri)
                 count, shown = _outside(image_locations(local, uri, fmt, image_base=base), allowed)
     except DataprepError as exc:

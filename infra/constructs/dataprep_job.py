@@ -1,9 +1,10 @@
 """DataprepJob: what a SageMaker Processing job of the data-prep container needs (the image and its execution role).
 
 The dataprep image (``containers/dataprep``, or the stage's pinned ``images.dataprep`` digest) runs
-``python -m app.dataprep.processing``. Its role reads labels (Ground Truth, COCO, YOLO) and images under the datasets
-bucket's ``raw/`` prefix and under the stage's ``label_sources`` (exactly those prefixes, plus kms:Decrypt on their
-keys when given), and writes datasets under any other prefix of the datasets bucket (never over raw data). ``scripts/dataprep_job.py``
+``python -m app.dataprep.processing``. Its role reads the stage's datasets bucket (labels and images under ``raw/``,
+and the datasets it writes: it checks ``--out`` before writing) and the stage's ``label_sources`` (exactly those
+prefixes, plus kms:Decrypt on their keys when given), and writes datasets under any prefix of the datasets bucket but
+``raw/`` (never over raw data). ``scripts/dataprep_job.py``
 starts jobs with it, found through the Training stack's outputs.
 """
 
@@ -49,7 +50,11 @@ class DataprepJob(Construct):
             description=f"{stage}: SageMaker Processing jobs of the dataprep image (scripts/dataprep_job.py)",
         )
         raw = f"{datasets_bucket.bucket_arn}/{RAW_PREFIX}*"
-        datasets_bucket.grant_read(self.role, f"{RAW_PREFIX}*")
+        # Reads raw/ (the labels) and the datasets it writes: before writing, app/dataprep/out_check.py reads the
+        # --out prefix's dataset.json and lists its files, and --out is any prefix outside raw/ (chosen per run).
+        # GetObject (Amazon S3 API Reference): "You need the s3:GetObject permission for this operation"; without it
+        # S3 answers AccessDenied whether or not dataset.json exists, and every job would fail there.
+        datasets_bucket.grant_read(self.role, "*")
         datasets_bucket.grant_put(self.role, "*")
         # Datasets go anywhere but raw/: a wrong --out must not overwrite the labelled source data.
         self.role.add_to_policy(

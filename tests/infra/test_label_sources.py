@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from app.contracts.storage import RAW_PREFIX
 from infra.config import StageConfig
 from tests.infra.synthesized import SynthesizedApp
 from tests.infra.test_training_stack import role_id, role_statements
@@ -66,8 +65,8 @@ def test_the_role_reads_exactly_the_listed_prefixes(with_sources: list[dict[str,
         "arn:<partition>:s3:::coco-exports/cvat/*",
         "arn:<partition>:s3:::labelling-output-bucket/jobs/tools-2024/*",
     ]
-    # the datasets bucket (its ARN is a token): objects under raw/ only
-    assert all(r.endswith(f"/{RAW_PREFIX}*") for r in reads if "<token>" in r and r != "<token>")
+    # the datasets bucket (its ARN is a token): its own objects (raw/ labels, and the datasets it writes)
+    assert [r for r in reads if "<token>" in r and r != "<token>"] == ["<token>/*"]
 
 
 def test_listing_is_limited_to_the_prefixes(with_sources: list[dict[str, Any]]) -> None:
@@ -87,7 +86,8 @@ def test_decrypt_is_granted_on_the_given_key_only(with_sources: list[dict[str, A
     )  # the rest: the stage's own data key
 
 
-def test_the_default_stage_reads_only_raw(synth: SynthesizedApp) -> None:
+def test_the_default_stage_reads_only_its_own_datasets_bucket(synth: SynthesizedApp) -> None:
+    """raw/ (the labels) and the datasets it writes (any prefix outside raw/: out_check reads --out first)."""
     reads = [
         rendered(r)
         for s in dataprep_statements(synth)
@@ -95,7 +95,7 @@ def test_the_default_stage_reads_only_raw(synth: SynthesizedApp) -> None:
         for r in resources(s)
     ]
     objects = [r for r in reads if r != "<token>"]  # the bare token: the datasets bucket itself (listing)
-    assert objects and all(r.endswith(f"/{RAW_PREFIX}*") and "<token>" in r for r in objects)
+    assert objects == ["<token>/*"]
 
 
 @pytest.mark.parametrize(

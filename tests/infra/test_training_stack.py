@@ -329,11 +329,12 @@ def test_training_role_reads_exactly_the_artifact_prefixes_the_launcher_accepts_
     assert artifact_reads == {f"/{p}*" for p in TRAINING_READABLE_PREFIXES}
 
 
-def test_dataprep_role_reads_raw_and_writes_datasets_but_never_over_raw(dev: dict[str, Any]) -> None:
+def test_dataprep_role_reads_its_bucket_and_writes_datasets_but_never_over_raw(dev: dict[str, Any]) -> None:
+    """It reads raw/ and the --out it writes (out_check reads dataset.json first: denied, every real job failed)."""
     statements = role_statements(dev, role_id(dev, "DataprepRole"))
     allows = [s for s in statements if s["Effect"] == "Allow"]
     [read] = [s for s in allows if "s3:GetObject*" in s["Action"]]
-    assert object_suffixes(read) == [f"/{RAW_PREFIX}*"]
+    assert object_suffixes(read) == ["/*"]
     [write] = [s for s in allows if "s3:PutObject" in s["Action"]]
     assert object_suffixes(write) == ["/*"]
     [deny] = [s for s in statements if s["Effect"] == "Deny"]

@@ -124,7 +124,7 @@ def run_processing_job(world: World, description: dict[str, Any], root: Path) ->
     role = world.cloud.roles[description["RoleArn"]]
     with world.check.as_role("Processing job (dataprep image)", role):
         pull_image(world, role, description["AppSpecification"]["ImageUri"])
-        for item in description["ProcessingInputs"]:
+        for item in description.get("ProcessingInputs", []):  # labels are read by the job itself (--labels)
             s3_input = item["S3Input"]
             local = root / Path(s3_input["LocalPath"]).relative_to("/opt/ml/processing")
             download_prefix(world, s3_input["S3Uri"], local)

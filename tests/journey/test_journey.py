@@ -118,7 +118,7 @@ def _dataprep_job(world: World, manifest_uri: str, out_uri: str) -> tuple[int, d
 
     before = set(_processing_jobs(world))
     code = main(
-        ["--stage", "Dev", "--manifest", manifest_uri, "--out", out_uri, "--", "--val-fraction", "0.25"]
+        ["--stage", "Dev", "--labels", manifest_uri, "--out", out_uri, "--", "--val-fraction", "0.25"]
     )
     created = [j for j in _processing_jobs(world) if j not in before]
     if not created:

@@ -194,6 +194,17 @@ def test_a_file_in_no_supported_format_is_refused(
     assert "not JSON or YAML; expected a Ground Truth output manifest" in capsys.readouterr().err
 
 
+def test_a_coco_file_given_as_a_manifest_is_refused_before_billing(
+    stack: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--manifest means a Ground Truth manifest: a COCO file there has no source-ref to check and used to start a job
+    that rejects every line."""
+    labels = f"s3://{BUCKET}/raw/cvat/instances.json"
+    put(labels, json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "drill"}]}))
+    assert _refused(monkeypatch, ["--stage", "Dev", "--manifest", labels, *OUT]) == 1
+    assert "the file is a coco label file, not groundtruth; pass it with --labels" in capsys.readouterr().err
+
+
 def test_a_missing_label_file_is_refused(
     stack: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
