@@ -18,6 +18,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from app.contracts.release import QUALITY_METRIC, Release, ReleaseError
 from app.contracts.stack_outputs import ServingOutputs
 from infra.config import StageConfig
@@ -188,7 +190,19 @@ def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:
     endpoint = config.endpoint
     name = endpoint_quota_name(endpoint.instance_type)
     needed = endpoint_instances_needed(endpoint.autoscaling.max_capacity)
-    value, source = quota_value(service_quotas, name)
+    try:
+        value, source = quota_value(service_quotas, name)
+    except (
+        ClientError
+    ) as exc:  # one unreadable quota is this check's answer, not the end of every other check
+        error = exc.response.get("Error", {})
+        report.add(
+            "instance quota",
+            False,
+            f"{name}: need {needed}, could not read it ({error.get('Code')}: {error.get('Message')}); check it in "
+            "the Service Quotas console",
+        )
+        return
     report.add(
         "instance quota",
         value is not None and value >= needed,

@@ -219,6 +219,37 @@ def test_preflight_reads_the_default_quota_of_a_fresh_account(registry: Any) -> 
     assert check.detail.endswith("have 20 (AWS default: none applied)")
 
 
+def test_an_unreadable_quota_fails_its_own_check_and_the_other_checks_still_answer(registry: Any) -> None:
+    """Found by the journey: one Service Quotas error (here: the service is not offered in the region) ended the
+    whole preflight with one error line and no report."""
+    session, release = registry
+    client = boto3.client("service-quotas", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_response("list_service_quotas", {"Quotas": []}, {"ServiceCode": "sagemaker"})
+    stubber.add_client_error(
+        "list_aws_default_service_quotas",
+        "NoSuchResourceException",
+        "This service is not available in the current Region.",
+    )
+    stubber.activate()
+    config = make_stage_config("Staging")
+    report = preflight(
+        release,
+        config,
+        registry=session,
+        s3=session.client("s3"),
+        cloudformation=session.client("cloudformation"),
+        sagemaker=session.client("sagemaker"),
+        service_quotas=client,
+        ecr=session.client("ecr"),
+    )
+    assert failed(report) == {
+        "instance quota": "ml.g5.xlarge for endpoint usage: need 4, could not read it (NoSuchResourceException: "
+        "This service is not available in the current Region.); check it in the Service Quotas console"
+    }
+    assert report.checks[-1].name == "endpoint idle"
+
+
 def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None:
     session, release = registry
     stack_with_outputs(session.client("cloudformation"), "Staging-Serving", {"EndpointName": "endpoint-1"})
