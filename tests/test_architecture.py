@@ -49,8 +49,9 @@ def test_infra_imports_only_the_contracts_of_the_runtime_code() -> None:
 
 
 # Training reads its environment once (app/training/environment.py); the DDP rank is read in each worker process
-# (callbacks.py) and the offline setup writes ultralytics' own variables before importing it (offline.py).
-TRAINING_ENVIRONMENT_READERS = {"environment.py", "callbacks.py", "offline.py"}
+# (callbacks.py), the offline setup writes ultralytics' own variables before importing it (offline.py), and the int8
+# step hands its environment on to the child process it runs in (int8_step.py; it reads no setting from it).
+TRAINING_ENVIRONMENT_READERS = {"environment.py", "callbacks.py", "offline.py", "int8_step.py"}
 
 
 def test_training_reads_the_environment_in_one_place() -> None:
