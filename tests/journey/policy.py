@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-import boto3
 import botocore.client
 
+from tests.journey.environment import environment
 from tests.journey.loader import Cloud, Role
 from tests.journey.simulator import PolicySimulator
 
@@ -149,19 +148,11 @@ class PolicyCheck:
         checked; yields the credentials."""
         creds = self.cloud.credentials_of(role)
         self.by_access_key[creds["AWS_ACCESS_KEY_ID"]] = role
-        saved = {k: os.environ.get(k) for k in creds}
         previous_step, self.step = self.step, step
-        os.environ.update(creds)
-        boto3.DEFAULT_SESSION = None
         try:
-            yield creds
+            with environment(creds):
+                yield creds
         finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            boto3.DEFAULT_SESSION = None
             self.step = previous_step
 
     @contextlib.contextmanager

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from tests.journey.environment import environment
 from tests.journey.loader import Role
 from tests.journey.world import World, s3_uri_parts
 
@@ -128,17 +128,12 @@ def run_processing_job(world: World, description: dict[str, Any], root: Path) ->
             s3_input = item["S3Input"]
             local = root / Path(s3_input["LocalPath"]).relative_to("/opt/ml/processing")
             download_prefix(world, s3_input["S3Uri"], local)
-        saved = {k: os.environ.get(k) for k in ("DATAPREP_PROCESSING_ROOT", "DATAPREP_RESOURCE_CONFIG")}
-        os.environ["DATAPREP_PROCESSING_ROOT"] = str(root)
-        os.environ["DATAPREP_RESOURCE_CONFIG"] = str(root / "no-resourceconfig.json")
-        try:
+        paths = {
+            "DATAPREP_PROCESSING_ROOT": str(root),
+            "DATAPREP_RESOURCE_CONFIG": str(root / "no-resourceconfig.json"),
+        }
+        with environment(paths):
             return entrypoint(list(description["AppSpecification"].get("ContainerArguments", [])))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
 
 def record_final_metrics(world: World, job: dict[str, Any], log: str) -> dict[str, float]:

@@ -26,6 +26,7 @@ from app.dataprep.synthetic import generate_ground_truth
 from app.launcher import aws as launcher_aws
 from tests.app.launcher.events import s3_event, state_change
 from tests.fixtures.artifacts import FAST_HYPERPARAMETERS, make_opt_ml, pretrained_checkpoint, run_training
+from tests.journey.environment import environment
 from tests.journey.policy import PermissionDenied
 from tests.journey.steps import (
     download_prefix,
@@ -69,24 +70,16 @@ def _handler(world: World, stack: str, function_prefix: str, step: str, event: d
 
 def _run_function(world: World, name: str, step: str, event: object) -> dict:
     import importlib
-    import os
 
     env = dict(world.cloud.functions[name])
     role = world.cloud.roles[env.pop("__role__")]
     module, _, function = env.pop("__handler__").rpartition(".")
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     launcher_aws._cold_start.cache_clear()  # a fresh Lambda container per invocation
     try:
-        with world.check.as_role(step, role):
+        with environment(env), world.check.as_role(step, role):
             return getattr(importlib.import_module(module), function)(event, None)
     finally:
         launcher_aws._cold_start.cache_clear()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # ------------------------------------------------------------------------------------------------ 1. first deploy
@@ -135,7 +128,6 @@ def _processing_jobs(world: World) -> list[str]:
 def _as_operator(world: World, stage: str = "Dev"):
     """The operator's own credentials in the stage's account (an administrator: README's deploying identity)."""
     import contextlib
-    import os
 
     @contextlib.contextmanager
     def scope():
@@ -145,20 +137,8 @@ def _as_operator(world: World, stage: str = "Dev"):
             "AWS_SECRET_ACCESS_KEY": creds.secret_key,
             "AWS_SESSION_TOKEN": creds.token,
         }
-        saved = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        import boto3
-
-        boto3.DEFAULT_SESSION = None
-        try:
+        with environment(values):
             yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-            boto3.DEFAULT_SESSION = None
 
     return scope()
 

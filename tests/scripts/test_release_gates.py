@@ -110,6 +110,7 @@ def run_preflight(
     quota: float | None = 100,
     default_quota: float | None = None,
     sagemaker: Any = None,
+    service_quotas: Any = None,
     **overrides: Any,
 ) -> Any:
     config = make_stage_config(stage, **overrides)
@@ -120,7 +121,7 @@ def run_preflight(
         s3=session.client("s3"),
         cloudformation=session.client("cloudformation"),
         sagemaker=sagemaker or session.client("sagemaker"),
-        service_quotas=quotas(quota, config.endpoint.instance_type, default=default_quota),
+        service_quotas=service_quotas or quotas(quota, config.endpoint.instance_type, default=default_quota),
         ecr=session.client("ecr"),
     )
 
@@ -232,17 +233,7 @@ def test_an_unreadable_quota_fails_its_own_check_and_the_other_checks_still_answ
         "This service is not available in the current Region.",
     )
     stubber.activate()
-    config = make_stage_config("Staging")
-    report = preflight(
-        release,
-        config,
-        registry=session,
-        s3=session.client("s3"),
-        cloudformation=session.client("cloudformation"),
-        sagemaker=session.client("sagemaker"),
-        service_quotas=client,
-        ecr=session.client("ecr"),
-    )
+    report = run_preflight(session, release, service_quotas=client)
     assert failed(report) == {
         "instance quota": "ml.g5.xlarge for endpoint usage: need 4, could not read it (NoSuchResourceException: "
         "This service is not available in the current Region.); check it in the Service Quotas console"
