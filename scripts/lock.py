@@ -123,12 +123,12 @@ def requirement_pins(lines: Iterable[str]) -> dict[str, str]:
 
 
 def resolve() -> None:
-    """Re-resolve requirements.lock from pyproject.toml (every extra) with pip-compile."""
+    """Re-resolve requirements.lock from pyproject.toml (every extra) with pip-compile: ``--upgrade`` makes it a new
+    resolution of today's releases, not a re-validation of the old pins."""
     pip_compile = Path(sys.executable).with_name("pip-compile")
-    cmd = [str(pip_compile), *PIP_COMPILE_FLAGS, "--output-file", LOCK.name, "pyproject.toml"]
+    cmd = [str(pip_compile), *PIP_COMPILE_FLAGS, "--upgrade", "--output-file", LOCK.name, "pyproject.toml"]
     print("$", " ".join(cmd), flush=True)
-    # --upgrade: a new resolution of today's releases, not a re-validation of the old pins
-    subprocess.run([*cmd, "--upgrade"], cwd=REPO_ROOT, check=True)
+    subprocess.run(cmd, cwd=REPO_ROOT, check=True)
 
 
 def lock_checkpoint() -> None:
