@@ -516,6 +516,34 @@ def test_alarm_rollback_lands_on_a_model_that_can_read_its_data(world: World) ->
     world.check.verdict()
 
 
+def test_the_rollback_read_bites_without_the_model_store_grant(world: World) -> None:
+    """Issue 22's rollback read, removed again: the Prod execution role reading only today's model.tar.gz (as before
+    the fix) fails the rolled-back Model's download with the step, the role, the action and the object."""
+    import copy
+
+    old = world.state["release1"].model.model_data_uri
+    [*_, retained] = [m for m in world.cloud.models if m.stack == "Prod-Serving" and m.model_data_url == old]
+    role = world.cloud.roles[retained.role_arn]
+    saved = copy.deepcopy(role.inline), copy.deepcopy(role.managed)
+    current = world.state["release2"].model.model_data_uri.removeprefix("s3://")
+    for document in role.documents():  # every s3:GetObject statement narrowed to the newest release's object
+        for statement in document["Statement"]:
+            if "s3:GetObject" in json.dumps(statement.get("Action")):
+                statement["Resource"] = f"arn:aws:s3:::{current}"
+    try:
+        with pytest.raises(PermissionDenied) as denied:
+            _serving_reads(world, "Prod", "alarm rollback (grant narrowed)", model=retained)
+            world.check.verdict()
+    finally:
+        role.inline, role.managed = saved
+    message = str(denied.value)
+    assert (
+        f"step 'alarm rollback (grant narrowed): Prod Model {retained.logical_id}': role {role.label}"
+        in message
+    )
+    assert f"may not s3:GetObject on arn:aws:s3:::{old.removeprefix('s3://')}" in message, message
+
+
 def test_release_rollback_finds_the_previous_release(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
