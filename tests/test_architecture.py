@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,14 +18,22 @@ def _imports(package: str) -> dict[str, set[str]]:
     """Module file -> every module it imports (absolute names, top of tree included)."""
     found: dict[str, set[str]] = {}
     for path in sorted((REPO_ROOT / package).rglob("*.py")):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module)
-        found[str(path.relative_to(REPO_ROOT))] = names
+        found[str(path.relative_to(REPO_ROOT))] = _imported(path)
     return found
+
+
+def _imported(path: Path, *, members: bool = False) -> set[str]:
+    """The absolute module names ``path`` imports, anywhere in the file; with ``members``, ``from pkg import x`` also
+    counts as ``pkg.x`` (x may be a module)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            if members:
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
 
 
 def _offenders(package: str, forbidden: tuple[str, ...]) -> list[str]:
@@ -100,15 +109,8 @@ def _import_graph(package: str) -> dict[str, set[str]]:
     modules = {_module_name(str(path.relative_to(REPO_ROOT))) for path in paths}
     graph: dict[str, set[str]] = {}
     for path in paths:
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names.add(node.module)
-                names.update(f"{node.module}.{alias.name}" for alias in node.names)
         module = _module_name(str(path.relative_to(REPO_ROOT)))
-        graph[module] = (names & modules) - {module}
+        graph[module] = (_imported(path, members=True) & modules) - {module}
     return graph
 
 
