@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from infra.paths import PINNED_NODE, REPO_ROOT
+from infra.paths import JSII_NODE, PINNED_NODE, REPO_ROOT
 
 BANNER = "end-of-life"
 
@@ -29,6 +29,10 @@ def test_package_json_pins_the_node_runtime_exactly() -> None:
         [PINNED_NODE, "--version"], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert version == f"v{wanted}"
+    wrapped = subprocess.run(
+        [JSII_NODE, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert wrapped == version  # what the CDK's jsii kernel runs
 
 
 def test_the_cdk_runs_on_the_pinned_node_without_the_end_of_life_banner() -> None:
@@ -42,4 +46,4 @@ def test_the_cdk_runs_on_the_pinned_node_without_the_end_of_life_banner() -> Non
     )
     assert result.returncode == 0, result.stderr
     assert BANNER not in result.stdout + result.stderr
-    assert result.stdout.strip() == str(PINNED_NODE)
+    assert result.stdout.strip() == str(JSII_NODE)
