@@ -27,6 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.contracts.comparison import Comparison
 from app.contracts.errors import ContractError
 
 SCHEMA_VERSION = 1
@@ -137,6 +138,10 @@ class ModelCard(BaseModel):
     export: ExportInfo
     training: dict[str, object] = Field(default_factory=dict)
     int8: Int8Result | None = Field(None, description="None: no int8 model was attempted")
+    comparison: Comparison | None = Field(
+        None,
+        description="the champion comparison (app/contracts/comparison.py); None: written before it existed",
+    )
 
     def precisions(self) -> list[str]:
         """The precisions this artifact can serve."""
