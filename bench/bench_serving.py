@@ -65,7 +65,7 @@ from app.contracts.artifact import (  # noqa: E402
 )
 from app.serving import images  # noqa: E402
 from app.serving.settings import ServingSettings, cpu_count  # noqa: E402
-from scripts.loadtest import Step, http_invoker, run_step  # noqa: E402
+from scripts.lib.load import Step, http_invoker, run_step  # noqa: E402
 from tests.app.serving.server_process import free_port, serve_args, serve_env  # noqa: E402
 
 IMGSZ = 640
@@ -353,7 +353,7 @@ def measure(
     seconds: float,
     pings: list[float] | None = None,
 ) -> Row:
-    """A closed-loop step (scripts.loadtest.run_step) of ``seconds``; CPU seconds over the step's requests."""
+    """A closed-loop step (scripts.lib.load.run_step) of ``seconds``; CPU seconds over the step's requests."""
     busy = threading.Event()
     pinger = None
     if pings is not None:

@@ -24,7 +24,6 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from app.contracts.release import Release, load_current, load_current_or_none, load_release, release_path
 from infra import paths
 from infra.config import (
     ConfigError,
@@ -37,8 +36,9 @@ from infra.config import (
 )
 from infra.nag import add_checks
 from infra.paths import EXAMPLE_RELEASES_DIR, REPO_ROOT
-from infra.release import for_stage
+from infra.release_record import Release, load_current, load_current_or_none, load_release, release_path
 from infra.stage import PlatformStage
+from infra.stage_release import for_stage
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE, PIPELINE, STAGES
 
 CDK_JSON = REPO_ROOT / "cdk.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PINNED_NODE = REPO_ROOT / "node_modules" / ".bin" / "node"  # the Node.js package.json pins (`make setup`)
 JSII_NODE = REPO_ROOT / "infra" / "jsii_node.sh"  # runs PINNED_NODE for the CDK, in a session of its own
-# The operator's release records (<id>.json) and CURRENT (app/contracts/release.py). A fresh clone has none: the
+# The operator's release records (<id>.json) and CURRENT (infra/release_record.py). A fresh clone has none: the
 # stages then deploy Data + Training and no endpoint (docs/infrastructure.md, "Deploying a stage"). Read at call time (``paths.RELEASES_DIR``),
 # never bound at import, so the tests can prove that nothing but the operator's own app reads it.
 RELEASES_DIR = REPO_ROOT / "releases"

@@ -1,5 +1,5 @@
 """One deployment stage: the stateful stack (data, keys, repositories, model registry) and the stateless training
-and serving stacks that use it, wired by object references. The stage deploys one release (infra/release.py)."""
+and serving stacks that use it, wired by object references. The stage deploys one release (infra/stage_release.py)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from infra.config import StageConfig
-from infra.release import StageRelease
 from infra.stacks.serving import ServingStack
 from infra.stacks.stateful import StatefulStack
 from infra.stacks.training import TrainingStack
+from infra.stage_release import StageRelease
 
 
 class PlatformStage(cdk.Stage):

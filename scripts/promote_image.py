@@ -9,7 +9,7 @@ prints the ``images.<name>`` pin to put into ``infra/stages.py`` for that stage.
         --source 111122223333.dkr.ecr.eu-west-1.amazonaws.com/cdk-hnb659fds-container-assets-...:<tag> \
         --to-stage Staging [--region eu-west-1] [--dry-run]
 
-Exit status (scripts/cli.py): 0 promoted (or resolved, with --dry-run), 1 error, 2 usage.
+Exit status (scripts/lib/cli.py): 0 promoted (or resolved, with --dry-run), 1 error, 2 usage.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from app.contracts.image_uri import ECR_REPOSITORY, IMAGE_DIGEST
-from app.contracts.stack_outputs import DataOutputs
-from scripts import cli
-from scripts.cli import OperatorError
+from infra.stack_outputs import DataOutputs
+from scripts.lib import aws, cli
+from scripts.lib.cli import OperatorError
 
 IMAGE_NAMES = ("dataprep", "train", "serve")
 # An image by tag or by digest (ECR image tags: up to 128 of these characters).
@@ -67,7 +67,7 @@ class ImageRef:
 
 def target_repository_uri(cloudformation: Any, stage: str, image: str) -> str:
     """The URI of ``image``'s repository in ``stage``, from the ``<Stage>-Data`` stack outputs."""
-    return cli.stack_output(cloudformation, f"{stage}-Data", DataOutputs.repository_uri(image))
+    return aws.stack_output(cloudformation, f"{stage}-Data", DataOutputs.repository_uri(image))
 
 
 def source_manifest(ecr: Any, source: ImageRef) -> tuple[str, str, str]:
@@ -195,7 +195,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     source: ImageRef = args.source
-    session = cli.aws_session(profile=args.profile, region=args.region)
+    session = aws.aws_session(profile=args.profile, region=args.region)
     target_uri = target_repository_uri(session.client("cloudformation"), args.to_stage, args.image)
     target_region = target_uri.split(".")[3]  # <account>.dkr.ecr.<region>.amazonaws.com/<repo>
     pinned = promote(

@@ -8,7 +8,7 @@ Prints the scaling activities, instance counts, minutes over capacity and approx
 infra/scaling_simulator.py. Every argument is checked before the simulation (a plot into a missing folder, a
 negative price or warm-up fail at once).
 
-Exit status (scripts/cli.py): 0 ok, 1 error (a bad traffic CSV, a stage config that does not validate), 2 usage.
+Exit status (scripts/lib/cli.py): 0 ok, 1 error (a bad traffic CSV, a stage config that does not validate), 2 usage.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
 from infra.config import StageConfig, load_stage
 from infra.scaling_simulator import APPROX_ON_DEMAND_USD_PER_HOUR, ScalingPolicy, SimulationResult, simulate
 from infra.stages import STAGES
-from scripts import cli
-from scripts.cli import OperatorError
+from scripts.lib import cli
+from scripts.lib.cli import OperatorError
 
 MONDAY = datetime(2025, 1, 6, tzinfo=UTC)
 PROFILES = ("daily", "spike", "ramp", "step")

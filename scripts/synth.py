@@ -14,7 +14,7 @@ stage folder that manifest names, and nothing a synth does not write. Any other 
 refused always. Every stage is built and synthesized into a new folder first and moved into place only when all of it
 succeeded, so a refused stage config, a construct error or a cdk-nag finding leaves an existing assembly as it was.
 
-Exit status (scripts/cli.py): 0 clean, 1 error (a stage config that does not validate, a construct error, a refused
+Exit status (scripts/lib/cli.py): 0 clean, 1 error (a stage config that does not validate, a construct error, a refused
 --outdir), 2 usage, 3 findings (a cdk-nag or cfn-lint error).
 """
 
@@ -42,8 +42,8 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from infra.paths import REPO_ROOT
-from scripts import cli
-from scripts.cli import CheckFailed, OperatorError
+from scripts.lib import cli
+from scripts.lib.cli import CheckFailed, OperatorError
 
 ENDPOINT_TYPE = "AWS::SageMaker::Endpoint"
 
@@ -156,7 +156,6 @@ def synthesize(outdir: Path) -> list[StackSummary]:
     Both are built and synthesized into a new folder next to them first and moved into place only when both
     succeeded: a refused config or a failed synth leaves the folders as they were.
     Raises CheckFailed on cdk-nag findings, OperatorError on another construct error."""
-    from app.contracts.release import load_current_or_none
     from infra import paths
     from infra.app import (  # late: importing aws_cdk starts the jsii runtime
         build_app,
@@ -165,6 +164,7 @@ def synthesize(outdir: Path) -> list[StackSummary]:
         pipeline_config,
         stage_configs,
     )
+    from infra.release_record import load_current_or_none
 
     configs = stage_configs()  # every stage config validates (ConfigError) before anything is removed
     # The operator's app deploys the operator's release (none yet: no endpoint); the example pipeline, the example

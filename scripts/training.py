@@ -6,7 +6,7 @@ outputs (``<Stage>-Training``), never hard-coded names; instance types for the q
     python -m scripts.training versions --stage Dev
     python -m scripts.training quota --stage Dev      # instance quotas (2 x endpoint max), Lambda concurrency
 
-Exit status (scripts/cli.py): 0 ok, 1 error (AWS, a stage not deployed, the runner rejected the request),
+Exit status (scripts/lib/cli.py): 0 ok, 1 error (AWS, a stage not deployed, the runner rejected the request),
 2 usage, 3 ``follow``: the job failed; ``quota``: a quota is low or missing, or Lambda concurrency is short.
 """
 
@@ -26,22 +26,22 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
 
 from app.contracts.dataset import DATASET_JSON
 from app.contracts.metrics import QUALITY_METRIC
-from app.contracts.stack_outputs import TrainingOutputs
-from scripts import cli
-from scripts.capacity_checks import (
+from infra.stack_outputs import TrainingOutputs
+from scripts.lib import aws, cli
+from scripts.lib.capacity_checks import (
     blue_green_note,
     endpoint_instances_needed,
     endpoint_quota_name,
     lambda_concurrency,
 )
-from scripts.cli import OperatorError
+from scripts.lib.cli import OperatorError
 
 TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
 def training_output(session: Any, stage: str, key: str) -> str:
     """One output of ``<stage>-Training``; a stack not (fully) deployed is an OperatorError naming the cause."""
-    return cli.stack_output(session.client("cloudformation"), f"{stage}-Training", key)
+    return aws.stack_output(session.client("cloudformation"), f"{stage}-Training", key)
 
 
 def _value(text: str) -> Any:
@@ -250,8 +250,8 @@ class QuotaCheck:
 
 def needed_quotas(stage: str) -> dict[str, int]:
     """Quota name -> instances the stage needs (training job + endpoint: a blue/green deploy at the autoscaling
-    maximum runs the old and the new fleet side by side, scripts/capacity_checks.py)."""
-    config = cli.stage_config(stage)
+    maximum runs the old and the new fleet side by side, scripts/lib/capacity_checks.py)."""
+    config = aws.stage_config(stage)
     usage = "spot training job usage" if config.training.use_spot else "training job usage"
     return {
         f"{config.training.instance_type} for {usage}": config.training.instance_count,
@@ -270,7 +270,7 @@ def check_quotas(service_quotas: Any, needed: dict[str, int]) -> list[QuotaCheck
 
 
 def cmd_quota(args: argparse.Namespace, session: Any) -> int:
-    config = cli.stage_config(args.stage)
+    config = aws.stage_config(args.stage)
     checks = check_quotas(session.client("service-quotas"), needed_quotas(args.stage))
     for check in checks:
         have = "missing" if check.available is None else f"{check.available:g}"
@@ -338,7 +338,7 @@ def parser() -> argparse.ArgumentParser:
 @cli.command
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    session = cli.aws_session(profile=args.profile, region=args.region)
+    session = aws.aws_session(profile=args.profile, region=args.region)
     return int(args.func(args, session))
 
 

@@ -190,7 +190,8 @@ def test_serving_with_one_worker(trained_artifact: Path) -> None:
 
 
 COMMANDS = sorted(
-    p for p in (REPO_ROOT / "scripts").glob("*.py") if 'if __name__ == "__main__":' in p.read_text()
+    [p for p in (REPO_ROOT / "scripts").glob("*.py") if 'if __name__ == "__main__":' in p.read_text()]
+    + [p.parent for p in (REPO_ROOT / "scripts").glob("*/__main__.py")]  # python scripts/release
 )
 
 

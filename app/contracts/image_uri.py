@@ -1,5 +1,5 @@
 """A container image pinned by digest: ``<account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repo>@sha256:<64 hex>``,
-and its two halves (repository URI, digest) as releases record them (app/contracts/release.py).
+and its two halves (repository URI, digest) as releases record them (infra/release_record.py).
 
 What a stage config may pin instead of building an image (infra/config.py) and what the image construct turns back
 into a repository and digest (infra/constructs/images.py): one pattern, so both accept the same URIs. A registry is

@@ -24,7 +24,7 @@ KNOWN_CHANNELS: frozenset[str] = frozenset({DATASET_CHANNEL, PRETRAINED_CHANNEL}
 RESERVED_PREFIX = "sagemaker_"
 
 
-class ConfigError(ContractError):
+class JobConfigError(ContractError):
     """A SageMaker config file or channel that does not meet the training contract."""
 
 
@@ -66,12 +66,12 @@ def resolve_opt_ml(flag: str | None, environment: TrainingEnvironment) -> OptMl:
 def _read_json(path: Path, *, required: bool) -> Any:
     if not path.is_file():
         if required:
-            raise ConfigError(f"{path}: missing; SageMaker writes it before starting the container")
+            raise JobConfigError(f"{path}: missing; SageMaker writes it before starting the container")
         return None
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise JobConfigError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def read_hyperparameters(path: Path) -> tuple[Hyperparameters, tuple[str, ...]]:
     """Typed hyperparameters; an absent file means all defaults. SageMaker-reserved names are set aside."""
     raw = _read_json(path, required=False) or {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a JSON object of name -> string value, got {type(raw).__name__}")
+        raise JobConfigError(f"{path}: expected a JSON object of name -> string value, got {type(raw).__name__}")
     ignored = tuple(sorted(k for k in raw if k.startswith(RESERVED_PREFIX)))
     ours = {k: v for k, v in raw.items() if not k.startswith(RESERVED_PREFIX)}
     return parse_hyperparameters(ours, source=str(path)), ignored
@@ -103,20 +103,20 @@ def _check_channels(opt: OptMl) -> None:
     if config is None:
         return  # local runs may omit it; the channel folders below are still checked
     if not isinstance(config, dict):
-        raise ConfigError(f"{path}: expected a JSON object of channel name -> settings")
+        raise JobConfigError(f"{path}: expected a JSON object of channel name -> settings")
     unknown = sorted(set(config) - KNOWN_CHANNELS)
     if unknown:
-        raise ConfigError(
+        raise JobConfigError(
             f"{path}: unknown channel(s) {unknown}; expected '{DATASET_CHANNEL}' [+ '{PRETRAINED_CHANNEL}']"
         )
     if DATASET_CHANNEL not in config:
-        raise ConfigError(
+        raise JobConfigError(
             f"{path}: no '{DATASET_CHANNEL}' channel; the training job needs the data-prep output"
         )
     for name, settings in config.items():
         mode = (settings or {}).get("TrainingInputMode", "File")
         if mode not in {"File", "FastFile"}:
-            raise ConfigError(
+            raise JobConfigError(
                 f"{path}: channel '{name}' uses TrainingInputMode {mode}; expected File or FastFile"
             )
 
@@ -131,7 +131,7 @@ def _resources(opt: OptMl) -> tuple[str, str | None]:
     config = _read_json(path, required=False) or {}
     hosts = config.get("hosts") or []
     if len(hosts) > MAX_TRAINING_INSTANCES:
-        raise ConfigError(
+        raise JobConfigError(
             f"{path}: {len(hosts)} hosts {hosts}; this container trains on one instance (all of its GPUs), "
             "set InstanceCount=1"
         )
@@ -145,7 +145,7 @@ def read_config(opt: OptMl) -> TrainingConfig:
     host, instance_type = _resources(opt)
     dataset = opt.channel(DATASET_CHANNEL)
     if not dataset.is_dir():
-        raise ConfigError(
+        raise JobConfigError(
             f"{dataset}: missing '{DATASET_CHANNEL}' channel; expected the data-prep output (dataset.json, data.yaml, "
             "images/, labels/)"
         )

@@ -60,7 +60,7 @@ class ReleaseVerifierRole(Construct):
         )
         self.role.add_to_policy(
             iam.PolicyStatement(
-                # verify appends a passed release to the stage's history (scripts/release_checks.py record_release)
+                # verify appends a passed release to the stage's history (scripts/release/checks.py record_release)
                 actions=["ssm:GetParameter", "ssm:GetParameterHistory", "ssm:PutParameter"],
                 resources=[parameter],
             )

@@ -16,7 +16,7 @@
   and data capture match the config, an invocation answers with the release's model, a bounded load smoke passes);
   a silent rollback fails the execution.
 
-The gates run ``python -m scripts.release`` (scripts/release.py, scripts/release_checks.py). Preflight reads the
+The gates run ``python -m scripts.release`` (scripts/release.py, scripts/release/checks.py). Preflight reads the
 stage's account through the CDK bootstrap lookup role (``cdk bootstrap --trust-for-lookup``); verify assumes the
 stage's ReleaseVerifierRole (its ARN comes from the Serving stack's output). docs/releasing.md.
 """
@@ -34,10 +34,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct, IValidation
 
-from app.contracts.release import Release
 from infra.config import PipelineConfig
 from infra.constructs.bake_load import BakeLoad
 from infra.nag import acknowledge, flatten_cfn_reference
+from infra.release_record import Release
 from infra.stage import PlatformStage
 
 RELEASE_FILE = "cdk.out/release.json"  # the synthesized release, next to the cloud assembly

@@ -12,7 +12,6 @@ from typing import Any
 import aws_cdk as cdk
 from constructs import Construct
 
-from app.contracts.stack_outputs import ServingOutputs
 from app.contracts.storage import MODELS_PREFIX, TRAINING_OUTPUT_PREFIX
 from infra.config import StageConfig
 from infra.constructs.endpoint import ModelData, ServingEndpoint, variant_name
@@ -21,8 +20,9 @@ from infra.constructs.monitoring import AlarmTopic, EndpointAlarms
 from infra.constructs.monitoring_dashboard import EndpointRef, ServingDashboard
 from infra.constructs.release_verifier import ReleaseVerifierRole
 from infra.constructs.training_names import release_parameter_name
-from infra.release import StageRelease
+from infra.stack_outputs import ServingOutputs
 from infra.stacks.stateful import StatefulStack
+from infra.stage_release import StageRelease
 
 
 class ServingStack(cdk.Stack):

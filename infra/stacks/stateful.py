@@ -21,8 +21,6 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from app.contracts.release import SERVE_VARIANTS, ServeVariant, serve_variant_output
-from app.contracts.stack_outputs import DataOutputs
 from app.contracts.storage import (
     CHECKPOINTS_PREFIX,
     DATA_CAPTURE_PREFIX,
@@ -35,7 +33,9 @@ from infra.constructs import training_names as names
 from infra.constructs.images import ContainerImage, serve_build_args, serve_variant_build_args
 from infra.constructs.secure_bucket import SecureBucket
 from infra.nag import acknowledge
-from infra.release import StageRelease, serve_variant
+from infra.release_record import SERVE_VARIANTS, ServeVariant, serve_variant_output
+from infra.stack_outputs import DataOutputs
+from infra.stage_release import StageRelease, serve_variant
 
 IMAGE_NAMES: tuple[str, ...] = ("dataprep", "train", "serve")
 # scripts/promote_image.py tags every promoted image sha256-<digest> (immutable tags): that is what a stage pins.

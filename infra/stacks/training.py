@@ -18,7 +18,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from app.contracts.stack_outputs import TrainingOutputs
 from infra.config import StageConfig
 from infra.constructs import training_names as names
 from infra.constructs.dataprep_job import DataprepJob
@@ -29,8 +28,9 @@ from infra.constructs.training_launchers import TrainingLaunchers
 from infra.constructs.training_role import TrainingRole
 from infra.logical_ids import keep_logical_ids
 from infra.nag import acknowledge
-from infra.release import StageRelease
+from infra.stack_outputs import TrainingOutputs
 from infra.stacks.stateful import StatefulStack
+from infra.stage_release import StageRelease
 
 
 class TrainingStack(cdk.Stack):

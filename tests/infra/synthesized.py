@@ -14,9 +14,9 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk.assertions import Template
 
-from app.contracts.release import Release
 from infra.app import build_app, example_release
 from infra.config import StageConfig, load_stage
+from infra.release_record import Release
 from infra.stage import PlatformStage
 from infra.stages import STAGES
 from scripts.synth import nag_findings

@@ -17,7 +17,7 @@ from app.contracts import launcher_environment
 from infra.app import build_app
 from infra.config import ConfigError, load_stage
 from infra.constructs.images import BUILD_CONTEXT, ContainerImage, ImageName
-from infra.release import serve_variant
+from infra.stage_release import serve_variant
 from infra.stages import STAGES
 from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp
 

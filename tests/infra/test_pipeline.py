@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
-from app.contracts.release import Release
 from infra.app import build_app, example_pipeline_stages
 from infra.config import ConfigError, load_pipeline
 from infra.paths import REPO_ROOT
-from infra.release import serve_variant
+from infra.release_record import Release
 from infra.stacks.pipeline import RUNTIME_VERSIONS
+from infra.stage_release import serve_variant
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE
 from scripts.synth import IGNORED_CFN_LINT_CHECKS
 from tests.infra.synthesized import EXAMPLE_RELEASE, SynthesizedApp, make_stage_config

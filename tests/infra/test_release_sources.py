@@ -15,7 +15,7 @@ import pytest
 from infra import paths
 from infra.app import build_app
 from infra.config import ConfigError
-from infra.release import for_stage
+from infra.stage_release import for_stage
 from scripts.synth import PIPELINE_STAGE, synthesize
 from tests.fixtures.release_records import OPERATOR_REGION, OPERATOR_RELEASE_ID
 from tests.infra.synthesized import EXAMPLE_RELEASE, make_stage_config

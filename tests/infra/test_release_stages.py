@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.contracts.release import Release
 from infra.config import ConfigError
-from infra.release import for_stage, serve_variant
+from infra.release_record import Release
+from infra.stage_release import for_stage, serve_variant
 from tests.infra.synthesized import EXAMPLE_RELEASE, make_stage_config
 
 

@@ -253,7 +253,7 @@ def test_retained_group_name_never_collides_with_a_re_created_stack(
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_no_stack_writes_the_release_history_before_verify(synth: SynthesizedApp, stage: str) -> None:
-    """The history (SSM parameter) is written by verify once it passed (scripts/release_checks.py record_release);
+    """The history (SSM parameter) is written by verify once it passed (scripts/release/checks.py record_release);
     a Data stack that wrote it made a failed or rolled-back deploy look like history (issue 22)."""
     for stack in ("Data", "Training", "Serving"):
         types = {r["Type"] for r in synth.template_json(stage, stack)["Resources"].values()}

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from app.contracts.dataset import DATASET_JSON
-from app.contracts.release import Release
 from app.dataprep.synthetic import generate_ground_truth
 from app.launcher import aws as launcher_aws
+from infra.release_record import Release
 from tests.app.launcher.events import s3_event, state_change
 from tests.fixtures.artifacts import FAST_HYPERPARAMETERS, make_opt_ml, pretrained_checkpoint, run_training
 from tests.journey.environment import environment
@@ -307,7 +307,7 @@ GIT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def _release(world: World, *argv: str) -> int:
-    from scripts.release import main
+    from scripts.release.__main__ import main
 
     return main(["--releases-dir", str(world.releases_dir), "--region", REGION, *argv])
 
@@ -345,7 +345,7 @@ def _create(world: World, release_id: str, *extra: str) -> tuple[int, str]:
 
 
 def test_release_create_takes_every_image_from_one_build(world: World) -> None:
-    from app.contracts.release import load_release, release_path
+    from infra.release_record import load_release, release_path
 
     code, err = _create(world, "r-journey-0", "--no-promote")
     assert code == 0, err
@@ -359,7 +359,7 @@ def test_release_create_takes_every_image_from_one_build(world: World) -> None:
 def test_release_create(world: World) -> None:
     """`python -m scripts.release create --from-stage Dev`: the Approved version, its model's sha256, every image
     copied into Dev's Data repositories by digest (the GPU serve image from --serve, see above)."""
-    from app.contracts.release import current_release_id, load_release, release_path
+    from infra.release_record import current_release_id, load_release, release_path
 
     code, err = _create(world, "r-journey-1", "--serve", f"gpu={_hand_built_gpu_image(world)}")
     assert code == 0, err
@@ -375,7 +375,7 @@ def test_release_create(world: World) -> None:
 
 
 def _preflight(world: World, stage: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from app.contracts.release import release_path
+    from infra.release_record import release_path
 
     path = release_path(world.releases_dir, world.state["release1"].release_id)
     capsys.readouterr()
@@ -412,7 +412,7 @@ def _deploy_release(world: World, release: Release) -> None:
     """`npx cdk deploy '<Stage>/*' -c release=<id>` for every stage, Dev first (its Data stack holds the registry)."""
     import boto3
 
-    from scripts.release_checks import record_release
+    from scripts.release.checks import record_release
 
     app = world.synth(release)
     for stage in ("Dev", "Staging", "Prod"):
@@ -496,7 +496,7 @@ def test_second_release(world: World) -> None:
         )
     code, err = _create(world, "r-journey-2", "--serve", f"gpu={_hand_built_gpu_image(world)}")
     assert code == 0, err
-    from app.contracts.release import load_release, release_path
+    from infra.release_record import load_release, release_path
 
     world.state["release2"] = load_release(release_path(world.releases_dir, "r-journey-2"))
     assert world.state["release2"].model.model_data_uri != world.state["release1"].model.model_data_uri
@@ -549,7 +549,7 @@ def test_release_rollback_finds_the_previous_release(
 ) -> None:
     """`python -m scripts.release rollback --stage Prod`: Prod's history (SSM) names r-journey-1; CURRENT points at
     it; deploying it gives Prod r-journey-1's model again, readable by its role."""
-    from app.contracts.release import current_release_id
+    from infra.release_record import current_release_id
 
     with _as_operator(world, "Prod"):
         code = _release(world, "rollback", "--stage", "Prod")

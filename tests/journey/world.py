@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.contracts.release import Release
 from infra.app import example_pipeline_stages
 from infra.config import StageConfig
+from infra.release_record import Release
 from tests.infra.synthesized import SynthesizedApp, synthesize
 from tests.journey.loader import Cloud, Role
 from tests.journey.policy import PolicyCheck

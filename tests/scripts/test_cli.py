@@ -1,4 +1,4 @@
-"""scripts/cli.py: the one way operator commands fail (error line + exit code), stack_outputs' named causes
+"""scripts/lib/cli.py: the one way operator commands fail (error line + exit code), stack_outputs' named causes
 (botocore Stubber: stack states moto cannot produce) and the argparse validators. Runtime < 1 s."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, NoCredentialsError, ProfileNotFound
 from botocore.stub import Stubber
 
 from app.dataprep.errors import DataprepError
-from scripts import cli
+from scripts.lib import aws, cli
 
 REGION = "us-east-1"
 
@@ -69,7 +69,7 @@ def test_a_bug_keeps_its_traceback() -> None:
 
 def test_unknown_profile_is_refused_when_the_session_is_made() -> None:
     with pytest.raises(cli.OperatorError, match=r"profile \(nope\).*--profile"):
-        cli.aws_session(profile="nope")
+        aws.aws_session(profile="nope")
 
 
 def _stack(status: str, outputs: dict[str, str] | None = None) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def test_stack_outputs_names_why_an_output_is_missing(
     with Stubber(client) as stubber:
         stubber.add_response("describe_stacks", _stack(status, outputs), {"StackName": "Dev-Training"})
         with pytest.raises(cli.OperatorError) as info:
-            cli.stack_outputs(client, "Dev-Training", required=["RunnerFunctionName"])
+            aws.stack_outputs(client, "Dev-Training", required=["RunnerFunctionName"])
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
@@ -122,7 +122,7 @@ def test_stack_outputs_of_a_rolled_back_update_that_still_has_them_are_usable() 
         stubber.add_response(
             "describe_stacks", _stack("UPDATE_ROLLBACK_COMPLETE", {"RunnerFunctionName": "f"})
         )
-        assert cli.stack_outputs(client, "Dev-Training", required=["RunnerFunctionName"]) == {
+        assert aws.stack_outputs(client, "Dev-Training", required=["RunnerFunctionName"]) == {
             "RunnerFunctionName": "f"
         }
 
@@ -134,7 +134,7 @@ def test_a_stack_that_does_not_exist_says_how_to_deploy_it() -> None:
             "describe_stacks", "ValidationError", "Stack with id Dev-Training does not exist", 400
         )
         with pytest.raises(cli.OperatorError, match=r"does not exist .*npx cdk deploy 'Dev/Training'"):
-            cli.stack_outputs(client, "Dev-Training")
+            aws.stack_outputs(client, "Dev-Training")
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The operator's first hour: each command under scripts/ with the typos and half-deployed states of a first day.
 
-One table per command: argv -> exit code (scripts/cli.py: 1 error, 2 usage) and the one line that names the cause,
+One table per command: argv -> exit code (scripts/lib/cli.py: 1 error, 2 usage) and the one line that names the cause,
 run by one test (test_command_line); every case also checks that nothing was created or deleted in the working folder (the commands run with it as
 the current directory, and every path argument points into it). AWS is moto, or an empty credential chain for the
 no-credentials cases (no keys, no profile files, no instance metadata). Runtime ~15 s.
@@ -30,6 +30,7 @@ from scripts import (
     training,
     verify_endpoint,
 )
+from scripts.lib import load
 from tests.scripts.aws_fakes import stack_with_outputs
 
 REGION = "us-east-1"
@@ -477,8 +478,8 @@ def test_promote_image_with_a_malformed_source_manifest(
 
 
 def test_loadtest_tells_a_target_that_stopped_answering_from_a_slow_one() -> None:
-    dead = loadtest.Step(2, 40, 40, 1.0, 0.0, 0.0, 0.0, {"ConnectError": 40})
-    overloaded = loadtest.Step(2, 40, 40, 1.0, 0.0, 0.0, 0.0, {"503": 40})
-    slow = loadtest.Step(2, 40, 0, 1.0, 40.0, 900.0, 1500.0, {})
-    assert loadtest.stopped_answering(dead)
-    assert not loadtest.stopped_answering(overloaded) and not loadtest.stopped_answering(slow)
+    dead = load.Step(2, 40, 40, 1.0, 0.0, 0.0, 0.0, {"ConnectError": 40})
+    overloaded = load.Step(2, 40, 40, 1.0, 0.0, 0.0, 0.0, {"503": 40})
+    slow = load.Step(2, 40, 0, 1.0, 40.0, 900.0, 1500.0, {})
+    assert load.stopped_answering(dead)
+    assert not load.stopped_answering(overloaded) and not load.stopped_answering(slow)

@@ -10,12 +10,13 @@ import pytest
 from moto import mock_aws
 
 from scripts import loadtest
+from scripts.lib import load
 
 REGION = "eu-west-1"
 
 
-def _step(rps: float) -> loadtest.Step:
-    return loadtest.Step(4, 100, 0, 10.0, rps, 50.0, 90.0, {})
+def _step(rps: float) -> load.Step:
+    return load.Step(4, 100, 0, 10.0, rps, 50.0, 90.0, {})
 
 
 def test_advice_carries_the_precision_measured() -> None:

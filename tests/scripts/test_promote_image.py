@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from scripts.cli import OperatorError
+from scripts.lib.cli import OperatorError
 from scripts.promote_image import ImageRef, main, promote, target_repository_uri
 
 REGION = "us-east-1"

@@ -11,8 +11,8 @@ import pytest
 from botocore.stub import Stubber
 
 from infra.app import stage_configs
-from scripts import cli, training
-from scripts.capacity_checks import MIN_UNRESERVED_CONCURRENCY, ConcurrencyCheck, lambda_concurrency
+from scripts.lib import cli, training
+from scripts.lib.capacity_checks import MIN_UNRESERVED_CONCURRENCY, ConcurrencyCheck, lambda_concurrency
 
 REGION = "us-east-1"
 

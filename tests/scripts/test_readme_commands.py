@@ -17,12 +17,12 @@ from collections.abc import Callable
 import pytest
 
 from infra.paths import REPO_ROOT
-from scripts import cli
+from scripts.lib import cli
 
 MANUAL = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 PLACEHOLDER = "PLACEHOLDER"
 COMMAND = re.compile(
-    r"(?:^|[\s$`(])(?:\S*/)?python3?\s+(?:-m\s+((?:scripts|app)\.[a-z_]+)|scripts/([a-z_]+)\.py)\b(.*)$"
+    r"(?:^|[\s$`(])(?:\S*/)?python3?\s+(?:-m\s+((?:scripts|app)\.[a-z_]+)|scripts/([a-z_]+)(?:\.py|/)?)(?=\s|$|`)(.*)$"
 )
 
 
@@ -49,12 +49,12 @@ def _parse_functions() -> dict[str, Callable[[list[str]], object]]:
         loadtest,
         lock,
         promote_image,
-        release,
         simulate_autoscaling,
         synth,
         training,
         verify_endpoint,
     )
+    from scripts.release.__main__ import build_parser as release_parser
 
     return {
         "app.dataprep": lambda argv: dataprep_parser().parse_args(argv),
@@ -68,7 +68,7 @@ def _parse_functions() -> dict[str, Callable[[list[str]], object]]:
         "scripts.simulate_autoscaling": simulate_autoscaling.parse_args,
         "scripts.synth": lambda argv: synth.parser().parse_args(argv),
         "scripts.demo": demo.parse_args,
-        "scripts.release": lambda argv: release.build_parser().parse_args(argv),
+        "scripts.release": lambda argv: release_parser().parse_args(argv),
         "scripts.gpu_check": lambda argv: gpu_check.parser().parse_args(argv),
         "scripts.lock": lambda argv: lock.parser().parse_args(argv),
     }

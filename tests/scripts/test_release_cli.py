@@ -1,4 +1,4 @@
-"""scripts/release.py: every subcommand's --help, the file-only commands (show, diff, promote, rollback --to) on a
+"""python -m scripts.release: every subcommand's --help, the file-only commands (show, diff, promote, rollback --to) on a
 copy of releases/, and the AWS ones against moto (model package approval through the SageMaker Python SDK, stage
 history from SSM, cleanup of retained models and endpoint configs, a release's model inspected from S3)."""
 
@@ -17,22 +17,15 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from app.contracts.release import ImageDigest, current_release_id, load_current, load_release
-from app.contracts.stack_outputs import DataOutputs
 from infra.paths import EXAMPLE_RELEASES_DIR
-from scripts.cli import EXIT_ERROR, EXIT_OK, OperatorError
-from scripts.release import (
-    build_parser,
-    check_registry_account,
-    cleanup_candidates,
-    diff,
-    inspect_model,
-    main,
-    model_card,
-    registry_serve_uris,
-    resolve_digest,
-    shared_copy,
-)
+from infra.release_record import ImageDigest, current_release_id, load_current, load_release
+from infra.stack_outputs import DataOutputs
+from scripts.lib.cli import EXIT_ERROR, EXIT_OK, OperatorError
+from scripts.release.__main__ import build_parser, main
+from scripts.release.cleanup import cleanup_candidates
+from scripts.release.create import inspect_model, model_card
+from scripts.release.images import check_registry_account, registry_serve_uris, resolve_digest, shared_copy
+from scripts.release.records import diff
 from tests.scripts.aws_fakes import stack_with_outputs
 
 REGION = "eu-west-1"
@@ -316,7 +309,7 @@ def test_create_refuses_a_package_that_is_not_approved(
 
 
 def test_a_release_takes_the_serve_image_its_model_version_was_registered_with(aws: boto3.Session) -> None:
-    from scripts.release_checks import package_image
+    from scripts.release.checks import package_image
 
     assert package_image(aws, registry_with(aws, "Approved")) == "x"
 
@@ -366,7 +359,7 @@ def test_release_precisions_are_read_from_model_json_inside_model_tar_gz(
 
 
 def test_the_release_keeps_the_int8_bar_and_measured_drop_of_model_json() -> None:
-    from app.contracts.release import Int8Gate
+    from infra.release_record import Int8Gate
 
     card = model_card(_card(True), "s3://models/m/model.tar.gz")
     assert card.int8 is not None

@@ -13,11 +13,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from app.contracts.release import Release, load_current
 from infra.paths import EXAMPLE_RELEASES_DIR
-from scripts.capacity_checks import endpoint_quota_name
-from scripts.release_checks import expectation, preflight, protect_stacks, verify_release
-from scripts.verify_endpoint import sample_jpeg
+from infra.release_record import Release, load_current
+from scripts.lib.capacity_checks import endpoint_quota_name
+from scripts.lib.endpoint_checks import sample_jpeg
+from scripts.release.checks import expectation, preflight, protect_stacks, verify_release
 from tests.infra.synthesized import make_stage_config
 from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
 

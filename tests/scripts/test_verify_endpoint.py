@@ -12,7 +12,8 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from scripts.verify_endpoint import main, sample_jpeg, verify
+from scripts.lib.endpoint_checks import sample_jpeg, verify
+from scripts.verify_endpoint import main
 from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
 
 REGION = "us-east-1"

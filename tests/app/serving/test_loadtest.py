@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from scripts import loadtest
+from scripts.lib import load
 from tests.app.serving.server_process import LiveServer, run_python
 
 
-def _step(rps: float, concurrency: int = 2) -> loadtest.Step:
-    return loadtest.Step(concurrency, 100, 0, 10.0, rps, 50.0, 90.0, {})
+def _step(rps: float, concurrency: int = 2) -> load.Step:
+    return load.Step(concurrency, 100, 0, 10.0, rps, 50.0, 90.0, {})
 
 
 def test_target_is_rps_times_safety_times_60() -> None:
@@ -30,12 +31,12 @@ def test_max_capacity_covers_the_peak_at_the_target() -> None:
 
 def test_knee_is_the_lowest_concurrency_near_the_top_throughput() -> None:
     steps = [_step(5.0, 1), _step(9.5, 2), _step(10.0, 4), _step(10.2, 8)]
-    assert loadtest.knee(steps) == steps[1]  # 9.5 >= 0.9 x 10.2: more clients after it add latency only
-    assert loadtest.knee([]) is None and loadtest.knee([_step(0.0, 1)]) is None
+    assert load.knee(steps) == steps[1]  # 9.5 >= 0.9 x 10.2: more clients after it add latency only
+    assert load.knee([]) is None and load.knee([_step(0.0, 1)]) is None
 
 
 def test_shed_rate_counts_the_503s_of_a_step() -> None:
-    step = loadtest.Step(8, 100, 30, 10.0, 7.0, 50.0, 900.0, {"503": 25, "504": 5})
+    step = load.Step(8, 100, 30, 10.0, 7.0, 50.0, 900.0, {"503": 25, "504": 5})
     assert step.shed_rate == 0.25 and _step(5.0).shed_rate == 0.0
 
 

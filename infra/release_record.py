@@ -4,7 +4,7 @@ Releases are data (``releases/<release id>.json``; ``releases/CURRENT`` holds th
 Images are built once and named by digest; the model is a registered, Approved model package with its model data
 URI and the sha256 of that ``model.tar.gz``. Promoting Dev -> Staging -> Prod deploys the same record, so the
 stages run the same bytes. Read by the CDK app (what each stage deploys), the release preflight and the post-deploy
-verifier (``scripts/release_checks.py``) and the operator CLI (``scripts/release.py``); one definition here.
+verifier (``scripts/release/checks.py``) and the operator CLI (``scripts/release/``); one definition here.
 
 A record that is not valid is refused with the source, the field and what was expected, e.g.
 ``releases/r7.json: field 'images.serve.gpu.digest': expected 'sha256:<64 hex>', got 'sha256:12ab'``.

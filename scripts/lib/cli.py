@@ -3,12 +3,8 @@
 Every command under ``scripts/`` wraps its ``main`` with :func:`command` and validates its arguments with the
 argparse types below *before* any work starts (a plot or JSON destination is checked before a ten-minute load test,
 not after). AWS errors (no credentials, unknown profile, access denied, throttling, not found) and our own domain
-errors become one line on stderr; only a bug prints a traceback. :func:`stack_outputs` is the one reader of a stack's
-outputs: it names why one is missing (never deployed, still deploying, last deploy failed, an older version); the
-release gates, which report on a stack as they find it, parse DescribeStacks' answer with :func:`outputs_of`. No
-command deletes a folder it did not create: a command's working folder carries its marker file
-(:func:`claim_own_folder`, demo and gpu_check ``--workdir``), and synth recognises its own assemblies
-(scripts/synth.py ``--outdir``).
+errors become one line on stderr; only a bug prints a traceback. The AWS side every command shares (sessions,
+stack outputs) is scripts/lib/aws.py; working folders a command may clear, scripts/lib/folders.py.
 The README section "Operator commands: how they fail" repeats this table for operators.
 
 Exit codes (the same for every command):
@@ -38,7 +34,7 @@ import signal
 import sys
 import threading
 import urllib.error
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, NoReturn
@@ -52,17 +48,6 @@ EXIT_INTERRUPTED = 130
 
 # CloudFormation statuses in which a stack exists but its outputs cannot be trusted (stack status codes:
 # https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html, read 2026-11-30).
-_FAILED_STATUSES = frozenset(
-    {
-        "CREATE_FAILED",
-        "ROLLBACK_FAILED",
-        "ROLLBACK_IN_PROGRESS",
-        "UPDATE_ROLLBACK_FAILED",
-        "IMPORT_ROLLBACK_FAILED",
-    }
-)
-
-
 class OperatorError(RuntimeError):
     """Something the operator must fix; printed as one ``error:`` line without a traceback."""
 
@@ -205,119 +190,6 @@ def _is_domain_error(exc: ValueError) -> bool:
     """Our own validation errors (contracts, stage config, ...) carry a message written for people."""
     module = type(exc).__module__
     return module.startswith(("app.", "infra.", "scripts."))
-
-
-def aws_session(*, profile: str | None = None, region: str | None = None) -> Any:
-    """A boto3 session; an unknown profile is an OperatorError naming it (boto3 raises at construction)."""
-    import boto3
-    from botocore.exceptions import ProfileNotFound
-
-    try:
-        return boto3.Session(profile_name=profile, region_name=region)
-    except ProfileNotFound as exc:
-        raise OperatorError(aws_error_message(exc) or str(exc)) from None
-
-
-def deploy_hint(stack_name: str) -> str:
-    """The cdk command that deploys ``<Stage>-<Stack>`` (its construct path is ``<Stage>/<Stack>``)."""
-    return f"npx cdk deploy '{stack_name.replace('-', '/', 1)}'"
-
-
-def outputs_of(described: Mapping[str, Any]) -> dict[str, str]:
-    """{key: value} of one stack of a DescribeStacks answer (for the gates that report on a stack as they find it;
-    every other reader goes through :func:`stack_outputs`)."""
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", []) or []}
-
-
-def stack_outputs(cloudformation: Any, stack_name: str, *, required: Sequence[str] = ()) -> dict[str, str]:
-    """Outputs of a deployed stack as {key: value}; a missing, failed or outdated stack is an OperatorError.
-
-    The message names the real cause: never deployed, still deploying, first deploy rolled back (the stack must be
-    deleted before the next try), last update rolled back, or deployed from an older version of this repository.
-    """
-    from botocore.exceptions import ClientError
-
-    try:
-        [described] = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", "")
-        if "does not exist" in message:
-            raise OperatorError(
-                f"stack {stack_name} does not exist in this account/region: deploy it first ({deploy_hint(stack_name)})"
-            ) from None
-        raise
-    status = str(described.get("StackStatus", ""))
-    outputs = outputs_of(described)
-    if status == "ROLLBACK_COMPLETE":
-        raise OperatorError(
-            f"stack {stack_name}: its first deploy failed and was rolled back (ROLLBACK_COMPLETE); see its events "
-            f"in the CloudFormation console, delete the stack, fix the cause and deploy again"
-        )
-    if status in {"DELETE_IN_PROGRESS", "DELETE_FAILED"}:
-        raise OperatorError(
-            f"stack {stack_name} is being deleted or its deletion failed ({status}); "
-            f"finish or retry the deletion, then deploy it again ({deploy_hint(stack_name)})"
-        )
-    if status in _FAILED_STATUSES:
-        raise OperatorError(
-            f"stack {stack_name}: its last deploy failed ({status}); "
-            f"see its events in the CloudFormation console, fix the cause and deploy again"
-        )
-    missing = [key for key in required if key not in outputs]
-    if not missing:
-        return outputs
-    what = f"no output {', '.join(missing)}" if outputs else "no outputs yet"
-    if status == "REVIEW_IN_PROGRESS":
-        cause = f"it was never deployed (a change set waits to be executed): deploy it ({deploy_hint(stack_name)})"
-    elif status.endswith("_IN_PROGRESS"):
-        cause = f"it is still deploying ({status}): wait until it finishes, then retry"
-    elif status == "UPDATE_ROLLBACK_COMPLETE":
-        cause = (
-            "its last deploy failed and was rolled back (UPDATE_ROLLBACK_COMPLETE): see its events in the "
-            "CloudFormation console, fix the cause and deploy again"
-        )
-    else:
-        cause = f"deploy the current version of the stage first ({deploy_hint(stack_name)}; status {status})"
-    raise OperatorError(f"stack {stack_name} has {what}; {cause}")
-
-
-def stack_output(cloudformation: Any, stack_name: str, key: str) -> str:
-    """One output of a deployed stack (:func:`stack_outputs` with ``required=[key]``)."""
-    return stack_outputs(cloudformation, stack_name, required=[key])[key]
-
-
-def stage_config(stage: str) -> Any:
-    """The validated config of a stage (infra/stages.py), for the commands that need more than its name."""
-    from infra.app import stage_configs  # late: only the commands that need a stage's config load infra
-
-    configs = stage_configs()
-    if stage not in configs:
-        raise OperatorError(f"--stage {stage}: unknown stage; expected one of {list(configs)}")
-    return configs[stage]
-
-
-def check_own_folder(folder: Path, marker: str, *, option: str) -> None:
-    """Refuse ``folder`` unless the command may clear what it writes there: missing, empty, or carrying the
-    command's ``marker`` file (written by :func:`claim_own_folder` when the command took the folder over)."""
-    if not folder.is_dir() or (folder / marker).is_file():
-        return
-    entries = sorted(p.name for p in folder.iterdir())
-    if entries:
-        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-        raise OperatorError(
-            f"{option} {folder}: holds {shown} and no {marker} marker, so this command did not create it (and it "
-            f"replaces its sub-folders there): choose a new or empty folder"
-        )
-
-
-def claim_own_folder(folder: Path, marker: str, *, option: str, command: str) -> None:
-    """Take ``folder`` over as the command's working folder (checked by :func:`check_own_folder`), marking it."""
-    check_own_folder(folder, marker, option=option)
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / marker).is_file():
-        (folder / marker).write_text(
-            f"created by {command}, which replaces its sub-folders here on each run\n"
-        )
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.contracts.release import (
+from infra.paths import EXAMPLE_RELEASES_DIR
+from infra.release_record import (
     Release,
     ReleaseError,
     current_release_id,
@@ -16,7 +17,6 @@ from app.contracts.release import (
     load_release,
     parse_release,
 )
-from infra.paths import EXAMPLE_RELEASES_DIR
 
 RELEASES = EXAMPLE_RELEASES_DIR  # the example record (a fixture); the operator's releases/ is theirs
 

@@ -1,5 +1,5 @@
 """CloudFormation output keys of a stage's stacks: infra/stacks/* write them (``cdk.CfnOutput`` ids), operator
-scripts read them (``scripts.cli.stack_outputs``). One definition for both sides: a key renamed here is renamed in
+scripts read them (``scripts.lib.aws.stack_outputs``). One definition for both sides: a key renamed here is renamed in
 the template and in every reader at once (the output's logical ID is the key, so renaming one changes the template).
 """
 

@@ -1,6 +1,6 @@
 """What one stage deploys of a release: the image URIs it pins and the model it serves, checked against the stage.
 
-The composition root (infra/app.py) reads the release record (app/contracts/release.py) and hands every stage a
+The composition root (infra/app.py) reads the release record (infra/release_record.py) and hands every stage a
 ``StageRelease``; the stacks take it as a typed prop. A stage that cannot run the release is refused at synth with
 the stage, the field and what was expected.
 """
@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from app.contracts import instance_types
-from app.contracts.release import Release, ReleaseError, ReleaseModel, ServeVariant
 from infra.config import ConfigError, StageConfig
+from infra.release_record import Release, ReleaseError, ReleaseModel, ServeVariant
 from infra.stages import EXAMPLE_ENVIRONMENTS, EXAMPLE_PIPELINE
 
 # The example's placeholder accounts (infra/stages.py): a release that names one was never built in a real account.

@@ -1,5 +1,5 @@
 """The release gates, as pure cores over AWS clients (moto and botocore Stubber test them): the preflight before a
-stage deploys a release, and the verification after. ``scripts/release.py`` wires them to the command line and to
+stage deploys a release, and the verification after. ``scripts/release/gates.py`` wires them to the command line and to
 the accounts; the pipeline (infra/stacks/pipeline.py) runs them as CodeBuild steps.
 
 Preflight (exit 3 when any check fails): the model package is Approved and is the release's model data; its
@@ -7,7 +7,7 @@ quality metric meets the stage's bar; the model object exists with the release's
 precision the stage's endpoint asks for (fp32/int8); the stage has instance
 quota for twice its maximum capacity (blue/green runs two fleets at once); the endpoint is not already changing.
 
-Verify: scripts/verify_endpoint.py's checks against the release (stack, silent rollback, image digest, model data,
+Verify: the endpoint checks (scripts/lib/endpoint_checks.py) against the release (stack, silent rollback, image digest, model data,
 instance type, data capture, model version in the answer), the stage's recorded release id, then a bounded
 load-test smoke (every request must answer 200).
 """
@@ -20,13 +20,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from app.contracts.release import QUALITY_METRIC, Release, ReleaseError
-from app.contracts.stack_outputs import ServingOutputs
 from infra.config import StageConfig
-from infra.release import serve_variant
-from scripts.capacity_checks import endpoint_instances_needed, endpoint_quota_name
-from scripts.cli import outputs_of
-from scripts.verify_endpoint import Expectation, Report, verify
+from infra.release_record import QUALITY_METRIC, Release, ReleaseError
+from infra.stack_outputs import ServingOutputs
+from infra.stage_release import serve_variant
+from scripts.lib.aws import outputs_of
+from scripts.lib.capacity_checks import endpoint_instances_needed, endpoint_quota_name
+from scripts.lib.endpoint_checks import Expectation, Report, verify
 
 # An endpoint in one of these states is changing: a deploy now would fail or race a rollback.
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
@@ -339,7 +339,7 @@ def _load_smoke(
     report: Report, runtime: Any, endpoint: str, image: bytes, requests: int, concurrency: int, seconds: float
 ) -> None:
     """A bounded closed-loop load (scripts/loadtest.py's stepper) through the same runtime client."""
-    from scripts.loadtest import run_step
+    from scripts.lib.load import run_step
 
     def make() -> Any:
         def invoke() -> int:
