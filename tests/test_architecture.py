@@ -158,3 +158,27 @@ def test_no_import_circles(package: str) -> None:
     """Modules that import each other (even through a late import) cannot be read, tested or moved alone."""
     graph = _import_graph(package)
     assert _circles(graph) == []
+
+
+def test_script_libraries_never_import_a_command() -> None:
+    """scripts/lib is what the commands share: a library importing a command (as release checks once imported
+    verify_endpoint) ties the commands together through the back door."""
+    commands = {f"scripts.{p.stem}" for p in (REPO_ROOT / "scripts").glob("*.py") if p.stem != "__init__"}
+    commands |= {f"scripts.{p.parent.name}" for p in (REPO_ROOT / "scripts").glob("*/__main__.py")}
+    offenders = {
+        module: sorted(
+            n for n in names if n in commands or n.split(".")[:2] in [c.split(".") for c in commands]
+        )
+        for module, names in _imports("scripts/lib").items()
+    }
+    assert {m: n for m, n in offenders.items() if n} == {}
+
+
+def test_no_operator_module_over_400_lines() -> None:
+    """A command that grows becomes a package (scripts/release/), not a longer file."""
+    long = {
+        str(p.relative_to(REPO_ROOT)): n
+        for p in (REPO_ROOT / "scripts").rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert long == {}

@@ -11,7 +11,8 @@ import pytest
 from botocore.stub import Stubber
 
 from infra.app import stage_configs
-from scripts.lib import cli, training
+from scripts import training
+from scripts.lib import cli
 from scripts.lib.capacity_checks import MIN_UNRESERVED_CONCURRENCY, ConcurrencyCheck, lambda_concurrency
 
 REGION = "us-east-1"
