@@ -59,10 +59,11 @@ Repository = Annotated[
     str, _expect(REPOSITORY_URI, "'<account>.dkr.ecr.<region>.amazonaws.com/<repository>'")
 ]
 PackageArn = Annotated[
-    str, _expect(_PACKAGE_ARN, "'arn:aws:sagemaker:<region>:<account>:model-package/<group>/<version>'")
+    str,
+    _expect(_PACKAGE_ARN, "'arn:<partition>:sagemaker:<region>:<account>:model-package/<group>/<version>'"),
 ]
 S3Uri = Annotated[str, _expect(_S3_URI, "'s3://<bucket>/<key>.tar.gz'")]
-KmsKeyArn = Annotated[str, _expect(_KMS_KEY_ARN, "'arn:aws:kms:<region>:<account>:key/<key id>'")]
+KmsKeyArn = Annotated[str, _expect(_KMS_KEY_ARN, "'arn:<partition>:kms:<region>:<account>:key/<key id>'")]
 
 
 def _approved(value: str) -> str:
