@@ -26,7 +26,7 @@ from infra.config import StageConfig
 from infra.release import serve_variant
 from scripts.capacity_checks import endpoint_instances_needed, endpoint_quota_name
 from scripts.cli import outputs_of
-from scripts.verify_endpoint import Expectation, Report, verify
+from scripts.verify_endpoint import VERIFY_INFERENCE_ID, Expectation, Report, verify
 
 # An endpoint in one of these states is changing: a deploy now would fail or race a rollback.
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
@@ -345,7 +345,11 @@ def _load_smoke(
         def invoke() -> int:
             try:
                 response = runtime.invoke_endpoint(
-                    EndpointName=endpoint, ContentType="image/jpeg", Accept="application/json", Body=image
+                    EndpointName=endpoint,
+                    ContentType="image/jpeg",
+                    Accept="application/json",
+                    Body=image,
+                    InferenceId=VERIFY_INFERENCE_ID,
                 )
             except runtime.exceptions.ClientError as exc:  # the status SageMaker or the container answered
                 meta = exc.response.get("ResponseMetadata", {})

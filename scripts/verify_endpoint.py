@@ -32,10 +32,12 @@ from pydantic import ValidationError
 if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from app.contracts.invocation import InvocationResponse
+from app.contracts.invocation import InvocationResponse, synthetic_inference_id
 from app.contracts.stack_outputs import ServingOutputs
 from scripts import cli
 
+# verify's own requests are marked in the endpoint's data capture (app/contracts/invocation.py), as the bake load's are.
+VERIFY_INFERENCE_ID = synthetic_inference_id("verify")
 ROLLED_BACK = ("ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "ROLLBACK_FAILED")
 
 
@@ -213,7 +215,11 @@ def verify(
 
     try:
         response = runtime.invoke_endpoint(
-            EndpointName=name, ContentType="image/jpeg", Accept="application/json", Body=image
+            EndpointName=name,
+            ContentType="image/jpeg",
+            Accept="application/json",
+            Body=image,
+            InferenceId=VERIFY_INFERENCE_ID,
         )
         body = response["Body"].read()
     except runtime.exceptions.ClientError as exc:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
+from app.contracts.invocation import is_synthetic
 from app.contracts.release import Release
 from infra.app import build_app, example_pipeline_stages
 from infra.config import ConfigError, load_pipeline
@@ -374,6 +375,9 @@ def test_bake_load_renews_its_credentials_and_marks_its_requests(pipeline_synth:
     loop = script[script.index("while ") :]
     assert 'creds "$ROLE"' in loop and "RENEW_SECONDS" in loop  # re-assumed inside the loop
     assert '--inference-id "$INFERENCE_ID"' in loop and variables["INFERENCE_ID"] == "synthetic-bake-load"
+    assert is_synthetic(
+        variables["INFERENCE_ID"]
+    )  # readers of data capture drop it (app/contracts/invocation.py)
 
 
 def test_synth_role_assumes_nothing_and_reads_no_model_store(pipeline_synth: SynthesizedApp) -> None:

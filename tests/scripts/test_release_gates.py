@@ -19,7 +19,7 @@ from scripts.capacity_checks import endpoint_quota_name
 from scripts.release_checks import expectation, preflight, protect_stacks, verify_release
 from scripts.verify_endpoint import sample_jpeg
 from tests.infra.synthesized import make_stage_config
-from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
+from tests.scripts.aws_fakes import inference_ids_sent, runtime_answering, stack_with_outputs
 
 REGION = "eu-west-1"
 MODEL_BYTES = b"a model.tar.gz"
@@ -458,6 +458,18 @@ def test_verify_fails_when_the_stage_deployed_another_release(cloudformation: An
     assert failed(run_verify(cloudformation, endpoint_stubs(), runtime())) == {
         "release id": f"Staging-Serving deployed r-older, expected {RELEASE.release_id}"
     }
+
+
+def test_verify_marks_every_load_smoke_request_for_data_capture_readers(cloudformation: Any) -> None:
+    """Issue 22: the load smoke's requests landed in data capture unmarked."""
+    from app.contracts.invocation import is_synthetic
+
+    stack(cloudformation)
+    client = runtime(answers=1 + 1 + 3)  # the invocation check, the load's warm-up, 3 requests
+    sent = inference_ids_sent(client)
+    report = run_verify(cloudformation, endpoint_stubs(), client, load_requests=3)
+    assert report.ok, report.render()
+    assert len(sent) == 5 and all(is_synthetic(i) for i in sent), sent
 
 
 def test_verify_fails_when_the_load_smoke_sees_errors(cloudformation: Any) -> None:
