@@ -24,7 +24,7 @@ from app.contracts.release import QUALITY_METRIC, Release, ReleaseError
 from app.contracts.stack_outputs import ServingOutputs
 from infra.config import StageConfig
 from infra.release import serve_variant
-from scripts.capacity_checks import endpoint_instances_needed, endpoint_quota_name
+from scripts.capacity_checks import endpoint_instances_needed, endpoint_quota_name, quota_value
 from scripts.cli import outputs_of
 from scripts.verify_endpoint import VERIFY_INFERENCE_ID, Expectation, Report, verify
 
@@ -165,25 +165,6 @@ def _images_exist(report: Report, release: Release, ecr: Any) -> None:
             report.add(f"image {field}", False, f"{image.uri} does not exist ({code})")
         else:
             report.add(f"image {field}", True, f"{image.digest[:19]}... in {image.repository_name}")
-
-
-def quota_value(service_quotas: Any, name: str) -> tuple[float | None, str]:
-    """(value, "applied" | "default") of the SageMaker quota named ``name``; (None, "") when the account has none.
-
-    ListServiceQuotas "Lists the applied quota values ... If the applied quota value is not available for a quota,
-    the quota is not retrieved" (Service Quotas API Reference, ListServiceQuotas,
-    https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html): a fresh account's
-    quota is then only in ListAWSDefaultServiceQuotas ("the default values for the quotas", same reference,
-    API_ListAWSDefaultServiceQuotas.html; read 2026-12-05)."""
-    for operation, source in (
-        ("list_service_quotas", "applied"),
-        ("list_aws_default_service_quotas", "default"),
-    ):
-        for page in service_quotas.get_paginator(operation).paginate(ServiceCode="sagemaker"):
-            for quota in page.get("Quotas", []):
-                if quota.get("QuotaName") == name:
-                    return float(quota["Value"]), source
-    return None, ""
 
 
 def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:
