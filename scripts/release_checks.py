@@ -2,7 +2,8 @@
 stage deploys a release, and the verification after. ``scripts/release.py`` wires them to the command line and to
 the accounts; the pipeline (infra/stacks/pipeline.py) runs them as CodeBuild steps.
 
-Preflight (exit 3 when any check fails): the model package is Approved and is the release's model data; its
+Preflight (exit 3 when any check fails): every release image exists and the stage's account may pull it
+(scripts/image_access.py); the model package is Approved and is the release's model data; its
 quality metric meets the stage's bar; the model object exists with the release's sha256; the model ships the
 precision the stage's endpoint asks for (fp32/int8); the stage has instance
 quota for twice its maximum capacity (blue/green runs two fleets at once); the endpoint is not already changing.
@@ -26,6 +27,7 @@ from infra.config import StageConfig
 from infra.release import serve_variant
 from scripts.capacity_checks import endpoint_instances_needed, endpoint_quota_name, quota_value
 from scripts.cli import outputs_of
+from scripts.image_access import check_pull_access
 from scripts.verify_endpoint import VERIFY_INFERENCE_ID, Expectation, Report, verify
 
 # An endpoint in one of these states is changing: a deploy now would fail or race a rollback.
@@ -85,12 +87,18 @@ def preflight(
     sagemaker: Any,
     service_quotas: Any,
     ecr: Any,
+    stage_account: str | None = None,
 ) -> Report:
     """Can ``config``'s stage deploy ``release`` now? ``registry``: a boto3 Session for the model registry; ``s3``
     and ``ecr``: clients that read the model store and the registry's repositories; the others: clients in the
-    stage's account."""
+    stage's account, ``stage_account`` (default: the config's)."""
     report = Report()
     _images_exist(report, release, ecr)
+    account = stage_account or config.account
+    if account is None:
+        report.add("pull access", False, f"{config.name}: field 'account' unset and no stage account given")
+    else:
+        check_pull_access(report, release, ecr, stage=config.name, account=account)
     model = release.model
     status, url, metadata = package_facts(registry, model.package_arn)
     version_is = f"{model.package_group} v{model.package_version} is {status}"

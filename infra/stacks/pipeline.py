@@ -197,9 +197,10 @@ class PipelineStack(cdk.Stack):
                     actions=["s3:GetObject"],
                     resources=[f"arn:{self.partition}:s3:::{model.bucket}/{model.key}"],
                 ),
-                # every image of the release exists in the registry (preflight, ECR DescribeImages)
+                # every image of the release exists in the registry (ECR DescribeImages) and the stage may pull
+                # it (its repository policy: ECR GetRepositoryPolicy, scripts/image_access.py)
                 iam.PolicyStatement(
-                    actions=["ecr:DescribeImages"],
+                    actions=["ecr:DescribeImages", "ecr:GetRepositoryPolicy"],
                     resources=sorted(
                         {
                             self.format_arn(

@@ -195,6 +195,13 @@ def test_registry_shares_model_store_key_and_images_with_later_stages_and_the_pi
     assert "ReleaseReadersDecryptViaS3AndEcr" in json.dumps(data["DataKey"])
     for repository in ("DataprepRepository", "TrainRepository", "ServeRepository"):
         assert "ReleaseReadersPull" in json.dumps(data[repository]["Properties"]["RepositoryPolicyText"])
+        [readers_pull] = [
+            s
+            for s in data[repository]["Properties"]["RepositoryPolicyText"]["Statement"]
+            if s.get("Sid") == "ReleaseReadersPull"
+        ]
+        # the pipeline's preflight reads the policy across accounts to check each stage may pull
+        assert "ecr:GetRepositoryPolicy" in readers_pull["Action"]
     group = data["ModelPackageGroup"]["Properties"]["ModelPackageGroupPolicy"]
     assert "sagemaker:DescribeModelPackage" in json.dumps(group)
     # later stages share nothing: they read from the registry
@@ -353,7 +360,9 @@ def test_preflight_may_describe_every_release_image_in_the_registry(
         if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
         for s in r["Properties"]["PolicyDocument"]["Statement"]
     ]
-    [describe] = [s for s in statements if s["Action"] == "ecr:DescribeImages"]
+    [describe] = [s for s in statements if "ecr:DescribeImages" in s["Action"]]
+    # and reads each repository's policy: may the stage pull? (scripts/image_access.py)
+    assert set(describe["Action"]) == {"ecr:DescribeImages", "ecr:GetRepositoryPolicy"}
     repositories = {rendered(r) for r in describe["Resource"]}
     assert repositories == {
         f"arn:aws:ecr:eu-west-1:111111111111:repository/{image.repository_name}"
