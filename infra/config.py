@@ -597,6 +597,10 @@ class PipelineConfig(_Strict):
     manual_approval_before: tuple[str, ...] = Field(
         ("Prod",), description="stages whose deploy waits for a person to approve the release"
     )
+    approval_emails: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = Field(
+        (),
+        description="told when a release waits for approval (SNS e-mail; others may subscribe to the topic)",
+    )
     bake_load_stages: tuple[str, ...] = Field(
         ("Staging",), description="stages that get synthetic traffic while a canary/linear deployment bakes"
     )

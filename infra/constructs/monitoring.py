@@ -83,10 +83,24 @@ def any_occurrence_alarm(
     )
 
 
-class AlarmTopic(Construct):
-    """An SNS topic that CloudWatch alarms publish to, with its own key. Public: ``topic``, ``key``.
+@dataclass(frozen=True)
+class TopicPublisher:
+    """The AWS service that publishes to an AlarmTopic, and the condition its use of the topic's key carries."""
 
-    Its own key, not the stage's data key: the key policy must let CloudWatch use it, and that statement belongs
+    service: str
+    label: str
+    # False: whoever makes the topic the service's target grants the key (CDK's notification-rule target does)
+    key_statement: bool = True
+
+
+CLOUDWATCH_ALARMS = TopicPublisher("cloudwatch.amazonaws.com", "CloudWatch alarms")
+
+
+class AlarmTopic(Construct):
+    """An SNS topic that CloudWatch alarms (or another AWS service, ``publisher``) publish to, with its own key.
+    Public: ``topic``, ``key``.
+
+    Its own key, not the stage's data key: the key policy must let the publisher use it, and that statement belongs
     with the topic, not in the stateful stack's key policy. E-mail deliveries that fail go to ``dead_letters``
     where given."""
 
@@ -100,25 +114,27 @@ class AlarmTopic(Construct):
         emails: tuple[str, ...],
         retain: bool,
         dead_letters: sqs.IQueue | None = None,
+        publisher: TopicPublisher = CLOUDWATCH_ALARMS,
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
             self,
             "Key",
-            description=f"Encrypts {purpose} (CloudWatch alarms publish to it)",
+            description=f"Encrypts {purpose} ({publisher.label} publish to it)",
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
             pending_window=cdk.Duration.days(7),
         )
-        # CloudWatch publishes to an encrypted topic only when the key lets it (SNS calls KMS on its behalf).
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+        # A service publishes to an encrypted topic only when the key lets it (SNS calls KMS on its behalf).
+        if publisher.key_statement:
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    principals=[iam.ServicePrincipal(publisher.service)],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+                )
             )
-        )
         self.topic = sns.Topic(
             self, "Topic", master_key=self.key, enforce_ssl=True, display_name=display_name
         )

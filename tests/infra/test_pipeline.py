@@ -102,6 +102,60 @@ def test_manual_approval_comes_before_any_prod_deploy(pipeline_synth: Synthesize
     ]
 
 
+def test_a_waiting_approval_notifies_the_approvers_through_an_encrypted_topic(
+    pipeline_synth: SynthesizedApp,
+) -> None:
+    """Issue 22: nobody was told when the Prod approval waited. A CodeStar Notifications rule on the pipeline for
+    'codepipeline-pipeline-manual-approval-needed' publishes to a KMS-encrypted topic that lets the service publish
+    and use its key, with the configured approvers subscribed."""
+    resources = pipeline_synth.pipeline_template()["Resources"]
+    [rule] = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CodeStarNotifications::NotificationRule"
+    ]
+    assert rule["EventTypeIds"] == ["codepipeline-pipeline-manual-approval-needed"]
+    [pipeline] = [lid for lid, r in resources.items() if r["Type"] == "AWS::CodePipeline::Pipeline"]
+    assert pipeline in json.dumps(rule["Resource"])
+    [target] = rule["Targets"]
+    assert target["TargetType"] == "SNS"
+    topic_id = target["TargetAddress"]["Ref"]
+    topic = resources[topic_id]["Properties"]
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    [topic_policy] = [
+        r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SNS::TopicPolicy" and {"Ref": topic_id} in r["Properties"]["Topics"]
+    ]
+    assert any(
+        st["Effect"] == "Allow"
+        and st["Principal"] == {"Service": "codestar-notifications.amazonaws.com"}
+        and st["Action"] == "sns:Publish"
+        for st in topic_policy["Statement"]
+    ), topic_policy
+    [key_grant] = [
+        st
+        for st in resources[key_id]["Properties"]["KeyPolicy"]["Statement"]
+        if st.get("Principal") == {"Service": "codestar-notifications.amazonaws.com"}
+    ]
+    assert sorted(key_grant["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    subscriptions = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["TopicArn"] == {"Ref": topic_id}
+    ]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [
+        ("email", "release-approvers@example.com")
+    ]
+
+
+def test_an_approval_e_mail_that_is_not_an_address_is_refused_naming_the_field() -> None:
+    with pytest.raises(
+        ConfigError, match=r"pipeline: field 'approval_emails.0': String should match pattern"
+    ):
+        load_pipeline({**EXAMPLE_PIPELINE, "approval_emails": ["approvers at example.com"]})
+
+
 def test_approval_comment_summarises_the_model_package_not_the_record(pipeline_synth: SynthesizedApp) -> None:
     [approval] = [a for a in actions(pipeline_synth, "Prod") if a["ActionTypeId"]["Category"] == "Approval"]
     comment = approval["Configuration"]["CustomData"]
