@@ -18,6 +18,7 @@ from app.contracts import serving_environment as serving_env
 from app.contracts.artifact import Precision
 from app.contracts.hyperparameters import check_autobatch, check_int8_bars, parse_hyperparameters
 from app.contracts.image_uri import PINNED_IMAGE_URI
+from infra.max_in_force import max_in_force_expression
 from infra.schedule import schedule_holds
 
 # CloudWatch Logs retention periods (days); infra/constructs/training_lambda.py uses this list too.
@@ -198,6 +199,9 @@ class AutoscalingSettings(_Strict):
                 f"scheduled action (have {have}): CloudFormation sets them on every update of the scalable target, "
                 "so they must be a state the schedule also produces"
             )
+        max_in_force_expression(
+            "m", self.scheduled, self.max_capacity
+        )  # the capacity-at-max alarm can follow it
         holds = schedule_holds(self.scheduled)
         for action in self.scheduled:
             hold = holds[action.name]

@@ -20,14 +20,21 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from infra.config import ScheduledCapacity
-from infra.schedule import WEEK_MIN, in_force_over_week
+from infra.schedule import WEEK_MIN, ScheduledAction, in_force_over_week
 
 DAY_MIN = 24 * 60
 # MetricDataQuery Expression: "Length Constraints: Minimum length of 1. Maximum length of 2048." (Amazon CloudWatch
 # API Reference, MetricDataQuery, https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricDataQuery.html).
 MAX_EXPRESSION_CHARS = 2048
+
+
+class ScheduledMax(ScheduledAction, Protocol):
+    """What this module reads of a scheduled action (infra.config.ScheduledCapacity): its name, schedule and max."""
+
+    @property
+    def max_capacity(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,7 @@ class Run:
     max_capacity: int
 
 
-def max_by_minute(scheduled: Sequence[ScheduledCapacity], default_max: int) -> list[int]:
+def max_by_minute(scheduled: Sequence[ScheduledMax], default_max: int) -> list[int]:
     """The max capacity in force at each minute of the week (Monday 00:00 UTC first); ``default_max`` (the config's)
     where no action has fired yet."""
     bounds = {action.name: action.max_capacity for action in scheduled}
@@ -54,7 +61,7 @@ def runs(values: Sequence[int]) -> list[Run]:
     return out
 
 
-def max_in_force_expression(metric_id: str, scheduled: Sequence[ScheduledCapacity], default_max: int) -> str:
+def max_in_force_expression(metric_id: str, scheduled: Sequence[ScheduledMax], default_max: int) -> str:
     """A metric math expression of the max in force at each datapoint of ``metric_id``. A schedule that repeats
     every day is keyed by the minute of the day; any other by the minute of the week. Refused (ValueError naming the
     field) when the expression would exceed CloudWatch's limit."""
@@ -75,6 +82,6 @@ def max_in_force_expression(metric_id: str, scheduled: Sequence[ScheduledCapacit
     return expression
 
 
-def windows_summary(scheduled: Sequence[ScheduledCapacity]) -> str:
+def windows_summary(scheduled: Sequence[ScheduledMax]) -> str:
     """'business-hours 8, nights 4': each scheduled action's max, for the alarm's description."""
     return ", ".join(f"{action.name} {action.max_capacity}" for action in scheduled)

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from infra.config import ScheduledCapacity
+from infra.config import ConfigError, ScheduledCapacity
 from infra.max_in_force import max_in_force_expression
+from tests.infra.synthesized import make_stage_config
 
 
 def action(name: str, schedule: str, high: int) -> ScheduledCapacity:
@@ -52,3 +53,15 @@ def test_a_schedule_too_fragmented_for_cloudwatch_is_refused_naming_the_field() 
     scheduled = [action("even", "cron(0/2 * ? * * *)", 8), action("odd", "cron(1/2 * ? * * *)", 4)]
     with pytest.raises(ValueError, match=r"autoscaling.scheduled: .* CloudWatch allows 2048"):
         max_in_force_expression("m", scheduled, 8)
+
+
+def test_a_stage_whose_schedule_the_alarm_could_not_follow_is_refused_with_its_config() -> None:
+    """Refused when the stage config loads (make synth, every command), not halfway through a synth."""
+    fragmented = [
+        {"name": "even", "schedule": "cron(0/2 * ? * * *)", "min_capacity": 2, "max_capacity": 8},
+        {"name": "odd", "schedule": "cron(1/2 * ? * * *)", "min_capacity": 2, "max_capacity": 4},
+    ]
+    with pytest.raises(
+        ConfigError, match=r"stage Prod: .*autoscaling.scheduled: the capacity-at-max alarm's"
+    ):
+        make_stage_config("Prod", endpoint={"autoscaling": {"scheduled": fragmented}})
