@@ -18,6 +18,7 @@ from app.contracts import serving_environment as serving_env
 from app.contracts.artifact import Precision
 from app.contracts.hyperparameters import check_autobatch, check_int8_bars, parse_hyperparameters
 from app.contracts.image_uri import PINNED_IMAGE_URI
+from infra.max_in_force import max_in_force_expression
 from infra.schedule import schedule_holds
 
 # CloudWatch Logs retention periods (days); infra/constructs/training_lambda.py uses this list too.
@@ -198,6 +199,9 @@ class AutoscalingSettings(_Strict):
                 f"scheduled action (have {have}): CloudFormation sets them on every update of the scalable target, "
                 "so they must be a state the schedule also produces"
             )
+        max_in_force_expression(
+            "m", self.scheduled, self.max_capacity
+        )  # the capacity-at-max alarm can follow it
         holds = schedule_holds(self.scheduled)
         for action in self.scheduled:
             hold = holds[action.name]
@@ -596,6 +600,10 @@ class PipelineConfig(_Strict):
     verify_timeout_minutes: int = Field(90, ge=5, le=480, description="CodeBuild timeout of a verify step")
     manual_approval_before: tuple[str, ...] = Field(
         ("Prod",), description="stages whose deploy waits for a person to approve the release"
+    )
+    approval_emails: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = Field(
+        (),
+        description="told when a release waits for approval (SNS e-mail; others may subscribe to the topic)",
     )
     bake_load_stages: tuple[str, ...] = Field(
         ("Staging",), description="stages that get synthetic traffic while a canary/linear deployment bakes"

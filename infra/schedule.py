@@ -1,6 +1,6 @@
 """Application Auto Scaling schedule expressions (UTC), evaluated minute by minute: which minutes a scheduled
-action fires in (``Schedule``), and how long each action of a schedule stays in force over a reference week
-(``schedule_holds``).
+action fires in (``Schedule``), how long each action of a schedule stays in force over a reference week
+(``schedule_holds``), and which action is in force at each minute of the week (``in_force_over_week``).
 
 Shared by the stage config's schedule checks (infra/config.py) and the autoscaling simulator
 (infra/scaling_simulator.py); imports neither, so the two do not import each other.
@@ -9,7 +9,7 @@ Shared by the stage config's schedule checks (infra/config.py) and the autoscali
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property, lru_cache
@@ -134,22 +134,36 @@ def schedule_holds(scheduled: Sequence[ScheduledAction]) -> dict[str, ScheduleHo
     return dict(_schedule_holds(tuple((a.name, a.schedule) for a in scheduled)))
 
 
+_REFERENCE_MONDAY = datetime(2025, 1, 6, tzinfo=UTC)
+WEEK_MIN = 7 * 24 * 60
+
+
+def _timeline(actions: tuple[tuple[str, str], ...]) -> Iterator[tuple[int, datetime, bool, str | None]]:
+    """(minute of the reference week, its time, whether an action fired in it, the action in force) for every
+    minute of the week before the reference Monday (negative minutes: it establishes which action is in force) and
+    of the reference week. Actions firing in the same minute: the last one listed is the one that holds."""
+    schedules = [(name, Schedule(expression)) for name, expression in actions]
+    current: str | None = None
+    for minute in range(-WEEK_MIN, WEEK_MIN):
+        t = _REFERENCE_MONDAY + timedelta(minutes=minute)
+        fired = [name for name, schedule in schedules if schedule.fires(t)]
+        if fired:
+            current = fired[-1]
+        yield minute, t, bool(fired), current
+
+
 @lru_cache(maxsize=64)
 def _schedule_holds(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ScheduleHold], ...]:
-    schedules = [(name, Schedule(expression)) for name, expression in actions]
-    start = datetime(2025, 1, 6, tzinfo=UTC)
-    week = 7 * 24 * 60
+    start = _REFERENCE_MONDAY
     current: str | None = None
     since = last_fire = start - timedelta(days=7)
     hold: dict[str, int] = {}
     hold_from: dict[str, datetime] = {}
     silence: dict[str, int] = {}
-    for minute in range(-week, week):
-        t = start + timedelta(minutes=minute)
-        fired = [name for name, schedule in schedules if schedule.fires(t)]
-        if fired:  # actions firing in the same minute: the last one listed is the one that holds
-            if fired[-1] != current:
-                current, since = fired[-1], t
+    for minute, t, fired, in_force in _timeline(actions):
+        if fired:
+            if in_force != current:
+                current, since = in_force, t
             last_fire = t
         if current is None or minute < 0:
             continue
@@ -161,3 +175,14 @@ def _schedule_holds(actions: tuple[tuple[str, str], ...]) -> tuple[tuple[str, Sc
         (name, ScheduleHold(hold.get(name, 0), hold_from.get(name), silence.get(name, 0)))
         for name, _ in actions
     )
+
+
+def in_force_over_week(scheduled: Sequence[ScheduledAction]) -> tuple[str | None, ...]:
+    """The action in force at each minute of a week, Monday 00:00 UTC first (WEEK_MIN entries); None before any
+    action has fired. Cached per schedule."""
+    return _in_force(tuple((a.name, a.schedule) for a in scheduled))
+
+
+@lru_cache(maxsize=64)
+def _in_force(actions: tuple[tuple[str, str], ...]) -> tuple[str | None, ...]:
+    return tuple(in_force for minute, _, _, in_force in _timeline(actions) if minute >= 0)

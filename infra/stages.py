@@ -136,6 +136,7 @@ EXAMPLE_PIPELINE: dict[str, object] = {
     "connection_arn": "arn:aws:codeconnections:eu-west-1:444444444444:connection/00000000-1111-2222-3333-444444444444",
     "repository": "example-org/yolo-sagemaker-platform",
     "branch": "main",
+    "approval_emails": ("release-approvers@example.com",),
 }
 EXAMPLE_ENVIRONMENTS: dict[str, dict[str, str]] = {
     "Dev": {"account": "111111111111", "region": "eu-west-1"},

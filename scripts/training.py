@@ -33,6 +33,7 @@ from scripts.lib.capacity_checks import (
     endpoint_instances_needed,
     endpoint_quota_name,
     lambda_concurrency,
+    quota_values,
 )
 from scripts.lib.cli import OperatorError
 
@@ -242,6 +243,7 @@ class QuotaCheck:
     quota_name: str
     needed: int
     available: float | None  # None: no such quota in the account/region
+    source: str = "applied"  # "default": the AWS default (the account has no applied value)
 
     @property
     def ok(self) -> bool:
@@ -262,11 +264,9 @@ def needed_quotas(stage: str) -> dict[str, int]:
 
 
 def check_quotas(service_quotas: Any, needed: dict[str, int]) -> list[QuotaCheck]:
-    values: dict[str, float] = {}
-    for page in service_quotas.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker"):
-        for quota in page["Quotas"]:
-            values[quota["QuotaName"]] = float(quota["Value"])
-    return [QuotaCheck(name, need, values.get(name)) for name, need in needed.items()]
+    """Each needed quota against its applied value, else its AWS default (capacity_checks.quota_values)."""
+    values = quota_values(service_quotas, needed)
+    return [QuotaCheck(name, need, *values[name]) for name, need in needed.items()]
 
 
 def cmd_quota(args: argparse.Namespace, session: Any) -> int:
@@ -274,6 +274,8 @@ def cmd_quota(args: argparse.Namespace, session: Any) -> int:
     checks = check_quotas(session.client("service-quotas"), needed_quotas(args.stage))
     for check in checks:
         have = "missing" if check.available is None else f"{check.available:g}"
+        if check.source == "default":
+            have += " (AWS default: none applied)"
         print(f"{'ok ' if check.ok else 'LOW'} {check.quota_name}: need {check.needed}, have {have}")
         if check.quota_name == endpoint_quota_name(config.endpoint.instance_type):
             note = blue_green_note(check.available, config.endpoint.autoscaling.max_capacity)

@@ -22,6 +22,25 @@ JSON_TYPE = "application/json"
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time payload limit
 
+# The platform's own requests (the bake load, verify's invocation and load smoke) carry an InferenceId with this
+# prefix: InvokeEndpoint's InferenceId "is added to the captured data when you enable data capture on the endpoint"
+# (SageMaker Runtime API Reference, InvokeEndpoint,
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html, read 2026-12-05), so
+# whoever reads the capture (a replay, a drift or labelling job) drops them with ``is_synthetic``. The id must match
+# ``\A\S[\p{Print}]*\z`` and be at most 64 characters (same page).
+SYNTHETIC_INFERENCE_ID_PREFIX = "synthetic-"
+
+
+def synthetic_inference_id(source: str) -> str:
+    """The InferenceId of requests the platform sends itself from ``source`` (e.g. ``bake-load``, ``verify``)."""
+    return f"{SYNTHETIC_INFERENCE_ID_PREFIX}{source}"
+
+
+def is_synthetic(inference_id: str | None) -> bool:
+    """Whether a captured request (its ``eventMetadata.inferenceId``) was sent by the platform, not a client."""
+    return bool(inference_id) and str(inference_id).startswith(SYNTHETIC_INFERENCE_ID_PREFIX)
+
+
 # error code -> HTTP status
 ERROR_STATUS: dict[str, int] = {
     "bad_image": 400,

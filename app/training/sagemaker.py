@@ -90,7 +90,9 @@ def read_hyperparameters(path: Path) -> tuple[Hyperparameters, tuple[str, ...]]:
     """Typed hyperparameters; an absent file means all defaults. SageMaker-reserved names are set aside."""
     raw = _read_json(path, required=False) or {}
     if not isinstance(raw, dict):
-        raise JobConfigError(f"{path}: expected a JSON object of name -> string value, got {type(raw).__name__}")
+        raise JobConfigError(
+            f"{path}: expected a JSON object of name -> string value, got {type(raw).__name__}"
+        )
     ignored = tuple(sorted(k for k in raw if k.startswith(RESERVED_PREFIX)))
     ours = {k: v for k, v in raw.items() if not k.startswith(RESERVED_PREFIX)}
     return parse_hyperparameters(ours, source=str(path)), ignored

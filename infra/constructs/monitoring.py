@@ -19,6 +19,7 @@ no datapoint: the capacity-at-max alarm treats that as not breaching (nothing is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -32,7 +33,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app.contracts import instance_types
-from infra.config import AlarmSettings
+from infra.config import AlarmSettings, ScheduledCapacity
+from infra.max_in_force import max_in_force_expression, windows_summary
 from infra.nag import acknowledge
 
 SAGEMAKER_NS = "AWS/SageMaker"  # invocations, errors, latency
@@ -83,10 +85,24 @@ def any_occurrence_alarm(
     )
 
 
-class AlarmTopic(Construct):
-    """An SNS topic that CloudWatch alarms publish to, with its own key. Public: ``topic``, ``key``.
+@dataclass(frozen=True)
+class TopicPublisher:
+    """The AWS service that publishes to an AlarmTopic, and the condition its use of the topic's key carries."""
 
-    Its own key, not the stage's data key: the key policy must let CloudWatch use it, and that statement belongs
+    service: str
+    label: str
+    # False: whoever makes the topic the service's target grants the key (CDK's notification-rule target does)
+    key_statement: bool = True
+
+
+CLOUDWATCH_ALARMS = TopicPublisher("cloudwatch.amazonaws.com", "CloudWatch alarms")
+
+
+class AlarmTopic(Construct):
+    """An SNS topic that CloudWatch alarms (or another AWS service, ``publisher``) publish to, with its own key.
+    Public: ``topic``, ``key``.
+
+    Its own key, not the stage's data key: the key policy must let the publisher use it, and that statement belongs
     with the topic, not in the stateful stack's key policy. E-mail deliveries that fail go to ``dead_letters``
     where given."""
 
@@ -100,25 +116,27 @@ class AlarmTopic(Construct):
         emails: tuple[str, ...],
         retain: bool,
         dead_letters: sqs.IQueue | None = None,
+        publisher: TopicPublisher = CLOUDWATCH_ALARMS,
     ) -> None:
         super().__init__(scope, construct_id)
         self.key = kms.Key(
             self,
             "Key",
-            description=f"Encrypts {purpose} (CloudWatch alarms publish to it)",
+            description=f"Encrypts {purpose} ({publisher.label} publish to it)",
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
             pending_window=cdk.Duration.days(7),
         )
-        # CloudWatch publishes to an encrypted topic only when the key lets it (SNS calls KMS on its behalf).
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+        # A service publishes to an encrypted topic only when the key lets it (SNS calls KMS on its behalf).
+        if publisher.key_statement:
+            self.key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                    principals=[iam.ServicePrincipal(publisher.service)],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account}},
+                )
             )
-        )
         self.topic = sns.Topic(
             self, "Topic", master_key=self.key, enforce_ssl=True, display_name=display_name
         )
@@ -145,6 +163,41 @@ class _Spec:
     periods: int
 
 
+def _capacity_at_max(
+    dims: dict[str, str],
+    period: cdk.Duration,
+    max_capacity: int,
+    scheduled: Sequence[ScheduledCapacity],
+    minutes: int,
+) -> _Spec:
+    """Instances serving traffic at the max capacity in force. With scheduled windows of different maxima (e.g.
+    nights lower than days) the alarm compares against each window's max (infra/max_in_force.py says how and why)."""
+    instances = serving_instances(dims, period)
+    advice = f"for {minutes} min: raise max or the target"
+    if len({a.max_capacity for a in scheduled} | {max_capacity}) == 1:
+        return _Spec(
+            "capacity-at-max",
+            f"instances serving traffic (Invocations / InvocationsPerInstance) at max capacity ({max_capacity}) {advice}",
+            instances,
+            max_capacity - 0.5,
+            minutes,
+        )
+    in_force = max_in_force_expression("instances", scheduled, max_capacity)
+    return _Spec(
+        "capacity-at-max",
+        "instances serving traffic (Invocations / InvocationsPerInstance) minus the max capacity in force "
+        f"(scheduled: {windows_summary(scheduled)}; UTC) {advice}",
+        cloudwatch.MathExpression(
+            expression=f"instances - {in_force}",
+            using_metrics={"instances": instances},
+            period=period,
+            label="instances serving traffic minus the max in force",
+        ),
+        -0.5,
+        minutes,
+    )
+
+
 class EndpointAlarms(Construct):
     """Alarms on one endpoint variant, all notifying ``topic``. Public: ``alarms`` (purpose -> Alarm),
     ``rollback_alarm_names`` (what the endpoint's auto-rollback watches)."""
@@ -160,6 +213,7 @@ class EndpointAlarms(Construct):
         instance_type: str,
         max_capacity: int,
         topic: sns.ITopic,
+        scheduled: Sequence[ScheduledCapacity] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         dims = {"EndpointName": endpoint_name, "VariantName": variant_name}
@@ -237,14 +291,7 @@ class EndpointAlarms(Construct):
                 settings.disk_utilization_percent,
                 n,
             ),
-            _Spec(
-                "capacity-at-max",
-                f"instances serving traffic (Invocations / InvocationsPerInstance) at max capacity ({max_capacity}) "
-                f"for {settings.at_max_capacity_minutes} min: raise max or the target",
-                serving_instances(dims, minute),
-                max_capacity - 0.5,
-                settings.at_max_capacity_minutes,
-            ),
+            _capacity_at_max(dims, minute, max_capacity, scheduled, settings.at_max_capacity_minutes),
         ]
         if instance_types.is_gpu(instance_type):
             specs.append(

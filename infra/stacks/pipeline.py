@@ -9,7 +9,8 @@
   releases never update one endpoint at once (pipeline type V2).
 - Each stage after the first: pre ``preflight`` (package Approved, metric >= the stage's bar, model object present
   with the release's sha256, instance quota >= 2x max capacity, endpoint not Updating). Stages listed in
-  ``manual_approval_before`` (Prod) first wait for a person: the approval's comment summarises the release.
+  ``manual_approval_before`` (Prod) first wait for a person: the approval's comment summarises the release, and a
+  CodeStar Notifications rule tells ``approval_emails`` (an encrypted SNS topic) that an approval waits.
 - Stages in ``bake_load_stages`` (Staging) whose deployment bakes under rollback alarms: pre ``StartBakeLoad`` starts synthetic
   traffic that runs while the deployment bakes, so the rollback alarms judge the new fleet on data.
 - Every stage: post ``verify`` (the endpoint runs the release's image digest and model, its variant instance type
@@ -35,6 +36,7 @@ from aws_cdk import pipelines
 from constructs import Construct, IValidation
 
 from infra.config import PipelineConfig
+from infra.constructs.approval_notifications import ApprovalNotifications
 from infra.constructs.bake_load import BakeLoad
 from infra.nag import acknowledge, flatten_cfn_reference
 from infra.release_record import Release
@@ -162,6 +164,14 @@ class PipelineStack(cdk.Stack):
             post = [self._verify(config, source, stage, release, smoke=index == 0)]
             self.pipeline.add_stage(stage, pre=pre, post=post)
         self.pipeline.build_pipeline()
+        # A person is told when a release waits for them (infra/constructs/approval_notifications.py).
+        self.approvals: ApprovalNotifications | None = (
+            ApprovalNotifications(
+                self, "ApprovalNotifications", pipeline=self.pipeline.pipeline, emails=config.approval_emails
+            )
+            if config.manual_approval_before
+            else None
+        )
         self._role_arns_as_sub()
         self._acknowledge()
 
@@ -197,9 +207,10 @@ class PipelineStack(cdk.Stack):
                     actions=["s3:GetObject"],
                     resources=[f"arn:{self.partition}:s3:::{model.bucket}/{model.key}"],
                 ),
-                # every image of the release exists in the registry (preflight, ECR DescribeImages)
+                # every image of the release exists in the registry (ECR DescribeImages) and the stage may pull
+                # it (its repository policy: ECR GetRepositoryPolicy, scripts/lib/image_access.py)
                 iam.PolicyStatement(
-                    actions=["ecr:DescribeImages"],
+                    actions=["ecr:DescribeImages", "ecr:GetRepositoryPolicy"],
                     resources=sorted(
                         {
                             self.format_arn(

@@ -90,6 +90,7 @@ class ServingStack(cdk.Stack):
                 variant_name=variant,
                 instance_type=settings.instance_type,
                 max_capacity=settings.autoscaling.max_capacity,
+                scheduled=settings.autoscaling.scheduled,  # the max in force per window (nights lower)
                 topic=self.topic,
             )
             self.endpoint.guard_with(self.alarms.rollback_alarm_names)

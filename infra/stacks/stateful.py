@@ -305,6 +305,8 @@ class StatefulStack(cdk.Stack):
                         "ecr:GetDownloadUrlForLayer",
                         "ecr:BatchCheckLayerAvailability",
                         "ecr:DescribeImages",
+                        # the pipeline's preflight reads who may pull (scripts/lib/image_access.py)
+                        "ecr:GetRepositoryPolicy",
                     ],
                 )
             )

@@ -10,10 +10,12 @@
   Lambda quotas, https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html, read 2026-11-30). A stage
   that opts into ``training.launcher_reserved_concurrency`` fails CREATE where that would break the minimum;
   ``lambda_concurrency`` reads the account's figures (GetAccountSettings) and says so before the deploy does.
+- A quota's value: the applied one, else the AWS default (``quota_values``; a fresh account has only defaults).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,35 @@ def blue_green_note(available: float | None, max_capacity: int) -> str | None:
         f"    blue/green: {available:g} covers max capacity {max_capacity} but not the old and the new fleet side by "
         f"side during a deploy at max ({needed}); deploy off peak (the fleet near min_capacity), or request {needed}"
     )
+
+
+def quota_values(service_quotas: Any, names: Iterable[str]) -> dict[str, tuple[float | None, str]]:
+    """name -> (value, "applied" | "default") of SageMaker quotas; (None, "") for a name the account does not have.
+
+    ListServiceQuotas "Lists the applied quota values ... If the applied quota value is not available for a quota,
+    the quota is not retrieved" (Service Quotas API Reference, ListServiceQuotas,
+    https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html): a fresh account's
+    quota is then only in ListAWSDefaultServiceQuotas ("the default values for the quotas", same reference,
+    API_ListAWSDefaultServiceQuotas.html; read 2026-12-05). The defaults are read only for names still missing."""
+    wanted = list(dict.fromkeys(names))
+    found: dict[str, tuple[float | None, str]] = {}
+    for operation, source in (
+        ("list_service_quotas", "applied"),
+        ("list_aws_default_service_quotas", "default"),
+    ):
+        if len(found) == len(wanted):
+            break
+        for page in service_quotas.get_paginator(operation).paginate(ServiceCode="sagemaker"):
+            for quota in page.get("Quotas", []):
+                name = quota.get("QuotaName")
+                if name in wanted and name not in found:
+                    found[name] = (float(quota["Value"]), source)
+    return {name: found.get(name, (None, "")) for name in wanted}
+
+
+def quota_value(service_quotas: Any, name: str) -> tuple[float | None, str]:
+    """(value, "applied" | "default") of the SageMaker quota named ``name``; (None, "") when the account has none."""
+    return quota_values(service_quotas, [name])[name]
 
 
 @dataclass(frozen=True)

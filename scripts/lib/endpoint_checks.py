@@ -11,10 +11,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from app.contracts.invocation import InvocationResponse
+from app.contracts.invocation import InvocationResponse, synthetic_inference_id
 from infra.stack_outputs import ServingOutputs
 from scripts.lib import aws
 
+# verify's own requests are marked in the endpoint's data capture (app/contracts/invocation.py), as the bake load's are.
+VERIFY_INFERENCE_ID = synthetic_inference_id("verify")
 ROLLED_BACK = ("ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED", "ROLLBACK_FAILED")
 
 
@@ -192,7 +194,11 @@ def verify(
 
     try:
         response = runtime.invoke_endpoint(
-            EndpointName=name, ContentType="image/jpeg", Accept="application/json", Body=image
+            EndpointName=name,
+            ContentType="image/jpeg",
+            Accept="application/json",
+            Body=image,
+            InferenceId=VERIFY_INFERENCE_ID,
         )
         body = response["Body"].read()
     except runtime.exceptions.ClientError as exc:

@@ -2,7 +2,8 @@
 stage deploys a release, and the verification after. ``scripts/release/gates.py`` wires them to the command line and to
 the accounts; the pipeline (infra/stacks/pipeline.py) runs them as CodeBuild steps.
 
-Preflight (exit 3 when any check fails): the model package is Approved and is the release's model data; its
+Preflight (exit 3 when any check fails): every release image exists and the stage's account may pull it
+(scripts/lib/image_access.py); the model package is Approved and is the release's model data; its
 quality metric meets the stage's bar; the model object exists with the release's sha256; the model ships the
 precision the stage's endpoint asks for (fp32/int8); the stage has instance
 quota for twice its maximum capacity (blue/green runs two fleets at once); the endpoint is not already changing.
@@ -25,8 +26,9 @@ from infra.release_record import QUALITY_METRIC, Release, ReleaseError
 from infra.stack_outputs import ServingOutputs
 from infra.stage_release import serve_variant
 from scripts.lib.aws import outputs_of
-from scripts.lib.capacity_checks import endpoint_instances_needed, endpoint_quota_name
-from scripts.lib.endpoint_checks import Expectation, Report, verify
+from scripts.lib.capacity_checks import endpoint_instances_needed, endpoint_quota_name, quota_value
+from scripts.lib.endpoint_checks import VERIFY_INFERENCE_ID, Expectation, Report, verify
+from scripts.lib.image_access import check_pull_access
 
 # An endpoint in one of these states is changing: a deploy now would fail or race a rollback.
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
@@ -85,12 +87,18 @@ def preflight(
     sagemaker: Any,
     service_quotas: Any,
     ecr: Any,
+    stage_account: str | None = None,
 ) -> Report:
     """Can ``config``'s stage deploy ``release`` now? ``registry``: a boto3 Session for the model registry; ``s3``
     and ``ecr``: clients that read the model store and the registry's repositories; the others: clients in the
-    stage's account."""
+    stage's account, ``stage_account`` (default: the config's)."""
     report = Report()
     _images_exist(report, release, ecr)
+    account = stage_account or config.account
+    if account is None:
+        report.add("pull access", False, f"{config.name}: field 'account' unset and no stage account given")
+    else:
+        check_pull_access(report, release, ecr, stage=config.name, account=account)
     model = release.model
     status, url, metadata = package_facts(registry, model.package_arn)
     version_is = f"{model.package_group} v{model.package_version} is {status}"
@@ -165,25 +173,6 @@ def _images_exist(report: Report, release: Release, ecr: Any) -> None:
             report.add(f"image {field}", False, f"{image.uri} does not exist ({code})")
         else:
             report.add(f"image {field}", True, f"{image.digest[:19]}... in {image.repository_name}")
-
-
-def quota_value(service_quotas: Any, name: str) -> tuple[float | None, str]:
-    """(value, "applied" | "default") of the SageMaker quota named ``name``; (None, "") when the account has none.
-
-    ListServiceQuotas "Lists the applied quota values ... If the applied quota value is not available for a quota,
-    the quota is not retrieved" (Service Quotas API Reference, ListServiceQuotas,
-    https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html): a fresh account's
-    quota is then only in ListAWSDefaultServiceQuotas ("the default values for the quotas", same reference,
-    API_ListAWSDefaultServiceQuotas.html; read 2026-12-05)."""
-    for operation, source in (
-        ("list_service_quotas", "applied"),
-        ("list_aws_default_service_quotas", "default"),
-    ):
-        for page in service_quotas.get_paginator(operation).paginate(ServiceCode="sagemaker"):
-            for quota in page.get("Quotas", []):
-                if quota.get("QuotaName") == name:
-                    return float(quota["Value"]), source
-    return None, ""
 
 
 def _quota(report: Report, config: StageConfig, service_quotas: Any) -> None:
@@ -345,7 +334,11 @@ def _load_smoke(
         def invoke() -> int:
             try:
                 response = runtime.invoke_endpoint(
-                    EndpointName=endpoint, ContentType="image/jpeg", Accept="application/json", Body=image
+                    EndpointName=endpoint,
+                    ContentType="image/jpeg",
+                    Accept="application/json",
+                    Body=image,
+                    InferenceId=VERIFY_INFERENCE_ID,
                 )
             except runtime.exceptions.ClientError as exc:  # the status SageMaker or the container answered
                 meta = exc.response.get("ResponseMetadata", {})

@@ -41,6 +41,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         sagemaker=stage.client("sagemaker"),
         service_quotas=stage.client("service-quotas"),
         ecr=session.client("ecr"),  # the registry's repositories, through their policies
+        stage_account=config.account or stage.client("sts").get_caller_identity()["Account"],
     )
     what = f"preflight of {release.release_id} for {args.stage}"
     return _verdict(report, passed=what, failed=f"{what} failed")

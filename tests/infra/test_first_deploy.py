@@ -16,6 +16,7 @@ from aws_cdk.assertions import Annotations, Match
 from infra.app import feature_flags
 from infra.config import StageConfig, load_stage
 from infra.constructs.monitoring import ROLLBACK
+from infra.constructs.training_names import release_parameter_name
 from infra.paths import REPO_ROOT
 from infra.stages import STAGES
 from tests.infra.synthesized import SynthesizedApp, make_stage_config
@@ -191,6 +192,7 @@ PHYSICAL_NAMES = {
     "AWS::SageMaker::EndpointConfig": "EndpointConfigName",
     "AWS::SageMaker::Endpoint": "EndpointName",
     "AWS::SageMaker::ModelPackageGroup": "ModelPackageGroupName",
+    "AWS::SSM::Parameter": "Name",
 }
 
 
@@ -205,6 +207,25 @@ README_NAMED = {
 def test_the_readme_names_the_same_kinds() -> None:
     text = (REPO_ROOT / "docs" / "infrastructure.md").read_text()
     assert [kind for kind in sorted(README_NAMED) if f"`{kind}`" not in text] == []
+
+
+@pytest.mark.parametrize("stage", ["Staging", "Prod"])
+def test_the_release_history_parameter_is_a_documented_stage_unique_name(
+    pipeline_synth: SynthesizedApp, stage: str
+) -> None:
+    """Issue 22: the SSM release-id parameter is a name no stack owns (verify writes it, release history and
+    rollback read it) and docs/infrastructure.md did not list it among the names that remain. Its one appearance in a
+    template, the stage's verifier grant, must be exactly that documented, stage-carrying name."""
+    text = (REPO_ROOT / "docs" / "infrastructure.md").read_text()
+    names = text[text.index("Buckets, keys, repositories") : text.index("## Stage config reference")]
+    assert "`/yolo-detector/<stage>/release-id`" in names
+    assert release_parameter_name(stage) == f"/yolo-detector/{stage.lower()}/release-id"
+    grants = [
+        json.dumps(s["Resource"])
+        for s in statements(pipeline_synth.template_json(stage, "Serving"))
+        if "ssm:PutParameter" in actions(s)
+    ]
+    assert len(grants) == 1 and f"parameter{release_parameter_name(stage)}" in grants[0], grants
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
+from app.contracts.invocation import is_synthetic
 from infra.app import build_app, example_pipeline_stages
 from infra.config import ConfigError, load_pipeline
 from infra.paths import REPO_ROOT
@@ -99,6 +100,60 @@ def test_manual_approval_comes_before_any_prod_deploy(pipeline_synth: Synthesize
         for a in actions(pipeline_synth, s)
         if a["ActionTypeId"]["Category"] == "Approval"
     ]
+
+
+def test_a_waiting_approval_notifies_the_approvers_through_an_encrypted_topic(
+    pipeline_synth: SynthesizedApp,
+) -> None:
+    """Issue 22: nobody was told when the Prod approval waited. A CodeStar Notifications rule on the pipeline for
+    'codepipeline-pipeline-manual-approval-needed' publishes to a KMS-encrypted topic that lets the service publish
+    and use its key, with the configured approvers subscribed."""
+    resources = pipeline_synth.pipeline_template()["Resources"]
+    [rule] = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::CodeStarNotifications::NotificationRule"
+    ]
+    assert rule["EventTypeIds"] == ["codepipeline-pipeline-manual-approval-needed"]
+    [pipeline] = [lid for lid, r in resources.items() if r["Type"] == "AWS::CodePipeline::Pipeline"]
+    assert pipeline in json.dumps(rule["Resource"])
+    [target] = rule["Targets"]
+    assert target["TargetType"] == "SNS"
+    topic_id = target["TargetAddress"]["Ref"]
+    topic = resources[topic_id]["Properties"]
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    [topic_policy] = [
+        r["Properties"]["PolicyDocument"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SNS::TopicPolicy" and {"Ref": topic_id} in r["Properties"]["Topics"]
+    ]
+    assert any(
+        st["Effect"] == "Allow"
+        and st["Principal"] == {"Service": "codestar-notifications.amazonaws.com"}
+        and st["Action"] == "sns:Publish"
+        for st in topic_policy["Statement"]
+    ), topic_policy
+    [key_grant] = [
+        st
+        for st in resources[key_id]["Properties"]["KeyPolicy"]["Statement"]
+        if st.get("Principal") == {"Service": "codestar-notifications.amazonaws.com"}
+    ]
+    assert sorted(key_grant["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    subscriptions = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::SNS::Subscription" and r["Properties"]["TopicArn"] == {"Ref": topic_id}
+    ]
+    assert [(s["Protocol"], s["Endpoint"]) for s in subscriptions] == [
+        ("email", "release-approvers@example.com")
+    ]
+
+
+def test_an_approval_e_mail_that_is_not_an_address_is_refused_naming_the_field() -> None:
+    with pytest.raises(
+        ConfigError, match=r"pipeline: field 'approval_emails.0': String should match pattern"
+    ):
+        load_pipeline({**EXAMPLE_PIPELINE, "approval_emails": ["approvers at example.com"]})
 
 
 def test_approval_comment_summarises_the_model_package_not_the_record(pipeline_synth: SynthesizedApp) -> None:
@@ -194,6 +249,13 @@ def test_registry_shares_model_store_key_and_images_with_later_stages_and_the_pi
     assert "ReleaseReadersDecryptViaS3AndEcr" in json.dumps(data["DataKey"])
     for repository in ("DataprepRepository", "TrainRepository", "ServeRepository"):
         assert "ReleaseReadersPull" in json.dumps(data[repository]["Properties"]["RepositoryPolicyText"])
+        [readers_pull] = [
+            s
+            for s in data[repository]["Properties"]["RepositoryPolicyText"]["Statement"]
+            if s.get("Sid") == "ReleaseReadersPull"
+        ]
+        # the pipeline's preflight reads the policy across accounts to check each stage may pull
+        assert "ecr:GetRepositoryPolicy" in readers_pull["Action"]
     group = data["ModelPackageGroup"]["Properties"]["ModelPackageGroupPolicy"]
     assert "sagemaker:DescribeModelPackage" in json.dumps(group)
     # later stages share nothing: they read from the registry
@@ -352,7 +414,9 @@ def test_preflight_may_describe_every_release_image_in_the_registry(
         if r["Type"] == "AWS::IAM::Policy" and {"Ref": role} in r["Properties"]["Roles"]
         for s in r["Properties"]["PolicyDocument"]["Statement"]
     ]
-    [describe] = [s for s in statements if s["Action"] == "ecr:DescribeImages"]
+    [describe] = [s for s in statements if "ecr:DescribeImages" in s["Action"]]
+    # and reads each repository's policy: may the stage pull? (scripts/lib/image_access.py)
+    assert set(describe["Action"]) == {"ecr:DescribeImages", "ecr:GetRepositoryPolicy"}
     repositories = {rendered(r) for r in describe["Resource"]}
     assert repositories == {
         f"arn:aws:ecr:eu-west-1:111111111111:repository/{image.repository_name}"
@@ -374,6 +438,9 @@ def test_bake_load_renews_its_credentials_and_marks_its_requests(pipeline_synth:
     loop = script[script.index("while ") :]
     assert 'creds "$ROLE"' in loop and "RENEW_SECONDS" in loop  # re-assumed inside the loop
     assert '--inference-id "$INFERENCE_ID"' in loop and variables["INFERENCE_ID"] == "synthetic-bake-load"
+    assert is_synthetic(
+        variables["INFERENCE_ID"]
+    )  # readers of data capture drop it (app/contracts/invocation.py)
 
 
 def test_synth_role_assumes_nothing_and_reads_no_model_store(pipeline_synth: SynthesizedApp) -> None:

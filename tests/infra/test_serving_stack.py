@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -342,15 +343,21 @@ def test_gpu_alarm_only_on_gpu_instances(synth: SynthesizedApp, stage: str, gpu:
     assert any(a["Properties"].get("MetricName") == "GPUUtilization" for a in alarms) is gpu
 
 
+def capacity_alarm(synth: SynthesizedApp, stage: str) -> dict[str, Any]:
+    [alarm] = [
+        a["Properties"]
+        for a in resources(serving(synth, stage), "AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmDescription"].startswith("instances serving traffic")
+    ]
+    return alarm
+
+
 def test_capacity_pinned_at_max_alarm_counts_instances_for_the_configured_minutes(
     synth: SynthesizedApp,
 ) -> None:
-    settings = CONFIGS["Prod"].endpoint
-    [alarm] = [
-        a["Properties"]
-        for a in resources(serving(synth, "Prod"), "AWS::CloudWatch::Alarm").values()
-        if a["Properties"]["AlarmDescription"].startswith("instances serving traffic")
-    ]
+    settings = CONFIGS["Dev"].endpoint
+    assert not settings.autoscaling.scheduled
+    alarm = capacity_alarm(synth, "Dev")
     assert alarm["Threshold"] == settings.autoscaling.max_capacity - 0.5
     assert alarm["EvaluationPeriods"] == settings.alarms.at_max_capacity_minutes
     # Documented signal: every request adds 1/numberOfInstances to InvocationsPerInstance.
@@ -361,6 +368,37 @@ def test_capacity_pinned_at_max_alarm_counts_instances_for_the_configured_minute
         "invocations": ("Invocations", "Sum"),
         "perinstance": ("InvocationsPerInstance", "Sum"),
     }
+
+
+def _in_force_minus_max(expression: str, when: datetime, instances: float) -> float:
+    """The alarm's metric math as CloudWatch evaluates it at one datapoint (HOUR/MINUTE/DAY of its UTC timestamp,
+    IF per datapoint), for the expression forms infra/max_in_force.py writes."""
+    python = (
+        expression.replace("HOUR(instances)", str(when.hour))
+        .replace("MINUTE(instances)", str(when.minute))
+        .replace("DAY(instances)", str(when.isoweekday()))  # 1 Monday .. 7 Sunday
+    )
+    return float(eval(python, {"IF": lambda c, a, b: a if c else b, "instances": instances}))
+
+
+@pytest.mark.parametrize(
+    ("hour", "instances", "at_max"),
+    [(3, 4, True), (12, 4, False), (12, 8, True), (21, 4, True), (21, 3, False), (6, 4, True), (7, 4, False)],
+)
+def test_capacity_alarm_compares_with_the_max_of_the_scheduled_window(
+    synth: SynthesizedApp, hour: int, instances: int, at_max: bool
+) -> None:
+    """Issue 22: Prod's nights lower max to 4, but the alarm compared with the day's 8 and never fired at night."""
+    windows = {a.name: a.max_capacity for a in CONFIGS["Prod"].endpoint.autoscaling.scheduled}
+    assert windows == {"business-hours": 8, "nights": 4}  # 07:00-20:00 UTC and 20:00-07:00 UTC
+    alarm = capacity_alarm(synth, "Prod")
+    [expression] = [
+        q["Expression"] for q in alarm["Metrics"] if q.get("ReturnData", True) and "Expression" in q
+    ]
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold" and alarm["Threshold"] == -0.5
+    value = _in_force_minus_max(expression, datetime(2026, 12, 2, hour, 30, tzinfo=UTC), instances)
+    assert (value > alarm["Threshold"]) is at_max, (expression, value)
+    assert "business-hours 8, nights 4" in alarm["AlarmDescription"]
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)

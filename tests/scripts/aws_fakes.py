@@ -12,6 +12,8 @@ import boto3
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
+from scripts.lib.endpoint_checks import VERIFY_INFERENCE_ID
+
 
 def stack_with_outputs(cloudformation: Any, name: str, outputs: Mapping[str, str]) -> None:
     """Create ``name`` (one queue) with ``outputs``; no outputs at all when empty (a stack of an older version)."""
@@ -22,8 +24,9 @@ def stack_with_outputs(cloudformation: Any, name: str, outputs: Mapping[str, str
 
 
 def runtime_answering(body: bytes, *, region: str, times: int = 1, sent: Any = ANY) -> Any:
-    """A sagemaker-runtime client whose ``endpoint-1`` answers ``body`` to the next ``times`` JPEG invocations;
-    ``sent``: the image it must receive (any by default)."""
+    """A sagemaker-runtime client whose ``endpoint-1`` answers ``body`` to the next ``times`` JPEG invocations marked
+    as verify's own (InferenceId, kept out of data capture readers); ``sent``: the image it must receive (any by
+    default)."""
     client = boto3.client("sagemaker-runtime", region_name=region)
     stubber = Stubber(client)
     for _ in range(times):
@@ -35,7 +38,19 @@ def runtime_answering(body: bytes, *, region: str, times: int = 1, sent: Any = A
                 "ContentType": "image/jpeg",
                 "Accept": "application/json",
                 "Body": sent,
+                "InferenceId": VERIFY_INFERENCE_ID,
             },
         )
     stubber.activate()
     return client
+
+
+def inference_ids_sent(runtime: Any) -> list[str | None]:
+    """The InferenceId of every invoke_endpoint call ``runtime`` makes from now on (None: unmarked), in order."""
+    sent: list[str | None] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params.get("InferenceId"))
+
+    runtime.meta.events.register("provide-client-params.sagemaker-runtime.InvokeEndpoint", record)
+    return sent

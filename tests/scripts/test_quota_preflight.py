@@ -25,7 +25,9 @@ def account_settings(limit: int, unreserved: int) -> dict[str, Any]:
 class StubbedSession:
     """A boto3 session whose clients answer from Stubber (the code under test is the real command)."""
 
-    def __init__(self, quotas: dict[str, float], limit: int, unreserved: int) -> None:
+    def __init__(
+        self, quotas: dict[str, float], limit: int, unreserved: int, defaults: dict[str, float] | None = None
+    ) -> None:
         self.clients = {
             "service-quotas": boto3.client("service-quotas", region_name=REGION),
             "lambda": boto3.client("lambda", region_name=REGION),
@@ -33,6 +35,11 @@ class StubbedSession:
         self.stubbers = [Stubber(c) for c in self.clients.values()]
         listed = [{"QuotaName": name, "Value": value} for name, value in quotas.items()]
         self.stubbers[0].add_response("list_service_quotas", {"Quotas": listed}, {"ServiceCode": "sagemaker"})
+        if defaults is not None:  # the AWS defaults, read for the quotas with no applied value
+            default_list = [{"QuotaName": name, "Value": value} for name, value in defaults.items()]
+            self.stubbers[0].add_response(
+                "list_aws_default_service_quotas", {"Quotas": default_list}, {"ServiceCode": "sagemaker"}
+            )
         self.stubbers[1].add_response("get_account_settings", account_settings(limit, unreserved), {})
         for stubber in self.stubbers:
             stubber.activate()
@@ -41,8 +48,10 @@ class StubbedSession:
         return self.clients[name]
 
 
-def run_quota(stage: str, quotas: dict[str, float], unreserved: int) -> int:
-    session = StubbedSession(quotas, limit=max(unreserved, 10), unreserved=unreserved)
+def run_quota(
+    stage: str, quotas: dict[str, float], unreserved: int, defaults: dict[str, float] | None = None
+) -> int:
+    session = StubbedSession(quotas, limit=max(unreserved, 10), unreserved=unreserved, defaults=defaults)
     return training.cmd_quota(argparse.Namespace(stage=stage), session)
 
 
@@ -63,6 +72,20 @@ def test_quota_covering_max_but_not_blue_green_says_so(capsys: pytest.CaptureFix
     assert "LOW ml.g5.xlarge for endpoint usage: need 16, have 8" in out
     assert "blue/green: 8 covers max capacity 8 but not the old and the new fleet" in out
     assert "deploy off peak" in out
+
+
+def test_quota_of_a_fresh_account_is_read_from_the_aws_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22: ListServiceQuotas does not retrieve a quota with no applied value, so `training quota` said
+    'missing' (and failed) on a fresh account whose default covers the need; the release preflight already read
+    the default (one function for both: scripts/lib/capacity_checks.py quota_values)."""
+    endpoint = "ml.g5.xlarge for endpoint usage"
+    applied = {k: v for k, v in PROD_QUOTAS.items() if k != endpoint}
+    code = run_quota(
+        "Prod", applied, 1000, defaults={endpoint: 20.0, "ml.g5.2xlarge for training job usage": 0.0}
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert f"ok  {endpoint}: need 16, have 20 (AWS default: none applied)" in out
 
 
 def test_unreserved_concurrency_is_reported_when_nothing_is_reserved(

@@ -19,9 +19,10 @@ from scripts.lib.capacity_checks import endpoint_quota_name
 from scripts.lib.endpoint_checks import sample_jpeg
 from scripts.release.checks import expectation, preflight, protect_stacks, verify_release
 from tests.infra.synthesized import make_stage_config
-from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
+from tests.scripts.aws_fakes import inference_ids_sent, runtime_answering, stack_with_outputs
 
 REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's: the registry's account
 MODEL_BYTES = b"a model.tar.gz"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 
@@ -111,6 +112,7 @@ def run_preflight(
     default_quota: float | None = None,
     sagemaker: Any = None,
     service_quotas: Any = None,
+    stage_account: str = ACCOUNT,
     **overrides: Any,
 ) -> Any:
     config = make_stage_config(stage, **overrides)
@@ -123,6 +125,7 @@ def run_preflight(
         sagemaker=sagemaker or session.client("sagemaker"),
         service_quotas=service_quotas or quotas(quota, config.endpoint.instance_type, default=default_quota),
         ecr=session.client("ecr"),
+        stage_account=stage_account,
     )
 
 
@@ -135,6 +138,7 @@ def test_preflight_passes_for_an_approved_package_with_its_object_and_quota(regi
     assert report.ok, report.render()
     assert [c.name for c in report.checks] == [
         *(f"image {field}" for field in registry[1].image_fields()),
+        *(f"pull {name}" for name in ("dev-data-dataprep", "dev-data-serve", "dev-data-train")),
         "package approved",
         "package model data",
         "quality bar",
@@ -163,6 +167,83 @@ def test_preflight_passes_every_image_of_the_release(registry: Any) -> None:
     session, release = registry
     checks = [c.name for c in run_preflight(session, release).checks if c.name.startswith("image ")]
     assert checks == [f"image {field}" for field in release.image_fields()]
+
+
+STAGING_ACCOUNT, PROD_ACCOUNT = "222222222222", "333333333333"
+
+
+def pull_policy(*accounts: str, actions: Any = ("ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")) -> str:
+    """A repository policy like infra/stacks/stateful.py's ReleaseReadersPull for ``accounts``."""
+    statement = {
+        "Sid": "ReleaseReadersPull",
+        "Effect": "Allow",
+        "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in accounts]},
+        "Action": list(actions),
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def set_policies(session: boto3.Session, release: Release, policy: str) -> None:
+    ecr = session.client("ecr")
+    for name in {image.repository_name for image in release.image_fields().values()}:
+        ecr.set_repository_policy(repositoryName=name, policyText=policy)
+
+
+def test_preflight_refuses_a_stage_account_the_repository_policy_leaves_out(registry: Any) -> None:
+    """Issue 22: nothing checked at run time that a stage may pull the release's images; a registry whose policy
+    misses a stage failed only in the deploy (the endpoint's image pull)."""
+    session, release = registry
+    set_policies(session, release, pull_policy(STAGING_ACCOUNT))
+    report = run_preflight(session, release, stage="Prod", quota=100, stage_account=PROD_ACCOUNT)
+    repository = release.images.serve["gpu"].repository
+    why = "no statement of the repository policy allows it"
+    assert failed(report)["pull dev-data-serve"] == (
+        f"{repository}: principal arn:aws:iam::{PROD_ACCOUNT}:root (Prod) may not pull: "
+        f"ecr:BatchGetImage: {why}; ecr:GetDownloadUrlForLayer: {why}"
+    )
+    assert {name for name in failed(report)} == {
+        "pull dev-data-dataprep",
+        "pull dev-data-serve",
+        "pull dev-data-train",
+    }
+
+
+def test_preflight_passes_a_stage_account_the_repository_policy_lets_pull(registry: Any) -> None:
+    session, release = registry
+    set_policies(session, release, pull_policy(STAGING_ACCOUNT, PROD_ACCOUNT))
+    report = run_preflight(session, release, stage_account=STAGING_ACCOUNT)
+    assert report.ok, report.render()
+    [serve] = [c for c in report.checks if c.name == "pull dev-data-serve"]
+    assert serve.detail == f"the repository policy lets arn:aws:iam::{STAGING_ACCOUNT}:root (Staging) pull"
+
+
+def test_preflight_names_the_one_missing_pull_action(registry: Any) -> None:
+    session, release = registry
+    set_policies(session, release, pull_policy(STAGING_ACCOUNT, actions=["ecr:BatchGetImage"]))
+    detail = failed(run_preflight(session, release, stage_account=STAGING_ACCOUNT))["pull dev-data-train"]
+    assert detail.endswith(
+        f"principal arn:aws:iam::{STAGING_ACCOUNT}:root (Staging) may not pull: ecr:GetDownloadUrlForLayer: "
+        "no statement of the repository policy allows it"
+    )
+
+
+def test_preflight_refuses_another_account_when_the_repository_has_no_policy(registry: Any) -> None:
+    session, release = registry
+    detail = failed(run_preflight(session, release, stage_account=STAGING_ACCOUNT))["pull dev-data-dataprep"]
+    assert detail.endswith(
+        "ecr:BatchGetImage: the repository has no policy; ecr:GetDownloadUrlForLayer: the repository has no policy"
+    )
+
+
+def test_preflight_refuses_the_registry_account_when_the_repository_policy_denies_it(registry: Any) -> None:
+    session, release = registry
+    deny = json.loads(pull_policy(ACCOUNT, actions=["ecr:*"]))
+    deny["Statement"][0].update(Sid="NoPulls", Effect="Deny")
+    set_policies(session, release, json.dumps(deny))
+    detail = failed(run_preflight(session, release))["pull dev-data-serve"]
+    assert detail.endswith(
+        "ecr:BatchGetImage: denied by statement 'NoPulls'; ecr:GetDownloadUrlForLayer: denied by statement 'NoPulls'"
+    )
 
 
 def test_preflight_refuses_a_package_that_is_not_approved(registry: Any) -> None:
@@ -458,6 +539,18 @@ def test_verify_fails_when_the_stage_deployed_another_release(cloudformation: An
     assert failed(run_verify(cloudformation, endpoint_stubs(), runtime())) == {
         "release id": f"Staging-Serving deployed r-older, expected {RELEASE.release_id}"
     }
+
+
+def test_verify_marks_every_load_smoke_request_for_data_capture_readers(cloudformation: Any) -> None:
+    """Issue 22: the load smoke's requests landed in data capture unmarked."""
+    from app.contracts.invocation import is_synthetic
+
+    stack(cloudformation)
+    client = runtime(answers=1 + 1 + 3)  # the invocation check, the load's warm-up, 3 requests
+    sent = inference_ids_sent(client)
+    report = run_verify(cloudformation, endpoint_stubs(), client, load_requests=3)
+    assert report.ok, report.render()
+    assert len(sent) == 5 and all(is_synthetic(i) for i in sent), sent
 
 
 def test_verify_fails_when_the_load_smoke_sees_errors(cloudformation: Any) -> None:

@@ -121,6 +121,8 @@ def test_quota_check_flags_low_and_missing_quotas() -> None:
     }
     with Stubber(client) as stubber:
         stubber.add_response("list_service_quotas", {"Quotas": quotas}, {"ServiceCode": "sagemaker"})
+        # the one with no applied value is looked up among the AWS defaults (none here either)
+        stubber.add_response("list_aws_default_service_quotas", {"Quotas": []}, {"ServiceCode": "sagemaker"})
         checks = training.check_quotas(client, needed)
     assert [(c.quota_name, c.ok) for c in checks] == [
         ("ml.g5.2xlarge for spot training job usage", False),

@@ -12,9 +12,11 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from app.contracts.invocation import is_synthetic
+from infra.constructs.bake_load import SYNTHETIC_INFERENCE_ID
 from scripts.lib.endpoint_checks import sample_jpeg, verify
 from scripts.verify_endpoint import main
-from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
+from tests.scripts.aws_fakes import inference_ids_sent, runtime_answering, stack_with_outputs
 
 REGION = "us-east-1"
 STACK = "Prod-Serving"
@@ -90,6 +92,17 @@ def test_endpoint_running_the_stack_config_and_answering_passes(aws: dict[str, A
         "variant",
         "invocation",
     ]
+
+
+def test_verify_marks_its_request_so_data_capture_readers_drop_it(aws: dict[str, Any]) -> None:
+    """Issue 22: verify's sample image landed in the endpoint's data capture unmarked, like a client's request."""
+    deploy_stack(aws["cloudformation"], expected_config="cfg-new")
+    runtime = runtime_answering(json.dumps(GOOD_BODY).encode(), region=REGION)
+    sent = inference_ids_sent(runtime)
+    assert verify(STACK, runtime=runtime, image=sample_jpeg(), **aws).ok
+    assert len(sent) == 1 and is_synthetic(sent[0]), sent
+    assert is_synthetic(SYNTHETIC_INFERENCE_ID)  # one marker for the bake load and verify
+    assert not is_synthetic(None) and not is_synthetic("order-4711")
 
 
 def test_endpoint_on_another_config_is_reported_as_silent_rollback(aws: dict[str, Any]) -> None:
