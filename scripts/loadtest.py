@@ -44,11 +44,13 @@ import numpy as np
 if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from app.contracts.invocation import synthetic_inference_id
 from infra.config import AutoscalingSettings
 from scripts import cli
 from scripts.cli import OperatorError
 
 Invoke = Callable[[], int]  # sends one request, returns the HTTP status
+SYNTHETIC_ID = synthetic_inference_id("loadtest")  # kept out of release compare's replay of the capture
 KNEE_FRACTION = 0.9  # a step within 10% of the best throughput has reached the knee
 
 
@@ -120,7 +122,9 @@ def endpoint_invoker(
 
     def invoke() -> int:
         try:
-            response = client.invoke_endpoint(EndpointName=endpoint, ContentType=content_type, Body=body)
+            response = client.invoke_endpoint(
+                EndpointName=endpoint, ContentType=content_type, Body=body, InferenceId=SYNTHETIC_ID
+            )
             return int(response["ResponseMetadata"]["HTTPStatusCode"])
         except ClientError as exc:
             meta = exc.response.get("ResponseMetadata", {})
@@ -258,7 +262,7 @@ def probe_url(url: str, body: bytes, content_type: str, timeout: float) -> None:
 def probe_endpoint(session: Any, endpoint: str, body: bytes, content_type: str) -> None:
     """One invoke_endpoint before the run; AWS errors (not found, no credentials) reach cli.command."""
     session.client("sagemaker-runtime").invoke_endpoint(
-        EndpointName=endpoint, ContentType=content_type, Body=body
+        EndpointName=endpoint, ContentType=content_type, Body=body, InferenceId=SYNTHETIC_ID
     )
 
 

@@ -10,6 +10,7 @@
     python -m scripts.release preflight --stage Staging [--release-file F] [--stage-role-arn ARN]
     python -m scripts.release verify --stage Dev [--release-file F] [--stage-role-arn ARN] [--load-requests 50]
     python -m scripts.release cleanup --stage Prod --keep 3 [--apply]
+    python -m scripts.release compare --stage Staging [--last 200] [--out DIR] [--candidate R] [--champion R]
 
 A release is one immutable record, ``releases/<id>.json`` (app/contracts/release.py); ``releases/CURRENT`` names
 the one every stage deploys. Promoting or rolling back changes only that pointer: commit it and the pipeline
@@ -64,6 +65,7 @@ from scripts.cli import (
     aws_session,
     command,
     existing_file,
+    fraction,
     non_negative_int,
     positive_int,
     stack_output,
@@ -498,6 +500,7 @@ def _verdict(report: Any, *, passed: str, failed: str) -> int:
 
 def cmd_preflight(args: argparse.Namespace) -> int:
     from scripts.release_checks import preflight
+    from scripts.release_evidence import replay_report_path
 
     config, release, session, stage = _gate(args, "preflight")
     report = preflight(
@@ -509,6 +512,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         sagemaker=stage.client("sagemaker"),
         service_quotas=stage.client("service-quotas"),
         ecr=session.client("ecr"),  # the registry's repositories, through their policies
+        replay_report=replay_report_path(args.releases_dir, release, args.replay_report),
     )
     what = f"preflight of {release.release_id} for {args.stage}"
     return _verdict(report, passed=what, failed=f"{what} failed")
@@ -616,6 +620,12 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from scripts.replay.command import compare  # the replay library (scripts/replay/)
+
+    return compare(args)
+
+
 # ------------------------------------------------------------------------------------------------ parser
 def build_parser() -> argparse.ArgumentParser:
     top = cli.ArgumentParser(
@@ -690,6 +700,12 @@ def build_parser() -> argparse.ArgumentParser:
         gate.add_argument("--release-file", type=existing_file, help="default: the current release")
         gate.add_argument("--stage-role-arn", help="assume this role for the stage's account")
         gate.set_defaults(func=func)
+        if name == "preflight":
+            gate.add_argument(
+                "--replay-report",
+                type=existing_file,
+                help="replay.json of release compare (default: releases/replay/<release id>.json if present)",
+            )
         if name == "verify":
             gate.add_argument("--image", type=existing_file, help="a JPEG to send (default: a generated one)")
             gate.add_argument("--load-requests", type=non_negative_int, default=0, help="bounded load smoke")
@@ -708,6 +724,35 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument("--keep", type=positive_int, default=3, help="newest N of each kind always kept")
     cleanup.add_argument("--apply", action="store_true", help="delete (default: print what would go)")
     cleanup.set_defaults(func=cmd_cleanup)
+
+    compare = sub.add_parser(
+        "compare",
+        help="replay a stage's captured requests through candidate and champion; label-free agreement",
+    )
+    compare.add_argument("--stage", required=True, type=stage_name, help="whose data capture to replay")
+    compare.add_argument(
+        "--last", type=positive_int, default=200, help="the newest N requests (not synthetic)"
+    )
+    compare.add_argument("--out", type=Path, help="report and images (default build/replay/<stage>)")
+    compare.add_argument(
+        "--candidate",
+        help="release id, model package ARN, s3://.../model.tar.gz or local artifact "
+        "(default: the current release)",
+    )
+    compare.add_argument(
+        "--champion", help="the same forms (default: the release the next stage last verified)"
+    )
+    compare.add_argument(
+        "--iou", type=fraction, default=0.5, help="boxes match at this IoU or more (same class)"
+    )
+    compare.add_argument("--conf", type=fraction, help="confidence threshold (default: the serving default)")
+    compare.add_argument(
+        "--keep", type=non_negative_int, default=12, help="images drawn where they disagree most"
+    )
+    compare.add_argument(
+        "--stage-role-arn", help="assume this role for the stage's account (capture, endpoint)"
+    )
+    compare.set_defaults(func=cmd_compare)
     return top
 
 

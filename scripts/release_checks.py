@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from app.contracts.invocation import synthetic_inference_id
 from app.contracts.release import QUALITY_METRIC, Release, ReleaseError
 from app.contracts.stack_outputs import ServingOutputs
 from infra.config import StageConfig
@@ -85,10 +87,12 @@ def preflight(
     sagemaker: Any,
     service_quotas: Any,
     ecr: Any,
+    replay_report: Path | None = None,
 ) -> Report:
     """Can ``config``'s stage deploy ``release`` now? ``registry``: a boto3 Session for the model registry; ``s3``
     and ``ecr``: clients that read the model store and the registry's repositories; the others: clients in the
-    stage's account."""
+    stage's account. Then the evidence (scripts/release_evidence.py): the champion comparison, gating a ``worse``
+    verdict no person approved, and the replay report ``replay_report`` (informational)."""
     report = Report()
     _images_exist(report, release, ecr)
     model = release.model
@@ -130,6 +134,10 @@ def preflight(
     _precision(report, release, config)
     _quota(report, config, service_quotas)
     _endpoint_idle(report, config, cloudformation, sagemaker)
+    from scripts.release_evidence import comparison_check, replay_check
+
+    comparison_check(report, release, s3=s3, registry=registry)
+    replay_check(report, release, replay_report)
     return report
 
 
@@ -345,7 +353,11 @@ def _load_smoke(
         def invoke() -> int:
             try:
                 response = runtime.invoke_endpoint(
-                    EndpointName=endpoint, ContentType="image/jpeg", Accept="application/json", Body=image
+                    EndpointName=endpoint,
+                    ContentType="image/jpeg",
+                    Accept="application/json",
+                    Body=image,
+                    InferenceId=synthetic_inference_id("verify-load"),
                 )
             except runtime.exceptions.ClientError as exc:  # the status SageMaker or the container answered
                 meta = exc.response.get("ResponseMetadata", {})

@@ -22,6 +22,23 @@ JSON_TYPE = "application/json"
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # SageMaker real-time payload limit
 
+# Requests the platform sends itself (bake load, verify, its load smoke, scripts/loadtest.py on an endpoint) carry an
+# InferenceId starting with this prefix. InvokeEndpoint's InferenceId "is added to the captured data when you enable
+# data capture on the endpoint" (SageMaker Runtime API Reference, InvokeEndpoint,
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html, read 2026-12-05): whoever
+# reads the capture (``release compare``) drops them and counts them.
+SYNTHETIC_INFERENCE_ID_PREFIX = "synthetic-"
+
+
+def synthetic_inference_id(sender: str) -> str:
+    """The InferenceId of a synthetic request sent by ``sender`` (e.g. ``verify``)."""
+    return SYNTHETIC_INFERENCE_ID_PREFIX + sender
+
+
+def is_synthetic(inference_id: str | None) -> bool:
+    return bool(inference_id) and str(inference_id).startswith(SYNTHETIC_INFERENCE_ID_PREFIX)
+
+
 # error code -> HTTP status
 ERROR_STATUS: dict[str, int] = {
     "bad_image": 400,

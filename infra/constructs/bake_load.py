@@ -15,6 +15,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from app.contracts.invocation import synthetic_inference_id
+
 # A 32x32 grey JPEG: the endpoint answers it like any photo (no detections), and it fits in an environment variable.
 SMOKE_JPEG_B64 = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABALDA4MChAODQ4SERATGCgaGBYWGDEjJR0oOjM9PDkzODdASFxOQERXRTc4UG1RV19iZ2hnPk1xeXBkeFxlZ2P/2wBDARESEhgVGC8aGi9jQjhCY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2P/wAARCAAgACADASIAAhEBAxEB/8QAHwAAAQUBAQEBAQEAAAAAAAAAAAECAwQFBgcICQoL/8QAtRAAAgEDAwIEAwUFBAQAAAF9AQIDAAQRBRIhMUEGE1FhByJxFDKBkaEII0KxwRVS0fAkM2JyggkKFhcYGRolJicoKSo0NTY3ODk6Q0RFRkdISUpTVFVWV1hZWmNkZWZnaGlqc3R1dnd4eXqDhIWGh4iJipKTlJWWl5iZmqKjpKWmp6ipqrKztLW2t7i5usLDxMXGx8jJytLT1NXW19jZ2uHi4+Tl5ufo6erx8vP09fb3+Pn6/8QAHwEAAwEBAQEBAQEBAQAAAAAAAAECAwQFBgcICQoL/8QAtREAAgECBAQDBAcFBAQAAQJ3AAECAxEEBSExBhJBUQdhcRMiMoEIFEKRobHBCSMzUvAVYnLRChYkNOEl8RcYGRomJygpKjU2Nzg5OkNERUZHSElKU1RVVldYWVpjZGVmZ2hpanN0dXZ3eHl6goOEhYaHiImKkpOUlZaXmJmaoqOkpaanqKmqsrO0tba3uLm6wsPExcbHyMnK0tPU1dbX2Nna4uPk5ebn6Onq8vP09fb3+Pn6/9oADAMBAAIRAxEAPwAooooAKKKKACiiigAooooA/9k="
 
@@ -54,11 +56,9 @@ echo "sent $SENT requests to $ENDPOINT ($(wc -l < /tmp/failed 2>/dev/null || ech
 # (AWS STS API Reference, AssumeRole, https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html, read
 # 2026-12-05). A bake may run longer (max_seconds): the script assumes the role again every RENEW_SECONDS.
 RENEW_SECONDS = 45 * 60
-# Marks every synthetic request in the endpoint's data capture: InvokeEndpoint's InferenceId "is added to the captured
-# data when you enable data capture on the endpoint" (SageMaker Runtime API Reference, InvokeEndpoint,
-# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_runtime_InvokeEndpoint.html, read 2026-12-05), so
-# whoever reads the capture can drop them.
-SYNTHETIC_INFERENCE_ID = "synthetic-bake-load"
+# Marks every synthetic request in the endpoint's data capture (app/contracts/invocation.py), so whoever reads the
+# capture can drop them.
+SYNTHETIC_INFERENCE_ID = synthetic_inference_id("bake-load")
 
 
 class BakeLoad(Construct):

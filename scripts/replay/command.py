@@ -1,0 +1,174 @@
+"""``python -m scripts.release compare``: which models, which capture, then the replay and its report.
+
+Defaults (docs/releasing.md, "Comparing with production traffic"):
+
+- candidate: the release that would be promoted, ``releases/CURRENT`` (or ``--candidate``);
+- champion: the release the next stage in promotion order (infra/stages.py) last verified - its history, the SSM
+  release parameter ``verify`` writes - or the stage's own when it is the last; ``--champion`` names another
+  (a release id, a model package ARN, ``s3://.../model.tar.gz`` or a local artifact);
+- traffic: the newest ``--last`` requests of the stage's endpoint data capture that the platform did not send
+  itself.
+
+Nothing is downloaded before the capture is known to hold requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from app.contracts.release import Release, ReleaseError, load_release, release_path
+from app.contracts.stack_outputs import ServingOutputs
+from infra.paths import REPO_ROOT
+from scripts.cli import OperatorError, aws_session, claim_own_folder, stack_output
+from scripts.replay import models
+from scripts.replay.capture import CaptureRead, capture_files, newest_requests
+from scripts.replay.replay import Replay, side
+from scripts.replay.report import REPORT_FILE
+
+MARKER = ".release-compare"
+DEFAULT_OUT = REPO_ROOT / "build" / "replay"
+
+
+def _release_or_none(releases_dir: Path, release_id: str) -> Release | None:
+    try:
+        path = release_path(releases_dir, release_id)
+    except ReleaseError:
+        return None
+    if not path.exists():
+        return None
+    try:
+        return load_release(path)
+    except ReleaseError as exc:
+        raise OperatorError(str(exc)) from None
+
+
+def next_stage(stage: str) -> str:
+    """The stage after ``stage`` in promotion order (infra/stages.py), or ``stage`` itself when it is the last."""
+    from infra.stages import STAGES  # plain data: no aws_cdk import
+
+    names = list(STAGES)
+    index = names.index(stage)
+    return names[min(index + 1, len(names) - 1)]
+
+
+def default_champion(ssm: Any, stage: str, releases_dir: Path) -> models.ModelRef:
+    from scripts.release import by_id, stage_history
+
+    serving = next_stage(stage)
+    history = stage_history(ssm, serving)
+    if not history:
+        raise OperatorError(
+            f"{serving} has no release in its history yet (nothing verified there): pass --champion "
+            "<release id | model package ARN | s3://.../model.tar.gz>"
+        )
+    return models.of_release(by_id(releases_dir, history[-1]["Value"]))
+
+
+def capture_prefix(sagemaker: Any, endpoint: str) -> tuple[str, str]:
+    """(bucket, ``<prefix>/<endpoint>/``) of the endpoint's data capture (DescribeEndpoint's DataCaptureConfig)."""
+    capture = sagemaker.describe_endpoint(EndpointName=endpoint).get("DataCaptureConfig") or {}
+    destination = capture.get("DestinationS3Uri", "")
+    if not capture.get("EnableCapture") or not destination.startswith("s3://"):
+        raise OperatorError(
+            f"endpoint {endpoint} captures no data (DataCaptureConfig {capture or 'absent'}): set the stage's "
+            "endpoint.data_capture_percent above 0 and deploy, then let traffic come in"
+        )
+    bucket, _, prefix = destination.removeprefix("s3://").partition("/")
+    prefix = prefix.strip("/")
+    return bucket, (f"{prefix}/" if prefix else "") + f"{endpoint}/"
+
+
+def compare(args: argparse.Namespace) -> int:
+    from scripts.release import assumed, read_release
+    from scripts.release_checks import package_facts
+
+    own = aws_session(profile=args.profile, region=args.region)
+    stage = assumed(own, args.stage_role_arn, name=f"compare-{args.stage}")
+
+    def resolve(text: str, option: str) -> models.ModelRef:
+        return models.resolve(
+            text,
+            option=option,
+            release_by_id=lambda rid: _release_or_none(args.releases_dir, rid),
+            package_model_data=lambda arn: package_facts(own, arn)[1],
+        )
+
+    candidate = (
+        resolve(args.candidate, "--candidate")
+        if args.candidate
+        else models.of_release(read_release(None, args.releases_dir))
+    )
+    champion = (
+        resolve(args.champion, "--champion")
+        if args.champion
+        else default_champion(own.client("ssm"), args.stage, args.releases_dir)
+    )
+    endpoint = stack_output(
+        stage.client("cloudformation"), f"{args.stage}-Serving", ServingOutputs.ENDPOINT_NAME
+    )
+    bucket, prefix = capture_prefix(stage.client("sagemaker"), endpoint)
+    capture_s3 = stage.client("s3")
+    if next(capture_files(capture_s3, bucket, prefix), None) is None:
+        raise OperatorError(f"s3://{bucket}/{prefix}: no captured requests yet (data capture files *.jsonl)")
+    out: Path = args.out or DEFAULT_OUT / args.stage.lower()
+    claim_own_folder(out, MARKER, option="--out", command="python -m scripts.release compare")
+    shutil.rmtree(out / "disagreements", ignore_errors=True)  # the previous run's images (the folder is ours)
+    with tempfile.TemporaryDirectory() as tmp:
+        s3 = own.client("s3")
+        print(f"candidate: {candidate.label}\nchampion:  {champion.label}")
+        replay = Replay(
+            candidate=models.open_model(candidate, s3=s3, workdir=Path(tmp), name="candidate"),
+            champion=models.open_model(champion, s3=s3, workdir=Path(tmp), name="champion"),
+            iou=args.iou,
+            keep=args.keep,
+        )
+        if args.conf is not None:
+            replay.options = replay.options.model_copy(update={"conf": args.conf})
+        read = CaptureRead(files=[])
+        replay.run(newest_requests(capture_s3, bucket, prefix, args.last, read))
+    report = finish(
+        replay,
+        read,
+        args=args,
+        endpoint=endpoint,
+        capture=f"s3://{bucket}/{prefix}",
+        out=out,
+        refs=(candidate, champion),
+    )
+    print(report.render())
+    print(f"wrote {out / REPORT_FILE} and {len(report.disagreements)} image(s) under {out / 'disagreements'}")
+    return 0
+
+
+def finish(
+    replay: Replay,
+    read: CaptureRead,
+    *,
+    args: argparse.Namespace,
+    endpoint: str,
+    capture: str,
+    out: Path,
+    refs: tuple[models.ModelRef, models.ModelRef],
+) -> Any:
+    """Draw the disagreements and write ``<out>/replay.json``; the report."""
+    candidate, champion = refs
+    disagreements = replay.write_disagreements(out, (candidate.label, champion.label))
+    report = replay.report(
+        stage=args.stage,
+        endpoint=endpoint,
+        capture=capture,
+        sides=(
+            side(candidate.label, candidate.model_data, candidate.release_id, replay.candidate),
+            side(champion.label, champion.model_data, champion.release_id, replay.champion),
+        ),
+        asked=args.last,
+        skipped_synthetic=read.synthetic,
+        files=len(read.files),
+        disagreements=disagreements,
+    )
+    (out / REPORT_FILE).write_text(report.model_dump_json(indent=2) + "\n")
+    return report
