@@ -44,8 +44,11 @@ def replay_report_path(releases_dir: Path, release: Release, given: Path | None)
 
 def read_model_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     """model.json of a model.tar.gz, streamed: the archive is read only up to that member, never written to disk."""
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
     where = f"s3://{bucket}/{key}"
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except s3.exceptions.NoSuchKey:
+        raise ValueError(f"{where}: does not exist, so its {MODEL_JSON} cannot be read") from None
     try:
         with tarfile.open(fileobj=body, mode="r|gz") as archive:
             for member in archive:
@@ -62,10 +65,10 @@ def read_model_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
 
 def approved_by_a_person(package: Any) -> str | None:
     """The approval description of an Approved package (a person's words), or None (automatic, or not Approved)."""
-    description = str(getattr(package, "approval_description", "") or "").strip()
-    if str(package.model_approval_status) != "Approved" or not description:
+    description = package.approval_description  # the SDK's Unassigned() when the package has none
+    if str(package.model_approval_status) != "Approved" or not isinstance(description, str):
         return None
-    return description
+    return description.strip() or None
 
 
 def comparison_check(report: Report, release: Release, *, s3: Any, registry: Any) -> None:

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import tarfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +24,20 @@ from tests.infra.synthesized import make_stage_config
 from tests.scripts.aws_fakes import runtime_answering, stack_with_outputs
 
 REGION = "eu-west-1"
-MODEL_BYTES = b"a model.tar.gz"
+
+
+def model_tar_gz(card: dict[str, Any]) -> bytes:
+    """A model.tar.gz holding ``card`` as its model.json (what the preflight's comparison block reads)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in (("model.onnx", b"graph"), ("model.json", json.dumps(card).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+MODEL_BYTES = model_tar_gz({"name": "yolo-detector", "version": "v1"})  # trained before comparisons existed
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 
 
@@ -142,8 +157,10 @@ def test_preflight_passes_for_an_approved_package_with_its_object_and_quota(regi
         "model precision",
         "instance quota",
         "endpoint idle",
+        "comparison",
+        "replay",
     ]
-    assert "first deploy" in report.checks[-1].detail
+    assert "first deploy" in report.checks[-3].detail
 
 
 def test_preflight_refuses_a_release_whose_image_does_not_exist(registry: Any) -> None:
@@ -199,7 +216,8 @@ def test_preflight_refuses_a_missing_model_object(registry: Any) -> None:
     session, release = registry
     session.client("s3").delete_object(Bucket="models", Key=release.model.key)
     assert failed(run_preflight(session, release)) == {
-        "model object": f"{release.model.model_data_uri} does not exist"
+        "model object": f"{release.model.model_data_uri} does not exist",
+        "comparison": f"{release.model.model_data_uri}: does not exist, so its model.json cannot be read",
     }
 
 
@@ -238,7 +256,7 @@ def test_an_unreadable_quota_fails_its_own_check_and_the_other_checks_still_answ
         "instance quota": "ml.g5.xlarge for endpoint usage: need 4, could not read it (NoSuchResourceException: "
         "This service is not available in the current Region.); check it in the Service Quotas console"
     }
-    assert report.checks[-1].name == "endpoint idle"
+    assert [c.name for c in report.checks][-3:] == ["endpoint idle", "comparison", "replay"]
 
 
 def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None:
