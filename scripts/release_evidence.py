@@ -132,7 +132,7 @@ def comparison_check(report: Report, release: Release, *, s3: Any, registry: Any
     package, _ = _model_package(registry, model.package_arn)
     person = approved_by_a_person(package)
     if person:
-        report.add("comparison", True, f"{detail}; approved by a person: {person[:200]!r}")
+        report.add("comparison", True, f'{detail}; approved by a person: "{person[:200]}"')
     else:
         report.add(
             "comparison",

@@ -26,7 +26,8 @@ def draw(
     """JPEG bytes of ``rgb`` with both sets of contract detections and a legend naming the two models."""
     image = Image.fromarray(rgb)
     canvas = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
+    size = max(12, max(image.size) // 60)  # readable on a phone photo and on a thumbnail alike
+    font = ImageFont.load_default(size=size)
     thin = max(1, round(max(image.size) / 400))
     for detections, matched, colour in (
         (champion, champion_matched, CHAMPION),
@@ -47,11 +48,11 @@ def draw(
         (f"champion: {legend[1]}", CHAMPION),
         ("thick: no partner", (255, 255, 255)),
     ]
-    height = 14 * len(rows) + 6
+    line = size + 4
     width = max(int(canvas.textlength(text, font=font)) for text, _ in rows) + 12
-    canvas.rectangle((0, 0, width, height), fill=(0, 0, 0))
+    canvas.rectangle((0, 0, width, line * len(rows) + 6), fill=(0, 0, 0))
     for i, (text, colour) in enumerate(rows):
-        canvas.text((6, 4 + 14 * i), text, fill=colour, font=font)
+        canvas.text((6, 3 + line * i), text, fill=colour, font=font)
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=90)
     return out.getvalue()

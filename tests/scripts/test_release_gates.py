@@ -126,6 +126,7 @@ def run_preflight(
     default_quota: float | None = None,
     sagemaker: Any = None,
     service_quotas: Any = None,
+    replay_report: Any = None,
     **overrides: Any,
 ) -> Any:
     config = make_stage_config(stage, **overrides)
@@ -138,6 +139,7 @@ def run_preflight(
         sagemaker=sagemaker or session.client("sagemaker"),
         service_quotas=service_quotas or quotas(quota, config.endpoint.instance_type, default=default_quota),
         ecr=session.client("ecr"),
+        replay_report=replay_report,
     )
 
 
