@@ -623,7 +623,19 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from scripts.replay.command import compare  # the replay library (scripts/replay/)
 
-    return compare(args)
+    own = aws_session(profile=args.profile, region=args.region)
+
+    def last_verified(stage: str) -> Release | None:
+        history = stage_history(own.client("ssm"), stage)
+        return by_id(args.releases_dir, history[-1]["Value"]) if history else None
+
+    return compare(
+        args,
+        own=own,
+        stage=assumed(own, args.stage_role_arn, name=f"compare-{args.stage}"),
+        current=lambda: read_release(None, args.releases_dir),
+        last_verified=last_verified,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ parser

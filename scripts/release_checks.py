@@ -70,6 +70,12 @@ def package_facts(registry: Any, package_arn: str) -> tuple[str, str, dict[str, 
     return str(package.model_approval_status), url, dict(metadata) if isinstance(metadata, dict) else {}
 
 
+def package_approval(registry: Any, package_arn: str) -> tuple[str, object]:
+    """(ModelApprovalStatus, ApprovalDescription) of a model package (the SDK's Unassigned() when none)."""
+    package, _ = _model_package(registry, package_arn)
+    return str(package.model_approval_status), package.approval_description
+
+
 def _quality(metadata: dict[str, str], release: Release) -> tuple[float, str]:
     recorded = metadata.get(f"metric:{QUALITY_METRIC}")
     if recorded is not None:
@@ -136,7 +142,7 @@ def preflight(
     _endpoint_idle(report, config, cloudformation, sagemaker)
     from scripts.release_evidence import comparison_check, replay_check
 
-    comparison_check(report, release, s3=s3, registry=registry)
+    comparison_check(report, release, s3=s3, approval=lambda: package_approval(registry, model.package_arn))
     replay_check(report, release, replay_report)
     return report
 

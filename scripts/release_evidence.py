@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,18 +64,19 @@ def read_model_json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
     raise ValueError(f"{where}: no {MODEL_JSON} in the archive (not a model artifact)")
 
 
-def approved_by_a_person(package: Any) -> str | None:
-    """The approval description of an Approved package (a person's words), or None (automatic, or not Approved)."""
-    description = package.approval_description  # the SDK's Unassigned() when the package has none
-    if str(package.model_approval_status) != "Approved" or not isinstance(description, str):
+def approved_by_a_person(status: str, description: object) -> str | None:
+    """The approval description of an Approved package (a person's words), or None (automatic, or not Approved).
+    ``description``: DescribeModelPackage's ApprovalDescription (the SDK's Unassigned() when there is none)."""
+    if status != "Approved" or not isinstance(description, str):
         return None
     return description.strip() or None
 
 
-def comparison_check(report: Report, release: Release, *, s3: Any, registry: Any) -> None:
-    """The comparison block: verdict, overall difference with its CI, worse and underpowered classes."""
-    from scripts.release_checks import _model_package
-
+def comparison_check(
+    report: Report, release: Release, *, s3: Any, approval: Callable[[], tuple[str, object]]
+) -> None:
+    """The comparison block: verdict, overall difference with its CI, worse and underpowered classes.
+    ``approval``: the package's (ModelApprovalStatus, ApprovalDescription), asked only for a ``worse`` verdict."""
     model = release.model
     try:
         card = read_model_json(s3, model.bucket, model.key)
@@ -129,8 +131,7 @@ def comparison_check(report: Report, release: Release, *, s3: Any, registry: Any
     if comparison.verdict != "worse":
         report.add("comparison", True, detail)
         return
-    package, _ = _model_package(registry, model.package_arn)
-    person = approved_by_a_person(package)
+    person = approved_by_a_person(*approval())
     if person:
         report.add("comparison", True, f'{detail}; approved by a person: "{person[:200]}"')
     else:

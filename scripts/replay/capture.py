@@ -34,6 +34,7 @@ from typing import Any
 from app.contracts.invocation import is_synthetic
 
 DATE_LEVELS = 4  # yyyy/mm/dd/hh under <endpoint>/<variant>/
+_LINE_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def newest_lines(lines: Iterable[bytes], where: str, limit: int) -> list[Entry]:
 
 
 def _children(s3: Any, bucket: str, prefix: str) -> list[str]:
-    names = []
+    names: list[str] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
         names.extend(p["Prefix"][len(prefix) :] for p in page.get("CommonPrefixes", []))
     return names
@@ -191,7 +192,9 @@ def newest_requests(
             return
         read.files.append(f"s3://{bucket}/{key}")
         body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        for entry in newest_lines(body.iter_lines(), f"s3://{bucket}/{key}", remaining):
+        # 1 MiB chunks: a captured image is one line of up to ~8 MB of base64, and iter_lines joins chunks per line
+        lines = body.iter_lines(chunk_size=_LINE_CHUNK)
+        for entry in newest_lines(lines, f"s3://{bucket}/{key}", remaining):
             if isinstance(entry, _Synthetic):
                 read.synthetic += 1
                 continue

@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from app.contracts.release import Release, ReleaseError, load_release, release_path
 from app.contracts.stack_outputs import ServingOutputs
 from infra.paths import REPO_ROOT
-from scripts.cli import OperatorError, aws_session, claim_own_folder, stack_output
+from scripts.cli import OperatorError, claim_own_folder, stack_output
 from scripts.replay import models
 from scripts.replay.capture import CaptureRead, capture_files, newest_requests
 from scripts.replay.replay import Replay, side
@@ -55,17 +56,15 @@ def next_stage(stage: str) -> str:
     return names[min(index + 1, len(names) - 1)]
 
 
-def default_champion(ssm: Any, stage: str, releases_dir: Path) -> models.ModelRef:
-    from scripts.release import by_id, stage_history
-
+def default_champion(stage: str, last_verified: Callable[[str], Release | None]) -> models.ModelRef:
     serving = next_stage(stage)
-    history = stage_history(ssm, serving)
-    if not history:
+    release = last_verified(serving)
+    if release is None:
         raise OperatorError(
             f"{serving} has no release in its history yet (nothing verified there): pass --champion "
             "<release id | model package ARN | s3://.../model.tar.gz>"
         )
-    return models.of_release(by_id(releases_dir, history[-1]["Value"]))
+    return models.of_release(release)
 
 
 def capture_prefix(sagemaker: Any, endpoint: str) -> tuple[str, str]:
@@ -82,12 +81,17 @@ def capture_prefix(sagemaker: Any, endpoint: str) -> tuple[str, str]:
     return bucket, (f"{prefix}/" if prefix else "") + f"{endpoint}/"
 
 
-def compare(args: argparse.Namespace) -> int:
-    from scripts.release import assumed, read_release
+def compare(
+    args: argparse.Namespace,
+    *,
+    own: Any,
+    stage: Any,
+    current: Callable[[], Release],
+    last_verified: Callable[[str], Release | None],
+) -> int:
+    """``own``: the caller's session (model store, registry); ``stage``: a session in the stage's account (endpoint,
+    capture); ``current``: the current release; ``last_verified``: the release a stage last verified, or None."""
     from scripts.release_checks import package_facts
-
-    own = aws_session(profile=args.profile, region=args.region)
-    stage = assumed(own, args.stage_role_arn, name=f"compare-{args.stage}")
 
     def resolve(text: str, option: str) -> models.ModelRef:
         return models.resolve(
@@ -97,15 +101,9 @@ def compare(args: argparse.Namespace) -> int:
             package_model_data=lambda arn: package_facts(own, arn)[1],
         )
 
-    candidate = (
-        resolve(args.candidate, "--candidate")
-        if args.candidate
-        else models.of_release(read_release(None, args.releases_dir))
-    )
+    candidate = resolve(args.candidate, "--candidate") if args.candidate else models.of_release(current())
     champion = (
-        resolve(args.champion, "--champion")
-        if args.champion
-        else default_champion(own.client("ssm"), args.stage, args.releases_dir)
+        resolve(args.champion, "--champion") if args.champion else default_champion(args.stage, last_verified)
     )
     endpoint = stack_output(
         stage.client("cloudformation"), f"{args.stage}-Serving", ServingOutputs.ENDPOINT_NAME

@@ -21,7 +21,7 @@ from app.contracts.stack_outputs import ServingOutputs
 from infra.constructs.bake_load import SYNTHETIC_INFERENCE_ID
 from scripts.cli import EXIT_ERROR, EXIT_OK
 from scripts.release import main
-from scripts.replay.capture import CaptureRead, capture_files, newest_requests
+from scripts.replay.capture import CapturedRequest, CaptureRead, capture_files, newest_requests
 from scripts.replay.matching import match
 from scripts.replay.report import load_report
 from tests.app.serving.samples import ultralytics_asset
@@ -73,7 +73,8 @@ def record(
     encoding: str = "BASE64",
 ) -> str:
     """One line of SageMaker data capture (the format capture.py cites)."""
-    data = base64.b64encode(body).decode() if encoding == "BASE64" else body
+    raw = body.encode() if isinstance(body, str) else body
+    data = base64.b64encode(raw).decode() if encoding == "BASE64" else raw.decode()
     metadata = {"eventId": event_id, "inferenceTime": time}
     if inference_id:
         metadata["inferenceId"] = inference_id
@@ -136,7 +137,11 @@ def test_the_last_n_requests_skip_and_count_synthetic_ones(aws: boto3.Session) -
     got = list(newest_requests(s3, BUCKET, PREFIX, 3, read))
     assert [r.event_id for r in got] == ["r-2", "r-1", "old-2"]
     assert read.synthetic == 2 and len(read.files) == 2
+    assert isinstance(got[0], CapturedRequest)
     assert got[0].body == jpeg and got[0].where.endswith("00-00-000-b.jsonl:3")
+    newest_only = CaptureRead(files=[])
+    assert [r.event_id for r in newest_requests(s3, BUCKET, PREFIX, 2, newest_only)] == ["r-2", "r-1"]
+    assert len(newest_only.files) == 1  # stopped at N: the older hour was never opened
 
 
 # ------------------------------------------------------------------------------------------------ the command

@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from app.contracts.invocation import is_synthetic
 from app.contracts.release import Release, load_current
 from infra.paths import EXAMPLE_RELEASES_DIR
 from scripts.capacity_checks import endpoint_quota_name
@@ -413,6 +414,20 @@ def test_verify_passes_when_the_endpoint_runs_the_release_as_configured(cloudfor
         "load smoke",
     ]
     assert report.checks[-1].detail.startswith("5 requests at concurrency 1: 0 errors")
+
+
+def test_verify_marks_every_request_it_sends_as_synthetic(cloudformation: Any) -> None:
+    """release compare replays the stage's data capture without the platform's own requests: verify's invocation
+    and its load smoke carry an InferenceId starting with synthetic- (SageMaker adds it to the captured record)."""
+    stack(cloudformation)
+    client = runtime(answers=1 + 1 + 3)
+    sent: list[str | None] = []
+    client.meta.events.register(
+        "provide-client-params.sagemaker-runtime.InvokeEndpoint",
+        lambda params, **_: sent.append(params.get("InferenceId")),
+    )
+    assert run_verify(cloudformation, endpoint_stubs(), client, load_requests=3).ok
+    assert len(sent) == 5 and all(is_synthetic(inference_id) for inference_id in sent), sent
 
 
 def history(ssm: Any) -> list[str]:
