@@ -50,10 +50,10 @@ def resolve(
     """``--candidate`` / ``--champion``: a release id (releases/<id>.json), a model package ARN (its model data),
     ``s3://.../model.tar.gz``, or a local artifact folder / model.tar.gz."""
     if text.startswith("arn:") and ":model-package/" in text:
-        return ModelRef(
-            label=text.rsplit("/", 2)[-2] + " v" + text.rsplit("/", 1)[-1],
-            model_data=package_model_data(text),
-        )
+        url = package_model_data(text)
+        if not url.startswith("s3://"):
+            raise OperatorError(f"{option} {text}: the model package names no model data (got {url!r})")
+        return ModelRef(label=text.rsplit("/", 2)[-2] + " v" + text.rsplit("/", 1)[-1], model_data=url)
     if text.startswith("s3://"):
         try:
             s3_location(text)

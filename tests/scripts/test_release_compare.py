@@ -5,6 +5,7 @@ assets), through app/serving's own decode, letterbox and postprocess."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import tarfile
@@ -17,8 +18,11 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
+from app.contracts.release import CURRENT, Release, load_current
 from app.contracts.stack_outputs import ServingOutputs
 from infra.constructs.bake_load import SYNTHETIC_INFERENCE_ID
+from infra.constructs.training_names import release_parameter_name
+from infra.paths import EXAMPLE_RELEASES_DIR
 from scripts.cli import EXIT_ERROR, EXIT_OK
 from scripts.release import main
 from scripts.replay.capture import CapturedRequest, CaptureRead, capture_files, newest_requests
@@ -275,3 +279,48 @@ def test_a_capture_without_requests_is_refused(
     )
     assert code == EXIT_ERROR
     assert f"s3://{BUCKET}/{PREFIX}: no captured requests yet" in capsys.readouterr().err
+
+
+def releases_of(folder: Path, model_data: str, body: bytes) -> tuple[str, str]:
+    """``folder`` as an operator's releases/: the example record (the champion) and a newer one (the candidate,
+    CURRENT), both naming ``model_data`` with ``body``'s sha256. Returns (champion id, candidate id)."""
+    folder.mkdir()
+    doc = load_current(EXAMPLE_RELEASES_DIR).model_dump(mode="json")
+    doc["model"].update(model_data_uri=model_data, sha256=hashlib.sha256(body).hexdigest())
+    ids = (doc["release_id"], "r-20261205-1")
+    for release_id in ids:
+        doc["release_id"] = release_id
+        (folder / f"{release_id}.json").write_text(Release.model_validate(doc).to_json())
+    (folder / CURRENT).write_text(ids[1] + "\n")
+    return ids
+
+
+def test_by_default_the_current_release_is_compared_with_what_the_next_stage_verified_last(
+    aws: boto3.Session, photo_artifact: Path, tmp_path: Path
+) -> None:
+    staging_endpoint(aws)
+    production_traffic(aws)
+    body = model_tar_gz(photo_artifact)
+    aws.client("s3").put_object(Bucket=BUCKET, Key="models/v1/model.tar.gz", Body=body)
+    champion, candidate = releases_of(tmp_path / "releases", f"s3://{BUCKET}/models/v1/model.tar.gz", body)
+    aws.client("ssm").put_parameter(Name=release_parameter_name("Prod"), Value=champion, Type="String")
+    out = tmp_path / "out"
+    assert compare(tmp_path / "releases", "--out", str(out), "--keep", "0") == EXIT_OK
+    report = load_report(out / "replay.json")
+    assert (report.candidate.release_id, report.champion.release_id) == (candidate, champion)
+
+
+def test_a_release_whose_model_object_changed_is_refused(
+    aws: boto3.Session, photo_artifact: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging_endpoint(aws)
+    production_traffic(aws)
+    uri = f"s3://{BUCKET}/models/v1/model.tar.gz"
+    _, candidate = releases_of(tmp_path / "releases", uri, b"the object the release was made from")
+    aws.client("s3").put_object(
+        Bucket=BUCKET, Key="models/v1/model.tar.gz", Body=model_tar_gz(photo_artifact)
+    )
+    code = compare(tmp_path / "releases", "--champion", str(photo_artifact), "--out", str(tmp_path / "out"))
+    assert code == EXIT_ERROR
+    err = capsys.readouterr().err
+    assert f"{uri}: sha256 " in err and f"the one release {candidate} recorded" in err
