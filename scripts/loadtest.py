@@ -39,10 +39,13 @@ from typing import Any
 if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from app.contracts.invocation import synthetic_inference_id
 from infra.config import AutoscalingSettings
 from scripts.lib import aws, cli
 from scripts.lib.cli import OperatorError
 from scripts.lib.load import Step, endpoint_invoker, http_invoker, knee, run_step, stopped_answering
+
+SYNTHETIC_ID = synthetic_inference_id("loadtest")  # kept out of release compare's replay of the capture
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def probe_url(url: str, body: bytes, content_type: str, timeout: float) -> None:
 def probe_endpoint(session: Any, endpoint: str, body: bytes, content_type: str) -> None:
     """One invoke_endpoint before the run; AWS errors (not found, no credentials) reach cli.command."""
     session.client("sagemaker-runtime").invoke_endpoint(
-        EndpointName=endpoint, ContentType=content_type, Body=body
+        EndpointName=endpoint, ContentType=content_type, Body=body, InferenceId=SYNTHETIC_ID
     )
 
 
@@ -236,7 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         precision = args.precision or endpoint_precision(session, args.endpoint)
         probe_endpoint(session, args.endpoint, body, args.content_type)
         make = endpoint_invoker(
-            session, args.endpoint, body, args.content_type, args.timeout, max(steps_wanted)
+            session,
+            args.endpoint,
+            body,
+            args.content_type,
+            args.timeout,
+            max(steps_wanted),
+            inference_id=SYNTHETIC_ID,
         )
         where = f"endpoint {args.endpoint}"
     print(

@@ -60,9 +60,17 @@ def http_invoker(url: str, body: bytes, content_type: str, timeout: float) -> Ca
 
 
 def endpoint_invoker(
-    session: Any, endpoint: str, body: bytes, content_type: str, timeout: float, pool: int
+    session: Any,
+    endpoint: str,
+    body: bytes,
+    content_type: str,
+    timeout: float,
+    pool: int,
+    *,
+    inference_id: str,
 ) -> Callable[[], Invoke]:
-    """A SageMaker runtime client (thread-safe, one pool sized for the highest concurrency)."""
+    """A SageMaker runtime client (thread-safe, one pool sized for the highest concurrency); every request carries
+    ``inference_id`` (a synthetic one, app/contracts/invocation.py: readers of the data capture drop it)."""
     from botocore.config import Config
     from botocore.exceptions import ClientError
 
@@ -73,7 +81,9 @@ def endpoint_invoker(
 
     def invoke() -> int:
         try:
-            response = client.invoke_endpoint(EndpointName=endpoint, ContentType=content_type, Body=body)
+            response = client.invoke_endpoint(
+                EndpointName=endpoint, ContentType=content_type, Body=body, InferenceId=inference_id
+            )
             return int(response["ResponseMetadata"]["HTTPStatusCode"])
         except ClientError as exc:
             meta = exc.response.get("ResponseMetadata", {})

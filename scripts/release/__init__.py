@@ -9,6 +9,7 @@
     python -m scripts.release history --stage Prod
     python -m scripts.release preflight --stage Staging [--release-file F] [--stage-role-arn ARN]
     python -m scripts.release verify --stage Dev [--release-file F] [--stage-role-arn ARN] [--load-requests 50]
+    python -m scripts.release compare --stage Staging [--last 200] [--out DIR] [--candidate R] [--champion R]
     python -m scripts.release cleanup --stage Prod --keep 3 [--apply]
 
 A release is one immutable record, ``releases/<id>.json`` (infra/release_record.py); ``releases/CURRENT`` names
@@ -17,6 +18,6 @@ deploys the record through its gates (docs/releasing.md). Model packages go thro
 (``sagemaker.core.resources``), everything else through boto3. Exit codes: scripts/lib/cli.py (3: a gate said no).
 
 The package: ``__main__`` (the command line), ``records`` (the records of this checkout), ``create`` and ``images``
-(a new record), ``promotion`` (show, diff, approve, promote, history, rollback), ``gates`` and ``checks`` (preflight,
-verify), ``cleanup``.
+(a new record), ``promotion`` (show, diff, approve, promote, history, rollback), ``gates``, ``checks`` and ``evidence`` (preflight,
+verify), ``compare`` and ``replay/`` (production traffic through candidate and champion), ``cleanup``.
 """

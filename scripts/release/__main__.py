@@ -14,7 +14,7 @@ import scripts.release
 from infra.paths import RELEASES_DIR
 from scripts.lib import cli
 from scripts.lib.cli import command
-from scripts.release import cleanup, create, gates, promotion
+from scripts.release import cleanup, compare, create, gates, promotion
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     top.add_argument("--profile", help="AWS profile")
     top.add_argument("--releases-dir", type=Path, default=RELEASES_DIR, help=argparse.SUPPRESS)
     sub = top.add_subparsers(dest="command", required=True)
-    for module in (create, promotion, gates, cleanup):
+    for module in (create, promotion, gates, compare, cleanup):
         module.register(sub)
     return top
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -70,6 +71,12 @@ def package_facts(registry: Any, package_arn: str) -> tuple[str, str, dict[str, 
     return str(package.model_approval_status), url, dict(metadata) if isinstance(metadata, dict) else {}
 
 
+def package_approval(registry: Any, package_arn: str) -> tuple[str, object]:
+    """(ModelApprovalStatus, ApprovalDescription) of a model package (the SDK's Unassigned() when none)."""
+    package, _ = _model_package(registry, package_arn)
+    return str(package.model_approval_status), package.approval_description
+
+
 def _quality(metadata: dict[str, str], release: Release) -> tuple[float, str]:
     recorded = metadata.get(f"metric:{QUALITY_METRIC}")
     if recorded is not None:
@@ -88,10 +95,13 @@ def preflight(
     service_quotas: Any,
     ecr: Any,
     stage_account: str | None = None,
+    replay_report: Path | None = None,
 ) -> Report:
     """Can ``config``'s stage deploy ``release`` now? ``registry``: a boto3 Session for the model registry; ``s3``
     and ``ecr``: clients that read the model store and the registry's repositories; the others: clients in the
-    stage's account, ``stage_account`` (default: the config's)."""
+    stage's account, ``stage_account`` (default: the config's). Then the evidence (scripts/release/evidence.py):
+    the champion comparison, gating a ``worse`` verdict no person approved, and the replay report
+    ``replay_report`` (informational)."""
     report = Report()
     _images_exist(report, release, ecr)
     account = stage_account or config.account
@@ -138,6 +148,10 @@ def preflight(
     _precision(report, release, config)
     _quota(report, config, service_quotas)
     _endpoint_idle(report, config, cloudformation, sagemaker)
+    from scripts.release.evidence import comparison_check, replay_check
+
+    comparison_check(report, release, s3=s3, approval=lambda: package_approval(registry, model.package_arn))
+    replay_check(report, release, replay_report)
     return report
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from infra.release_record import Release
 from scripts.lib.aws import assumed, aws_session, stage_config
 from scripts.lib.cli import CheckFailed, existing_file, non_negative_int, positive_int, stage_name
+from scripts.release.evidence import replay_report_path
 from scripts.release.records import read_release
 
 
@@ -42,6 +43,7 @@ def cmd_preflight(args: argparse.Namespace) -> int:
         service_quotas=stage.client("service-quotas"),
         ecr=session.client("ecr"),  # the registry's repositories, through their policies
         stage_account=config.account or stage.client("sts").get_caller_identity()["Account"],
+        replay_report=replay_report_path(args.releases_dir, release, args.replay_report),
     )
     what = f"preflight of {release.release_id} for {args.stage}"
     return _verdict(report, passed=what, failed=f"{what} failed")
@@ -87,6 +89,12 @@ def register(sub: Any) -> None:
         gate.add_argument("--release-file", type=existing_file, help="default: the current release")
         gate.add_argument("--stage-role-arn", help="assume this role for the stage's account")
         gate.set_defaults(func=func)
+        if name == "preflight":
+            gate.add_argument(
+                "--replay-report",
+                type=existing_file,
+                help="replay.json of release compare (default: releases/replay/<release id>.json if present)",
+            )
         if name == "verify":
             gate.add_argument("--image", type=existing_file, help="a JPEG to send (default: a generated one)")
             gate.add_argument("--load-requests", type=non_negative_int, default=0, help="bounded load smoke")

@@ -55,3 +55,15 @@ def test_an_endpoint_precision_is_read_from_its_model(
     session: boto3.Session, environment: dict[str, str], expected: str
 ) -> None:
     assert loadtest.endpoint_precision(session, _endpoint(session, environment)) == expected
+
+
+def test_the_load_test_marks_its_requests_to_an_endpoint_as_synthetic(session: boto3.Session) -> None:
+    """Its requests land in the endpoint's data capture: release compare must be able to drop them."""
+    sent: list[str | None] = []
+    session.events.register(
+        "provide-client-params.sagemaker-runtime.InvokeEndpoint",
+        lambda params, **_: sent.append(params.get("InferenceId")),
+    )
+    loadtest.probe_endpoint(session, "e", b"jpeg", "image/jpeg")
+    assert loadtest.endpoint_invoker(session, "e", b"jpeg", "image/jpeg", 5.0, 1)()() == 200
+    assert sent == ["synthetic-loadtest", "synthetic-loadtest"]

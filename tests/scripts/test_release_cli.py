@@ -31,6 +31,7 @@ from tests.scripts.aws_fakes import stack_with_outputs
 REGION = "eu-west-1"
 SUBCOMMANDS = [
     "create", "show", "diff", "approve", "reject", "promote", "rollback", "history", "preflight", "verify", "cleanup",
+    "compare",
 ]  # fmt: skip
 
 

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import tarfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from app.contracts.invocation import is_synthetic
 from infra.paths import EXAMPLE_RELEASES_DIR
 from infra.release_record import Release, load_current
 from scripts.lib.capacity_checks import endpoint_quota_name
@@ -23,7 +26,20 @@ from tests.scripts.aws_fakes import inference_ids_sent, runtime_answering, stack
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's: the registry's account
-MODEL_BYTES = b"a model.tar.gz"
+
+
+def model_tar_gz(card: dict[str, Any]) -> bytes:
+    """A model.tar.gz holding ``card`` as its model.json (what the preflight's comparison block reads)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, data in (("model.onnx", b"graph"), ("model.json", json.dumps(card).encode())):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+MODEL_BYTES = model_tar_gz({"name": "yolo-detector", "version": "v1"})  # trained before comparisons existed
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 
 
@@ -113,6 +129,7 @@ def run_preflight(
     sagemaker: Any = None,
     service_quotas: Any = None,
     stage_account: str = ACCOUNT,
+    replay_report: Any = None,
     **overrides: Any,
 ) -> Any:
     config = make_stage_config(stage, **overrides)
@@ -126,6 +143,7 @@ def run_preflight(
         service_quotas=service_quotas or quotas(quota, config.endpoint.instance_type, default=default_quota),
         ecr=session.client("ecr"),
         stage_account=stage_account,
+        replay_report=replay_report,
     )
 
 
@@ -146,8 +164,10 @@ def test_preflight_passes_for_an_approved_package_with_its_object_and_quota(regi
         "model precision",
         "instance quota",
         "endpoint idle",
+        "comparison",
+        "replay",
     ]
-    assert "first deploy" in report.checks[-1].detail
+    assert "first deploy" in report.checks[-3].detail
 
 
 def test_preflight_refuses_a_release_whose_image_does_not_exist(registry: Any) -> None:
@@ -280,7 +300,8 @@ def test_preflight_refuses_a_missing_model_object(registry: Any) -> None:
     session, release = registry
     session.client("s3").delete_object(Bucket="models", Key=release.model.key)
     assert failed(run_preflight(session, release)) == {
-        "model object": f"{release.model.model_data_uri} does not exist"
+        "model object": f"{release.model.model_data_uri} does not exist",
+        "comparison": f"{release.model.model_data_uri}: does not exist, so its model.json cannot be read",
     }
 
 
@@ -319,7 +340,7 @@ def test_an_unreadable_quota_fails_its_own_check_and_the_other_checks_still_answ
         "instance quota": "ml.g5.xlarge for endpoint usage: need 4, could not read it (NoSuchResourceException: "
         "This service is not available in the current Region.); check it in the Service Quotas console"
     }
-    assert report.checks[-1].name == "endpoint idle"
+    assert [c.name for c in report.checks][-3:] == ["endpoint idle", "comparison", "replay"]
 
 
 def test_preflight_refuses_while_the_endpoint_is_updating(registry: Any) -> None:
@@ -474,6 +495,20 @@ def test_verify_passes_when_the_endpoint_runs_the_release_as_configured(cloudfor
         "load smoke",
     ]
     assert report.checks[-1].detail.startswith("5 requests at concurrency 1: 0 errors")
+
+
+def test_verify_marks_every_request_it_sends_as_synthetic(cloudformation: Any) -> None:
+    """release compare replays the stage's data capture without the platform's own requests: verify's invocation
+    and its load smoke carry an InferenceId starting with synthetic- (SageMaker adds it to the captured record)."""
+    stack(cloudformation)
+    client = runtime(answers=1 + 1 + 3)
+    sent: list[str | None] = []
+    client.meta.events.register(
+        "provide-client-params.sagemaker-runtime.InvokeEndpoint",
+        lambda params, **_: sent.append(params.get("InferenceId")),
+    )
+    assert run_verify(cloudformation, endpoint_stubs(), client, load_requests=3).ok
+    assert len(sent) == 5 and all(is_synthetic(inference_id) for inference_id in sent), sent
 
 
 def history(ssm: Any) -> list[str]:
