@@ -28,7 +28,8 @@ class Block:
 
 
 def _where(path: Path, line: int) -> str:
-    return f"{path.relative_to(REPO_ROOT)}:{line}"
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
+    return f"{shown}:{line}"
 
 
 def blocks(path: Path) -> list[Block]:
@@ -37,7 +38,9 @@ def blocks(path: Path) -> list[Block]:
     for number, line in enumerate(lines, start=1):
         if match := _OPEN.match(line):
             if opened:
-                raise BlockError(f"{_where(path, number)}: expected '{_CLOSE}' before another transcript marker")
+                raise BlockError(
+                    f"{_where(path, number)}: expected '{_CLOSE}' before another transcript marker"
+                )
             opened = (match[1], number)
         elif line == _CLOSE:
             if not opened:

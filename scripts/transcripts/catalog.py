@@ -22,8 +22,9 @@ from infra.paths import REPO_ROOT
 from scripts.cli import OperatorError
 from scripts.transcripts.recording import Recording, normalise
 
-# Where the format strings of our own output live (packages: a module split or moved stays covered).
-OURS = ("app", "infra", "scripts")
+# Where the format strings of our own output live (packages: a module split or moved stays covered). infra prints
+# nothing a transcript shows (its errors are ConfigError lines, not transcripts).
+OURS = ("app", "scripts")
 REGENERATE = "python -m scripts.transcripts"
 
 
@@ -130,7 +131,7 @@ def _spike(plot: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
 
 SIMULATE_PROD_SPIKE = Transcript(
     name="simulate-prod-spike",
-    command=f"python {' '.join(_SPIKE[1:])} {_SPIKE_PLOT}",
+    command=f"python {' '.join(_SPIKE)} {_SPIKE_PLOT}",
     record=_spike(lambda scratch: REPO_ROOT / _SPIKE_PLOT),  # the recording redraws the plot the page shows
     rerun=_spike(lambda scratch: scratch / "plot.png"),
     intro="$ {command} (the simulation is deterministic: the drift test runs it again; regenerate: {regenerate}):",
@@ -181,6 +182,7 @@ DEMO = Transcript(
     record=_demo,
     expensive=True,
     trim=trim_epochs,
+    modules=(*OURS, "ultralytics.nn.tasks"),  # ultralytics' "Transferred N/M items from pretrained weights"
     replay=lambda lines: metric_lines_drift(lines) + synth_step_drift(lines, Recording.load("synth").output),
     intro="Output of {command} (the same as `make demo`), measured on {measured}; epoch lines trimmed. Losses, "
     "metrics and timings change with the code and the machine; the drift test checks every line against the format "
@@ -190,7 +192,9 @@ DEMO = Transcript(
 
 # --- a load test of the demo's model (recorded: ~2 min, needs the demo's model) -------------------------------------
 
-LOADTEST_FLAGS = "--concurrency 1,2,4,8 --requests 150 --seconds 20 --p99-ms 500 --peak-rps 40 --min-capacity 2"
+LOADTEST_FLAGS = (
+    "--concurrency 1,2,4,8 --requests 150 --seconds 20 --p99-ms 500 --peak-rps 40 --min-capacity 2"
+)
 DEMO_MODEL = REPO_ROOT / "demo-output" / "opt_ml" / "model"
 
 
@@ -236,9 +240,13 @@ def metric_lines_drift(lines: list[str]) -> list[str]:
                 epoch, _, epochs = progress.partition("/")
                 again = metrics.format_epoch_line(int(epoch), int(epochs), _values(body))
             elif metrics.is_final_line(line):
-                again = metrics.format_final_line(_values(line.removeprefix(f"{metrics.PREFIX} {metrics.FINAL} ")))
+                again = metrics.format_final_line(
+                    _values(line.removeprefix(f"{metrics.PREFIX} {metrics.FINAL} "))
+                )
             elif metrics.is_int8_line(line):
-                again = metrics.format_int8_line(_values(line.removeprefix(f"{metrics.PREFIX} {metrics.INT8} ")))
+                again = metrics.format_int8_line(
+                    _values(line.removeprefix(f"{metrics.PREFIX} {metrics.INT8} "))
+                )
             else:
                 continue
         except (KeyError, ValueError) as exc:

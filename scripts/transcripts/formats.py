@@ -90,12 +90,16 @@ def module_files(module: str) -> list[Path]:
     return [origin]
 
 
+_OWN = Path(__file__).resolve().parent  # this package's strings quote what others print: never a source
+
+
 @functools.cache
 def patterns(modules: tuple[str, ...]) -> frozenset[Pattern]:
     found: set[Pattern] = set()
     for module in modules:
         for path in module_files(module):
-            found |= patterns_in_source(path.read_text())
+            if not path.resolve().is_relative_to(_OWN):
+                found |= patterns_in_source(path.read_text())
     return frozenset(found)
 
 

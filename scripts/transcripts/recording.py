@@ -24,7 +24,9 @@ class Recording:
     command: str  # as a reader types it
     output: list[str]
     formats: list[str | None] = field(default_factory=list)
-    measured_on: str | None = None  # "2026-12-05 23:40 UTC, 2 CPUs, load average 0.42"; None: machine-independent
+    measured_on: str | None = (
+        None  # "2026-12-05 23:40 UTC, 2 CPUs, load average 0.42"; None: machine-independent
+    )
 
     @classmethod
     def load(cls, name: str) -> Recording:
