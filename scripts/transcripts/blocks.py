@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.paths import REPO_ROOT
+from scripts.cli import OperatorError
 
 MANUAL = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 _OPEN = re.compile(r"^<!-- transcript: ([\w-]+) -->$")
 _CLOSE = "<!-- /transcript -->"
 
 
-class BlockError(ValueError):
+class BlockError(OperatorError):
     """A marker that does not pair up: file, line and what was expected."""
 
 

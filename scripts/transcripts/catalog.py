@@ -134,7 +134,7 @@ SIMULATE_PROD_SPIKE = Transcript(
     command=f"python {' '.join(_SPIKE)} {_SPIKE_PLOT}",
     record=_spike(lambda scratch: REPO_ROOT / _SPIKE_PLOT),  # the recording redraws the plot the page shows
     rerun=_spike(lambda scratch: scratch / "plot.png"),
-    intro="$ {command} (the simulation is deterministic: the drift test runs it again; regenerate: {regenerate}):",
+    intro="Output of {command} (deterministic: the drift test runs it again and compares; regenerate: {regenerate}):",
 )
 
 _STEP = ["-m", "scripts.simulate_autoscaling", "--stage", "Dev", "--profile", "step", "--peak-rps", "30"]
@@ -155,7 +155,36 @@ SIMULATE_DEV_STEP = Transcript(
     record=_step,
     rerun=_step,
     trim=from_scaling_activities,
-    intro="$ {command} (from its scaling activities on; checked like the one above, regenerate: {regenerate}):",
+    intro="Output of {command} from its scaling activities on (checked like the one above; regenerate: {regenerate}):",
+)
+
+
+# --- verify_endpoint against moto (the endpoint of its own test): a match, then a silent rollback -------------------
+
+_VERIFY = """
+from tests.scripts.test_verify_endpoint import deploy_stack, moto_endpoint, run
+for asked in ("cfg-new", "cfg-newer"):
+    with moto_endpoint() as aws:
+        deploy_stack(aws["cloudformation"], expected_config=asked)
+        report = run(aws)
+    print(report.render())
+    print("OK" if report.ok else "FAILED")
+    print()
+"""
+
+
+def _verify(scratch: Path) -> list[str]:
+    return normalise(_python(["-c", _VERIFY], what="scripts.verify_endpoint", timeout=120))
+
+
+VERIFY_MOTO = Transcript(
+    name="verify-moto",
+    command="python -m scripts.verify_endpoint --stage Prod",
+    record=_verify,
+    rerun=_verify,
+    intro="What {command} prints, run by its test against moto (tests/scripts/test_verify_endpoint.py: the stack "
+    "asks for the config the endpoint runs, then for one it does not run); the drift test runs it again (regenerate: "
+    "{regenerate}):",
 )
 
 
@@ -222,7 +251,7 @@ LOADTEST = Transcript(
     "that printed it (regenerate, after the demo: {regenerate}):",
 )
 
-TRANSCRIPTS = {t.name: t for t in (SYNTH, SIMULATE_PROD_SPIKE, SIMULATE_DEV_STEP, DEMO, LOADTEST)}
+TRANSCRIPTS = {t.name: t for t in (SYNTH, SIMULATE_PROD_SPIKE, SIMULATE_DEV_STEP, VERIFY_MOTO, DEMO, LOADTEST)}
 
 
 # --- replays of what the expensive ones printed ------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from infra.paths import REPO_ROOT
 from scripts import cli
-from scripts.cli import CheckFailed
+from scripts.cli import CheckFailed, OperatorError
 from scripts.transcripts import blocks, formats
 from scripts.transcripts.catalog import TRANSCRIPTS, Transcript
 from scripts.transcripts.check import blocks_drift, recording_drift
@@ -58,6 +58,10 @@ def record(transcript: Transcript) -> Path:
 
 def render() -> None:
     for path in blocks.MANUAL:
+        for block in blocks.blocks(path):
+            if block.name not in TRANSCRIPTS:
+                where = f"{path.relative_to(REPO_ROOT)}:{block.line}"
+                raise OperatorError(f"{where}: no transcript {block.name!r}; expected one of {list(TRANSCRIPTS)}")
         if blocks.rewrite(path, lambda name: TRANSCRIPTS[name].render(Recording.load(name))):
             print(f"rendered {path.relative_to(REPO_ROOT)}")
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from infra.paths import REPO_ROOT
+from scripts.cli import OperatorError
 
 RECORDINGS = REPO_ROOT / "docs" / "transcripts"
 
@@ -34,7 +35,7 @@ class Recording:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise FileNotFoundError(
+            raise OperatorError(
                 f"{path.relative_to(REPO_ROOT)}: no recording of {name!r}; make it with "
                 f"python -m scripts.transcripts --only {name}"
             ) from None

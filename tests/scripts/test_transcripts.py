@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from app.contracts import metrics
-from infra.paths import REPO_ROOT
 from scripts.transcripts import blocks, formats
 from scripts.transcripts.catalog import TRANSCRIPTS, metric_lines_drift
 from scripts.transcripts.check import blocks_drift, recording_drift
@@ -78,9 +77,3 @@ def test_an_unclosed_marker_is_named_with_file_and_line(tmp_path: Path) -> None:
     page.write_text("# Page\n\n<!-- transcript: demo -->\n```text\n```\n")
     with pytest.raises(blocks.BlockError, match=r"page\.md:3: transcript 'demo' has no closing"):
         blocks.blocks(page)
-
-
-def test_the_manual_has_blocks_and_each_names_a_transcript() -> None:
-    shown = {block.name for path in blocks.MANUAL for block in blocks.blocks(path)}
-    assert shown == set(TRANSCRIPTS)
-    assert (REPO_ROOT / "docs" / "transcripts").is_dir()
