@@ -10,6 +10,7 @@ the metrics contract, the demo's synth step against synth's own transcript).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -188,6 +189,38 @@ VERIFY_MOTO = Transcript(
 )
 
 
+# --- release verify against moto + Stubber (the passing endpoint of its own test) -----------------------------------
+
+_RELEASE_VERIFY = """
+import boto3
+from moto import mock_aws
+from tests.scripts.test_release_gates import REGION, endpoint_stubs, run_verify, runtime, stack
+with mock_aws():
+    cloudformation = boto3.client("cloudformation", region_name=REGION)
+    stack(cloudformation)
+    report = run_verify(cloudformation, endpoint_stubs(), runtime(answers=1 + 1 + 5), load_requests=5)
+print(report.render())
+"""
+# The load smoke's latencies and rate are this machine's, not the code's.
+_LOAD_SMOKE_FIGURES = re.compile(r"p50 [\d.]+ ms, p99 [\d.]+ ms, [\d.]+ rps")
+
+
+def _release_verify(scratch: Path) -> list[str]:
+    lines = normalise(_python(["-c", _RELEASE_VERIFY], what="scripts.release verify", timeout=120))
+    return [_LOAD_SMOKE_FIGURES.sub("p50 <ms> ms, p99 <ms> ms, <n> rps", line) for line in lines]
+
+
+RELEASE_VERIFY = Transcript(
+    name="release-verify",
+    command="python -m scripts.release verify --stage Staging",
+    record=_release_verify,
+    rerun=_release_verify,
+    intro="The report of {command}, run by its test against moto and botocore's Stubber "
+    "(tests/scripts/test_release_gates.py, the example release on Staging; the load smoke's figures are placeholders: "
+    "they are the machine's); the drift test runs it again (regenerate: {regenerate}):",
+)
+
+
 # --- the demo (recorded: ~5 min) ---------------------------------------------------------------------------------
 
 
@@ -251,7 +284,10 @@ LOADTEST = Transcript(
     "that printed it (regenerate, after the demo: {regenerate}):",
 )
 
-TRANSCRIPTS = {t.name: t for t in (SYNTH, SIMULATE_PROD_SPIKE, SIMULATE_DEV_STEP, VERIFY_MOTO, DEMO, LOADTEST)}
+TRANSCRIPTS = {
+    t.name: t
+    for t in (SYNTH, SIMULATE_PROD_SPIKE, SIMULATE_DEV_STEP, VERIFY_MOTO, RELEASE_VERIFY, DEMO, LOADTEST)
+}
 
 
 # --- replays of what the expensive ones printed ------------------------------------------------------------------

@@ -61,7 +61,9 @@ def render() -> None:
         for block in blocks.blocks(path):
             if block.name not in TRANSCRIPTS:
                 where = f"{path.relative_to(REPO_ROOT)}:{block.line}"
-                raise OperatorError(f"{where}: no transcript {block.name!r}; expected one of {list(TRANSCRIPTS)}")
+                raise OperatorError(
+                    f"{where}: no transcript {block.name!r}; expected one of {list(TRANSCRIPTS)}"
+                )
         if blocks.rewrite(path, lambda name: TRANSCRIPTS[name].render(Recording.load(name))):
             print(f"rendered {path.relative_to(REPO_ROOT)}")
 
