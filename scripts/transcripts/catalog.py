@@ -52,14 +52,19 @@ def _python(args: list[str], *, what: str, timeout: float) -> str:
 class Transcript:
     name: str
     command: str  # what the reader types (shown in the block)
-    record: Callable[[Path], list[str]]  # run it for real in a scratch folder; normalised lines
+    record: Callable[
+        [Path, list[str]], list[str]
+    ]  # run it for real (scratch folder, extra args); normalised lines
     intro: str  # the sentence above the block ({command}, {measured}, {regenerate} filled in)
     expensive: bool = False  # recorded once; never run by the check
-    rerun: Callable[[Path], list[str]] | None = None  # the check's run (cheap ones): lines to compare
+    rerun: Callable[[Path, list[str]], list[str]] | None = (
+        None  # the check's run (cheap ones): lines to compare
+    )
     compared: Callable[[list[str]], list[str]] = lambda lines: lines  # the recorded lines a rerun must equal
     trim: Callable[[list[str]], list[str]] = lambda lines: lines  # recorded output -> the lines shown
     replay: Callable[[list[str]], list[str]] = lambda lines: []  # expensive ones: what the check re-derives
     modules: tuple[str, ...] = OURS
+    takes_args: bool = False  # the recording may add arguments to the command (shown in the block)
 
     def render(self, recording: Recording) -> str:
         intro = self.intro.format(
@@ -89,8 +94,8 @@ else:
 """
 
 
-def _synth(mode: str) -> Callable[[Path], list[str]]:
-    def run(scratch: Path) -> list[str]:
+def _synth(mode: str) -> Callable[[Path, list[str]], list[str]]:
+    def run(scratch: Path, args: list[str]) -> list[str]:
         outdir = scratch / "cdk.out"
         text = _python(["-c", _FRESH_CLONE, mode, str(outdir)], what="scripts.synth", timeout=600)
         return normalise(text, extra={str(outdir): "cdk.out"})
@@ -121,8 +126,8 @@ _SPIKE_PLOT = "docs/img/autoscaling-prod-spike.png"
 _SPIKE = ["-m", "scripts.simulate_autoscaling", "--stage", "Prod", "--profile", "spike", "--plot"]
 
 
-def _spike(plot: Callable[[Path], Path]) -> Callable[[Path], list[str]]:
-    def run(scratch: Path) -> list[str]:
+def _spike(plot: Callable[[Path], Path]) -> Callable[[Path, list[str]], list[str]]:
+    def run(scratch: Path, args: list[str]) -> list[str]:
         target = plot(scratch)
         text = _python([*_SPIKE, str(target)], what="scripts.simulate_autoscaling", timeout=120)
         return normalise(text, extra={str(target): _SPIKE_PLOT})
@@ -141,7 +146,7 @@ SIMULATE_PROD_SPIKE = Transcript(
 _STEP = ["-m", "scripts.simulate_autoscaling", "--stage", "Dev", "--profile", "step", "--peak-rps", "30"]
 
 
-def _step(scratch: Path) -> list[str]:
+def _step(scratch: Path, args: list[str]) -> list[str]:
     return normalise(_python(_STEP, what="scripts.simulate_autoscaling", timeout=120))
 
 
@@ -174,7 +179,7 @@ for asked in ("cfg-new", "cfg-newer"):
 """
 
 
-def _verify(scratch: Path) -> list[str]:
+def _verify(scratch: Path, args: list[str]) -> list[str]:
     return normalise(_python(["-c", _VERIFY], what="scripts.verify_endpoint", timeout=120))
 
 
@@ -205,7 +210,7 @@ print(report.render())
 _LOAD_SMOKE_FIGURES = re.compile(r"p50 [\d.]+ ms, p99 [\d.]+ ms, [\d.]+ rps")
 
 
-def _release_verify(scratch: Path) -> list[str]:
+def _release_verify(scratch: Path, args: list[str]) -> list[str]:
     lines = normalise(_python(["-c", _RELEASE_VERIFY], what="scripts.release verify", timeout=120))
     return [_LOAD_SMOKE_FIGURES.sub("p50 <ms> ms, p99 <ms> ms, <n> rps", line) for line in lines]
 
@@ -224,9 +229,9 @@ RELEASE_VERIFY = Transcript(
 # --- the demo (recorded: ~5 min) ---------------------------------------------------------------------------------
 
 
-def _demo(scratch: Path) -> list[str]:
+def _demo(scratch: Path, args: list[str]) -> list[str]:
     # The default --workdir (demo-output/, the folder docs/demo.md names), as a reader runs it.
-    return normalise(_python(["-m", "scripts.demo"], what="scripts.demo", timeout=3600))
+    return normalise(_python(["-m", "scripts.demo", *args], what="scripts.demo", timeout=3600))
 
 
 def trim_epochs(lines: list[str]) -> list[str]:
@@ -243,10 +248,12 @@ DEMO = Transcript(
     command="python -m scripts.demo",
     record=_demo,
     expensive=True,
+    takes_args=True,
     trim=trim_epochs,
     modules=(*OURS, "ultralytics.nn.tasks"),  # ultralytics' "Transferred N/M items from pretrained weights"
     replay=lambda lines: metric_lines_drift(lines) + synth_step_drift(lines, Recording.load("synth").output),
-    intro="Output of {command} (the same as `make demo`), measured on {measured}; epoch lines trimmed. Losses, "
+    intro="Output of {command} (`make demo` runs `python -m scripts.demo`), measured on {measured}; epoch lines "
+    "trimmed. Losses, "
     "metrics and timings change with the code and the machine; the drift test checks every line against the format "
     "string that printed it and the synth step against synth's transcript (regenerate, ~5 min: {regenerate}):",
 )
@@ -260,7 +267,7 @@ LOADTEST_FLAGS = (
 DEMO_MODEL = REPO_ROOT / "demo-output" / "opt_ml" / "model"
 
 
-def _loadtest(scratch: Path) -> list[str]:
+def _loadtest(scratch: Path, args: list[str]) -> list[str]:
     from scripts.demo import serving  # the demo's own way to serve a model on 127.0.0.1
 
     if not (DEMO_MODEL / "model.onnx").is_file():

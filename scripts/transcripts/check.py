@@ -38,13 +38,15 @@ def recording_drift(transcript: Transcript) -> list[str]:
     recording = Recording.load(transcript.name)
     fix = f"re-record: {REGENERATE} --only {transcript.name}"
     problems = []
-    if recording.command != transcript.command:
+    if not (recording.command + " ").startswith(transcript.command + " ") or (
+        recording.command != transcript.command and not transcript.takes_args
+    ):
         problems.append(f"recorded {recording.command!r}, the catalog runs {transcript.command!r}")
     problems += formats.drifted(recording.output, recording.formats, transcript.modules)
     problems += transcript.replay(recording.output)
     if transcript.rerun is not None:
         with tempfile.TemporaryDirectory(prefix=f"transcript-{transcript.name}-") as scratch:
-            now = transcript.compared(transcript.rerun(Path(scratch)))
+            now = transcript.compared(transcript.rerun(Path(scratch), []))
         recorded = transcript.compared(recording.output)
         if now != recorded:
             diff = difflib.unified_diff(recorded, now, "recorded", "now", lineterm="", n=1)

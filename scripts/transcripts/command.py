@@ -10,6 +10,7 @@ Exit status (scripts/cli.py): 0 done or no drift, 1 a run failed, 2 usage, 3 dri
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from pathlib import Path
 
@@ -27,6 +28,12 @@ def parser() -> cli.ArgumentParser:
     parser.add_argument(
         "--only", action="append", choices=list(TRANSCRIPTS), help="record only this one (repeat)"
     )
+    parser.add_argument(
+        "--demo-args",
+        default="",
+        metavar="ARGS",
+        help="extra arguments of the demo's recording, e.g. '--epochs 2' on a busy machine (the block shows them)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--render", action="store_true", help="record nothing; render the blocks from the recordings"
@@ -35,15 +42,16 @@ def parser() -> cli.ArgumentParser:
     return parser
 
 
-def record(transcript: Transcript) -> Path:
-    print(f"== {transcript.name}: {transcript.command}", flush=True)
+def record(transcript: Transcript, args: list[str]) -> Path:
+    command = " ".join([transcript.command, *args])
+    print(f"== {transcript.name}: {command}", flush=True)
     when = measured_on()
     with tempfile.TemporaryDirectory(prefix=f"transcript-{transcript.name}-") as scratch:
-        output = transcript.record(Path(scratch))
+        output = transcript.record(Path(scratch), args)
     explained = [formats.explain(line, transcript.modules) for line in output]
     recording = Recording(
         name=transcript.name,
-        command=transcript.command,
+        command=command,
         output=output,
         formats=[p.shown() if p else None for p in explained],
         measured_on=when,
@@ -82,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
             raise CheckFailed(f"{len(problems)} transcript problem(s) (listed above)")
         print(f"no drift: {len(chosen)} transcript(s), every block of README.md and docs/")
         return cli.EXIT_OK
+    demo_args = shlex.split(args.demo_args)
     if not args.render:
         for transcript in chosen:
-            record(transcript)
+            record(transcript, demo_args if transcript.takes_args else [])
     render()
     return cli.EXIT_OK
