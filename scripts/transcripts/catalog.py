@@ -72,7 +72,7 @@ class Transcript:
             measured=recording.measured_on or "",
             regenerate=f"`{REGENERATE} --only {self.name}`",
         )
-        body = "\n".join(self.trim(recording.output))
+        body = "\n".join(self.trim(recording.output)).strip("\n")
         return f"{textwrap.fill(intro, width=118)}\n\n```text\n{body}\n```"
 
 

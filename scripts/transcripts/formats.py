@@ -22,7 +22,7 @@ from pathlib import Path
 FIELD = "\x00"  # a replacement field in a pattern's text (never in printed text)
 _PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\d+|\*)?(?:\.\d+)?[sdirfgexXc%]")
 _BRACES = re.compile(r"\{[^{}]*\}")
-_MIN_LITERAL = 3  # a pattern must carry at least this many literal non-space characters to explain a line
+_MIN_LETTERS = 3  # a pattern must carry this many literal letters to explain a line ("{}.{}.{}" explains nothing)
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Pattern:
 
 def _lines(text: str) -> Iterable[str]:
     for line in text.split("\n"):
-        if sum(1 for c in line if c != FIELD and not c.isspace()) >= _MIN_LITERAL:
+        if sum(1 for c in line if c.isalpha()) >= _MIN_LETTERS:
             yield line
 
 
