@@ -9,6 +9,8 @@ the metrics contract, the demo's synth step against synth's own transcript).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -167,20 +169,30 @@ SIMULATE_DEV_STEP = Transcript(
 
 # --- verify_endpoint against moto (the endpoint of its own test): a match, then a silent rollback -------------------
 
-_VERIFY = """
-from tests.scripts.test_verify_endpoint import deploy_stack, moto_endpoint, run
-for asked in ("cfg-new", "cfg-newer"):
-    with moto_endpoint() as aws:
-        deploy_stack(aws["cloudformation"], expected_config=asked)
-        report = run(aws)
-    print(report.render())
-    print("OK" if report.ok else "FAILED")
-    print()
-"""
+
+def _printed(run: Callable[[], None]) -> str:
+    """What ``run`` prints (in this process: the moto scenarios are cheap, and their modules are already loaded
+    in a test session)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        run()
+    return out.getvalue()
+
+
+def _verify_reports() -> None:
+    from tests.scripts.test_verify_endpoint import deploy_stack, moto_endpoint, run
+
+    for asked in ("cfg-new", "cfg-newer"):
+        with moto_endpoint() as aws:
+            deploy_stack(aws["cloudformation"], expected_config=asked)
+            report = run(aws)
+        print(report.render())
+        print("OK" if report.ok else "FAILED")
+        print()
 
 
 def _verify(scratch: Path, args: list[str]) -> list[str]:
-    return normalise(_python(["-c", _VERIFY], what="scripts.verify_endpoint", timeout=120))
+    return normalise(_printed(_verify_reports))
 
 
 VERIFY_MOTO = Transcript(
@@ -196,22 +208,26 @@ VERIFY_MOTO = Transcript(
 
 # --- release verify against moto + Stubber (the passing endpoint of its own test) -----------------------------------
 
-_RELEASE_VERIFY = """
-import boto3
-from moto import mock_aws
-from tests.scripts.test_release_gates import REGION, endpoint_stubs, run_verify, runtime, stack
-with mock_aws():
-    cloudformation = boto3.client("cloudformation", region_name=REGION)
-    stack(cloudformation)
-    report = run_verify(cloudformation, endpoint_stubs(), runtime(answers=1 + 1 + 5), load_requests=5)
-print(report.render())
-"""
+
+def _release_verify_report() -> None:
+    import boto3
+    from moto import mock_aws
+
+    from tests.scripts.test_release_gates import REGION, endpoint_stubs, run_verify, runtime, stack
+
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation", region_name=REGION)
+        stack(cloudformation)
+        report = run_verify(cloudformation, endpoint_stubs(), runtime(answers=1 + 1 + 5), load_requests=5)
+    print(report.render())
+
+
 # The load smoke's latencies and rate are this machine's, not the code's.
 _LOAD_SMOKE_FIGURES = re.compile(r"p50 [\d.]+ ms, p99 [\d.]+ ms, [\d.]+ rps")
 
 
 def _release_verify(scratch: Path, args: list[str]) -> list[str]:
-    lines = normalise(_python(["-c", _RELEASE_VERIFY], what="scripts.release verify", timeout=120))
+    lines = normalise(_printed(_release_verify_report))
     return [_LOAD_SMOKE_FIGURES.sub("p50 <ms> ms, p99 <ms> ms, <n> rps", line) for line in lines]
 
 

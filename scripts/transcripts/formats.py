@@ -22,7 +22,9 @@ from pathlib import Path
 FIELD = "\x00"  # a replacement field in a pattern's text (never in printed text)
 _PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\d+|\*)?(?:\.\d+)?[sdirfgexXc%]")
 _BRACES = re.compile(r"\{[^{}]*\}")
-_MIN_LETTERS = 3  # a pattern must carry this many literal letters to explain a line ("{}.{}.{}" explains nothing)
+_MIN_LETTERS = (
+    3  # a pattern must carry this many literal letters to explain a line ("{}.{}.{}" explains nothing)
+)
 
 
 @dataclass(frozen=True)
