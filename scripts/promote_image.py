@@ -3,7 +3,9 @@
 Copies the exact image (manifest bytes and layers, so the digest stays the same) with the ECR API only - no Docker
 daemon - into the repository that the stage's ``Data`` stack created (found through its stack outputs, since the
 repositories have no physical names), tags it ``sha256-<digest>`` (tags are immutable), verifies the digest and
-prints the ``images.<name>`` pin to put into ``infra/stages.py`` for that stage.
+prints the release record field that pins it (``images.<name>``, ``images.serve.<variant>`` for the variant the stage
+serves): a stage deploys the images its release names, and synth refuses image pins in ``infra/stages.py`` while a
+release is current.
 
     python -m scripts.promote_image --image serve \
         --source 111122223333.dkr.ecr.eu-west-1.amazonaws.com/cdk-hnb659fds-container-assets-...:<tag> \
@@ -28,7 +30,9 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from app.contracts.image_uri import ECR_REPOSITORY, IMAGE_DIGEST
+from infra.release_record import ServeVariant
 from infra.stack_outputs import DataOutputs
+from infra.stage_release import serve_variant
 from scripts.lib import aws, cli
 from scripts.lib.cli import OperatorError
 
@@ -195,6 +199,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     source: ImageRef = args.source
+    # The serve variant the stage runs, from its config: checked before any AWS call.
+    variant = serve_variant(aws.stage_config(args.to_stage).endpoint.instance_type)
     session = aws.aws_session(profile=args.profile, region=args.region)
     target_uri = target_repository_uri(session.client("cloudformation"), args.to_stage, args.image)
     target_region = target_uri.split(".")[3]  # <account>.dkr.ecr.<region>.amazonaws.com/<repo>
@@ -205,8 +211,17 @@ def main(argv: list[str] | None = None) -> int:
         target_uri,
         dry_run=args.dry_run,
     )
-    print(f'{args.to_stage}: images.{args.image} = "{pinned}"')
+    print(release_setting(args.to_stage, args.image, pinned, variant=variant))
+    print("(a field of the release record, releases/<id>.json: docs/releasing.md)", file=sys.stderr)
     return 0
+
+
+def release_setting(stage: str, image: str, pinned: str, *, variant: ServeVariant) -> str:
+    """``Staging: images.serve.gpu = {"repository": ..., "digest": ...}``: the release record's field (what
+    infra.release_record.parse_release reads), not a stage config pin (synth refuses those with a release)."""
+    field = f"images.{image}.{variant}" if image == "serve" else f"images.{image}"
+    repository, _, digest = pinned.partition("@")
+    return f"{stage}: {field} = {json.dumps({'repository': repository, 'digest': digest})}"
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from infra.release_record import parse_release
+from infra.stage_release import for_stage, serve_variant
+from scripts.lib.aws import stage_config
 from scripts.lib.cli import OperatorError
 from scripts.promote_image import ImageRef, main, promote, target_repository_uri
+from tests.fixtures.release_records import operator_release_doc
 
 REGION = "us-east-1"
 MANIFEST = json.dumps(
@@ -76,3 +80,32 @@ def test_malformed_source_uri_fails_with_a_message(capsys: pytest.CaptureFixture
         main(["--image", "serve", "--source", "serve:latest", "--to-stage", "Staging", "--region", REGION])
     assert exit_info.value.code == 2
     assert "argument --source: expected" in capsys.readouterr().err
+
+
+@mock_aws
+def test_printed_setting_is_the_release_field_synth_deploys(capsys: pytest.CaptureFixture[str]) -> None:
+    """issue 26: the printed line was a stage-config pin (images.serve = "<uri>") that synth refuses while a release
+    is current; it is the release record's field, and the record with it validates and serves Staging's variant."""
+    ecr = boto3.client("ecr", region_name=REGION)
+    source = ecr.create_repository(repositoryName="cdk-assets")["repository"]["repositoryUri"]
+    ecr.put_image(repositoryName="cdk-assets", imageManifest=MANIFEST, imageTag="abc")
+    target = source.replace("cdk-assets", "staging-serve")
+    _data_stack("Staging", target)
+
+    assert main(["--image", "serve", "--source", f"{source}:abc", "--to-stage", "Staging", "--dry-run"]) == 0
+    stage, _, setting = capsys.readouterr().out.strip().partition(": ")
+    field, _, value = setting.partition(" = ")
+    doc = operator_release_doc()  # a release in moto's account and region, as `release create` writes it
+    *parents, leaf = field.split(".")
+    node = doc
+    for name in parents:
+        node = node[name]
+    node[leaf] = json.loads(value)
+    release = parse_release(json.dumps(doc), source="printed setting")
+
+    config = stage_config(stage)
+    assert (
+        for_stage(release, config).serve
+        == release.serve_image(serve_variant(config.endpoint.instance_type)).uri
+    )
+    assert release.serve_image(serve_variant(config.endpoint.instance_type)).repository == target

@@ -55,6 +55,7 @@ def _parse_functions() -> dict[str, Callable[[list[str]], object]]:
         verify_endpoint,
     )
     from scripts.release.__main__ import build_parser as release_parser
+    from scripts.transcripts import command as transcripts
 
     return {
         "app.dataprep": lambda argv: dataprep_parser().parse_args(argv),
@@ -71,6 +72,7 @@ def _parse_functions() -> dict[str, Callable[[list[str]], object]]:
         "scripts.release": lambda argv: release_parser().parse_args(argv),
         "scripts.gpu_check": lambda argv: gpu_check.parser().parse_args(argv),
         "scripts.lock": lambda argv: lock.parser().parse_args(argv),
+        "scripts.transcripts": lambda argv: transcripts.parser().parse_args(argv),
     }
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -43,6 +44,13 @@ GOOD_BODY = {
 @pytest.fixture
 def aws() -> Iterator[dict[str, Any]]:
     """moto: an endpoint running config 'cfg-new' (variant c5-xlarge); the stack is created by each test."""
+    with moto_endpoint() as clients:
+        yield clients
+
+
+@contextlib.contextmanager
+def moto_endpoint() -> Iterator[dict[str, Any]]:
+    """The ``aws`` fixture's endpoint (also the transcript docs/operating.md shows: scripts/transcripts/catalog.py)."""
     with mock_aws():
         sm = boto3.client("sagemaker", region_name=REGION)
         sm.create_model(ModelName="model", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": IMAGE})
