@@ -24,7 +24,7 @@ from infra.paths import EXAMPLE_RELEASES_DIR
 from infra.release_record import CURRENT, Release, load_current
 from infra.stack_outputs import ServingOutputs
 from scripts.lib.cli import EXIT_ERROR, EXIT_OK
-from scripts.release import main
+from scripts.release.__main__ import main
 from scripts.release.replay.capture import CapturedRequest, CaptureRead, capture_files, newest_requests
 from scripts.release.replay.matching import match
 from scripts.release.replay.report import load_report
