@@ -80,6 +80,16 @@ class TrainingLaunchers(Construct):
             )
 
         artifacts = artifacts_bucket.bucket_name
+        # The group's ARN, not its name: SageMaker's model package APIs take either, and the name holds the Data
+        # stack's id (infra/stacks/stateful.py), which another stack can only reference as a whole value.
+        self.model_package_group_name: str = model_package_group.attr_model_package_group_arn
+        champion_env = {
+            env.MODEL_PACKAGE_GROUP_NAME: self.model_package_group_name,
+            env.CHAMPION_MAP_DROP_TOLERANCE: str(settings.champion_map_drop_tolerance),
+            env.CHAMPION_CLASS_DROP_TOLERANCE: str(settings.champion_class_drop_tolerance),
+            env.CHAMPION_MIN_CLASS_INSTANCES: str(settings.champion_min_class_instances),
+            env.CHAMPION_CONFIDENCE: str(settings.champion_confidence),
+        }
         self.runner = make_launcher(
             "Runner",
             handler="app.launcher.runner.handler",
@@ -105,18 +115,17 @@ class TrainingLaunchers(Construct):
                 env.INT8_MAP_DROP_CAP: str(settings.int8_map_drop_cap),
                 env.INT8_CLASS_DROP_CAP: str(settings.int8_class_drop_cap),
                 env.TAGS: json.dumps(config.tags, sort_keys=True),
+                **champion_env,
             },
         )
-        # The group's ARN, not its name: SageMaker's model package APIs take either, and the name holds the Data
-        # stack's id (infra/stacks/stateful.py), which another stack can only reference as a whole value.
-        self.model_package_group_name: str = model_package_group.attr_model_package_group_arn
         self.registrar = make_launcher(
             "Registrar",
             handler="app.launcher.registrar.handler",
             purpose="register finished training jobs as model versions",
-            timeout_s=30,
+            # streams the job's model.tar.gz from S3 up to its model.json and comparison reports
+            timeout_s=120,
             environment={
-                env.MODEL_PACKAGE_GROUP_NAME: self.model_package_group_name,
+                **champion_env,
                 env.QUALITY_BAR_MAP50_95: str(settings.quality_bar_map50_95),
                 env.SERVE_IMAGE_URI: serve_image_uri,
             },
