@@ -65,9 +65,10 @@ WORSE = {
     "wrench": diff(0.58, 0.41, 0.03),
     "screwdriver": diff(0.55, 0.55, 0.01),
 }
+# Within noise of the champion on every class (overall +0.001, its CI straddling 0).
 NOT_WORSE = {
-    "hammer": diff(0.61, 0.615, 0.008),
-    "wrench": diff(0.58, 0.585, 0.01),
+    "hammer": diff(0.61, 0.612, 0.008),
+    "wrench": diff(0.58, 0.579, 0.01),
     "screwdriver": diff(0.55, 0.552, 0.008),
 }
 

@@ -18,7 +18,6 @@ from tests.app.launcher.comparisons import REPORTS, model_tar, png, upload
 from tests.app.launcher.events import state_change
 from tests.app.launcher.stage_settings import ACCOUNT, CHAMPION_ENV, DATASET_URI, REGION, SERVE_IMAGE
 
-
 FIRST_MODEL = Comparison(status="no_champion", reason="the stage has no Approved version")
 
 
