@@ -55,9 +55,14 @@ def _channels(sent: dict[str, Any]) -> dict[str, str]:
     return {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in sent["InputDataConfig"]}
 
 
-def test_the_latest_approved_version_is_the_champion_channel(
+def test_the_latest_approved_version_is_the_champion_channel_and_only_then(
     runner_settings: RunnerSettings, sagemaker: Any, group: str
 ) -> None:
+    _version(sagemaker, "PendingManualApproval", _model("yolo-dev-first"))
+    result, before = _start(runner_settings, sagemaker, run_label="before-approval")
+    assert result["status"] == "started", result
+    assert CHAMPION_CHANNEL not in _channels(before)
+    assert not any(k.startswith("champion_") for k in before["HyperParameters"])
     _version(sagemaker, "Approved", _model("yolo-dev-old"))
     newest = _version(sagemaker, "Approved", _model("yolo-dev-new"))
     _version(sagemaker, "PendingManualApproval", _model("yolo-dev-pending"))  # newer, but not approved
@@ -74,16 +79,6 @@ def test_the_latest_approved_version_is_the_champion_channel(
     assert hyperparameters["champion_class_drop_tolerance"] == "0.05"
     assert hyperparameters["champion_min_class_instances"] == "20"
     assert hyperparameters["champion_confidence"] == "0.95"
-
-
-def test_no_champion_channel_without_an_approved_version(
-    runner_settings: RunnerSettings, sagemaker: Any, group: str
-) -> None:
-    _version(sagemaker, "PendingManualApproval", _model("yolo-dev-pending"))
-    result, sent = _start(runner_settings, sagemaker)
-    assert result["status"] == "started", result
-    assert CHAMPION_CHANNEL not in _channels(sent)
-    assert not any(k.startswith("champion_") for k in sent["HyperParameters"])
 
 
 def test_a_request_may_opt_out_or_name_the_version(
