@@ -24,7 +24,6 @@ MAX_CARD_BYTES = 1 << 20  # model.json is a few KB; a larger member is not ours
 MAX_REPORT_BYTES = 8 << 20  # one comparison PNG
 MAX_REPORTS = 16
 REPORTS_DIR = "comparison/"
-EVALUATION_DIR = "evaluation/"
 COMPARISON_JSON = "comparison.json"
 _LISTED_CLASSES = 5  # worse classes named in the description (the rest: comparison.json)
 # CustomerMetadataProperties keys and values: 1-128 / 1-256 characters of letters, numbers, spaces and _.:/=+-@

@@ -20,6 +20,7 @@ from typing import Any
 from app.contracts.channels import DATASET_CHANNEL
 from app.contracts.invocation import JSON_TYPE, RAW_IMAGE_TYPES
 from app.contracts.metrics import INT8_FIELDS, QUALITY_METRIC
+from app.contracts.storage import EVALUATION_DIR
 from app.launcher import aws, evidence
 from app.launcher.settings import RegistrarSettings
 
@@ -89,7 +90,7 @@ def _latest_approved(sagemaker: Any, group: str) -> str | None:
 def _evaluation_prefix(description: Mapping[str, Any]) -> str:
     """``<S3OutputPath><job>/evaluation/``: next to the job's output/model.tar.gz."""
     output = str(description["OutputDataConfig"]["S3OutputPath"]).rstrip("/")
-    return f"{output}/{description['TrainingJobName']}/{evidence.EVALUATION_DIR}"
+    return f"{output}/{description['TrainingJobName']}/{EVALUATION_DIR}"
 
 
 def register(
