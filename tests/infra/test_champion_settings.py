@@ -11,8 +11,8 @@ from infra.stages import STAGES
 
 
 def _training(name: str, **changes: Any) -> dict[str, Any]:
-    values = dict(STAGES[name])
-    values["training"] = {**dict(values["training"]), **changes}  # type: ignore[arg-type]
+    values: dict[str, Any] = dict(STAGES[name])
+    values["training"] = {**values["training"], **changes}
     return values
 
 
@@ -37,6 +37,7 @@ def test_champion_settings_out_of_range_are_refused_naming_stage_and_field(
 def test_each_stage_states_its_tolerances_and_later_stages_are_no_looser() -> None:
     training = {name: load_stage(name, values).training for name, values in STAGES.items()}
     for name in STAGES:
-        assert "champion_map_drop_tolerance" in STAGES[name]["training"], name  # type: ignore[operator]
+        training_values: Any = STAGES[name]["training"]
+        assert "champion_map_drop_tolerance" in training_values, name
     assert training["Prod"].champion_map_drop_tolerance <= training["Staging"].champion_map_drop_tolerance
     assert training["Prod"].champion_class_drop_tolerance <= training["Staging"].champion_class_drop_tolerance

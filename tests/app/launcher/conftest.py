@@ -24,13 +24,15 @@ def runner_settings(monkeypatch: pytest.MonkeyPatch) -> RunnerSettings:
 
 @pytest.fixture
 def registrar_settings() -> RegistrarSettings:
-    return RegistrarSettings(
-        stage="Dev",
-        job_name_prefix=PREFIX,
-        notify_topic_arn=None,
-        quality_bar_map50_95=0.5,
-        serve_image_uri=SERVE_IMAGE,
-        **CHAMPION_ENV,
+    return RegistrarSettings.model_validate(
+        {
+            "stage": "Dev",
+            "job_name_prefix": PREFIX,
+            "notify_topic_arn": None,
+            "quality_bar_map50_95": 0.5,
+            "serve_image_uri": SERVE_IMAGE,
+            **{name.lower(): value for name, value in CHAMPION_ENV.items()},
+        }
     )
 
 
