@@ -41,8 +41,21 @@ class Champion:
     model_data: str  # s3:// URI of its model.tar.gz
 
 
+def _group_name(settings: RunnerSettings) -> str:
+    return settings.model_package_group_name.rsplit("/", 1)[-1]  # the setting is the group's ARN
+
+
 def check_request(request: TrainingRequest, settings: RunnerSettings) -> None:
-    """Refuse champion hyperparameters a request may not set (pure: before any AWS call)."""
+    """Refuse a champion of another group and champion hyperparameters a request may not set (pure: before any
+    AWS call; the runner role may describe only its stage's versions)."""
+    if request.champion not in (None, NO_CHAMPION):
+        named_group = str(request.champion).rsplit("/", 2)[-2]
+        if named_group != _group_name(settings):
+            raise RequestError(
+                "champion",
+                f"'{request.champion}' is a version of '{named_group}', expected one of this stage's group "
+                f"'{_group_name(settings)}'",
+            )
     for name in RUNNER_SET:
         if name in request.hyperparameters:
             raise RequestError(
@@ -95,7 +108,7 @@ def find(request: TrainingRequest, settings: RunnerSettings, sagemaker: Any) -> 
 
 
 def _champion(package: Mapping[str, Any], arn: str, settings: RunnerSettings, *, named: bool) -> Champion:
-    group = settings.model_package_group_name.rsplit("/", 1)[-1]
+    group = _group_name(settings)
     if package.get("ModelPackageGroupName", "").rsplit("/", 1)[-1] != group:
         raise RequestError(
             "champion",

@@ -134,6 +134,11 @@ def no_aws() -> Iterator[Any]:
         ({"champion": "latest"}, "champion", "String should match pattern"),
         ({"champion": "arn:aws:sagemaker:us-east-1:123456789012:model/x"}, "champion", "pattern"),
         (
+            {"champion": "arn:aws:sagemaker:us-east-1:123456789012:model-package/prod-yolo-detector/1"},
+            "champion",
+            "is a version of 'prod-yolo-detector', expected one of this stage's group 'dev-yolo-detector'",
+        ),
+        (
             {"hyperparameters": {"champion_version": "x"}},
             "hyperparameters.champion_version",
             "set by the runner",
