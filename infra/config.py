@@ -96,6 +96,27 @@ class TrainingSettings(_Strict):
     int8_class_drop_cap: float = Field(
         0.05, ge=0, le=0.2, description="the same for the per-class bar (int8_max_class_drop)"
     )
+    # The champion comparison (app/contracts/comparison.py): the candidate must not lose more than these to the
+    # stage's Approved model, with this confidence, or the registrar leaves it for a person. Stage settings, not
+    # request knobs: the registrar refuses a comparison made with looser ones.
+    champion_map_drop_tolerance: float = Field(
+        0.01,
+        ge=0,
+        le=0.05,
+        description="largest tolerated drop of overall val mAP50-95 vs the champion (lower CI bound); 0.01 = 1 point",
+    )
+    champion_class_drop_tolerance: float = Field(
+        0.05, ge=0, le=0.2, description="the same for any one class with enough val instances"
+    )
+    champion_min_class_instances: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="a class with fewer val instances is listed as underpowered and never decides the verdict",
+    )
+    champion_confidence: float = Field(
+        0.95, ge=0.8, le=0.999, description="confidence of the bootstrap intervals the verdict reads"
+    )
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
     launcher_reserved_concurrency: int | None = Field(

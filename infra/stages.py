@@ -26,6 +26,10 @@ DEV: dict[str, object] = {
         "max_runtime_hours": 4,
         "max_wait_hours": 8,
         "quality_bar_map50_95": 0.3,
+        # The champion comparison (docs/training-runs.md "Approval"): a candidate that may have lost more than
+        # this to the stage's Approved model (overall / one class, lower bound of the 95% CI) waits for a person.
+        "champion_map_drop_tolerance": 0.02,
+        "champion_class_drop_tolerance": 0.1,
         "default_hyperparameters": {"epochs": "50", "imgsz": "640", "batch": "16", "patience": "10"},
     },
     # Data prep reads labels and images under the datasets bucket's raw/; add a labelling job's bucket here, e.g.
@@ -50,6 +54,10 @@ STAGING: dict[str, object] = {
         "max_runtime_hours": 12,
         "max_wait_hours": 24,
         "quality_bar_map50_95": 0.5,
+        "champion_map_drop_tolerance": 0.01,
+        "champion_class_drop_tolerance": 0.05,
+        "champion_min_class_instances": 20,
+        "champion_confidence": 0.95,
         "default_hyperparameters": {"epochs": "150", "imgsz": "640", "batch": "32", "patience": "30"},
     },
     # Serves on Prod's GPU family and AMI (infra/config.py check_promotion_order), on one instance: a canary would
@@ -82,6 +90,10 @@ PROD: dict[str, object] = {
         "max_runtime_hours": 24,
         "max_wait_hours": 48,
         "quality_bar_map50_95": 0.6,
+        "champion_map_drop_tolerance": 0.01,
+        "champion_class_drop_tolerance": 0.05,
+        "champion_min_class_instances": 20,
+        "champion_confidence": 0.95,
         "default_hyperparameters": {"epochs": "200", "imgsz": "640", "batch": "32", "patience": "50"},
     },
     "endpoint": {

@@ -68,6 +68,7 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
         "use_spot",
         "pretrained_uri",
         "run_label",
+        "champion",
     ):
         if getattr(args, field) is not None:
             request[field] = getattr(args, field)
@@ -311,6 +312,12 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--no-spot", dest="use_spot", action="store_false")
     start.add_argument("--pretrained-uri", type=cli.s3_uri, help="s3://.../model.pt to fine-tune from")
     start.add_argument("--run-label", help="train again on the same inputs (a new job name)")
+    start.add_argument(
+        "--champion",
+        metavar="none|PACKAGE_ARN",
+        help="the model the job is compared with (default: the stage's latest Approved version); 'none' skips the "
+        "comparison, and the registrar then leaves the version for a person (docs/training-runs.md)",
+    )
     start.set_defaults(func=cmd_start)
 
     follow = sub.add_parser("follow", help="stream a job's logs, then its status and final metrics")

@@ -33,7 +33,14 @@ INT8_MAP_DROP_CAP = "INT8_MAP_DROP_CAP"
 INT8_CLASS_DROP_CAP = "INT8_CLASS_DROP_CAP"
 TAGS = "TAGS"
 
-# The registrar: where finished jobs become model versions
+# Both: the champion comparison's tolerances (infra/config.py TrainingSettings.champion_*); the runner passes them
+# to the job, the registrar approves only a comparison made with tolerances no looser than these.
+CHAMPION_MAP_DROP_TOLERANCE = "CHAMPION_MAP_DROP_TOLERANCE"
+CHAMPION_CLASS_DROP_TOLERANCE = "CHAMPION_CLASS_DROP_TOLERANCE"
+CHAMPION_MIN_CLASS_INSTANCES = "CHAMPION_MIN_CLASS_INSTANCES"
+CHAMPION_CONFIDENCE = "CHAMPION_CONFIDENCE"
+
+# The registrar: where finished jobs become model versions (the runner reads the group too: its champion)
 MODEL_PACKAGE_GROUP_NAME = "MODEL_PACKAGE_GROUP_NAME"
 QUALITY_BAR_MAP50_95 = "QUALITY_BAR_MAP50_95"
 SERVE_IMAGE_URI = "SERVE_IMAGE_URI"

@@ -19,6 +19,9 @@ CHECKPOINTS_PREFIX = "checkpoints/"  # spot-training checkpoints (only needed wh
 DATA_CAPTURE_PREFIX = "data-capture/"  # endpoint request/response capture
 # SageMaker OutputDataConfig (model.tar.gz + output.tar.gz per job)
 TRAINING_OUTPUT_PREFIX = "training-output/"
+# Under TRAINING_OUTPUT_PREFIX<job>/ (next to output/model.tar.gz): the registrar's copy of the job's champion
+# comparison (comparison.json, its PNGs), which the model package version's ModelMetrics point at.
+EVALUATION_DIR = "evaluation/"
 RAW_PREFIX = "raw/"  # datasets bucket: raw manifests and images that dataprep reads (never a dataset itself)
 # Artifacts-bucket prefixes the training role can read (infra/constructs/training_role.py grants exactly these): a
 # pretrained checkpoint anywhere else is refused by the launcher before any AWS call.

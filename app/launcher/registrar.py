@@ -2,7 +2,9 @@
 
 Completed -> a new model package version in the stage's model package group, with the job's final metrics;
 ``Approved`` only when the quality metric (``QUALITY_METRIC`` of app/contracts/metrics.py, ``val:mAP50-95``) meets
-the stage's quality bar - and ``int8:mAP50-95`` too when the model ships int8 - else ``PendingManualApproval`` (and the notify topic says a version waits for review).
+the stage's quality bar - and ``int8:mAP50-95`` too when the model ships int8 - AND the champion comparison in its
+model.json allows it (app/launcher/evidence.py: compared and not worse under the stage's tolerances, or the stage's
+first model), else ``PendingManualApproval`` (and the notify topic says a version waits for review, and why).
 Failed or Stopped -> the notify topic, with the failure reason.
 Unexpected AWS errors are raised, so Lambda retries the event and then sends it to the on-failure destination.
 """
@@ -18,7 +20,8 @@ from typing import Any
 from app.contracts.channels import DATASET_CHANNEL
 from app.contracts.invocation import JSON_TYPE, RAW_IMAGE_TYPES
 from app.contracts.metrics import INT8_FIELDS, QUALITY_METRIC
-from app.launcher import aws
+from app.contracts.storage import EVALUATION_DIR
+from app.launcher import aws, evidence
 from app.launcher.settings import RegistrarSettings
 
 log = logging.getLogger(__name__)
@@ -73,27 +76,63 @@ def _dataset_uri(description: Mapping[str, Any]) -> str:
     return "unknown"
 
 
+def _latest_approved(sagemaker: Any, group: str) -> str | None:
+    found = sagemaker.list_model_packages(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="Approved",
+        SortBy="CreationTime",
+        SortOrder="Descending",
+        MaxResults=1,
+    )["ModelPackageSummaryList"]
+    return str(found[0]["ModelPackageArn"]) if found else None
+
+
+def _evaluation_prefix(description: Mapping[str, Any]) -> str:
+    """``<S3OutputPath><job>/evaluation/``: next to the job's output/model.tar.gz."""
+    output = str(description["OutputDataConfig"]["S3OutputPath"]).rstrip("/")
+    return f"{output}/{description['TrainingJobName']}/{EVALUATION_DIR}"
+
+
 def register(
-    description: Mapping[str, Any], *, settings: RegistrarSettings, sagemaker: Any
+    description: Mapping[str, Any], *, settings: RegistrarSettings, sagemaker: Any, s3: Any
 ) -> dict[str, Any]:
-    """Create the model package version of a completed job; returns its ARN, status and metrics."""
+    """Create the model package version of a completed job; returns its ARN, status, reason and metrics."""
     metrics = final_metrics(description)
     status, why = approval(metrics, settings.quality_bar_map50_95)
     name = description["TrainingJobName"]
+    model_data = description["ModelArtifacts"]["S3ModelArtifacts"]
+    found = evidence.read(s3, model_data)
+    comparison = found.comparison
+    approved_now = (
+        _latest_approved(sagemaker, settings.model_package_group_name)
+        if comparison is not None and comparison.status == "no_champion"
+        else None
+    )
+    allowed, because = evidence.judge(found, settings.tolerances(), approved_now)
+    if not allowed:
+        status = "PendingManualApproval"
+    why = f"{why}; {because}"
+    extra: dict[str, Any] = {}
+    attached: dict[str, str] = {}
+    if comparison is not None:
+        extra["ModelMetrics"], attached = evidence.publish(s3, found, _evaluation_prefix(description))
     properties = {
         "training_job": name,
         "dataset_uri": _dataset_uri(description)[:256],
+        **attached,  # before the metrics: CustomerMetadataProperties holds at most 50 entries
         **{f"metric:{k}"[:128]: f"{v:.6g}" for k, v in sorted(metrics.items())},
     }
     created = sagemaker.create_model_package(
         ModelPackageGroupName=settings.model_package_group_name,
-        ModelPackageDescription=f"{name}: {why}"[:1024],
+        # 1024 characters at most, one line (CreateModelPackage ModelPackageDescription,
+        # https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateModelPackage.html)
+        ModelPackageDescription=" ".join(f"{name}: {why}".split())[:1024],
         ModelApprovalStatus=status,
         InferenceSpecification={
             "Containers": [
                 {
                     "Image": settings.serve_image_uri,
-                    "ModelDataUrl": description["ModelArtifacts"]["S3ModelArtifacts"],
+                    "ModelDataUrl": model_data,
                 }
             ],
             "SupportedContentTypes": [*RAW_IMAGE_TYPES, JSON_TYPE],
@@ -102,6 +141,7 @@ def register(
         CustomerMetadataProperties=dict(list(properties.items())[:50]),
         # EventBridge may deliver an event twice: the same job always sends the same token, so one version.
         ClientToken=str(uuid.uuid5(_TOKEN_NAMESPACE, description["TrainingJobArn"])),
+        **extra,
     )
     arn = created["ModelPackageArn"]
     log.info("model version registered", extra={"job_name": name, "arn": arn, "approval": status})
@@ -111,6 +151,7 @@ def register(
         "approval": status,
         "reason": why,
         "metrics": metrics,
+        **({"comparison_report": attached["comparison:report"]} if attached else {}),
     }
 
 
@@ -122,7 +163,7 @@ def _notify(settings: RegistrarSettings, sns: Any, subject: str, body: Mapping[s
 
 
 def on_state_change(
-    event: Mapping[str, Any], *, settings: RegistrarSettings, sagemaker: Any, sns: Any
+    event: Mapping[str, Any], *, settings: RegistrarSettings, sagemaker: Any, sns: Any, s3: Any
 ) -> dict[str, Any]:
     detail = event.get("detail") or {}
     name = str(detail.get("TrainingJobName", ""))
@@ -134,7 +175,7 @@ def on_state_change(
     if status == "Completed":
         # The event can be partial; DescribeTrainingJob has the final metrics and the artifact location.
         description = sagemaker.describe_training_job(TrainingJobName=name)
-        result = register(description, settings=settings, sagemaker=sagemaker)
+        result = register(description, settings=settings, sagemaker=sagemaker, s3=s3)
         if result["approval"] != "Approved":
             _notify(
                 settings,
@@ -160,4 +201,4 @@ def on_state_change(
 def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     """Lambda entry point (app.launcher.registrar.handler)."""
     settings, sagemaker, sns = aws.cold_start(RegistrarSettings)
-    return on_state_change(event, settings=settings, sagemaker=sagemaker, sns=sns)
+    return on_state_change(event, settings=settings, sagemaker=sagemaker, sns=sns, s3=aws.client("s3"))

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from app.launcher import aws
+from app.launcher import aws, champion
 from app.launcher.settings import RunnerSettings
 from app.launcher.training_job import create_training_job_params, resolve
 from app.launcher.trigger import S3_SOURCE, RequestError, Trigger, parse_event
@@ -59,11 +59,18 @@ def start(
     )
     try:
         request, trigger = parse_event(event)
+        champion.check_request(request, settings)
         job = resolve(request, trigger, settings)
     except RequestError as exc:
         result = _rejected("invalid_request", str(exc), field=exc.field)
         return _report(result, trigger, settings, sns)
-    params = create_training_job_params(job, settings)
+    try:
+        compared_with = champion.find(request, settings, sagemaker)
+    except RequestError as exc:
+        return _report(_rejected("invalid_request", str(exc), field=exc.field), trigger, settings, sns)
+    except ClientError as exc:
+        raise _classify(exc) from exc
+    params = create_training_job_params(job, settings, compared_with)
     name = params["TrainingJobName"]
     region = sagemaker.meta.region_name
     found = {"job_name": name, "console_url": aws.console_url(region, name), "retryable": False}

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.contracts import instance_types
 from app.contracts import launcher_environment as env
+from app.contracts.comparison import Tolerances
 from app.contracts.errors import ContractError
 from app.launcher.trigger import S3_BUCKET
 
@@ -44,10 +45,31 @@ class Settings(BaseSettings):
     )
 
 
+class ChampionSettings(Settings):
+    """What both launchers know of the stage's champion: its model package group and the comparison's tolerances
+    (ranges as in app/contracts/comparison.py Tolerances; infra/config.py narrows them at synth)."""
+
+    model_package_group_name: str = Field(min_length=1, validation_alias=env.MODEL_PACKAGE_GROUP_NAME)
+    champion_map_drop_tolerance: float = Field(ge=0, le=1, validation_alias=env.CHAMPION_MAP_DROP_TOLERANCE)
+    champion_class_drop_tolerance: float = Field(
+        ge=0, le=1, validation_alias=env.CHAMPION_CLASS_DROP_TOLERANCE
+    )
+    champion_min_class_instances: int = Field(ge=1, validation_alias=env.CHAMPION_MIN_CLASS_INSTANCES)
+    champion_confidence: float = Field(gt=0, lt=1, validation_alias=env.CHAMPION_CONFIDENCE)
+
+    def tolerances(self) -> Tolerances:
+        return Tolerances(
+            map_drop_tolerance=self.champion_map_drop_tolerance,
+            class_drop_tolerance=self.champion_class_drop_tolerance,
+            min_class_instances=self.champion_min_class_instances,
+            confidence=self.champion_confidence,
+        )
+
+
 _T = TypeVar("_T", bound=Settings)
 
 
-class RunnerSettings(Settings):
+class RunnerSettings(ChampionSettings):
     """What every training job of the stage gets (from infra/config.py TrainingSettings)."""
 
     training_image_uri: str = Field(min_length=1, validation_alias=env.TRAINING_IMAGE_URI)
@@ -94,10 +116,9 @@ class RunnerSettings(Settings):
         return self.output_s3_uri.removeprefix("s3://").split("/", 1)[0]
 
 
-class RegistrarSettings(Settings):
+class RegistrarSettings(ChampionSettings):
     """Where finished jobs become model versions, and what counts as good enough to approve automatically."""
 
-    model_package_group_name: str = Field(min_length=1, validation_alias=env.MODEL_PACKAGE_GROUP_NAME)
     quality_bar_map50_95: float = Field(ge=0, le=1, validation_alias=env.QUALITY_BAR_MAP50_95)
     serve_image_uri: str = Field(min_length=1, validation_alias=env.SERVE_IMAGE_URI)
 

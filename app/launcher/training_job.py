@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.contracts import instance_types
-from app.contracts.channels import CHECKPOINT_LOCAL_PATH, DATASET_CHANNEL, PRETRAINED_CHANNEL
+from app.contracts.channels import (
+    CHAMPION_CHANNEL,
+    CHECKPOINT_LOCAL_PATH,
+    DATASET_CHANNEL,
+    PRETRAINED_CHANNEL,
+)
 from app.contracts.hyperparameters import (
     BAKED_CHECKPOINT,
     HyperparameterError,
@@ -25,7 +30,8 @@ from app.contracts.hyperparameters import (
     to_sagemaker,
 )
 from app.contracts.metrics import METRIC_DEFINITIONS
-from app.contracts.storage import TRAINING_READABLE_PREFIXES
+from app.launcher.champion import Champion, champion_hyperparameters
+from app.launcher.readable import check_training_readable
 from app.launcher.settings import RunnerSettings
 from app.launcher.trigger import RequestError, TrainingRequest, Trigger
 
@@ -61,6 +67,10 @@ class ResolvedJob:
         # Only events carry it (operator identities, and so their job names, stay as they were).
         if self.request.dataset_version is not None:
             identity["dataset_version"] = self.request.dataset_version
+        # Named only when the request chose (as is, not resolved): a retried event is the same job even after a
+        # newer version was approved in between.
+        if self.request.champion is not None:
+            identity["champion"] = self.request.champion
         return identity
 
 
@@ -102,23 +112,7 @@ def resolve(request: TrainingRequest, trigger: Trigger, settings: RunnerSettings
 
 
 def _check_pretrained(uri: str, settings: RunnerSettings) -> None:
-    """The training role reads the whole datasets bucket but only some prefixes of the artifacts bucket
-    (infra/constructs/training_role.py): refuse anything else now, not as AccessDenied once the instance is up."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    if bucket == settings.datasets_bucket:
-        return
-    readable = ", ".join(f"s3://{settings.artifacts_bucket}/{p}" for p in TRAINING_READABLE_PREFIXES)
-    if bucket != settings.artifacts_bucket:
-        raise RequestError(
-            "pretrained_uri",
-            f"expected a checkpoint in the datasets bucket '{settings.datasets_bucket}' or under {readable}, "
-            f"got '{uri}'",
-        )
-    if not key.startswith(TRAINING_READABLE_PREFIXES):
-        raise RequestError(
-            "pretrained_uri",
-            f"the training role cannot read '{uri}': in the artifacts bucket it reads only {readable}",
-        )
+    check_training_readable(uri, settings, field="pretrained_uri", what="a checkpoint")
 
 
 def _slug(dataset_uri: str) -> str:
@@ -149,12 +143,19 @@ def _channel(name: str, uri: str) -> dict[str, Any]:
     }
 
 
-def create_training_job_params(job: ResolvedJob, settings: RunnerSettings) -> dict[str, Any]:
-    """The keyword arguments of ``sagemaker.create_training_job`` for ``job``."""
+def create_training_job_params(
+    job: ResolvedJob, settings: RunnerSettings, champion: Champion | None = None
+) -> dict[str, Any]:
+    """The keyword arguments of ``sagemaker.create_training_job`` for ``job``, compared with ``champion``."""
     name = job_name(job, settings.job_name_prefix)
     channels = [_channel(DATASET_CHANNEL, job.request.dataset_uri)]
     if job.request.pretrained_uri:
         channels.append(_channel(PRETRAINED_CHANNEL, job.request.pretrained_uri))
+    hyperparameters = dict(job.hyperparameters)
+    if champion is not None:
+        channels.append(_channel(CHAMPION_CHANNEL, champion.model_data))
+        hyperparameters = {**hyperparameters, **champion_hyperparameters(champion, settings, hyperparameters)}
+        hyperparameters = dict(sorted(hyperparameters.items()))
     resources: dict[str, Any] = {
         "InstanceType": job.instance_type,
         "InstanceCount": job.instance_count,
@@ -183,7 +184,7 @@ def create_training_job_params(job: ResolvedJob, settings: RunnerSettings) -> di
             "EnableSageMakerMetricsTimeSeries": True,
         },
         "RoleArn": settings.training_role_arn,
-        "HyperParameters": job.hyperparameters,
+        "HyperParameters": hyperparameters,
         "InputDataConfig": channels,
         "OutputDataConfig": {"S3OutputPath": settings.output_s3_uri, "KmsKeyId": settings.kms_key_arn},
         "ResourceConfig": resources,

@@ -62,6 +62,12 @@ class TrainingRequest(BaseModel):
         pattern=rf"^s3://{S3_BUCKET}/[^\s]*\.(pt|tar\.gz)$",
         description="s3://.../best.pt, or a previous job's s3://.../model.tar.gz",
     )
+    champion: str | None = Field(
+        None,
+        pattern=r"^(none|arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:model-package/[A-Za-z0-9-]{1,63}/[0-9]{1,9})$",
+        description="the model to compare with: unset = the stage's latest Approved version, 'none' = no comparison "
+        "(the registrar then leaves the version for a person when the stage has one), or a version's ARN",
+    )
     run_label: str | None = Field(
         None, pattern=r"^[A-Za-z0-9-]{1,32}$", description="change it to train again on the same inputs"
     )

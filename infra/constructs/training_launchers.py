@@ -20,7 +20,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from app.contracts import launcher_environment as env
-from app.contracts.storage import CHECKPOINTS_PREFIX, TRAINING_OUTPUT_PREFIX
+from app.contracts.storage import CHECKPOINTS_PREFIX, EVALUATION_DIR, TRAINING_OUTPUT_PREFIX
 from infra.config import StageConfig
 from infra.constructs import training_names as names
 from infra.constructs.training_lambda import LauncherFunction, dependencies_layer
@@ -80,6 +80,16 @@ class TrainingLaunchers(Construct):
             )
 
         artifacts = artifacts_bucket.bucket_name
+        # The group's ARN, not its name: SageMaker's model package APIs take either, and the name holds the Data
+        # stack's id (infra/stacks/stateful.py), which another stack can only reference as a whole value.
+        self.model_package_group_name: str = model_package_group.attr_model_package_group_arn
+        champion_env = {
+            env.MODEL_PACKAGE_GROUP_NAME: self.model_package_group_name,
+            env.CHAMPION_MAP_DROP_TOLERANCE: str(settings.champion_map_drop_tolerance),
+            env.CHAMPION_CLASS_DROP_TOLERANCE: str(settings.champion_class_drop_tolerance),
+            env.CHAMPION_MIN_CLASS_INSTANCES: str(settings.champion_min_class_instances),
+            env.CHAMPION_CONFIDENCE: str(settings.champion_confidence),
+        }
         self.runner = make_launcher(
             "Runner",
             handler="app.launcher.runner.handler",
@@ -105,18 +115,17 @@ class TrainingLaunchers(Construct):
                 env.INT8_MAP_DROP_CAP: str(settings.int8_map_drop_cap),
                 env.INT8_CLASS_DROP_CAP: str(settings.int8_class_drop_cap),
                 env.TAGS: json.dumps(config.tags, sort_keys=True),
+                **champion_env,
             },
         )
-        # The group's ARN, not its name: SageMaker's model package APIs take either, and the name holds the Data
-        # stack's id (infra/stacks/stateful.py), which another stack can only reference as a whole value.
-        self.model_package_group_name: str = model_package_group.attr_model_package_group_arn
         self.registrar = make_launcher(
             "Registrar",
             handler="app.launcher.registrar.handler",
             purpose="register finished training jobs as model versions",
-            timeout_s=30,
+            # streams the job's model.tar.gz from S3 up to its model.json and comparison reports
+            timeout_s=120,
             environment={
-                env.MODEL_PACKAGE_GROUP_NAME: self.model_package_group_name,
+                **champion_env,
                 env.QUALITY_BAR_MAP50_95: str(settings.quality_bar_map50_95),
                 env.SERVE_IMAGE_URI: serve_image_uri,
             },
@@ -124,8 +133,16 @@ class TrainingLaunchers(Construct):
         jobs = cdk.Stack.of(self).format_arn(
             service="sagemaker", resource="training-job", resource_name=f"{job_name_prefix}*"
         )
+        group_versions = cdk.Stack.of(self).format_arn(
+            service="sagemaker",
+            resource="model-package",
+            # versions of the stage's retained group(s): the group name's suffix is the Data stack's id
+            resource_name=f"{names.model_package_group_name(config.name)}-*/*",
+        )
         self._grant_runner(jobs, training_role, notify_topic)
-        self._grant_registrar(config.name, jobs, model_package_group, notify_topic)
+        self._grant_registrar(jobs, group_versions, model_package_group, notify_topic)
+        self._grant_champion_reads(group_versions)
+        self._grant_evidence(artifacts_bucket, job_name_prefix)
         for launcher in (self.runner, self.registrar):
             self._acknowledge(launcher, jobs)
 
@@ -150,18 +167,12 @@ class TrainingLaunchers(Construct):
 
     def _grant_registrar(
         self,
-        stage: str,
         jobs: str,
+        group_versions: str,
         model_package_group: sagemaker.CfnModelPackageGroup,
         notify_topic: sns.ITopic,
     ) -> None:
         registrar = self.registrar.function
-        group_versions = cdk.Stack.of(self).format_arn(
-            service="sagemaker",
-            resource="model-package",
-            # versions of the stage's retained group(s): the group name's suffix is the Data stack's id
-            resource_name=f"{names.model_package_group_name(stage)}-*/*",
-        )
         registrar.add_to_role_policy(
             iam.PolicyStatement(actions=["sagemaker:DescribeTrainingJob"], resources=[jobs])
         )
@@ -179,6 +190,66 @@ class TrainingLaunchers(Construct):
             "ends in the Data stack's id, so a re-created stack never collides with the retained group)",
             resource=group_versions,
         )
+
+    def _grant_champion_reads(self, group_versions: str) -> None:
+        """The runner finds the stage's champion, the registrar checks that a job without one had none to compare
+        with: ListModelPackages (newest Approved) and, for the runner, DescribeModelPackage (its model data)."""
+        for launcher, actions in (
+            (self.runner, ["sagemaker:DescribeModelPackage"]),
+            (self.registrar, []),
+        ):
+            fn = launcher.function
+            if actions:
+                fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[group_versions]))
+            # ListModelPackages has no resource type in the Service Authorization Reference (Amazon SageMaker,
+            # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html): an
+            # action without one is granted on "*" only; the request names the stage's group.
+            fn.add_to_role_policy(
+                iam.PolicyStatement(actions=["sagemaker:ListModelPackages"], resources=["*"])
+            )
+            acknowledge(
+                fn,
+                "AwsSolutions-IAM5",
+                "sagemaker:ListModelPackages supports no resource scope (Service Authorization Reference); it "
+                "lists versions only, and the function asks for its stage's group",
+                applies_to="Resource::*",
+            )
+        acknowledge_resource(
+            self.runner.function,
+            "AwsSolutions-IAM5",
+            "the champion is a version of this stage's model package group (numbered by SageMaker)",
+            resource=group_versions,
+        )
+
+    def _grant_evidence(self, artifacts_bucket: s3.IBucket, job_name_prefix: str) -> None:
+        """The registrar reads a finished job's model.tar.gz (its model.json) and writes the comparison report next
+        to it (``<job>/evaluation/``), both encrypted with the artifacts bucket's key (CDK adds the key grants)."""
+        registrar = self.registrar.function
+        jobs_output = f"{TRAINING_OUTPUT_PREFIX}{job_name_prefix}*"
+        artifacts_bucket.grant_read(registrar, f"{jobs_output}/output/model.tar.gz")
+        artifacts_bucket.grant_put(registrar, f"{jobs_output}/{EVALUATION_DIR}*")
+        for pattern in (f"{jobs_output}/output/model.tar.gz", f"{jobs_output}/{EVALUATION_DIR}*"):
+            acknowledge_resource(
+                registrar,
+                "AwsSolutions-IAM5",
+                "one object kind of this stage's training jobs (every job is named with the stage prefix)",
+                resource=f"{artifacts_bucket.bucket_arn}/{pattern}",
+            )
+        for action in (
+            "s3:GetBucket*",
+            "s3:GetObject*",
+            "s3:List*",
+            "s3:Abort*",
+            "kms:GenerateDataKey*",
+            "kms:ReEncrypt*",
+        ):
+            acknowledge(
+                registrar,
+                "AwsSolutions-IAM5",
+                f"{action} comes from CDK's bucket grants: read of jobs' model.tar.gz, write of their evaluation/ "
+                "reports, with this stage's data key only",
+                applies_to=f"Action::{action}",
+            )
 
     @staticmethod
     def _acknowledge(launcher: LauncherFunction, jobs: str) -> None:

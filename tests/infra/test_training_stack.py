@@ -117,7 +117,7 @@ def test_state_change_rules_match_only_this_stages_job_prefix(
     assert failed["detail"]["TrainingJobStatus"] == ["Failed"]
 
 
-@pytest.mark.parametrize(("handler", "timeout"), [(RUNNER, 60), (REGISTRAR, 30)])
+@pytest.mark.parametrize(("handler", "timeout"), [(RUNNER, 60), (REGISTRAR, 120)])
 def test_lambda_settings(dev: dict[str, Any], handler: str, timeout: int) -> None:
     _, props = function(dev, handler)
     assert props["Runtime"] == "python3.12"

@@ -207,7 +207,11 @@ def _moto_gap(client: Any, operation: str, params: dict[str, Any]) -> dict[str, 
     """Requests AWS accepts and moto does not, rewritten after the policy check: CreateModelPackage's
     ModelPackageGroupName "The name or Amazon Resource Name (ARN) of the model package group"
     (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateModelPackage.html); moto knows names only."""
-    if operation == "CreateModelPackage" and str(params.get("ModelPackageGroupName", "")).startswith("arn:"):
+    # ListModelPackages too: its ModelPackageGroupName pattern allows the group's ARN
+    # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ListModelPackages.html)
+    if operation in ("CreateModelPackage", "ListModelPackages") and str(
+        params.get("ModelPackageGroupName", "")
+    ).startswith("arn:"):
         return {**params, "ModelPackageGroupName": params["ModelPackageGroupName"].rsplit("/", 1)[1]}
     return params
 
@@ -279,6 +283,17 @@ def _create_model_package(check: PolicyCheck, p: dict[str, Any], region: str, ac
     ]
 
 
+def _list_model_packages(check: PolicyCheck, p: dict[str, Any], region: str, account: str) -> list[Need]:
+    # no resource type: granted on "*" (Service Authorization Reference, Amazon SageMaker, ListModelPackages)
+    return [Need("sagemaker:ListModelPackages", "*")]
+
+
+def _describe_model_package(check: PolicyCheck, p: dict[str, Any], region: str, account: str) -> list[Need]:
+    name = str(p["ModelPackageName"])
+    arn = name if name.startswith("arn:") else f"arn:aws:sagemaker:{region}:{account}:model-package/{name}"
+    return [Need("sagemaker:DescribeModelPackage", arn.lower())]
+
+
 def _publish(check: PolicyCheck, p: dict[str, Any], region: str, account: str) -> list[Need]:
     topic = p["TopicArn"]
     key = check.cloud.topic_keys.get(topic)
@@ -303,5 +318,7 @@ _MAPPERS: dict[tuple[str, str], Any] = {
     ),
     ("sagemaker", "CreateTrainingJob"): _create_training_job,
     ("sagemaker", "CreateModelPackage"): _create_model_package,
+    ("sagemaker", "ListModelPackages"): _list_model_packages,
+    ("sagemaker", "DescribeModelPackage"): _describe_model_package,
     ("sns", "Publish"): _publish,
 }

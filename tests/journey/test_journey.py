@@ -480,8 +480,15 @@ def test_second_release(world: World) -> None:
     ]
     job = admin.describe_training_job(TrainingJobName=name)
     record_final_metrics(world, job, world.state["train_log"])
+    # Issue 27: job 1's approved version is the champion; the training role stages its model.tar.gz.
+    [champion] = [c for c in job["InputDataConfig"] if c["ChannelName"] == "champion"]
+    assert champion["DataSource"]["S3DataSource"]["S3Uri"] == world.state["model_data"]
+    assert job["HyperParameters"]["champion_version"] == world.state["package_arn"]
     with world.check.as_role("training job 2 (model upload)", world.cloud.roles[job["RoleArn"]]):
-        upload(world.workdir / "model.tar.gz", job["ModelArtifacts"]["S3ModelArtifacts"])
+        download_prefix(world, world.state["model_data"], world.workdir / "channel-champion")
+        upload(
+            _with_comparison(world, world.workdir / "model.tar.gz"), job["ModelArtifacts"]["S3ModelArtifacts"]
+        )
     answer = _handler(
         world,
         "Dev-Training",
@@ -489,6 +496,7 @@ def test_second_release(world: World) -> None:
         "registrar Lambda (job 2)",
         state_change(name, "Completed"),
     )
+    assert answer["comparison_report"].endswith(f"/{name}/evaluation/comparison.json"), answer
     with _as_operator(world):
         version = answer["model_package_arn"].rsplit("/", 1)[1]
         assert (
@@ -504,6 +512,30 @@ def test_second_release(world: World) -> None:
     for stage in ("Dev", "Staging", "Prod"):
         _serving_reads(world, stage, "deploy r-journey-2")
     world.check.verdict()
+
+
+def _with_comparison(world: World, archive: Path) -> Path:
+    """Job 1's model.tar.gz with the comparison the training container writes against job 1 (its model.json
+    member rewritten), as job 2's output: the registrar reads it and writes its evaluation report."""
+    import io
+    import tarfile
+
+    from app.contracts.comparison import ChampionRef
+    from tests.app.launcher.comparisons import NOT_WORSE, compared
+
+    champion = ChampionRef(version=world.state["package_arn"], model_data=world.state["model_data"])
+    comparison = compared(NOT_WORSE).model_copy(update={"champion": champion, "reports": {}})
+    target = world.workdir / "model-compared.tar.gz"
+    with tarfile.open(archive) as source, tarfile.open(target, "w:gz") as out:
+        for member in source.getmembers():
+            data = source.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+            if member.name == "model.json":
+                data = json.dumps(
+                    {**json.loads(data), "comparison": comparison.model_dump(mode="json")}
+                ).encode()
+                member.size = len(data)
+            out.addfile(member, io.BytesIO(data) if member.isfile() else None)
+    return target
 
 
 def test_alarm_rollback_lands_on_a_model_that_can_read_its_data(world: World) -> None:

@@ -68,6 +68,15 @@ def test_params_become_typed_hyperparameters() -> None:
     assert request == {"dataset_uri": "s3://bkt/d/", "hyperparameters": {"epochs": 50, "optimizer": "AdamW"}}
 
 
+def test_champion_choice_goes_into_the_request() -> None:
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/yolo-detector-dev-x/3"
+    for choice in ("none", arn):
+        args = training.parser().parse_args(
+            ["start", "--stage", "Dev", "--dataset-uri", "s3://bkt/d/", "--champion", choice]
+        )
+        assert training.build_request(args)["champion"] == choice
+
+
 def test_param_without_value_is_a_usage_error() -> None:
     args = training.parser().parse_args(
         ["start", "--stage", "Dev", "--dataset-uri", "s3://bkt/d/", "-p", "epochs"]

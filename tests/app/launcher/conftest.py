@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from app.launcher import aws as launcher_aws
 from app.launcher.settings import RegistrarSettings, RunnerSettings
-from tests.app.launcher.stage_settings import PREFIX, REGION, RUNNER_ENV, SERVE_IMAGE
+from tests.app.launcher.stage_settings import CHAMPION_ENV, PREFIX, REGION, RUNNER_ENV, SERVE_IMAGE
 
 
 @pytest.fixture
@@ -24,13 +24,15 @@ def runner_settings(monkeypatch: pytest.MonkeyPatch) -> RunnerSettings:
 
 @pytest.fixture
 def registrar_settings() -> RegistrarSettings:
-    return RegistrarSettings(
-        stage="Dev",
-        job_name_prefix=PREFIX,
-        notify_topic_arn=None,
-        model_package_group_name="dev-yolo-detector",
-        quality_bar_map50_95=0.5,
-        serve_image_uri=SERVE_IMAGE,
+    return RegistrarSettings.model_validate(
+        {
+            "stage": "Dev",
+            "job_name_prefix": PREFIX,
+            "notify_topic_arn": None,
+            "quality_bar_map50_95": 0.5,
+            "serve_image_uri": SERVE_IMAGE,
+            **{name.lower(): value for name, value in CHAMPION_ENV.items()},
+        }
     )
 
 
@@ -51,6 +53,11 @@ def cold_start() -> Iterator[None]:
 @pytest.fixture
 def sagemaker(aws: None) -> Any:
     return boto3.client("sagemaker", region_name=REGION)
+
+
+@pytest.fixture
+def s3(aws: None) -> Any:
+    return boto3.client("s3", region_name=REGION)
 
 
 @pytest.fixture

@@ -13,6 +13,15 @@ SERVE_IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/serve@sha256:{'b' * 64}
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/Dev-Training-TrainingRole"
 PREFIX = "yolo-dev-"
 DATASET_URI = f"s3://{DATASETS}/datasets/v-3f2a1b9c/"
+GROUP = "dev-yolo-detector"
+# The champion comparison's settings, as infra/config.py TrainingSettings defaults them (both launchers read them).
+CHAMPION_ENV: dict[str, str] = {
+    "MODEL_PACKAGE_GROUP_NAME": GROUP,
+    "CHAMPION_MAP_DROP_TOLERANCE": "0.01",
+    "CHAMPION_CLASS_DROP_TOLERANCE": "0.05",
+    "CHAMPION_MIN_CLASS_INSTANCES": "20",
+    "CHAMPION_CONFIDENCE": "0.95",
+}
 
 RUNNER_ENV: dict[str, str] = {
     "STAGE": "Dev",
@@ -34,4 +43,5 @@ RUNNER_ENV: dict[str, str] = {
     "INT8_MAP_DROP_CAP": "0.01",
     "INT8_CLASS_DROP_CAP": "0.05",
     "TAGS": '{"project": "yolo-detector", "stage": "dev"}',
+    **CHAMPION_ENV,
 }

@@ -11,16 +11,34 @@ from typing import Any
 import pytest
 from moto.sagemaker.models import sagemaker_backends
 
+from app.contracts.comparison import Comparison
 from app.launcher import registrar, runner
 from app.launcher.settings import RegistrarSettings, RunnerSettings
+from tests.app.launcher.comparisons import REPORTS, model_tar, png, upload
 from tests.app.launcher.events import state_change
-from tests.app.launcher.stage_settings import ACCOUNT, DATASET_URI, REGION, SERVE_IMAGE
+from tests.app.launcher.stage_settings import ACCOUNT, CHAMPION_ENV, DATASET_URI, REGION, SERVE_IMAGE
+
+FIRST_MODEL = Comparison(status="no_champion", reason="the stage has no Approved version")
 
 
-def completed_job(runner_settings: RunnerSettings, sagemaker: Any, map50_95: float) -> str:
-    """A job started by the runner (moto completes it at once) whose container reported ``map50_95`` last."""
-    started = runner.start({"dataset_uri": DATASET_URI}, settings=runner_settings, sagemaker=sagemaker)
+def completed_job(
+    runner_settings: RunnerSettings,
+    sagemaker: Any,
+    map50_95: float,
+    s3: Any = None,
+    comparison: Comparison | None = FIRST_MODEL,
+    *,
+    request: dict[str, Any] | None = None,
+) -> str:
+    """A job started by the runner (moto completes it at once) whose container reported ``map50_95`` last and,
+    with ``s3``, wrote a model.tar.gz holding ``comparison`` (and its report PNGs)."""
+    started = runner.start(
+        {"dataset_uri": DATASET_URI, **(request or {})}, settings=runner_settings, sagemaker=sagemaker
+    )
     job = sagemaker_backends[ACCOUNT][REGION].training_jobs[started["job_name"]]
+    if s3 is not None:
+        reports = {path: png() for path in REPORTS.values()} if comparison and comparison.reports else {}
+        upload(s3, job.model_artifacts["S3ModelArtifacts"], model_tar(comparison, reports=reports))
     # moto reports only its own 'train:progress'; SageMaker would report our MetricDefinitions' last values.
     job.final_metric_data_list = [
         {"MetricName": "val:mAP50", "Value": map50_95 + 0.2, "Timestamp": job.creation_time},
@@ -42,13 +60,14 @@ def test_completed_job_becomes_a_model_version_approved_only_above_the_bar(
     sagemaker: Any,
     group: str,
     sns_inbox: tuple[Any, str, Any, str],
+    s3: Any,
     map50_95: float,
     expected: str,
 ) -> None:
     sns, *_ = sns_inbox
-    name = completed_job(runner_settings, sagemaker, map50_95)
+    name = completed_job(runner_settings, sagemaker, map50_95, s3)
     result = registrar.on_state_change(
-        state_change(name, "Completed"), settings=registrar_settings, sagemaker=sagemaker, sns=sns
+        state_change(name, "Completed"), settings=registrar_settings, sagemaker=sagemaker, sns=sns, s3=s3
     )
     [summary] = sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
     package = sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
@@ -68,12 +87,13 @@ def test_version_below_the_bar_is_announced_for_review(
     sagemaker: Any,
     group: str,
     sns_inbox: tuple[Any, str, Any, str],
+    s3: Any,
 ) -> None:
     sns, topic, sqs, queue = sns_inbox
     settings = registrar_settings.model_copy(update={"notify_topic_arn": topic})
-    name = completed_job(runner_settings, sagemaker, 0.1)
+    name = completed_job(runner_settings, sagemaker, 0.1, s3)
     registrar.on_state_change(
-        state_change(name, "Completed"), settings=settings, sagemaker=sagemaker, sns=sns
+        state_change(name, "Completed"), settings=settings, sagemaker=sagemaker, sns=sns, s3=s3
     )
     [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
     envelope = json.loads(message["Body"])
@@ -87,7 +107,7 @@ def test_failed_job_is_published_with_its_failure_reason(
     sns, topic, sqs, queue = sns_inbox
     settings = registrar_settings.model_copy(update={"notify_topic_arn": topic})
     event = state_change("yolo-dev-ds-0123456789ab", "Failed", "AlgorithmError: dataset.json missing")
-    result = registrar.on_state_change(event, settings=settings, sagemaker=sagemaker, sns=sns)
+    result = registrar.on_state_change(event, settings=settings, sagemaker=sagemaker, sns=sns, s3=None)
     [message] = sqs.receive_message(QueueUrl=queue)["Messages"]
     envelope = json.loads(message["Body"])
     body = json.loads(envelope["Message"])
@@ -103,6 +123,7 @@ def test_other_stages_jobs_are_ignored(registrar_settings: RegistrarSettings, sa
         settings=registrar_settings,
         sagemaker=sagemaker,
         sns=None,
+        s3=None,
     )
     assert result["status"] == "ignored"
     assert sagemaker.list_model_packages()["ModelPackageSummaryList"] == []
@@ -135,9 +156,9 @@ def test_handler_reads_its_settings_from_the_lambda_environment(
     environment = {
         "STAGE": "Dev",
         "JOB_NAME_PREFIX": "yolo-dev-",
-        "MODEL_PACKAGE_GROUP_NAME": "dev-yolo-detector",
         "QUALITY_BAR_MAP50_95": "0.5",
         "SERVE_IMAGE_URI": SERVE_IMAGE,
+        **CHAMPION_ENV,
     }
     for key, value in environment.items():
         monkeypatch.setenv(key, value)

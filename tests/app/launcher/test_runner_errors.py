@@ -27,8 +27,14 @@ def stubbed() -> Iterator[tuple[Any, Stubber]]:
         yield client, stubber
 
 
+def _no_champion(stubber: Stubber) -> None:
+    """The stage has no Approved version yet (the runner looks for the champion first)."""
+    stubber.add_response("list_model_packages", {"ModelPackageSummaryList": []})
+
+
 def _create_fails(stubber: Stubber, code: str, message: str, **kwargs: Any) -> None:
     """The job does not exist yet; CreateTrainingJob answers ``code``."""
+    _no_champion(stubber)
     stubber.add_client_error("describe_training_job", *NOT_FOUND)
     stubber.add_client_error("create_training_job", code, message, **kwargs)
 
@@ -64,6 +70,7 @@ def test_throttled_describe_is_retryable_too(
     runner_settings: RunnerSettings, stubbed: tuple[Any, Stubber]
 ) -> None:
     client, stubber = stubbed
+    _no_champion(stubber)
     stubber.add_client_error("describe_training_job", "ThrottlingException", "Rate exceeded")
     with pytest.raises(runner.RetryableError):
         runner.start({"dataset_uri": DATASET_URI}, settings=runner_settings, sagemaker=client)
@@ -152,6 +159,7 @@ def test_a_stricter_int8_bar_than_the_cap_is_the_job_s_to_choose(
     runner_settings: RunnerSettings, stubbed: tuple[Any, Stubber]
 ) -> None:
     client, stubber = stubbed
+    _no_champion(stubber)
     stubber.add_client_error("describe_training_job", *NOT_FOUND)
     stubber.add_response(
         "create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-east-1:1:training-job/x"}
