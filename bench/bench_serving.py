@@ -7,8 +7,9 @@ exported to ONNX at imgsz 640 with a dynamic input, so bus.jpg is letterboxed to
                  int8 (SERVING_PRECISION), at concurrency 1 and saturated (2 x workers x threads clients);
   reference      what the public samples do: ultralytics PyTorch ``predict`` in a plain ``http.server`` handler;
   CPU seconds    per request, all processes of the server (supervisor + workers); the load generator's own CPU
-                 per request (it shares the cores: what it spends, the server cannot) and the cores the server kept
-                 busy, which together say how much of an img/s gap is overhead, generator or a busy neighbour;
+                 per request (this process: the client threads, and the /ping sampler in the saturated fp32 step;
+                 it shares the cores, so what it spends the server cannot) and the cores the server kept busy,
+                 which together say how much of an img/s gap is overhead, generator or a busy neighbour;
   INT8 accuracy  app.training.quantize (the training job's own code: QDQ, per-channel, strided percentile calibration,
                  head output convs and decoding in float) then ultralytics' validator (app.training.evaluation) for
                  both precisions on a teacher-labelled set
