@@ -156,6 +156,7 @@ def test_load_keeps_one_full_resolution_copy_of_a_large_photo() -> None:
     pixels, never copied whole into RGB first (that copy cost more than the decode). Peak memory during ``load``
     shows it: one full-resolution image, not two (numpy and OpenCV's arrays both report to tracemalloc)."""
     bus = cv2.imdecode(np.frombuffer(ultralytics_asset("bus.jpg"), np.uint8), cv2.IMREAD_COLOR)
+    assert bus is not None
     bgr = cv2.resize(bus, (3000, 4000))
     data = cv2.imencode(".jpg", bgr)[1].tobytes()
     one_copy = bgr.nbytes
