@@ -28,6 +28,7 @@ from app.serving.settings import ServingSettings
 
 log = logging.getLogger("app.serving.server")
 EXIT_BAD_ARTIFACT = 2
+WORKER_HEALTHCHECK_S = 60
 
 
 def _loop() -> str:
@@ -95,5 +96,14 @@ def serve(settings: ServingSettings) -> int:
     del detector
     for name, value in settings.model_dump().items():
         os.environ[f"SERVING_{name.upper()}"] = str(value)
-    uvicorn.run("app.serving.app:app_from_env", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+    uvicorn.run(
+        "app.serving.app:app_from_env",
+        factory=True,
+        workers=settings.workers,
+        # uvicorn's supervisor pings each worker every 0.5 s and kills one that does not answer within this many
+        # seconds - also while it starts (imports, model load). Its 5 s default killed every worker of a 2-core
+        # box under load in a loop (serve never answered /ping); a hung worker is still replaced, later.
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        **common,  # type: ignore[arg-type]
+    )
     return 0

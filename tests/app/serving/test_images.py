@@ -4,6 +4,7 @@ original pixels, and a fuzz of the decoder."""
 from __future__ import annotations
 
 import io
+import tracemalloc
 from pathlib import Path
 
 import cv2
@@ -148,6 +149,25 @@ def test_letterbox_is_pixel_identical_to_ultralytics(
     theirs = augment.LetterBox((640, 640), auto=stride is not None, stride=stride or 32)(image=bgr)
     expected = theirs[..., ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
     np.testing.assert_array_equal(ours.tensor, expected)
+
+
+def test_load_keeps_one_full_resolution_copy_of_a_large_photo() -> None:
+    """Serving's CPU per request: a 12-megapixel photo is decoded once and letterboxed from the decoder's own BGR
+    pixels, never copied whole into RGB first (that copy cost more than the decode). Peak memory during ``load``
+    shows it: one full-resolution image, not two (numpy and OpenCV's arrays both report to tracemalloc)."""
+    bus = cv2.imdecode(np.frombuffer(ultralytics_asset("bus.jpg"), np.uint8), cv2.IMREAD_COLOR)
+    assert bus is not None
+    bgr = cv2.resize(bus, (3000, 4000))
+    data = cv2.imencode(".jpg", bgr)[1].tobytes()
+    one_copy = bgr.nbytes
+    tracemalloc.start()
+    try:
+        lb = images.load(data, imgsz=640, max_pixels=MAX_PIXELS, stride=32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert lb.tensor.shape == (1, 3, 640, 480)
+    assert peak < 1.5 * one_copy, f"peak {peak / one_copy:.2f} x the decoded photo; expected one copy"
 
 
 def test_exif_rotated_large_jpeg_is_decoded_upright() -> None:
