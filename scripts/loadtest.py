@@ -32,6 +32,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from app.contracts.invocation import synthetic_inference_id
 from infra.config import AutoscalingSettings
 from scripts.lib import aws, cli
 from scripts.lib.cli import OperatorError
-from scripts.lib.load import Step, endpoint_invoker, http_invoker, knee, run_step, stopped_answering
+from scripts.lib.load import Invoke, Step, endpoint_invoker, http_invoker, knee, run_step, stopped_answering
 
 SYNTHETIC_ID = synthetic_inference_id("loadtest")  # kept out of release compare's replay of the capture
 
@@ -132,6 +133,13 @@ def probe_url(url: str, body: bytes, content_type: str, timeout: float) -> None:
         raise OperatorError(
             f"{url}/invocations answered {response.status_code} to a first request: {response.text[:200]!r}"
         )
+
+
+def endpoint_load(
+    session: Any, endpoint: str, body: bytes, content_type: str, timeout: float, pool: int
+) -> Callable[[], Invoke]:
+    """The load test's requests to an endpoint, each marked synthetic (release compare drops them)."""
+    return endpoint_invoker(session, endpoint, body, content_type, timeout, pool, inference_id=SYNTHETIC_ID)
 
 
 def probe_endpoint(session: Any, endpoint: str, body: bytes, content_type: str) -> None:
@@ -238,15 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         session = aws.aws_session(profile=args.profile, region=args.region)
         precision = args.precision or endpoint_precision(session, args.endpoint)
         probe_endpoint(session, args.endpoint, body, args.content_type)
-        make = endpoint_invoker(
-            session,
-            args.endpoint,
-            body,
-            args.content_type,
-            args.timeout,
-            max(steps_wanted),
-            inference_id=SYNTHETIC_ID,
-        )
+        make = endpoint_load(session, args.endpoint, body, args.content_type, args.timeout, max(steps_wanted))
         where = f"endpoint {args.endpoint}"
     print(
         f"load test of {where} ({precision}): {len(body)} byte {args.content_type} body, steps {steps_wanted}, "

@@ -65,5 +65,5 @@ def test_the_load_test_marks_its_requests_to_an_endpoint_as_synthetic(session: b
         lambda params, **_: sent.append(params.get("InferenceId")),
     )
     loadtest.probe_endpoint(session, "e", b"jpeg", "image/jpeg")
-    assert loadtest.endpoint_invoker(session, "e", b"jpeg", "image/jpeg", 5.0, 1)()() == 200
+    assert loadtest.endpoint_load(session, "e", b"jpeg", "image/jpeg", 5.0, 1)()() == 200
     assert sent == ["synthetic-loadtest", "synthetic-loadtest"]
