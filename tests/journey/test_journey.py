@@ -15,7 +15,10 @@ fix lands, and the marker must go. Side branches (the defective path) never chan
 from __future__ import annotations
 
 import contextlib
+import copy
+import io
 import json
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,9 @@ from app.dataprep.synthetic import generate_ground_truth
 from app.launcher import aws as launcher_aws
 from tests.app.launcher.events import s3_event, state_change
 from tests.fixtures.artifacts import FAST_HYPERPARAMETERS, make_opt_ml, pretrained_checkpoint, run_training
+from tests.journey.conftest import LABELING_BUCKET
 from tests.journey.environment import environment
+from tests.journey.loader import ServingModel
 from tests.journey.policy import PermissionDenied
 from tests.journey.steps import (
     download_prefix,
@@ -125,13 +130,13 @@ def _processing_jobs(world: World) -> list[str]:
     return [j["ProcessingJobName"] for j in sagemaker.list_processing_jobs()["ProcessingJobSummaries"]]
 
 
-def _as_operator(world: World, stage: str = "Dev"):
-    """The operator's own credentials in the stage's account (an administrator: README's deploying identity)."""
-    import contextlib
+def _as_operator(world: World, stage: str = "Dev", *, account: str | None = None):
+    """The operator's own credentials in the stage's account (an administrator: README's deploying identity), or in
+    ``account`` (the pipeline's)."""
 
     @contextlib.contextmanager
     def scope():
-        creds = world.cloud.admin(world.account(stage)).get_credentials()
+        creds = world.cloud.admin(account or world.account(stage)).get_credentials()
         values = {
             "AWS_ACCESS_KEY_ID": creds.access_key,
             "AWS_SECRET_ACCESS_KEY": creds.secret_key,
@@ -144,9 +149,12 @@ def _as_operator(world: World, stage: str = "Dev"):
 
 
 def test_ground_truth_labels_as_a_labeling_job_writes_them(world: World) -> None:
+    """README step 3 with labels outside raw/: a Ground Truth job's output.manifest whose source-refs name its own
+    bucket, listed in Dev's label_sources (tests/journey/conftest.py); the Processing job reads them as the dataprep
+    role."""
     datasets = world.output("Dev", "Data", "DatasetsBucketName")
     admin = world.cloud.admin(world.account("Dev"))
-    labeling = "journey-labeling-input"
+    labeling = LABELING_BUCKET
     admin.client("s3").create_bucket(
         Bucket=labeling, CreateBucketConfiguration={"LocationConstraint": world.cloud.region}
     )
@@ -156,12 +164,33 @@ def test_ground_truth_labels_as_a_labeling_job_writes_them(world: World) -> None
         manifest_uri = f"s3://{datasets}/raw/tools-job-0/output.manifest"
         upload(manifest, manifest_uri)
         code, job = _dataprep_job(world, manifest_uri, f"s3://{datasets}/datasets/tools-job-0/")
-    if job is None:  # refused before billing: must say so and name what to add
-        assert code != 0
-        return
+    assert code == 0 and job is not None, f"dataprep_job exited {code}"
+    world.state["labeling_job"] = job
     status = run_processing_job(world, job, world.workdir / "processing-gt-0")
     world.check.verdict()
     assert status == 0, f"the Processing job exited {status}"
+
+
+def test_labels_outside_raw_bite_without_the_label_sources_grant(world: World) -> None:
+    """The labelling-output defect, put back: the dataprep role without the statement label_sources adds (as before
+    infra/constructs/dataprep_job.py granted it) fails the Processing job's reads of the labelling bucket, naming the
+    step, the role, the action and the object."""
+    job = world.state["labeling_job"]
+    role = world.cloud.roles[job["RoleArn"]]
+    saved = copy.deepcopy(role.inline)
+    for document in role.inline.values():
+        document["Statement"] = [
+            s for s in document["Statement"] if f"arn:aws:s3:::{LABELING_BUCKET}" not in json.dumps(s["Resource"])
+        ]
+    try:
+        run_processing_job(world, job, world.workdir / "processing-gt-bite")
+        with pytest.raises(PermissionDenied) as denied:
+            world.check.verdict()
+    finally:
+        role.inline = saved
+    message = str(denied.value)
+    assert f"step 'Processing job (dataprep image)': role {role.label} ({role.arn})" in message, message
+    assert f"may not s3:GetObject on arn:aws:s3:::{LABELING_BUCKET}/tools-job-0/images/" in message, message
 
 
 def test_coco_labels(world: World) -> None:
@@ -374,10 +403,12 @@ def test_release_create(world: World) -> None:
     world.state["release1"] = release
 
 
-def _preflight(world: World, stage: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def _preflight(
+    world: World, stage: str, capsys: pytest.CaptureFixture[str], release_id: str | None = None
+) -> tuple[int, str]:
     from app.contracts.release import release_path
 
-    path = release_path(world.releases_dir, world.state["release1"].release_id)
+    path = release_path(world.releases_dir, release_id or world.state["release1"].release_id)
     capsys.readouterr()
     with _as_operator(world):
         code = _release(world, "preflight", "--stage", stage, "--release-file", str(path),
@@ -408,36 +439,62 @@ def test_preflight_checks_every_release_image(world: World, capsys: pytest.Captu
 
 
 # ------------------------------------------------------------------------------------------------ 4. stages
-def _deploy_release(world: World, release: Release) -> None:
-    """`npx cdk deploy '<Stage>/*' -c release=<id>` for every stage, Dev first (its Data stack holds the registry)."""
-    import boto3
-
-    from scripts.release_checks import record_release
-
+def _deploy_release(world: World, release: Release, stages: tuple[str, ...] = ("Dev", "Staging", "Prod")) -> None:
+    """`npx cdk deploy '<Stage>/*'` for each stage, Dev first (its Data stack holds the registry); SageMaker starts
+    the endpoint's instance (its Model's image and model data read with the execution role, then the real serve
+    app on that model.tar.gz); `release verify` (the pipeline's gate, as the stage's ReleaseVerifierRole) runs
+    verify_endpoint's checks against it and records the release in the stage's history."""
     app = world.synth(release)
-    for stage in ("Dev", "Staging", "Prod"):
+    for stage in stages:
         world.deploy(app, stage)
-        # `release verify` then records the release in the stage's history (the SSM parameter rollback reads). Its
-        # endpoint checks need a running endpoint, which moto cannot give; its last act, record_release, is the
-        # real one, as verify calls it once every check passed.
-        with _as_operator(world, stage):
-            record_release(boto3.client("ssm", region_name=REGION), stage, release.release_id)
+        _start_instance(world, stage, f"deploy {release.release_id}")
+        _verify(world, stage, release)
 
 
-def _serving_reads(world: World, stage: str, step: str, *, model: object | None = None) -> None:
+def _serving_reads(world: World, stage: str, step: str, *, model: object | None = None) -> bytes:
     """What SageMaker does when the stage's Model starts an instance (deploy, scale-out, replacement): pull the
-    image and download the model data with the Model's execution role."""
+    image and download the model data with the Model's execution role. Returns the model.tar.gz."""
     import boto3
-
-    from tests.journey.loader import ServingModel
 
     models = [m for m in world.cloud.models if m.stack == f"{stage}-Serving"]
     target = model if isinstance(model, ServingModel) else models[-1]
     role = world.cloud.roles[target.role_arn]
     with world.check.as_role(f"{step}: {stage} Model {target.logical_id}", role):
         bucket, key = s3_uri_parts(target.model_data_url)  # the model data first: both reads are judged even
-        boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()  # when the image is gone
+        archive = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()  # when the image is gone
         pull_image(world, role, target.image)
+    return bytes(archive)
+
+
+def _start_instance(world: World, stage: str, step: str) -> None:
+    """The stage's endpoint gets an instance of its newest Model: the reads above, then ``serve`` on 127.0.0.1."""
+    [*_, model] = [m for m in world.cloud.models if m.stack == f"{stage}-Serving"]
+    archive = _serving_reads(world, stage, step, model=model)
+    world.hosting.start(world.output(stage, "Serving", "EndpointName"), model, archive)
+
+
+def _verify(world: World, stage: str, release: Release) -> str:
+    """`python -m scripts.release verify --stage <Stage>` as the pipeline's post-deploy step runs it: from the
+    pipeline account, assuming the stage's ReleaseVerifierRole (the Serving stack's output); sagemaker-runtime
+    reaches the local instance through the hosting adapter. Returns its report."""
+    from app.contracts.release import release_path
+
+    step = f"release verify {stage} ({release.release_id})"
+    out = io.StringIO()
+    with (
+        world.check.stepping(step),
+        _as_operator(world, account=world.pipeline.account),
+        environment({"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": world.hosting.url}),
+        redirect_stdout(out),
+    ):
+        code = _release(
+            world, "verify", "--stage", stage,
+            "--release-file", str(release_path(world.releases_dir, release.release_id)),
+            "--stage-role-arn", world.output(stage, "Serving", "ReleaseVerifierRoleArn"),
+        )  # fmt: skip
+    report = out.getvalue()
+    assert code == 0, f"step '{step}': exit {code}\n{report}"
+    return report
 
 
 def test_staging_and_prod_serve_the_release_across_accounts(world: World) -> None:
@@ -445,8 +502,6 @@ def test_staging_and_prod_serve_the_release_across_accounts(world: World) -> Non
     accounts, read Dev's images and model data with their own execution roles (bucket, repository and key policies
     of Dev's Data stack)."""
     _deploy_release(world, world.state["release1"])
-    for stage in ("Dev", "Staging", "Prod"):
-        _serving_reads(world, stage, "deploy r-journey-1")
     world.check.verdict()
     for stage in ("Staging", "Prod"):  # the reads were judged, across accounts, on Dev's resource policies
         judged = {
@@ -455,6 +510,46 @@ def test_staging_and_prod_serve_the_release_across_accounts(world: World) -> Non
             if step.startswith(f"deploy r-journey-1: {stage}")
         }
         assert {"ecr:BatchGetImage", "s3:GetObject", "kms:Decrypt"} <= judged, (stage, judged)
+
+
+def test_missing_serve_gpu_bites(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22's build-once fix, put back: a release whose serve.gpu names an image nobody built and pushed (what
+    release create wrote before it took every serve variant from the registry's one build) fails Staging's preflight
+    naming the image, and Staging's Model (ml.g5) cannot pull it, naming the step, the role, the action and the image;
+    a release with no GPU image at all is refused by the synth of the GPU stage."""
+    import dataclasses
+    import hashlib
+
+    from app.contracts.release import release_path
+    from infra.config import ConfigError
+    from infra.release import for_stage
+    from tests.journey.steps import repository_arn
+
+    release = world.state["release1"]
+    never_built = "sha256:" + hashlib.sha256(b"serve-gpu, never built").hexdigest()
+    gpu = release.images.serve["gpu"].model_copy(update={"digest": never_built})
+    images = release.images.model_copy(update={"serve": {**release.images.serve, "gpu": gpu}})
+    bad = release.model_copy(update={"release_id": "r-journey-nogpu", "images": images})
+    release_path(world.releases_dir, bad.release_id).write_text(bad.to_json())
+
+    code, out = _preflight(world, "Staging", capsys, release_id=bad.release_id)
+    assert code != 0 and f"FAIL  image serve.gpu: {gpu.uri} does not exist" in out, out
+
+    step = "deploy r-journey-nogpu"
+    [*_, staging] = [m for m in world.cloud.models if m.stack == "Staging-Serving"]
+    role = world.cloud.roles[staging.role_arn]
+    with pytest.raises(AssertionError) as failed:
+        _serving_reads(world, "Staging", step, model=dataclasses.replace(staging, image=gpu.uri))
+    message = str(failed.value)
+    assert f"step '{step}: Staging Model {staging.logical_id}': role {role.label}" in message, message
+    assert f"ecr:BatchGetImage on {repository_arn(gpu.uri)}: {gpu.uri} is not in the registry" in message, message
+
+    no_gpu = release.model_copy(
+        update={"images": release.images.model_copy(update={"serve": {"cpu": release.images.serve["cpu"]}})}
+    )
+    with pytest.raises(ConfigError) as refused:
+        for_stage(no_gpu, world.stages["Staging"])  # what `npx cdk deploy 'Staging/*'` synthesizes with
+    assert "field 'images.serve.gpu'" in str(refused.value) and "Staging" in str(refused.value), refused.value
 
 
 # ------------------------------------------------------------------------------------------------ 5. rollback, teardown
@@ -501,8 +596,6 @@ def test_second_release(world: World) -> None:
     world.state["release2"] = load_release(release_path(world.releases_dir, "r-journey-2"))
     assert world.state["release2"].model.model_data_uri != world.state["release1"].model.model_data_uri
     _deploy_release(world, world.state["release2"])
-    for stage in ("Dev", "Staging", "Prod"):
-        _serving_reads(world, stage, "deploy r-journey-2")
     world.check.verdict()
 
 
@@ -555,14 +648,14 @@ def test_release_rollback_finds_the_previous_release(
         code = _release(world, "rollback", "--stage", "Prod")
     assert code == 0, capsys.readouterr().err
     assert current_release_id(world.releases_dir) == "r-journey-1"
-    _deploy_release(world, world.state["release1"])
-    _serving_reads(world, "Prod", "release rollback to r-journey-1")
+    _deploy_release(world, world.state["release1"], stages=("Prod",))
     world.check.verdict()
 
 
 def test_dev_teardown_leaves_staging_and_prod_serving(world: World) -> None:
     """README "Teardown": `npx cdk destroy 'Dev/Serving'`, `'Dev/Training'`, `'Dev/Data'`; then Staging and Prod
     scale out: their Models pull the release's images and model data from Dev's registry."""
+    world.state["dev_data"] = world.cloud.stacks["Dev-Data"]
     for stack in ("Serving", "Training", "Data"):
         world.cloud.destroy(f"Dev-{stack}")
     failures = []
@@ -573,3 +666,79 @@ def test_dev_teardown_leaves_staging_and_prod_serving(world: World) -> None:
             failures.append(str(exc))
     world.check.verdict()
     assert not failures, "\n".join(failures)
+
+
+def test_dev_teardown_bites_without_the_retention(world: World) -> None:
+    """The teardown defect, put back: Dev's registry (its repositories, the model store and its bucket policy, the
+    key) deleted with Dev/Data, as CloudFormation deletes them without their DeletionPolicy Retain; Staging's Model
+    then fails to read its model data and to pull its image, each naming the step, the role, the action and the
+    resource. (The journey's last destructive step: nothing after it reads Dev's registry.)"""
+    from tests.journey.loader import _delete
+    from tests.journey.steps import repository_arn
+
+    stack = world.state["dev_data"]
+    retained = [
+        (logical, resource)
+        for logical, resource in stack.template["Resources"].items()
+        if resource.get("DeletionPolicy") in ("Retain", "RetainExceptOnCreate") and logical in stack.physical
+    ]
+    kinds = {resource["Type"] for _logical, resource in retained}
+    assert {"AWS::ECR::Repository", "AWS::S3::Bucket", "AWS::KMS::Key"} <= kinds, kinds
+    admin = world.cloud.admin(stack.account)
+    for logical, resource in reversed(retained):
+        _delete(world.cloud, admin, resource, stack.physical[logical], stack, logical)
+
+    step = "after Dev's teardown without retention"
+    [*_, model] = [m for m in world.cloud.models if m.stack == "Staging-Serving"]
+    role = world.cloud.roles[model.role_arn]
+    with pytest.raises(PermissionDenied) as data_read:
+        _serving_reads(world, "Staging", step, model=model)
+    with world.check.as_role(f"{step}: Staging Model {model.logical_id}", role), pytest.raises(AssertionError):
+        pull_image(world, role, model.image)
+    with pytest.raises(PermissionDenied) as image_pull:
+        world.check.verdict()
+    named = f"step '{step}: Staging Model {model.logical_id}': role {role.label} ({role.arn})"
+    assert named in str(data_read.value), data_read.value
+    assert f"may not s3:GetObject on arn:aws:s3:::{model.model_data_url.removeprefix('s3://')}" in str(
+        data_read.value
+    ), data_read.value
+    assert named in str(image_pull.value), image_pull.value
+    assert f"may not ecr:BatchGetImage on {repository_arn(model.image)}" in str(image_pull.value), image_pull.value
+
+
+# ------------------------------------------------------------------------------------------------ 6. permissions
+# Unused wildcard actions that stay, each with why (the report, build/journey-permissions.json, lists every grant).
+JUSTIFIED_UNUSED_WILDCARDS: dict[tuple[str, str], str] = {}
+
+
+def test_permissions_report(world: World) -> None:
+    """Excessive permissions, measured (tests/journey/permissions.py): every role the journey ran as, its grants
+    against the calls that used them, written to build/journey-permissions.json; a wildcard action no call used must
+    be listed above with its reason."""
+    import fnmatch
+
+    from infra.paths import REPO_ROOT
+    from tests.journey import permissions
+
+    found = permissions.report(world.check, world.cloud)
+    path = permissions.write(found, REPO_ROOT / "build" / "journey-permissions.json")
+    assert json.loads(path.read_text())["roles"], path
+    ran = found["roles"]
+    for stack, prefix in (
+        ("Dev-Training", "DataprepRole"), ("Dev-Training", "TrainingRole"),
+        ("Dev-Training", "RunnerFunctionServiceRole"), ("Dev-Training", "RegistrarFunctionServiceRole"),
+        *((f"{s}-Serving", "Endpoint") for s in ("Dev", "Staging", "Prod")),
+        *((f"{s}-Serving", "ReleaseVerifier") for s in ("Dev", "Staging", "Prod")),
+    ):  # fmt: skip
+        assert any(label.startswith(f"{stack}/{prefix}") for label in ran), (stack, prefix, sorted(ran))
+
+    def justified(unused: permissions.Unused) -> bool:
+        return any(
+            fnmatch.fnmatchcase(unused.role, role) and unused.action_pattern == action
+            for role, action in JUSTIFIED_UNUSED_WILDCARDS
+        )
+
+    unjustified = [u for r in ran.values() for u in r["_unused"] if u.wildcard and not justified(u)]
+    assert not unjustified, "wildcard actions no journey call used (justify in JUSTIFIED_UNUSED_WILDCARDS or " + (
+        "narrow the grant):\n" + "\n".join(f"{u.role}: {u.action_pattern} ({u.policy} #{u.statement})" for u in unjustified)
+    )
