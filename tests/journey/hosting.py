@@ -101,7 +101,7 @@ def _handler(hosting: Hosting) -> type[BaseHTTPRequestHandler]:
                     424,
                     "ModelError",
                     f"Received client error ({answer.status}) from primary with message "
-                    f"\"{payload.decode(errors='replace')[:500]}\"",
+                    f'"{payload.decode(errors="replace")[:500]}"',
                     OriginalStatusCode=answer.status,
                     OriginalMessage=payload.decode(errors="replace"),
                 )

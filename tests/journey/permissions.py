@@ -76,9 +76,7 @@ def role_report(role: Role, used: list[Grant], steps: list[str]) -> dict[str, An
             hits = by_statement.get((policy, identifier), [])
             actions = _listed(statement.get("Action"))
             resources = _listed(statement.get("Resource"))
-            used_by_pattern = {
-                a: sorted({g.action for g in hits if g.action_pattern == a}) for a in actions
-            }
+            used_by_pattern = {a: sorted({g.action for g in hits if g.action_pattern == a}) for a in actions}
             entry: dict[str, Any] = {
                 "policy": policy,
                 "statement": identifier,
@@ -106,7 +104,10 @@ def role_report(role: Role, used: list[Grant], steps: list[str]) -> dict[str, An
         "unused_actions": [f"{u.action_pattern} ({u.policy} #{u.statement})" for u in unused],
         "unused_wildcards": [u.action_pattern for u in unused if u.wildcard],
         "unused_resources": [
-            f"{r} ({g['policy']} #{g['statement']})" for g in grants for r, hit in g["resources"].items() if not hit
+            f"{r} ({g['policy']} #{g['statement']})"
+            for g in grants
+            for r, hit in g["resources"].items()
+            if not hit
         ],
         "_unused": unused,
     }
@@ -129,7 +130,9 @@ def report(check: PolicyCheck, cloud: Cloud) -> dict[str, Any]:
 def write(found: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     public = {
-        "roles": {k: {f: v for f, v in r.items() if not f.startswith("_")} for k, r in found["roles"].items()},
+        "roles": {
+            k: {f: v for f, v in r.items() if not f.startswith("_")} for k, r in found["roles"].items()
+        },
         "roles_not_run": found["roles_not_run"],
     }
     path.write_text(json.dumps(public, indent=2, sort_keys=True) + "\n")

@@ -63,8 +63,12 @@ class PolicyCheck:
         self.step = "?"
         self.checked: list[tuple[str, str, str, str]] = []  # (step, role, action, resource)
         self.denials: list[str] = []
-        self.roles_run: dict[str, Role] = {}  # label -> role, every role a step ran as (kept after a teardown)
-        self.grants_used: set[Grant] = set()  # what allowed each call (tests/journey/permissions.py reports it)
+        self.roles_run: dict[
+            str, Role
+        ] = {}  # label -> role, every role a step ran as (kept after a teardown)
+        self.grants_used: set[Grant] = (
+            set()
+        )  # what allowed each call (tests/journey/permissions.py reports it)
         self._service_assuming = False
         # Lambda's Invoke runs the function: set by the journey to run the handler in-process as its role
         self.invoker: Any = None
@@ -144,7 +148,10 @@ class PolicyCheck:
         identity policy), judged on the caller's identity policy and ``target``'s trust policy, across accounts:
         "the role trust policy ... and the identity policy of the principal" both must allow it
         (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html)."""
-        administrator = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        administrator = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
         decision = self.simulator.decide(
             principal=caller_arn,
             action="sts:AssumeRole",
@@ -271,7 +278,11 @@ class PolicyCheck:
             if (client.meta.service_model.service_name, operation) == ("sts", "AssumeRole"):
                 return check._assumed(client, role, original(client, operation, params), params["RoleArn"])
             if operation == "DescribeEndpoint":
-                return _endpoint_capture_summary(original(client, operation, params))
+                answer = original(client, operation, params)
+                config = original(
+                    client, "DescribeEndpointConfig", {"EndpointConfigName": answer["EndpointConfigName"]}
+                )
+                return _endpoint_capture_summary(answer, config)
             if operation == "UpdateModelPackage" and "CustomerMetadataProperties" not in params:
                 # AWS keeps a package's metadata when an update does not name it; moto's update_model_package
                 # sets it to None (release approve would erase the metrics the registrar recorded)
@@ -288,8 +299,9 @@ class PolicyCheck:
         finally:
             botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
 
-
-    def _assumed(self, client: Any, caller: Role | None, answer: dict[str, Any], role_arn: str) -> dict[str, Any]:
+    def _assumed(
+        self, client: Any, caller: Role | None, answer: dict[str, Any], role_arn: str
+    ) -> dict[str, Any]:
         """After AssumeRole of a synthesized role (a gate assuming a stage's role): the trust policy judged, and the
         credentials it answered are that role's, so its calls are checked like any step's."""
         target = self.cloud.roles.get(role_arn)
@@ -305,16 +317,13 @@ def _caller_arn(client: Any) -> str:
     import boto3
 
     credentials = client._request_signer._credentials
-    arn = (
-        boto3.client(
-            "sts",
-            region_name=client.meta.region_name,
-            aws_access_key_id=credentials.access_key,
-            aws_secret_access_key=credentials.secret_key,
-            aws_session_token=credentials.token,
-        )
-        .get_caller_identity()["Arn"]
-    )
+    arn = boto3.client(
+        "sts",
+        region_name=client.meta.region_name,
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        aws_session_token=credentials.token,
+    ).get_caller_identity()["Arn"]
     # arn:aws:sts::<account>:assumed-role/<role>/<session> is the role arn:aws:iam::<account>:role/<role>
     if ":assumed-role/" in arn:
         account, rest = arn.split("::", 1)[1].split(":assumed-role/")
@@ -322,13 +331,14 @@ def _caller_arn(client: Any) -> str:
     return arn
 
 
-def _endpoint_capture_summary(answer: dict[str, Any]) -> dict[str, Any]:
+def _endpoint_capture_summary(answer: dict[str, Any], endpoint_config: dict[str, Any]) -> dict[str, Any]:
     """DescribeEndpoint answers the endpoint's DataCaptureConfig as a DataCaptureConfigSummary (EnableCapture,
     CaptureStatus, CurrentSamplingPercentage, DestinationS3Uri, KmsKeyId:
-    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfigSummary.html); moto answers the
-    endpoint config's DataCaptureConfig as it was created. Rewritten to the summary of a started capture."""
-    config = answer.get("DataCaptureConfig") or {}
-    if "InitialSamplingPercentage" in config:
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfigSummary.html); moto answers part
+    of the endpoint config's DataCaptureConfig, without the sampling percentage. Rewritten, from the endpoint config
+    the endpoint runs, to the summary of a started capture."""
+    config = endpoint_config.get("DataCaptureConfig") or {}
+    if config.get("EnableCapture"):
         answer["DataCaptureConfig"] = {
             "EnableCapture": bool(config.get("EnableCapture")),
             "CaptureStatus": "Started",
@@ -439,7 +449,10 @@ def _invoke_endpoint(check: PolicyCheck, p: dict[str, Any], region: str, account
     """SageMaker Runtime InvokeEndpoint is authorized as sagemaker:InvokeEndpoint on the endpoint
     (Service Authorization Reference, Amazon SageMaker AI: InvokeEndpoint, resource type "endpoint")."""
     return [
-        Need("sagemaker:InvokeEndpoint", f"arn:aws:sagemaker:{region}:{account}:endpoint/{p['EndpointName'].lower()}")
+        Need(
+            "sagemaker:InvokeEndpoint",
+            f"arn:aws:sagemaker:{region}:{account}:endpoint/{p['EndpointName'].lower()}",
+        )
     ]
 
 

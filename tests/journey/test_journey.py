@@ -180,7 +180,9 @@ def test_labels_outside_raw_bite_without_the_label_sources_grant(world: World) -
     saved = copy.deepcopy(role.inline)
     for document in role.inline.values():
         document["Statement"] = [
-            s for s in document["Statement"] if f"arn:aws:s3:::{LABELING_BUCKET}" not in json.dumps(s["Resource"])
+            s
+            for s in document["Statement"]
+            if f"arn:aws:s3:::{LABELING_BUCKET}" not in json.dumps(s["Resource"])
         ]
     try:
         run_processing_job(world, job, world.workdir / "processing-gt-bite")
@@ -439,7 +441,9 @@ def test_preflight_checks_every_release_image(world: World, capsys: pytest.Captu
 
 
 # ------------------------------------------------------------------------------------------------ 4. stages
-def _deploy_release(world: World, release: Release, stages: tuple[str, ...] = ("Dev", "Staging", "Prod")) -> None:
+def _deploy_release(
+    world: World, release: Release, stages: tuple[str, ...] = ("Dev", "Staging", "Prod")
+) -> None:
     """`npx cdk deploy '<Stage>/*'` for each stage, Dev first (its Data stack holds the registry); SageMaker starts
     the endpoint's instance (its Model's image and model data read with the execution role, then the real serve
     app on that model.tar.gz); `release verify` (the pipeline's gate, as the stage's ReleaseVerifierRole) runs
@@ -461,7 +465,9 @@ def _serving_reads(world: World, stage: str, step: str, *, model: object | None 
     role = world.cloud.roles[target.role_arn]
     with world.check.as_role(f"{step}: {stage} Model {target.logical_id}", role):
         bucket, key = s3_uri_parts(target.model_data_url)  # the model data first: both reads are judged even
-        archive = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()  # when the image is gone
+        archive = (
+            boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        )  # when the image is gone
         pull_image(world, role, target.image)
     return bytes(archive)
 
@@ -494,6 +500,7 @@ def _verify(world: World, stage: str, release: Release) -> str:
         )  # fmt: skip
     report = out.getvalue()
     assert code == 0, f"step '{step}': exit {code}\n{report}"
+    world.state.setdefault("verified", {})[(stage, release.release_id)] = report
     return report
 
 
@@ -503,6 +510,26 @@ def test_staging_and_prod_serve_the_release_across_accounts(world: World) -> Non
     of Dev's Data stack)."""
     _deploy_release(world, world.state["release1"])
     world.check.verdict()
+    for stage in (
+        "Dev",
+        "Staging",
+        "Prod",
+    ):  # verify_endpoint's checks ran against the served model, as the gate role
+        report = world.state["verified"][(stage, "r-journey-1")]
+        for line in (
+            "PASS  invocation: model ",
+            "PASS  model version: ",
+            "PASS  release id: ",
+            "PASS  data capture",
+        ):
+            assert line in report, (stage, report)
+        endpoint = world.output(stage, "Serving", "EndpointName")
+        assert any(
+            step == f"release verify {stage} (r-journey-1)"
+            and role.startswith(f"{stage}-Serving/ReleaseVerifier")
+            and (action, resource[-len(endpoint) :]) == ("sagemaker:InvokeEndpoint", endpoint)
+            for step, role, action, resource in world.check.checked
+        ), f"{stage}: verify did not invoke the endpoint as the stage's ReleaseVerifierRole"
     for stage in ("Staging", "Prod"):  # the reads were judged, across accounts, on Dev's resource policies
         judged = {
             action
@@ -533,7 +560,7 @@ def test_missing_serve_gpu_bites(world: World, capsys: pytest.CaptureFixture[str
     release_path(world.releases_dir, bad.release_id).write_text(bad.to_json())
 
     code, out = _preflight(world, "Staging", capsys, release_id=bad.release_id)
-    assert code != 0 and f"FAIL  image serve.gpu: {gpu.uri} does not exist" in out, out
+    assert code != 0 and f"FAIL  image images.serve.gpu: {gpu.uri} does not exist" in out, out
 
     step = "deploy r-journey-nogpu"
     [*_, staging] = [m for m in world.cloud.models if m.stack == "Staging-Serving"]
@@ -542,7 +569,9 @@ def test_missing_serve_gpu_bites(world: World, capsys: pytest.CaptureFixture[str
         _serving_reads(world, "Staging", step, model=dataclasses.replace(staging, image=gpu.uri))
     message = str(failed.value)
     assert f"step '{step}: Staging Model {staging.logical_id}': role {role.label}" in message, message
-    assert f"ecr:BatchGetImage on {repository_arn(gpu.uri)}: {gpu.uri} is not in the registry" in message, message
+    assert f"ecr:BatchGetImage on {repository_arn(gpu.uri)}: {gpu.uri} is not in the registry" in message, (
+        message
+    )
 
     no_gpu = release.model_copy(
         update={"images": release.images.model_copy(update={"serve": {"cpu": release.images.serve["cpu"]}})}
@@ -693,7 +722,10 @@ def test_dev_teardown_bites_without_the_retention(world: World) -> None:
     role = world.cloud.roles[model.role_arn]
     with pytest.raises(PermissionDenied) as data_read:
         _serving_reads(world, "Staging", step, model=model)
-    with world.check.as_role(f"{step}: Staging Model {model.logical_id}", role), pytest.raises(AssertionError):
+    with (
+        world.check.as_role(f"{step}: Staging Model {model.logical_id}", role),
+        pytest.raises(AssertionError),
+    ):
         pull_image(world, role, model.image)
     with pytest.raises(PermissionDenied) as image_pull:
         world.check.verdict()
@@ -703,7 +735,9 @@ def test_dev_teardown_bites_without_the_retention(world: World) -> None:
         data_read.value
     ), data_read.value
     assert named in str(image_pull.value), image_pull.value
-    assert f"may not ecr:BatchGetImage on {repository_arn(model.image)}" in str(image_pull.value), image_pull.value
+    assert f"may not ecr:BatchGetImage on {repository_arn(model.image)}" in str(image_pull.value), (
+        image_pull.value
+    )
 
 
 # ------------------------------------------------------------------------------------------------ 6. permissions
@@ -739,6 +773,10 @@ def test_permissions_report(world: World) -> None:
         )
 
     unjustified = [u for r in ran.values() for u in r["_unused"] if u.wildcard and not justified(u)]
-    assert not unjustified, "wildcard actions no journey call used (justify in JUSTIFIED_UNUSED_WILDCARDS or " + (
-        "narrow the grant):\n" + "\n".join(f"{u.role}: {u.action_pattern} ({u.policy} #{u.statement})" for u in unjustified)
+    assert not unjustified, (
+        "wildcard actions no journey call used (justify in JUSTIFIED_UNUSED_WILDCARDS or "
+        + (
+            "narrow the grant):\n"
+            + "\n".join(f"{u.role}: {u.action_pattern} ({u.policy} #{u.statement})" for u in unjustified)
+        )
     )
