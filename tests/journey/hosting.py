@@ -8,6 +8,7 @@ check (tests/journey/policy.py maps InvokeEndpoint to sagemaker:InvokeEndpoint o
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import io
 import json
@@ -27,12 +28,18 @@ _FORWARDED = ("Content-Type", "Accept", "X-Amzn-SageMaker-Custom-Attributes")
 
 
 class Hosting:
-    """Instances by endpoint name, and the runtime adapter's URL (``url``)."""
+    """Instances by endpoint name, and the runtime adapter's URL (``url``).
+
+    Endpoints whose Models serve the same model.tar.gz bytes with the same environment share one ``serve`` process
+    (the app keeps no state between requests; a process per endpoint would only cost start-up time): what each
+    endpoint answers still comes from the archive its own execution role downloaded."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.instances: dict[str, tuple[ServingModel, LiveServer]] = {}
-        self._started = 0
+        self.instances: dict[
+            str, tuple[ServingModel, LiveServer]
+        ] = {}  # endpoint name -> its Model, its server
+        self._servers: dict[tuple[str, tuple[tuple[str, str], ...]], LiveServer] = {}
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -44,32 +51,28 @@ class Hosting:
 
     def start(self, endpoint_name: str, model: ServingModel, archive: bytes) -> LiveServer:
         """The endpoint's instance of ``model``: ``archive`` (its model.tar.gz, as the execution role downloaded it)
-        unpacked into a fresh /opt/ml/model, ``serve`` started on it; the endpoint's previous instance is stopped.
-        Runs on this machine's CPU whatever the variant: the GPU image's SERVING_DEVICE=cuda is set to cpu (the same
-        app code; no GPU here), and one worker process."""
-        running = self.instances.get(endpoint_name)
-        if running is not None and running[0] == model:
-            return running[1]
-        self.stop(endpoint_name)
-        self._started += 1
-        root = self.workdir / f"instance-{self._started}-{endpoint_name}"
-        model_dir = root / "opt" / "ml" / "model"
-        model_dir.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as packed:
-            packed.extractall(model_dir, filter="data")
-        environment = {**dict(model.environment), "SERVING_DEVICE": "cpu", "SERVING_WORKERS": "1"}
-        server = start_server(model_dir, root / "serve.log", **environment)
+        unpacked into a fresh /opt/ml/model and ``serve`` started on it. Runs on this machine's CPU whatever the
+        variant: the GPU image's SERVING_DEVICE=cuda is set to cpu (the same app code; no GPU here), one worker."""
+        environment = tuple(
+            sorted({**dict(model.environment), "SERVING_DEVICE": "cpu", "SERVING_WORKERS": "1"}.items())
+        )
+        key = (hashlib.sha256(archive).hexdigest(), environment)
+        server = self._servers.get(key)
+        if server is None:
+            root = self.workdir / f"instance-{len(self._servers) + 1}"
+            model_dir = root / "opt" / "ml" / "model"
+            model_dir.mkdir(parents=True)
+            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as packed:
+                packed.extractall(model_dir, filter="data")
+            server = self._servers[key] = start_server(model_dir, root / "serve.log", **dict(environment))
         self.instances[endpoint_name] = (model, server)
         return server
 
-    def stop(self, endpoint_name: str) -> None:
-        running = self.instances.pop(endpoint_name, None)
-        if running is not None:
-            stop_server(running[1])
-
     def close(self) -> None:
-        for name in list(self.instances):
-            self.stop(name)
+        self.instances.clear()
+        for server in self._servers.values():
+            stop_server(server)
+        self._servers.clear()
         self._server.shutdown()
         self._server.server_close()
 
