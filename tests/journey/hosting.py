@@ -64,7 +64,8 @@ class Hosting:
             model_dir.mkdir(parents=True)
             with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as packed:
                 packed.extractall(model_dir, filter="data")
-            server = self._servers[key] = start_server(model_dir, root / "serve.log", **dict(environment))
+            variables = dict(environment)  # SERVING_* names only, never start_server's own keywords
+            server = self._servers[key] = start_server(model_dir, root / "serve.log", **variables)  # type: ignore[arg-type]
         self.instances[endpoint_name] = (model, server)
         return server
 

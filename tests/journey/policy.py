@@ -6,7 +6,8 @@ How calls are seen: while a step runs ``as_role``, botocore's ``BaseClient._make
 plumbing, not our code), each call is mapped to the IAM action(s) and resource ARN(s) it needs (the calls the
 project's code makes; an unmapped call made as a role fails the test, so nothing goes unchecked), and the calls a
 service makes on the role's behalf - SageMaker pulling an image and reading a channel, S3 asking KMS for the
-bucket key - are checked through ``require``. The call then goes to moto with the role's own STS credentials, in its
+bucket key - are checked through ``require``. Credentials from an AssumeRole of a synthesized role (a release gate
+assuming a stage's ReleaseVerifierRole) are that role's: the trust policy is judged, then its calls are checked. The call then goes to moto with the role's own STS credentials, in its
 own account.
 
 Why not moto's own enforcement (``INITIAL_NO_AUTH_ACTION_COUNT``): moto evaluates every non-S3 request against the

@@ -4,8 +4,15 @@ Order (README "The cloud data path, end to end", "Releasing", "Rolling back", "T
 release) -> labels land -> ``scripts.dataprep_job`` -> the Processing job as the dataprep role -> dataset -> dataset
 event -> runner Lambda (runner role) -> training job -> the training container as the training role ->
 ``model.tar.gz`` -> registrar Lambda (registrar role) -> model package -> ``release approve`` -> ``release create``
--> preflight -> Staging and Prod read the release's image and model across accounts -> ``verify_endpoint`` ->
-second release, alarm rollback, ``release rollback`` -> Dev's teardown.
+-> preflight -> Staging and Prod read the release's image and model across accounts, each endpoint's instance is the
+real serve app on that model.tar.gz (tests/journey/hosting.py) -> ``release verify`` (verify_endpoint's checks, as the
+stage's ReleaseVerifierRole assumed from the pipeline account) -> second release, alarm rollback, ``release rollback``
+-> Dev's teardown -> the permissions report (build/journey-permissions.json: every grant of every role run, used or
+not).
+
+Each named defect has a test that puts it back and shows the journey fails naming step, role, action and resource:
+the runner's PassRole, labels outside raw/ (label_sources grant), missing serve-gpu, the rollback read, Dev's
+teardown (retention).
 
 The steps share one world (tests/journey/world.py) and run in file order; a step that fails today because of a
 defect another issue fixes is marked ``xfail(strict=True)`` with that issue: it turns into a failure as soon as the
