@@ -546,6 +546,33 @@ def test_staging_and_prod_serve_the_release_across_accounts(world: World) -> Non
         assert {"ecr:BatchGetImage", "s3:GetObject", "kms:Decrypt"} <= judged, (stage, judged)
 
 
+def test_verify_bites_without_the_invoke_grant(world: World) -> None:
+    """The verify gate runs with its own role's permissions: Staging's ReleaseVerifierRole without
+    sagemaker:InvokeEndpoint (as if infra/constructs/release_verifier.py did not grant it) fails the verify step,
+    naming the step, the role, the action and the endpoint."""
+    role = world.role("Staging", "Serving", "ReleaseVerifierRole")
+    saved = copy.deepcopy(role.inline)
+    for document in role.inline.values():
+        for statement in document["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            statement["Action"] = [a for a in actions if a != "sagemaker:InvokeEndpoint"] or [
+                "sagemaker:DescribeEndpoint"
+            ]
+    try:
+        _verify(world, "Staging", world.state["release1"])
+        with pytest.raises(PermissionDenied) as denied:
+            world.check.verdict()
+    finally:
+        role.inline = saved
+    endpoint = world.output("Staging", "Serving", "EndpointName")
+    message = str(denied.value)
+    assert f"step 'release verify Staging (r-journey-1)': role {role.label} ({role.arn})" in message, message
+    assert (
+        f"may not sagemaker:InvokeEndpoint on arn:aws:sagemaker:eu-west-1:{world.account('Staging')}:endpoint/{endpoint}"
+        in message
+    ), message
+
+
 def test_missing_serve_gpu_bites(world: World, capsys: pytest.CaptureFixture[str]) -> None:
     """Issue 22's build-once fix, put back: a release whose serve.gpu names an image nobody built and pushed (what
     release create wrote before it took every serve variant from the registry's one build) fails Staging's preflight
