@@ -4,9 +4,9 @@
 Created in moto: KMS keys (+ key policies), S3 buckets (+ default encryption; bucket policies recorded only, see _bucket_policy), ECR repositories
 (+ repository policies), IAM roles (+ inline, ``AWS::IAM::Policy`` and managed policies), SNS topics, Lambda
 functions (their environment: the handlers run in-process with it), the model package group, SSM parameters, and
-one CloudFormation stack per template carrying its resolved outputs (what the operator commands read). Recorded
-only (SageMaker itself is never asked to run them): ``AWS::SageMaker::Model`` (image, model data, execution role).
-Every other type is skipped; a ``Ref`` to a skipped resource answers a name, a ``Fn::GetAtt`` on one, or an
+one CloudFormation stack per template carrying its resolved outputs (what the operator commands read), and the
+SageMaker Model, EndpointConfig and Endpoint (what ``verify`` describes; SageMaker's part, starting an instance of the
+Model, is the journey's: tests/journey/instances.py). Every other type is skipped; a ``Ref`` to a skipped resource answers a name, a ``Fn::GetAtt`` on one, or an
 intrinsic the loader does not know, fails naming the stack, the resource and the expression.
 
 Deploying a template again updates what changed (policies, function environment, new models: replaced models are
@@ -41,6 +41,7 @@ class Role:
     stack: str
     inline: dict[str, dict[str, Any]] = field(default_factory=dict)  # policy name -> document
     managed: dict[str, dict[str, Any]] = field(default_factory=dict)  # policy arn -> document
+    trust: dict[str, Any] = field(default_factory=dict)  # AssumeRolePolicyDocument
 
     @property
     def label(self) -> str:
@@ -48,6 +49,10 @@ class Role:
 
     def documents(self) -> list[dict[str, Any]]:
         return [*self.inline.values(), *self.managed.values()]
+
+    def named_documents(self) -> dict[str, dict[str, Any]]:
+        """Identity policies by name (inline policy name, managed policy ARN): what the simulator reports on."""
+        return {**self.inline, **self.managed}
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class ServingModel:
     image: str
     model_data_url: str
     role_arn: str
+    environment: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -382,7 +388,9 @@ def _role(d: _Deployer, logical: str, props: dict[str, Any], where: str, existin
             f"AROA{uuid.uuid5(uuid.NAMESPACE_URL, arn).hex[:17].upper()}"
         )
     arn = d.stack.attributes[(logical, "Arn")]
-    role = Role(arn=arn, name=name, account=d.stack.account, logical_id=logical, stack=d.stack.name)
+    role = Role(
+        arn=arn, name=name, account=d.stack.account, logical_id=logical, stack=d.stack.name, trust=trust
+    )
     old = d.cloud.roles.get(arn)
     for policy_name in old.inline if old else {}:
         iam.delete_role_policy(RoleName=name, PolicyName=policy_name)
@@ -498,31 +506,70 @@ def _parameter(d: _Deployer, logical: str, props: dict[str, Any], where: str, ex
     d.stack.physical[logical] = name
 
 
+def _replaced_name(d: _Deployer, logical: str, props: dict[str, Any]) -> str:
+    """The physical name of a resource CloudFormation replaces when its properties change (Model, EndpointConfig:
+    "Update requires: Replacement"): a new name per content, so the retained old one keeps its own. SageMaker names
+    are made lower case here (as are endpoints'), so the ARNs moto answers match the ones the policy check asks for
+    (tests/journey/policy.py _sagemaker)."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(props, sort_keys=True).encode()).hexdigest()[:8]
+    return d.name_for(f"{logical}-{digest}", 63, lower=True)
+
+
 def _model(d: _Deployer, logical: str, props: dict[str, Any], where: str, existing: str | None) -> None:
-    container = d.resolve(props.get("PrimaryContainer", {}), f"{where}.PrimaryContainer")
+    resolved = {
+        "ExecutionRoleArn": d.resolve(props["ExecutionRoleArn"], f"{where}.ExecutionRoleArn"),
+        "PrimaryContainer": d.resolve(props.get("PrimaryContainer", {}), f"{where}.PrimaryContainer"),
+    }
+    container = resolved["PrimaryContainer"]
     model = ServingModel(
         stack=d.stack.name,
         logical_id=logical,
         image=container.get("Image", ""),
         model_data_url=container.get("ModelDataUrl", ""),
-        role_arn=d.resolve(props["ExecutionRoleArn"], f"{where}.ExecutionRoleArn"),
+        role_arn=resolved["ExecutionRoleArn"],
+        environment=tuple(sorted(container.get("Environment", {}).items())),
     )
     # a replaced Model is retained (the Serving stack's UpdateReplacePolicy); the one deployed last comes last
     if model in d.cloud.models:
         d.cloud.models.remove(model)
     d.cloud.models.append(model)
-    name = d.stack.physical.setdefault(logical, d.name_for(logical, 63))
+    name = _replaced_name(d, logical, resolved)
+    d.admin.client("sagemaker").create_model(ModelName=name, **resolved)
+    d.stack.physical[logical] = f"arn:aws:sagemaker:{d.stack.region}:{d.stack.account}:model/{name}"
     d.stack.attributes[(logical, "ModelName")] = name
 
 
-def _named(attribute: str) -> Any:
-    """Resources no step asks SageMaker about (endpoint configs, endpoints): a name for Refs and Fn::GetAtt."""
+def _endpoint_config(
+    d: _Deployer, logical: str, props: dict[str, Any], where: str, existing: str | None
+) -> None:
+    from unittest import mock
 
-    def create(d: _Deployer, logical: str, props: dict[str, Any], where: str, existing: str | None) -> None:
-        name = d.stack.physical.setdefault(logical, d.name_for(logical, 63))
-        d.stack.attributes[(logical, attribute)] = name
+    from moto.sagemaker.models import FakeEndpointConfig
 
-    return create
+    keep = ("ProductionVariants", "DataCaptureConfig", "KmsKeyId")
+    resolved = {k: d.resolve(props[k], f"{where}.{k}") for k in keep if k in props}
+    name = _replaced_name(d, logical, resolved)
+    # moto's instance-type list (moto/sagemaker/models.py validate_instance_type) predates ml.g5 and ml.c6i
+    with mock.patch.object(FakeEndpointConfig, "validate_instance_type", lambda self, kind: None):
+        d.admin.client("sagemaker").create_endpoint_config(EndpointConfigName=name, **resolved)
+    d.stack.physical[logical] = f"arn:aws:sagemaker:{d.stack.region}:{d.stack.account}:endpoint-config/{name}"
+    d.stack.attributes[(logical, "EndpointConfigName")] = name
+
+
+def _endpoint(d: _Deployer, logical: str, props: dict[str, Any], where: str, existing: str | None) -> None:
+    """Created, or updated in place to the new config (UpdateEndpoint: moto has none, so delete and create under
+    the same name). ``Ref`` answers the endpoint's ARN ("Ref returns the Amazon Resource Name (ARN) of the
+    endpoint", CloudFormation template reference, AWS::SageMaker::Endpoint, Return values)."""
+    config = d.resolve(props["EndpointConfigName"], f"{where}.EndpointConfigName")
+    name = d.stack.attributes.get((logical, "EndpointName")) or d.name_for(logical, 63, lower=True)
+    sagemaker = d.admin.client("sagemaker")
+    if existing is not None:
+        sagemaker.delete_endpoint(EndpointName=name)
+    arn = sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config)["EndpointArn"]
+    d.stack.physical[logical] = arn
+    d.stack.attributes[(logical, "EndpointName")] = name
 
 
 _CREATORS = {
@@ -538,8 +585,8 @@ _CREATORS = {
     "AWS::SageMaker::ModelPackageGroup": _model_package_group,
     "AWS::SSM::Parameter": _parameter,
     "AWS::SageMaker::Model": _model,
-    "AWS::SageMaker::EndpointConfig": _named("EndpointConfigName"),
-    "AWS::SageMaker::Endpoint": _named("EndpointName"),
+    "AWS::SageMaker::EndpointConfig": _endpoint_config,
+    "AWS::SageMaker::Endpoint": _endpoint,
 }
 
 
@@ -565,3 +612,5 @@ def _delete(cloud: Cloud, admin: boto3.Session, resource: dict[str, Any], physic
         cloud.roles.pop(stack.attributes[(logical_id, "Arn")], None)
     elif kind == "AWS::SageMaker::Model":
         cloud.models = [m for m in cloud.models if (m.stack, m.logical_id) != (stack.name, logical_id)]
+    elif kind == "AWS::SageMaker::Endpoint":
+        admin.client("sagemaker").delete_endpoint(EndpointName=stack.attributes[(logical_id, "EndpointName")])

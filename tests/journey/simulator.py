@@ -55,7 +55,7 @@ class PolicySimulator:
         action: str,
         resource: str,
         resource_account: str,
-        identity_policies: list[dict[str, Any]],
+        identity_policies: dict[str, dict[str, Any]],
         resource_policy: dict[str, Any] | None,
         context: dict[str, Any] | None = None,
     ) -> Decision:
@@ -66,9 +66,7 @@ class PolicySimulator:
                 "resource": {"resource": resource, "accountId": resource_account},
                 "contextVariables": context or {},
             },
-            "identityPolicies": [
-                {"name": f"policy{i}", "policy": doc} for i, doc in enumerate(identity_policies)
-            ],
+            "identityPolicies": [{"name": name, "policy": doc} for name, doc in identity_policies.items()],
         }
         if resource_policy is not None:
             request["resourcePolicy"] = resource_policy

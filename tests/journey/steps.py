@@ -82,11 +82,12 @@ def pull_image(world: World, role: Role, image_uri: str) -> None:
         found = ecr.batch_get_image(repositoryName=name, registryId=owner, imageIds=[image_id])
     except ClientError as exc:
         raise AssertionError(
-            f"step '{check.step}': role {role.label} pulls {image_uri}: {exc.response['Error']['Message']}"
+            f"step '{check.step}': role {role.label} ({role.arn}) ecr:BatchGetImage on {arn}: {image_uri}: "
+            f"{exc.response['Error']['Message']}"
         ) from None
     assert found["images"], (
-        f"step '{check.step}': role {role.label} pulls {image_uri}: no such image in the registry "
-        f"({found.get('failures')})"
+        f"step '{check.step}': role {role.label} ({role.arn}) ecr:BatchGetImage on {arn}: {image_uri} is not in "
+        f"the registry ({found.get('failures')})"
     )
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from infra.app import example_pipeline_stages
-from infra.config import StageConfig
+from infra.config import PipelineConfig, StageConfig
 from infra.release_record import Release
 from tests.infra.synthesized import SynthesizedApp, synthesize
+from tests.journey.hosting import Hosting
 from tests.journey.loader import Cloud, Role
 from tests.journey.policy import PolicyCheck
 
@@ -28,16 +29,21 @@ class World:
     workdir: Path
     releases_dir: Path
     stages: dict[str, StageConfig]
+    pipeline: PipelineConfig
+    hosting: Hosting
     state: dict[str, Any] = field(default_factory=dict)
     _synth_count: int = 0
     _synthesized: dict[str, SynthesizedApp] = field(default_factory=dict)
 
     @classmethod
-    def example(cls, cloud: Cloud, check: PolicyCheck, workdir: Path) -> World:
-        stages, _pipeline = example_pipeline_stages()
+    def example(cls, cloud: Cloud, check: PolicyCheck, workdir: Path, hosting: Hosting) -> World:
+        stages, pipeline = example_pipeline_stages()
         releases = workdir / "releases"
         releases.mkdir()
-        return cls(cloud=cloud, check=check, workdir=workdir, releases_dir=releases, stages=stages)
+        return cls(
+            cloud=cloud, check=check, workdir=workdir, releases_dir=releases, stages=stages, pipeline=pipeline,
+            hosting=hosting,
+        )  # fmt: skip
 
     def account(self, stage: str) -> str:
         account = self.stages[stage].account
@@ -45,8 +51,12 @@ class World:
         return account
 
     def synth(self, release: Release | None, **kwargs: Any) -> SynthesizedApp:
-        """What ``cdk synth`` gives for every stage with ``release`` (None: the first deploy, no release yet)."""
-        key = f"{release.release_id if release else None}:{sorted(kwargs.items())}"
+        """What ``cdk synth`` gives for every stage with ``release`` (None: the first deploy, no release yet). With a
+        release the app holds the example pipeline (README step 7: "let the pipeline do 7 and 8"): each stage's
+        Serving stack then has the ReleaseVerifierRole that the pipeline's verify gate assumes."""
+        if release is not None:
+            kwargs.setdefault("pipeline", self.pipeline)
+        key = f"{release.release_id if release else None}:{sorted(kwargs.items(), key=lambda kv: kv[0])}"
         if key not in self._synthesized:  # a rollback redeploys a release synthesized before: same templates
             self._synth_count += 1
             outdir = self.workdir / f"cdk.out.{self._synth_count}"
