@@ -17,7 +17,7 @@ from app.contracts import cuda, instance_types, storage
 from app.contracts import serving_environment as serving_env
 from app.contracts.artifact import Precision
 from app.contracts.hyperparameters import check_autobatch, check_int8_bars, parse_hyperparameters
-from app.contracts.image_uri import PINNED_IMAGE_URI
+from infra.image_uri import PINNED_IMAGE_URI
 from infra.max_in_force import max_in_force_expression
 from infra.schedule import schedule_holds
 

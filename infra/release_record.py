@@ -21,8 +21,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.contracts.artifact import Int8Result, Int8Status, Precision
-from app.contracts.image_uri import DIGEST, REPOSITORY_URI
 from app.contracts.metrics import QUALITY_METRIC  # the metric the registrar approves on
+from infra.image_uri import DIGEST, REPOSITORY_URI
 
 SCHEMA_VERSION: Literal[1] = 1
 ServeVariant = Literal["cpu", "gpu"]

@@ -29,7 +29,7 @@ from typing import Any
 if not __package__:  # run as a path (python scripts/x.py): import this checkout the way python -m does
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from app.contracts.image_uri import ECR_REPOSITORY, IMAGE_DIGEST
+from infra.image_uri import ECR_REPOSITORY, IMAGE_DIGEST
 from infra.release_record import ServeVariant
 from infra.stack_outputs import DataOutputs
 from infra.stage_release import serve_variant

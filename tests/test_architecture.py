@@ -182,3 +182,18 @@ def test_no_operator_module_over_400_lines() -> None:
         if (n := len(p.read_text().splitlines())) > 400
     }
     assert long == {}
+
+
+def test_every_contract_is_used_by_runtime_code() -> None:
+    """app/contracts holds what crosses a seam with runtime code; a contract only infra and scripts read belongs
+    in infra (as the release record, stack outputs and image URIs do)."""
+    runtime = {
+        name
+        for part in RUNTIME_PARTS
+        for path in (REPO_ROOT / "app" / part).rglob("*.py")
+        for name in _imported(path, members=True)
+    }
+    contracts = {f"app.contracts.{p.stem}" for p in (REPO_ROOT / "app" / "contracts").glob("*.py")}
+    contracts.discard("app.contracts.__init__")
+    unused = sorted(c for c in contracts if c not in runtime)
+    assert unused == []

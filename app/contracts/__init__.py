@@ -13,10 +13,10 @@ Between infra (what the CDK synthesizes) and runtime code (what runs in it):
 - ``launcher_environment`` and ``serving_environment``: the environment variables infra sets and the code reads.
 - ``storage``: the bucket key prefixes behind the grants and lifecycle rules, and the code writing under them.
 - ``instance_types``, ``cuda``: instance families, GPUs and the CUDA each image is built on (endpoint and job checks).
-- ``image_uri``: an image pinned by digest, as stage configs, the image construct and releases name it.
 - ``errors``: ``ContractError``, the base of every contract violation (names file, field and what was expected).
 
 Not here: what only infra and the operator scripts share (release records: infra/release_record.py; stack output
-keys: infra/stack_outputs.py). This package must stay light: standard library and pydantic only (the Lambda
+keys: infra/stack_outputs.py; pinned image URIs: infra/image_uri.py). A test keeps it so: every module here is
+imported by runtime code (tests/test_architecture.py). This package must stay light: standard library and pydantic only (the Lambda
 imports it).
 """

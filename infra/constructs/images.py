@@ -20,7 +20,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from app.contracts import cuda, instance_types
-from app.contracts.image_uri import PINNED_IMAGE_URI
+from infra.image_uri import PINNED_IMAGE_URI
 from infra.paths import REPO_ROOT
 
 ImageName = Literal["dataprep", "train", "serve"]
