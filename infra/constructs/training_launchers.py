@@ -223,32 +223,36 @@ class TrainingLaunchers(Construct):
 
     def _grant_evidence(self, artifacts_bucket: s3.IBucket, job_name_prefix: str) -> None:
         """The registrar reads a finished job's model.tar.gz (its model.json) and writes the comparison report next
-        to it (``<job>/evaluation/``), both encrypted with the artifacts bucket's key (CDK adds the key grants)."""
+        to it (``<job>/evaluation/``), both encrypted with the artifacts bucket's key."""
         registrar = self.registrar.function
         jobs_output = f"{TRAINING_OUTPUT_PREFIX}{job_name_prefix}*"
-        artifacts_bucket.grant_read(registrar, f"{jobs_output}/output/model.tar.gz")
-        artifacts_bucket.grant_put(registrar, f"{jobs_output}/{EVALUATION_DIR}*")
-        for pattern in (f"{jobs_output}/output/model.tar.gz", f"{jobs_output}/{EVALUATION_DIR}*"):
+        # Exactly the calls it makes (the journey's permissions report flags anything wider): GetObject of
+        # model.tar.gz, PutObject of the reports, and with SSE-KMS the key's Decrypt (read) and GenerateDataKey
+        # (write). Amazon S3 User Guide, "Using server-side encryption with AWS KMS keys (SSE-KMS)", Permissions:
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html
+        model = f"{jobs_output}/output/model.tar.gz"
+        reports = f"{jobs_output}/{EVALUATION_DIR}*"
+        registrar.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[artifacts_bucket.arn_for_objects(model)])
+        )
+        registrar.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject"], resources=[artifacts_bucket.arn_for_objects(reports)]
+            )
+        )
+        if artifacts_bucket.encryption_key is not None:
+            registrar.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[artifacts_bucket.encryption_key.key_arn],
+                )
+            )
+        for pattern in (model, reports):
             acknowledge_resource(
                 registrar,
                 "AwsSolutions-IAM5",
                 "one object kind of this stage's training jobs (every job is named with the stage prefix)",
                 resource=f"{artifacts_bucket.bucket_arn}/{pattern}",
-            )
-        for action in (
-            "s3:GetBucket*",
-            "s3:GetObject*",
-            "s3:List*",
-            "s3:Abort*",
-            "kms:GenerateDataKey*",
-            "kms:ReEncrypt*",
-        ):
-            acknowledge(
-                registrar,
-                "AwsSolutions-IAM5",
-                f"{action} comes from CDK's bucket grants: read of jobs' model.tar.gz, write of their evaluation/ "
-                "reports, with this stage's data key only",
-                applies_to=f"Action::{action}",
             )
 
     @staticmethod

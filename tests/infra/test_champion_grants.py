@@ -57,13 +57,15 @@ def test_registrar_reads_jobs_model_tar_gz_and_writes_only_their_evaluation_repo
     dev: dict[str, Any],
 ) -> None:
     statements = _statements(dev, REGISTRAR)
-    [read] = statements_with(statements, "s3:GetObject*")
+    [read] = statements_with(statements, "s3:GetObject")
+    assert read["Action"] == "s3:GetObject"  # exactly the call it makes (the journey's permissions report)
     assert object_suffixes(read) == ["/training-output/yolo-dev-*/output/model.tar.gz"]
     [write] = statements_with(statements, "s3:PutObject")
+    assert write["Action"] == "s3:PutObject"
     assert object_suffixes(write) == ["/training-output/yolo-dev-*/evaluation/*"]
     # the artifacts bucket's key (the Data stack's DataKey): decrypt to read, a data key to write
     [key] = [s for s in statements_with(statements, "kms:Decrypt") if "DataKey" in json.dumps(s["Resource"])]
-    assert "kms:GenerateDataKey*" in key["Action"]
+    assert key["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
     [listing] = statements_with(statements, "sagemaker:ListModelPackages")
     assert listing["Resource"] == "*"
     assert statements_with(statements, "sagemaker:DescribeModelPackage") == []
