@@ -289,7 +289,7 @@ def compare_step(
     comparison = comparison.model_copy(
         update={"reports": reports, "seconds": round(time.monotonic() - started, 1)}
     )
-    log(f"[comparison] {comparison.verdict}: {comparison.why}")
+    log(f"[comparison] {comparison.why}")
     return comparison
 
 
