@@ -1,7 +1,7 @@
 """The champion comparison (issue 27, training side): real training runs of the entrypoint with a 'champion' channel.
 
 The champion is the session's trained artifact (tests/fixtures/artifacts.py: tiny_dataset, 2 epochs). Two
-challengers are trained here with the same settings (int8 off, to save time): one on the same data - the same
+challengers are trained here with the same settings and start (int8 off, to save time): one on the same data - the same
 deterministic training, so the same model: not worse - and one whose training labels lost every triangle: worse,
 naming 'triangle'. 8 val images hold 4 triangles, hence champion_min_class_instances=3 (the default 10 would call
 every class underpowered). Other cases (no champion, class lists that differ, a corrupt champion) reuse the session
@@ -38,6 +38,7 @@ from tests.fixtures.artifacts import (
     TrainingRun,
     champion_tarball,
     make_opt_ml,
+    pretrained_checkpoint,
     run_training,
 )
 
@@ -69,7 +70,14 @@ def champion_tar(tmp_path_factory: pytest.TempPathFactory, trained_artifact: Pat
 
 
 def _challenger(root: Path, dataset: Path, champion: Path) -> TrainingRun:
-    run = run_training(make_opt_ml(root, dataset=dataset, hyperparameters=CHALLENGER, champion=champion))
+    opt_ml = make_opt_ml(
+        root,
+        dataset=dataset,
+        pretrained=pretrained_checkpoint(),
+        hyperparameters=CHALLENGER,
+        champion=champion,
+    )
+    run = run_training(opt_ml)
     assert run.returncode == 0, f"{run.failure}\n{run.output[-3000:]}"
     return run
 
