@@ -32,7 +32,7 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
 
 from app.contracts import artifact, dataset, metrics
 from infra.paths import REPO_ROOT
-from scripts.lib import cli, folders
+from scripts.lib import cli, demo_champion, folders
 from scripts.lib.boxes import Box, annotate, iou
 from scripts.lib.cli import OperatorError
 from scripts.lib.local_server import invoke, serving
@@ -53,6 +53,9 @@ class Outputs:
     image_root: Path | None = None
     dataset: Path | None = None
     model_dir: Path | None = None
+    challenger_dir: Path | None = (
+        None  # the second run, compared with model_dir (scripts/lib/demo_champion.py)
+    )
     annotated: list[Path] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     held_out_recall: float | None = None
@@ -122,6 +125,15 @@ def prepare_dataset(out: Outputs, *, manifest: Path, image_root: Path, seed: int
 # --- step 3: training ----------------------------------------------------------------------------------------
 
 
+def training_hyperparameters(*, epochs: int, imgsz: int, batch: int, seed: int) -> dict[str, object]:
+    return {
+        "epochs": epochs, "imgsz": imgsz, "batch": batch, "seed": seed, "workers": 0, "device": "cpu",
+        "amp": "false", "patience": max(5, epochs), "name": "demo-tools-detector",
+        # A short CPU run: update weights every batch and skip the long warm-up, or a few epochs learn little.
+        "nbs": batch, "warmup_epochs": 1, "close_mosaic": max(1, epochs // 3),
+    }  # fmt: skip
+
+
 def train(out: Outputs, *, data: Path, epochs: int, imgsz: int, batch: int, seed: int) -> Path:
     opt_ml = out.workdir / "opt_ml"
     shutil.rmtree(opt_ml, ignore_errors=True)
@@ -133,12 +145,7 @@ def train(out: Outputs, *, data: Path, epochs: int, imgsz: int, batch: int, seed
     )
     config = opt_ml / "input" / "config"
     config.mkdir(parents=True)
-    hyperparameters = {
-        "epochs": epochs, "imgsz": imgsz, "batch": batch, "seed": seed, "workers": 0, "device": "cpu",
-        "amp": "false", "patience": max(5, epochs), "name": "demo-tools-detector",
-        # A short CPU run: update weights every batch and skip the long warm-up, or a few epochs learn little.
-        "nbs": batch, "warmup_epochs": 1, "close_mosaic": max(1, epochs // 3),
-    }  # fmt: skip
+    hyperparameters = training_hyperparameters(epochs=epochs, imgsz=imgsz, batch=batch, seed=seed)
     (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in hyperparameters.items()}))
     (config / "inputdataconfig.json").write_text(
         json.dumps({"dataset": {"TrainingInputMode": "File"}, "pretrained": {"TrainingInputMode": "File"}})
@@ -302,6 +309,10 @@ def step_training(out: Outputs, args: argparse.Namespace) -> None:
     out.model_dir = train(
         out, data=out.dataset, epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, seed=args.seed
     )
+    out.challenger_dir = demo_champion.challenge(  # issue 27: the champion comparison block
+        out.model_dir, dataset=out.dataset, workdir=out.workdir, run=_run, say=_say,
+        hyperparameters=training_hyperparameters(epochs=args.epochs, imgsz=args.imgsz, batch=args.batch, seed=args.seed),
+    )  # fmt: skip
 
 
 def step_serving(out: Outputs, args: argparse.Namespace) -> None:
@@ -352,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "dataset": str(out.dataset),
         "model_dir": str(out.model_dir),
+        "challenger_dir": str(out.challenger_dir),
         "metrics": out.metrics,
         "held_out_recall": out.held_out_recall,
         "annotated": [str(p) for p in out.annotated],

@@ -3,7 +3,8 @@
 After training, the container scores the candidate and the stage's champion (the Approved model it would replace,
 passed in as the ``champion`` channel) on the same val split with the same validator, and records per class (by
 class name) and overall both mAP50-95 values, the paired difference ``candidate - champion`` and its bootstrap
-confidence interval over val images. The verdict follows the rule below with the tolerances the job was given (the
+confidence interval over val images (a two-sided percentile interval at ``tolerances.confidence``; each model
+scored at its own imgsz). The verdict follows the rule below with the tolerances the job was given (the
 stage's settings, infra/stages.py ``training.champion_*_tolerance``); the registrar approves automatically only when
 the verdict is not ``worse`` and the tolerances are no looser than its stage's.
 
@@ -78,14 +79,23 @@ class Comparison(BaseModel):
     tolerances: Tolerances | None = None
     images: int = Field(0, ge=0, description="val images both models were scored on")
     resamples: int = Field(0, ge=0, description="bootstrap resamples over those images")
+    seed: int | None = Field(None, description="the bootstrap's random seed")
+    imgsz: dict[str, int] = Field(
+        default_factory=dict,
+        description="{'candidate': ..., 'champion': ...}: each model is scored at its own imgsz",
+    )
     overall: Difference | None = None
     classes: dict[str, Difference] = Field(default_factory=dict)
     new_classes: list[str] = Field(default_factory=list)
     gone_classes: list[str] = Field(default_factory=list)
     underpowered_classes: list[str] = Field(default_factory=list)
+    unscored_classes: list[str] = Field(
+        default_factory=list, description="shared classes without a val instance: no number either way"
+    )
     worse_classes: list[str] = Field(default_factory=list)
     verdict: Verdict | None = None
     why: str = Field("", description="the verdict (or the status) in one line, naming the classes")
+    seconds: float | None = Field(None, ge=0, description="how long the comparison took")
     reports: dict[str, str] = Field(
         default_factory=dict,
         description="report files inside the artifact, e.g. {'pr_curves': 'comparison/...png'}",

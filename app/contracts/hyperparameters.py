@@ -96,6 +96,13 @@ class Hyperparameters(BaseModel):
     int8_max_class_drop: float = Field(0.05, ge=0, le=1)
     int8_min_val_images: int = Field(100, ge=1)
     int8_calibration_images: int = Field(64, ge=1, le=2048)
+    # the champion comparison (app/contracts/comparison.py Tolerances; the stage's settings, passed by the runner)
+    champion_map_drop_tolerance: float = Field(0.01, ge=0, le=1)
+    champion_class_drop_tolerance: float = Field(0.05, ge=0, le=1)
+    champion_min_class_instances: int = Field(10, ge=1)
+    champion_confidence: float = Field(0.95, gt=0, lt=1)
+    champion_version: str = Field("", description="the champion's model package ARN (set by the runner)")
+    champion_model_data: str = Field("", pattern=r"^(s3://[^/\s]+/\S+)?$", description="its model.tar.gz URI")
 
     @field_validator("cache", mode="before")
     @classmethod
@@ -154,6 +161,17 @@ OUR_ADDITIONS: dict[str, str] = {
     "int8_min_val_images": "the gate: fewer val images than this is too little evidence (int8 'underpowered', not "
     "shipped)",
     "int8_calibration_images": "training images used to calibrate the int8 model",
+    "champion_map_drop_tolerance": "champion comparison: the candidate is 'worse' when the lower bound of its overall "
+    "mAP50-95 difference to the champion is below minus this (0.01 = 1 point)",
+    "champion_class_drop_tolerance": "champion comparison: a class is 'worse' when the lower bound of its AP50-95 "
+    "difference is below minus this",
+    "champion_min_class_instances": "champion comparison: a class with fewer val instances is 'underpowered' (listed, "
+    "never decisive)",
+    "champion_confidence": "champion comparison: confidence level of the bootstrap intervals (two-sided)",
+    "champion_version": "the champion's model package ARN (or training job name), set by the runner with the "
+    "'champion' channel; recorded in model.json's comparison",
+    "champion_model_data": "the s3:// URI of the champion's model.tar.gz, set by the runner with the 'champion' "
+    "channel (the container cannot see a channel's S3 URI)",
 }
 
 

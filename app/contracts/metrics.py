@@ -94,6 +94,29 @@ INT8_FIELDS: tuple[tuple[str, str], ...] = (
 )
 INT8_KEYS: tuple[str, ...] = tuple(key for key, _ in INT8_FIELDS)
 
+# The champion comparison's numbers (app/contracts/comparison.py; one line, printed before the final line when the
+# job had a champion channel):
+#   [metrics] comparison comparison_verdict=-1 comparison_difference=-0.08 comparison_ci_low=-0.12 ...
+# The verdict as a number, so a CloudWatch metric can carry it: 1 better, 0 not_worse, -1 worse (nan when the
+# comparison failed: SageMaker's regex then matches nothing and the metric is absent).
+# CreateTrainingJob takes at most 40 MetricDefinitions (AlgorithmSpecification.MetricDefinitions, "Maximum number of
+# 40 items": https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_AlgorithmSpecification.html); names up to
+# 255 and regexes up to 500 characters (https://docs.aws.amazon.com/sagemaker/latest/dg/API_MetricDefinition.html).
+MAX_METRIC_DEFINITIONS = 40
+COMPARISON = "comparison"
+VERDICT_VALUES: dict[str, float] = {"better": 1.0, "not_worse": 0.0, "worse": -1.0}
+COMPARISON_FIELDS: tuple[tuple[str, str], ...] = (
+    ("comparison_verdict", "comparison:verdict"),
+    ("comparison_difference", "comparison:mAP50-95_difference"),  # candidate - champion, shared classes
+    ("comparison_ci_low", "comparison:mAP50-95_ci_low"),
+    ("comparison_ci_high", "comparison:mAP50-95_ci_high"),
+    (
+        "comparison_worse_classes",
+        "comparison:worse_classes",
+    ),  # how many classes are worse beyond the tolerance
+)
+COMPARISON_KEYS: tuple[str, ...] = tuple(key for key, _ in COMPARISON_FIELDS)
+
 METRIC_DEFINITIONS: list[dict[str, str]] = [
     {"Name": "epoch", "Regex": re.escape(PREFIX) + r" epoch=([0-9]+)/"},
     *(
@@ -106,6 +129,13 @@ METRIC_DEFINITIONS: list[dict[str, str]] = [
             "Regex": re.escape(f"{PREFIX} {INT8} ") + r"(?:.*? )?" + re.escape(key) + "=" + _NUMBER,
         }
         for key, name in INT8_FIELDS
+    ),
+    *(
+        {
+            "Name": name,
+            "Regex": re.escape(f"{PREFIX} {COMPARISON} ") + r"(?:.*? )?" + re.escape(key) + "=" + _NUMBER,
+        }
+        for key, name in COMPARISON_FIELDS
     ),
 ]
 
@@ -195,3 +225,22 @@ def is_int8_line(line: str) -> bool:
 def parse_int8_line(line: str) -> dict[str, float] | None:
     """:func:`parse_line` for the int8 line; None for any other line."""
     return parse_line(line) if is_int8_line(line) else None
+
+
+def format_comparison_line(values: Mapping[str, float]) -> str:
+    """Render the champion comparison's numbers (COMPARISON_FIELDS; nan where it measured none)."""
+    missing = [k for k in COMPARISON_KEYS if k not in values]
+    if missing:
+        raise KeyError(f"comparison metric line is missing {missing}")
+    return f"{PREFIX} {COMPARISON} " + " ".join(
+        f"{k}={format_value(float(values[k]))}" for k in COMPARISON_KEYS
+    )
+
+
+def is_comparison_line(line: str) -> bool:
+    return line.startswith(f"{PREFIX} {COMPARISON} ")
+
+
+def parse_comparison_line(line: str) -> dict[str, float] | None:
+    """:func:`parse_line` for the comparison line; None for any other line."""
+    return parse_line(line) if is_comparison_line(line) else None

@@ -32,6 +32,7 @@ from app.contracts.artifact import (
 from app.contracts.dataset import TRAIN, DatasetInfo
 from app.contracts.hyperparameters import Hyperparameters
 from app.contracts.metrics import MODEL_METRICS, TRAIN_LOSSES, VAL_LOSSES, from_ultralytics
+from app.training.comparison import compare_step
 
 
 def export_onnx(weights: Path, model_dir: Path, *, imgsz: int, opset: int) -> ExportInfo:
@@ -151,11 +152,13 @@ def write_artifact(
     sample_image: Path,
     data_yaml: Path,
     job_name: str | None,
+    champion: Path | None = None,
 ) -> ModelCard:
     """model.pt, model.onnx (test-run on ``sample_image``), model.int8.onnx (when it passes its gate), results.csv,
     loss.png, then model.json last (its presence means the rest is there). ``data_yaml`` is the training data yaml:
     int8 calibration images come from its train split, and both precisions are validated on its val split.
-    ``job_name`` (the SageMaker job's) is the model version; local runs get a timestamp."""
+    ``job_name`` (the SageMaker job's) is the model version; local runs get a timestamp. ``champion`` (the channel
+    folder, if any) is compared with model.onnx (app.training.comparison; a failure there ships the model)."""
     import ultralytics
 
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +175,15 @@ def write_artifact(
         if hyperparameters.int8
         else None
     )
+    comparison = compare_step(
+        model_dir=model_dir,
+        candidate_names=dataset.class_names,
+        imgsz=hyperparameters.imgsz,
+        data_yaml=data_yaml,
+        channel=champion,
+        hp=hyperparameters,
+        workdir=data_yaml.parent,
+    )
     results.rename(columns=str.strip).to_csv(model_dir / RESULTS_CSV, index=False)
     plot_losses(results, model_dir / LOSS_PNG)
     card = ModelCard(
@@ -185,6 +197,7 @@ def write_artifact(
         export=export,
         training=training,
         int8=int8,
+        comparison=comparison,
     )
     write_model_card(model_dir, card)
     return card

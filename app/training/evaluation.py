@@ -28,6 +28,7 @@ SIZES: dict[str, tuple[float, float]] = {
     "medium": (32.0**2, 96.0**2),
     "large": (96.0**2, float("inf")),
 }
+CONFUSION_CONF = 0.25  # ultralytics' own confusion matrix threshold (its predict default)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ class ImageStats:
 class Evaluation:
     report: dict[str, Any]
     images: list[ImageStats]
+    # ultralytics' detection confusion matrix [predicted, true] of the model's classes + background (last row and
+    # column), at CONFUSION_CONF: what the champion comparison's report draws
+    confusion: np.ndarray | None = None
 
 
 def _area(xyxy: Any) -> np.ndarray:
@@ -61,7 +65,11 @@ def _validator_class() -> type:
         """ultralytics' validator, keeping each image's statistics (see module docstring)."""
 
         def init_metrics(self, model: Any) -> None:
+            from ultralytics.utils.metrics import ConfusionMatrix
+
             super().init_metrics(model)
+            # ultralytics fills its own only when plotting (plots=False here: no files next to the model)
+            self.confusion = ConfusionMatrix(names=model.names)
             self.per_image: list[ImageStats] = []
             self._areas: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
             update = self.metrics.update_stats
@@ -85,6 +93,7 @@ def _validator_class() -> type:
         def _process_batch(self, preds: dict[str, Any], batch: dict[str, Any]) -> dict[str, np.ndarray]:
             gain = float(batch["ratio_pad"][0][0])  # input pixels per original pixel
             self._areas = (_area(preds["bboxes"]) / gain**2, _area(batch["bboxes"]) / gain**2)
+            self.confusion.process_batch(preds, batch, conf=CONFUSION_CONF)
             return super()._process_batch(preds, batch)  # type: ignore[no-any-return]
 
     return PerImageValidator
@@ -166,7 +175,10 @@ def evaluate(
         validator_class = _validator_class()
         yolo = YOLO(str(local), task="detect")
         captured: dict[str, Any] = {}
-        yolo.add_callback("on_val_end", lambda v: captured.update(images=list(v.per_image)))
+        yolo.add_callback(
+            "on_val_end",
+            lambda v: captured.update(images=list(v.per_image), confusion=v.confusion.matrix.copy()),
+        )
         results = yolo.val(
             validator=validator_class,
             data=str(data_yaml),
@@ -183,4 +195,6 @@ def evaluate(
         found = results.results_dict
     metrics = from_ultralytics(found, metrics=MODEL_METRICS, source=f"ultralytics' validator on {model.name}")
     images = captured["images"]
-    return Evaluation(report=summarize(images, class_names, metrics), images=images)
+    return Evaluation(
+        report=summarize(images, class_names, metrics), images=images, confusion=captured["confusion"]
+    )

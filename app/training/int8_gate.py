@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from app.training.bootstrap import RESAMPLES, SEED, paired_bootstrap
 from app.training.evaluation import ImageStats, average_precision
 
 CONFIDENCE = 0.95  # one-sided: the drop is below the bound in 95% of the resamples
-RESAMPLES = 500
-SEED = 0
 AGREEMENT_CONF = 0.25  # ultralytics' predict default
 AGREEMENT_IOU = 0.5
 DECIMALS = 6  # numbers are compared as model.json records them, so "drop = bar" is exact
@@ -43,21 +42,13 @@ class Decision:
 def paired_drops(
     fp32: Sequence[ImageStats], int8: Sequence[ImageStats], *, resamples: int = RESAMPLES, seed: int = SEED
 ) -> np.ndarray:
-    """mAP50-95(fp32) - mAP50-95(int8) on ``resamples`` bootstrap resamples of the val images (the same images for
-    both precisions, so what varies is the image set, not the pairing)."""
-    by_name = {i.name: i for i in int8}
-    missing = [i.name for i in fp32 if i.name not in by_name]
-    if missing or len(fp32) != len(int8):
-        raise ValueError(f"the two precisions were not scored on the same val images (e.g. {missing[:3]})")
-    paired = [by_name[i.name] for i in fp32]
-    rng = np.random.default_rng(seed)
-    drops = np.empty(resamples)
-    for r in range(resamples):
-        pick = rng.integers(0, len(fp32), len(fp32))
-        a = average_precision([fp32[i] for i in pick])["mAP50-95"]
-        b = average_precision([paired[i] for i in pick])["mAP50-95"]
-        drops[r] = (0.0 if np.isnan(a) else a) - (0.0 if np.isnan(b) else b)
-    return drops
+    """mAP50-95(fp32) - mAP50-95(int8) on ``resamples`` bootstrap resamples of the val images (app.training.bootstrap)."""
+
+    def drop(a: list[ImageStats], b: list[ImageStats]) -> float:
+        x, y = average_precision(a)["mAP50-95"], average_precision(b)["mAP50-95"]
+        return (0.0 if np.isnan(x) else x) - (0.0 if np.isnan(y) else y)
+
+    return paired_bootstrap(fp32, int8, drop, what="two precisions", resamples=resamples, seed=seed)
 
 
 def class_drops(

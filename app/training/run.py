@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.contracts.artifact import Int8Result
+from app.contracts.comparison import Comparison
 from app.contracts.dataset import IMAGES_DIR, VAL, DatasetInfo
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import OUR_ADDITIONS, Hyperparameters, gpu_ids
@@ -30,6 +31,8 @@ from app.contracts.metrics import (
     KEYS,
     TRAIN_LOSSES,
     VAL_LOSSES,
+    VERDICT_VALUES,
+    format_comparison_line,
     format_final_line,
     format_int8_line,
     from_ultralytics,
@@ -86,6 +89,9 @@ class Job:
     dataset: DatasetInfo
     hp: Hyperparameters
     sample: Path  # the validation image model.onnx is test-run on
+    champion: Path | None = (
+        None  # the 'champion' channel, compared with the candidate (app.training.comparison)
+    )
 
     @property
     def work(self) -> Path:
@@ -169,7 +175,12 @@ def train(opt: OptMl, environment: TrainingEnvironment, checkpointer: SpotCheckp
     if config.ignored_hyperparameters:
         _log(f"[config] ignoring SageMaker-reserved hyperparameters {list(config.ignored_hyperparameters)}")
     job = Job(
-        opt=opt, environment=environment, dataset=dataset, hp=hp, sample=first_val_image(config.dataset_dir)
+        opt=opt,
+        environment=environment,
+        dataset=dataset,
+        hp=hp,
+        sample=first_val_image(config.dataset_dir),
+        champion=config.champion_dir,
     )
     go_offline(job.work)
 
@@ -340,6 +351,19 @@ def int8_values(result: Int8Result) -> dict[str, float]:
     }
 
 
+def comparison_values(comparison: Comparison) -> dict[str, float]:
+    """The comparison metric line's values from model.json's comparison block (nan where it measured nothing)."""
+    nan = float("nan")
+    overall = comparison.overall
+    return {
+        "comparison_verdict": VERDICT_VALUES.get(comparison.verdict or "", nan),
+        "comparison_difference": overall.difference if overall else nan,
+        "comparison_ci_low": overall.ci_low if overall else nan,
+        "comparison_ci_high": overall.ci_high if overall else nan,
+        "comparison_worse_classes": float(len(comparison.worse_classes)) if overall else nan,
+    }
+
+
 def _finish(
     job: Job,
     record: TrainingRecord,
@@ -364,6 +388,7 @@ def _finish(
         sample_image=job.sample,
         data_yaml=job.data_yaml,  # written by train() before any branch reaches here
         job_name=job.environment.job_name,
+        champion=job.champion,
     )
     # ultralytics' plots go to output.tar.gz, the weights do not
     if save_dir is not None and save_dir.is_dir():
@@ -376,6 +401,8 @@ def _finish(
     )
     if card.int8 is not None:  # before the final line: the int8 numbers have keys of their own
         _log(format_int8_line(int8_values(card.int8)))
+    if card.comparison is not None and card.comparison.status != "no_champion":
+        _log(format_comparison_line(comparison_values(card.comparison)))
     # last [metrics] line = the shipped model's, so SageMaker's final values (the registrar's gate) match model.json
     _log(format_final_line(final_values(card.metrics, results, record.shipped_epoch)))
     return EXIT_OK

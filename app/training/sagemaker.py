@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.contracts.channels import DATASET_CHANNEL, PRETRAINED_CHANNEL
+from app.contracts.channels import CHAMPION_CHANNEL, DATASET_CHANNEL, PRETRAINED_CHANNEL
 from app.contracts.errors import ContractError
 from app.contracts.hyperparameters import Hyperparameters, parse_hyperparameters
 from app.contracts.instance_types import MAX_TRAINING_INSTANCES
 from app.training.environment import TrainingEnvironment
 
 DEFAULT_OPT_ML = Path("/opt/ml")
-KNOWN_CHANNELS: frozenset[str] = frozenset({DATASET_CHANNEL, PRETRAINED_CHANNEL})
+KNOWN_CHANNELS: frozenset[str] = frozenset({DATASET_CHANNEL, PRETRAINED_CHANNEL, CHAMPION_CHANNEL})
 # Names the SageMaker Python SDK / service may add on its own; not ours to validate.
 RESERVED_PREFIX = "sagemaker_"
 
@@ -81,6 +81,7 @@ class TrainingConfig:
     hyperparameters: Hyperparameters
     dataset_dir: Path
     pretrained_dir: Path | None
+    champion_dir: Path | None  # the stage's Approved model to compare with (app.training.champion)
     ignored_hyperparameters: tuple[str, ...]
     current_host: str
     instance_type: str | None  # resourceconfig.json's current_instance_type; None for local runs that omit it
@@ -109,7 +110,7 @@ def _check_channels(opt: OptMl) -> None:
     unknown = sorted(set(config) - KNOWN_CHANNELS)
     if unknown:
         raise JobConfigError(
-            f"{path}: unknown channel(s) {unknown}; expected '{DATASET_CHANNEL}' [+ '{PRETRAINED_CHANNEL}']"
+            f"{path}: unknown channel(s) {unknown}; expected '{DATASET_CHANNEL}' [+ '{PRETRAINED_CHANNEL}'] [+ '{CHAMPION_CHANNEL}']"
         )
     if DATASET_CHANNEL not in config:
         raise JobConfigError(
@@ -151,11 +152,12 @@ def read_config(opt: OptMl) -> TrainingConfig:
             f"{dataset}: missing '{DATASET_CHANNEL}' channel; expected the data-prep output (dataset.json, data.yaml, "
             "images/, labels/)"
         )
-    pretrained = opt.channel(PRETRAINED_CHANNEL)
+    pretrained, champion = opt.channel(PRETRAINED_CHANNEL), opt.channel(CHAMPION_CHANNEL)
     return TrainingConfig(
         hyperparameters=hyperparameters,
         dataset_dir=dataset,
         pretrained_dir=pretrained if pretrained.is_dir() else None,
+        champion_dir=champion if champion.is_dir() else None,
         ignored_hyperparameters=ignored,
         current_host=host,
         instance_type=instance_type,

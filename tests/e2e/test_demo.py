@@ -91,3 +91,17 @@ def test_demo_names_the_failing_step(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "DEMO FAILED at step 2/6 data prep" in proc.stdout
+
+
+def test_demo_prints_the_champion_comparison_block(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """Issue 27: a second run with the first run's artifact as its champion channel; the comparison block printed."""
+    proc, workdir = demo_run
+    card = artifact.read_model_card(workdir / "opt_ml_challenger" / "model")
+    assert card.comparison is not None and card.comparison.status == "compared", card.comparison
+    assert "comparison: compared" in proc.stdout
+    assert f"verdict:   {card.comparison.verdict}" in proc.stdout
+    assert all(
+        (workdir / "opt_ml_challenger" / "model" / p).is_file() for p in card.comparison.reports.values()
+    )
