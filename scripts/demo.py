@@ -33,7 +33,7 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
 from app.contracts import artifact, dataset, metrics
 from infra.paths import REPO_ROOT
 from scripts.lib import cli, demo_champion, folders
-from scripts.lib.boxes import Box, annotate, iou
+from scripts.lib.boxes import annotate, iou, labelled_boxes
 from scripts.lib.cli import OperatorError
 from scripts.lib.local_server import invoke, serving
 
@@ -56,6 +56,8 @@ class Outputs:
     challenger_dir: Path | None = (
         None  # the second run, compared with model_dir (scripts/lib/demo_champion.py)
     )
+    replay_dir: Path | None = None  # release compare's report of the demo's traffic through both
+    requests: list[tuple[bytes, str]] = field(default_factory=list)  # what the demo sent its server
     annotated: list[Path] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     held_out_recall: float | None = None
@@ -172,25 +174,6 @@ def train(out: Outputs, *, data: Path, epochs: int, imgsz: int, batch: int, seed
 # --- step 4: serving -----------------------------------------------------------------------------------------
 
 
-def labelled_boxes(
-    manifest: Path, image_root: Path, label_attribute: str
-) -> dict[Path, list[tuple[str, Box]]]:
-    """The generator's own manifest (trusted, well-formed): image path -> [(class name, x1 y1 x2 y2)]."""
-    truths: dict[Path, list[tuple[str, Box]]] = {}
-    for line in manifest.read_text().splitlines():
-        record = json.loads(line)
-        key = record["source-ref"].split("/", 3)[3]  # s3://bucket/<key>
-        class_map = record[f"{label_attribute}-metadata"]["class-map"]
-        truths[image_root / key] = [
-            (
-                class_map[str(a["class_id"])],
-                (a["left"], a["top"], a["left"] + a["width"], a["top"] + a["height"]),
-            )
-            for a in record[label_attribute]["annotations"]
-        ]
-    return truths
-
-
 def serve_and_detect(out: Outputs, *, model_dir: Path, held_out: int, seed: int, imgsz: int) -> None:
     from app.dataprep.synthetic import generate_ground_truth
 
@@ -206,6 +189,7 @@ def serve_and_detect(out: Outputs, *, model_dir: Path, held_out: int, seed: int,
     with serving(model_dir, say=_say) as url:
         for path, boxes in truths.items():
             body = path.read_bytes()
+            out.requests.append((body, "image/jpeg"))
             response = invoke(url, body, "image/jpeg")
             dets = response.predictions[0].detections
             found = [(d.label, (d.box.x1, d.box.y1, d.box.x2, d.box.y2)) for d in dets]
@@ -220,6 +204,7 @@ def serve_and_detect(out: Outputs, *, model_dir: Path, held_out: int, seed: int,
         # A real photo, as base64 JSON: the model knows only the demo's tools, so few or no detections are right.
         body = photo.read_bytes()
         payload = json.dumps({"image": base64.b64encode(body).decode(), "conf": 0.25}).encode()
+        out.requests.append((payload, "application/json"))
         response = invoke(url, payload, "application/json")
         target = annotated_dir / "real-photo-bus.jpg"
         annotate(body, response, target)
@@ -318,6 +303,10 @@ def step_training(out: Outputs, args: argparse.Namespace) -> None:
 def step_serving(out: Outputs, args: argparse.Namespace) -> None:
     assert out.model_dir
     serve_and_detect(out, model_dir=out.model_dir, held_out=args.held_out, seed=args.seed, imgsz=args.imgsz)
+    if out.challenger_dir:  # issue 27: the same requests through challenger and champion, as before Prod
+        out.replay_dir = demo_champion.replay(
+            out.requests, workdir=out.workdir, champion=out.model_dir, challenger=out.challenger_dir, run=_run, say=_say
+        )  # fmt: skip
 
 
 def step_synth(out: Outputs, args: argparse.Namespace) -> None:
@@ -364,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": str(out.dataset),
         "model_dir": str(out.model_dir),
         "challenger_dir": str(out.challenger_dir),
+        "replay_dir": str(out.replay_dir),
         "metrics": out.metrics,
         "held_out_recall": out.held_out_recall,
         "annotated": [str(p) for p in out.annotated],

@@ -1,8 +1,10 @@
-"""Boxes as people look at them: overlap (IoU) and a detection response drawn on its image."""
+"""Boxes as people look at them: overlap (IoU), the labelled boxes of a Ground Truth manifest, and a detection
+response drawn on its image."""
 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 from app.contracts.invocation import InvocationResponse
@@ -30,3 +32,22 @@ def iou(a: Box, b: Box) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def labelled_boxes(
+    manifest: Path, image_root: Path, label_attribute: str
+) -> dict[Path, list[tuple[str, Box]]]:
+    """A Ground Truth manifest the demo generated (trusted, well-formed): image path -> [(class name, x1 y1 x2 y2)]."""
+    truths: dict[Path, list[tuple[str, Box]]] = {}
+    for line in manifest.read_text().splitlines():
+        record = json.loads(line)
+        key = record["source-ref"].split("/", 3)[3]  # s3://bucket/<key>
+        class_map = record[f"{label_attribute}-metadata"]["class-map"]
+        truths[image_root / key] = [
+            (
+                class_map[str(a["class_id"])],
+                (a["left"], a["top"], a["left"] + a["width"], a["top"] + a["height"]),
+            )
+            for a in record[label_attribute]["annotations"]
+        ]
+    return truths

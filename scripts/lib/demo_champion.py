@@ -115,3 +115,38 @@ def challenge(
     for line in comparison_block(comparison):
         say(f"  {line}")
     return model_dir
+
+
+def replay(
+    requests: list[tuple[bytes, str]],
+    *,
+    workdir: Path,
+    champion: Path,
+    challenger: Path,
+    run: Callable[..., None],
+    say: Callable[[str], None],
+) -> Path:
+    """The demo's own traffic (``requests``: body, content type), written as SageMaker data capture records it
+    (``<workdir>/capture/AllTraffic/yyyy/mm/dd/hh/``), replayed through challenger and champion with
+    ``release compare`` as an operator does before Prod; returns the replay report's folder."""
+    from datetime import UTC, datetime
+
+    from scripts.release.replay.capture import capture_line
+
+    now = datetime.now(UTC)
+    capture = workdir / "capture"
+    shutil.rmtree(capture, ignore_errors=True)  # the demo's own folder (its workdir marker)
+    hour = capture / "AllTraffic" / f"{now:%Y/%m/%d/%H}"
+    hour.mkdir(parents=True)
+    when = f"{now:%Y-%m-%dT%H:%M:%SZ}"
+    lines = [
+        capture_line(body, content_type, event_id=f"demo-{n}", inference_time=when)
+        for n, (body, content_type) in enumerate(requests, start=1)
+    ]
+    (hour / f"{now:%M-%S}-000-demo.jsonl").write_text("\n".join(lines) + "\n")
+    say(f"  wrote {len(lines)} requests as data capture records under {capture}")
+    out = workdir / "replay"
+    cmd = [sys.executable, "-m", "scripts.release", "compare", "--stage", "Dev", "--capture", str(capture)]
+    cmd += ["--candidate", str(challenger), "--champion", str(champion), "--out", str(out)]
+    run(cmd, what="release compare (replay of the demo's traffic)")
+    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,12 @@ from infra.paths import REPO_ROOT
 from infra.release_record import Release, ReleaseError, load_release, release_path
 from infra.stack_outputs import ServingOutputs
 from scripts.lib.aws import assumed, aws_session, stack_output
-from scripts.lib.cli import OperatorError, fraction, non_negative_int, positive_int, stage_name
+from scripts.lib.cli import OperatorError, existing_dir, fraction, non_negative_int, positive_int, stage_name
 from scripts.lib.folders import claim_own_folder
 from scripts.release.promotion import stage_history
 from scripts.release.records import by_id, read_release
 from scripts.release.replay import models
-from scripts.release.replay.capture import CaptureRead, capture_files, newest_requests
+from scripts.release.replay.capture import CaptureFile, CaptureRead, local_files, newest_requests, s3_files
 from scripts.release.replay.replay import Replay, side
 from scripts.release.replay.report import REPORT_FILE
 
@@ -85,6 +85,19 @@ def capture_prefix(sagemaker: Any, endpoint: str) -> tuple[str, str]:
     return bucket, (f"{prefix}/" if prefix else "") + f"{endpoint}/"
 
 
+def _capture(args: argparse.Namespace, stage: Any) -> tuple[str, str, Callable[[], Iterator[CaptureFile]]]:
+    """(endpoint, where the capture is, its files newest first): the stage endpoint's data capture in S3, or
+    ``--capture DIR``, a capture on disk (an ``aws s3 sync`` of it, or the demo's)."""
+    if args.capture:
+        return f"(the capture in {args.capture})", str(args.capture), lambda: local_files(args.capture)
+    endpoint = stack_output(
+        stage.client("cloudformation"), f"{args.stage}-Serving", ServingOutputs.ENDPOINT_NAME
+    )
+    bucket, prefix = capture_prefix(stage.client("sagemaker"), endpoint)
+    capture_s3 = stage.client("s3")
+    return endpoint, f"s3://{bucket}/{prefix}", lambda: s3_files(capture_s3, bucket, prefix)
+
+
 def compare(
     args: argparse.Namespace,
     *,
@@ -109,13 +122,9 @@ def compare(
     champion = (
         resolve(args.champion, "--champion") if args.champion else default_champion(args.stage, last_verified)
     )
-    endpoint = stack_output(
-        stage.client("cloudformation"), f"{args.stage}-Serving", ServingOutputs.ENDPOINT_NAME
-    )
-    bucket, prefix = capture_prefix(stage.client("sagemaker"), endpoint)
-    capture_s3 = stage.client("s3")
-    if next(capture_files(capture_s3, bucket, prefix), None) is None:
-        raise OperatorError(f"s3://{bucket}/{prefix}: no captured requests yet (data capture files *.jsonl)")
+    endpoint, capture, files = _capture(args, stage)
+    if next(files(), None) is None:
+        raise OperatorError(f"{capture}: no captured requests yet (data capture files *.jsonl)")
     out: Path = args.out or DEFAULT_OUT / args.stage.lower()
     claim_own_folder(out, MARKER, option="--out", command="python -m scripts.release compare")
     shutil.rmtree(out / "disagreements", ignore_errors=True)  # the previous run's images (the folder is ours)
@@ -131,13 +140,13 @@ def compare(
         if args.conf is not None:
             replay.options = replay.options.model_copy(update={"conf": args.conf})
         read = CaptureRead(files=[])
-        replay.run(newest_requests(capture_s3, bucket, prefix, args.last, read))
+        replay.run(newest_requests(files(), args.last, read))
     report = finish(
         replay,
         read,
         args=args,
         endpoint=endpoint,
-        capture=f"s3://{bucket}/{prefix}",
+        capture=capture,
         out=out,
         refs=(candidate, champion),
     )
@@ -219,5 +228,11 @@ def register(sub: Any) -> None:
     )
     compare_.add_argument(
         "--stage-role-arn", help="assume this role for the stage's account (capture, endpoint)"
+    )
+    compare_.add_argument(
+        "--capture",
+        type=existing_dir,
+        help="a capture on disk instead of the stage endpoint's (<variant>/yyyy/mm/dd/hh/*.jsonl, e.g. "
+        "aws s3 sync of <capture uri>/<endpoint>/, or the demo's <workdir>/capture)",
     )
     compare_.set_defaults(func=cmd_compare)

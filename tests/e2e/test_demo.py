@@ -105,3 +105,14 @@ def test_demo_prints_the_champion_comparison_block(
     assert all(
         (workdir / "opt_ml_challenger" / "model" / p).is_file() for p in card.comparison.reports.values()
     )
+
+
+def test_demo_replays_its_traffic_through_challenger_and_champion(
+    demo_run: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """Issue 27: the requests the demo sent, written as data capture, replayed by `release compare --capture`."""
+    proc, workdir = demo_run
+    assert "release compare" in proc.stdout
+    report = json.loads((workdir / "replay" / "replay.json").read_text())
+    assert report["requests"] == 3  # two held-out images and the real photo (as JSON)
+    assert 0.0 <= report["overall"]["agreement"] <= 1.0

@@ -25,7 +25,15 @@ from infra.release_record import CURRENT, Release, load_current
 from infra.stack_outputs import ServingOutputs
 from scripts.lib.cli import EXIT_ERROR, EXIT_OK
 from scripts.release.__main__ import main
-from scripts.release.replay.capture import CapturedRequest, CaptureRead, capture_files, newest_requests
+from scripts.release.replay.capture import (
+    CapturedRequest,
+    CaptureRead,
+    capture_files,
+    capture_line,
+    local_files,
+    newest_requests,
+    s3_files,
+)
 from scripts.release.replay.matching import match
 from scripts.release.replay.report import load_report
 from tests.app.serving.samples import ultralytics_asset
@@ -138,13 +146,16 @@ def test_the_last_n_requests_skip_and_count_synthetic_ones(aws: boto3.Session) -
         ],
     })  # fmt: skip
     read = CaptureRead(files=[])
-    got = list(newest_requests(s3, BUCKET, PREFIX, 3, read))
+    got = list(newest_requests(s3_files(s3, BUCKET, PREFIX), 3, read))
     assert [r.event_id for r in got] == ["r-2", "r-1", "old-2"]
     assert read.synthetic == 2 and len(read.files) == 2
     assert isinstance(got[0], CapturedRequest)
     assert got[0].body == jpeg and got[0].where.endswith("00-00-000-b.jsonl:3")
     newest_only = CaptureRead(files=[])
-    assert [r.event_id for r in newest_requests(s3, BUCKET, PREFIX, 2, newest_only)] == ["r-2", "r-1"]
+    assert [r.event_id for r in newest_requests(s3_files(s3, BUCKET, PREFIX), 2, newest_only)] == [
+        "r-2",
+        "r-1",
+    ]
     assert len(newest_only.files) == 1  # stopped at N: the older hour was never opened
 
 
@@ -324,3 +335,35 @@ def test_a_release_whose_model_object_changed_is_refused(
     assert code == EXIT_ERROR
     err = capsys.readouterr().err
     assert f"{uri}: sha256 " in err and f"the one release {candidate} recorded" in err
+
+
+def test_a_capture_on_disk_is_read_newest_first_like_the_s3_one(tmp_path: Path) -> None:
+    """``--capture DIR`` (an ``aws s3 sync`` of a capture, or the demo's): the same order and records as from S3,
+    and what capture_line writes (the demo's capture) parses back to the request that was sent."""
+    jpeg = ultralytics_asset("bus.jpg")
+    as_json = json.dumps({"image": base64.b64encode(jpeg).decode()}).encode()
+    files = {
+        "AllTraffic/2026/12/04/23/10-00-000-a.jsonl": [capture_line(jpeg, "image/jpeg", event_id="a", inference_time="t")],
+        "AllTraffic/2026/12/05/09/59-59-000-b.jsonl": [
+            capture_line(jpeg, "image/jpeg", event_id="b", inference_time="t"),
+            capture_line(as_json, "application/json", event_id="b-json", inference_time="t"),
+        ],
+        "Canary/2026/12/05/10/00-01-000-d.jsonl": [
+            capture_line(jpeg, "image/jpeg", event_id="d", inference_time="t", inference_id="synthetic-verify")
+        ],
+    }  # fmt: skip
+    for name, lines in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+    assert [Path(where).name for where, _ in local_files(tmp_path)] == [
+        "00-01-000-d.jsonl", "59-59-000-b.jsonl", "10-00-000-a.jsonl",
+    ]  # fmt: skip
+    read = CaptureRead(files=[])
+    got = list(newest_requests(local_files(tmp_path), 2, read))
+    assert [r.event_id for r in got] == ["b-json", "b"] and read.synthetic == 1
+    assert all(isinstance(r, CapturedRequest) for r in got)
+    json_request, jpeg_request = got
+    assert isinstance(json_request, CapturedRequest) and isinstance(jpeg_request, CapturedRequest)
+    assert (json_request.content_type, json_request.body) == ("application/json", as_json)
+    assert (jpeg_request.content_type, jpeg_request.body) == ("image/jpeg", jpeg)
+    assert len(read.files) == 2  # stopped at N: the oldest file was never opened

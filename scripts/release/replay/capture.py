@@ -18,7 +18,9 @@ text. Our endpoints list ``application/json`` as JSON (infra/constructs/endpoint
 the caller sent one; the platform's own requests carry a ``synthetic-`` one (app/contracts/invocation.py).
 
 Bounded: the date folders are walked newest first with S3's ``Delimiter`` listing (never the whole prefix), files
-are streamed line by line and at most ``limit`` requests are held.
+are streamed line by line and at most ``limit`` requests are held. A capture on disk (``aws s3 sync`` of
+``<DestinationS3Uri>/<endpoint>/``, or the demo's, which :func:`capture_line` writes in the same format) is read the
+same way (:func:`local_files`).
 """
 
 from __future__ import annotations
@@ -27,14 +29,18 @@ import base64
 import binascii
 import json
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from app.contracts.invocation import is_synthetic
 
 DATE_LEVELS = 4  # yyyy/mm/dd/hh under <endpoint>/<variant>/
 _LINE_CHUNK = 1024 * 1024
+
+# A capture file: where it is (for the report) and how to stream its lines.
+CaptureFile = tuple[str, Callable[[], Iterable[bytes]]]
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,53 @@ def capture_files(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
     yield from walk(variants, DATE_LEVELS)
 
 
+def s3_files(s3: Any, bucket: str, prefix: str) -> Iterator[CaptureFile]:
+    """The capture files of an endpoint in S3, newest first (:func:`capture_files`)."""
+
+    def lines(key: str) -> Callable[[], Iterable[bytes]]:
+        # 1 MiB chunks: a captured image is one line of up to ~8 MB of base64, and iter_lines joins chunks per line
+        return lambda: s3.get_object(Bucket=bucket, Key=key)["Body"].iter_lines(chunk_size=_LINE_CHUNK)
+
+    for key in capture_files(s3, bucket, prefix):
+        yield f"s3://{bucket}/{key}", lines(key)
+
+
+def local_files(folder: Path) -> Iterator[CaptureFile]:
+    """The ``.jsonl`` files of a capture on disk (``<variant>/yyyy/mm/dd/hh/<name>.jsonl`` below ``folder``), newest
+    first by their date folders and name, every variant together - the order :func:`capture_files` walks S3 in."""
+
+    def lines(path: Path) -> Callable[[], Iterable[bytes]]:
+        def stream() -> Iterator[bytes]:
+            with path.open("rb") as handle:  # streamed, as the S3 files are
+                yield from handle
+
+        return stream
+
+    paths = sorted(folder.rglob("*.jsonl"), key=lambda p: p.relative_to(folder).parts[-1 - DATE_LEVELS :])
+    for path in reversed(paths):
+        yield str(path), lines(path)
+
+
+def capture_line(
+    body: bytes, content_type: str, *, event_id: str, inference_time: str, inference_id: str | None = None
+) -> str:
+    """One request as SageMaker data capture records it (the format in the module docstring; a JSON body as JSON,
+    anything else base64), for a capture written outside SageMaker (the demo's requests to its local server)."""
+    as_json = content_type.split(";")[0].strip() == "application/json"
+    metadata = {"eventId": event_id, "inferenceTime": inference_time}
+    if inference_id:
+        metadata["inferenceId"] = inference_id
+    endpoint_input = {
+        "observedContentType": content_type,
+        "mode": "INPUT",
+        "data": body.decode() if as_json else base64.b64encode(body).decode(),
+        "encoding": "JSON" if as_json else "BASE64",
+    }
+    return json.dumps(
+        {"captureData": {"endpointInput": endpoint_input}, "eventMetadata": metadata, "eventVersion": "0"}
+    )
+
+
 @dataclass
 class CaptureRead:
     """What was read: files, synthetic requests skipped, and (while iterating) the entries."""
@@ -182,19 +235,16 @@ class CaptureRead:
 
 
 def newest_requests(
-    s3: Any, bucket: str, prefix: str, limit: int, read: CaptureRead
+    files: Iterable[CaptureFile], limit: int, read: CaptureRead
 ) -> Iterator[CapturedRequest | Unreadable]:
-    """The last ``limit`` captured requests that are not synthetic (undecodable lines count among them), newest
-    first; ``read`` is filled with the files opened and the synthetic requests skipped on the way."""
+    """The last ``limit`` captured requests of ``files`` (newest first) that are not synthetic (undecodable lines
+    count among them), newest first; ``read`` is filled with the files opened and the synthetic requests skipped."""
     remaining = limit
-    for key in capture_files(s3, bucket, prefix):
+    for where, open_lines in files:
         if remaining <= 0:
             return
-        read.files.append(f"s3://{bucket}/{key}")
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        # 1 MiB chunks: a captured image is one line of up to ~8 MB of base64, and iter_lines joins chunks per line
-        lines = body.iter_lines(chunk_size=_LINE_CHUNK)
-        for entry in newest_lines(lines, f"s3://{bucket}/{key}", remaining):
+        read.files.append(where)
+        for entry in newest_lines(open_lines(), where, remaining):
             if isinstance(entry, _Synthetic):
                 read.synthetic += 1
                 continue
