@@ -96,9 +96,8 @@ def _run_function(world: World, name: str, step: str, event: object) -> dict:
 
 # ------------------------------------------------------------------------------------------------ 1. first deploy
 def test_first_deploy_of_dev_without_a_release(world: World) -> None:
-    """README "The very first release": `npx cdk deploy 'Dev/Data' 'Dev/Training' -c build_images=Dev` on a clone
-    with no release yet: images built from containers/ (published to the bootstrap's asset repository) and no
-    endpoint."""
+    """README "Your labels to Prod" step 2: `npx cdk deploy 'Dev/*'` on a clone with no release yet: Data +
+    Training, images built from containers/ (published to the bootstrap's asset repository), and no endpoint."""
     app = world.synth(None)
     world.state["images"] = publish_assets(world, app.outdir, world.account("Dev"))
     world.deploy(app, "Dev")
