@@ -1,4 +1,5 @@
-"""Operator commands (thin: they call app/ and infra/); run as ``python -m scripts.<name> --help``."""
+"""Operator commands, run as ``python -m scripts.<name> --help``: each a module here or a package with a ``__main__``
+(scripts/release/); the libraries they share are scripts/lib. They call app/ and infra/ for the work itself."""
 
 import sys
 

@@ -341,7 +341,7 @@ def record_release(ssm: Any, stage: str, release_id: str) -> None:
 def _load_smoke(
     report: Report, runtime: Any, endpoint: str, image: bytes, requests: int, concurrency: int, seconds: float
 ) -> None:
-    """A bounded closed-loop load (scripts/loadtest.py's stepper) through the same runtime client."""
+    """A bounded closed-loop load (scripts/lib/load.py, the load test's stepper) through the same runtime client."""
     from scripts.lib.load import run_step
 
     def make() -> Any:
