@@ -676,7 +676,7 @@ def _with_comparison(world: World, archive: Path) -> Path:
     import tarfile
 
     from app.contracts.comparison import ChampionRef
-    from tests.app.launcher.comparisons import NOT_WORSE, compared
+    from tests.fixtures.comparisons import NOT_WORSE, compared
 
     champion = ChampionRef(version=world.state["package_arn"], model_data=world.state["model_data"])
     comparison = compared(NOT_WORSE).model_copy(update={"champion": champion, "reports": {}})

@@ -16,6 +16,7 @@ from app.contracts.comparison import ChampionRef, Comparison, Difference, Tolera
 from infra.release_record import Release
 from scripts.release.evidence import replay_report_path
 from scripts.release.replay.report import Agreement, ReplayReport, Side
+from tests.fixtures.comparisons import compared
 from tests.scripts.test_release_gates import failed, model_tar_gz, registry, run_preflight
 
 CHAMPION = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/yolo-detector-dev-1a2b3c4d/3"
@@ -33,22 +34,9 @@ def diff(champion: float, candidate: float, low: float, high: float, instances: 
 
 def comparison(classes: dict[str, Difference]) -> dict[str, Any]:
     overall = diff(0.61, 0.63, 0.005, 0.035, sum(d.instances for d in classes.values()))
-    verdict, worse, underpowered = verdict_of(overall, classes, TOLERANCES)
-    return Comparison(
-        status="compared",
-        champion=ChampionRef(
-            version=CHAMPION, model_data="s3://models/training-output/v3/output/model.tar.gz"
-        ),
-        tolerances=TOLERANCES,
-        images=400,
-        resamples=1000,
-        overall=overall,
-        classes=classes,
-        worse_classes=worse,
-        underpowered_classes=underpowered,
-        verdict=verdict,
-        why=f"{verdict}",
-    ).model_dump(mode="json")
+    return compared(classes, TOLERANCES, overall=overall, champion=CHAMPION, images=400).model_dump(
+        mode="json"
+    )
 
 
 NOT_WORSE = {"person": diff(0.70, 0.72, -0.01, 0.05, 900), "drill": diff(0.50, 0.49, -0.04, 0.03, 12)}

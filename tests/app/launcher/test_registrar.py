@@ -14,9 +14,9 @@ from moto.sagemaker.models import sagemaker_backends
 from app.contracts.comparison import Comparison
 from app.launcher import registrar, runner
 from app.launcher.settings import RegistrarSettings, RunnerSettings
-from tests.app.launcher.comparisons import REPORTS, model_tar, png, upload
 from tests.app.launcher.events import state_change
 from tests.app.launcher.stage_settings import ACCOUNT, CHAMPION_ENV, DATASET_URI, REGION, SERVE_IMAGE
+from tests.fixtures.comparisons import REPORTS, model_tar, png, upload
 
 FIRST_MODEL = Comparison(status="no_champion", reason="the stage has no Approved version")
 

@@ -14,7 +14,10 @@ import pytest
 from app.contracts.comparison import Comparison, Tolerances
 from app.launcher import evidence, registrar
 from app.launcher.settings import RegistrarSettings, RunnerSettings
-from tests.app.launcher.comparisons import (
+from tests.app.launcher.events import state_change
+from tests.app.launcher.stage_settings import ARTIFACTS
+from tests.app.launcher.test_registrar import completed_job
+from tests.fixtures.comparisons import (
     NOT_WORSE,
     REPORTS,
     STAGE_TOLERANCES,
@@ -24,9 +27,6 @@ from tests.app.launcher.comparisons import (
     model_tar,
     png,
 )
-from tests.app.launcher.events import state_change
-from tests.app.launcher.stage_settings import ARTIFACTS
-from tests.app.launcher.test_registrar import completed_job
 
 
 @pytest.fixture
