@@ -30,9 +30,9 @@ from infra.config import (
     PipelineConfig,
     StageConfig,
     check_pipeline_stages,
-    check_promotion_order,
     load_pipeline,
     load_stage,
+    load_stages,
 )
 from infra.nag import add_checks
 from infra.paths import EXAMPLE_RELEASES_DIR, REPO_ROOT
@@ -58,9 +58,7 @@ def feature_flags() -> dict[str, Any]:
 def stage_configs() -> dict[str, StageConfig]:
     """Validate every stage of infra/stages.py and their promotion order (raises ConfigError naming the stage and
     field)."""
-    configs = {name: load_stage(name, values) for name, values in STAGES.items()}
-    check_promotion_order(configs)
-    return configs
+    return load_stages(STAGES)
 
 
 def pipeline_config() -> PipelineConfig | None:

@@ -673,3 +673,11 @@ def load_stage(name: str, values: dict[str, object]) -> StageConfig:
             field = ".".join(str(p) for p in err["loc"]) or "(stage)"
             problems.append(f"stage {name}: field '{field}': {err['msg']}")
         raise ConfigError("; ".join(problems)) from None
+
+
+def load_stages(stages: dict[str, dict[str, object]]) -> dict[str, StageConfig]:
+    """Validate every stage of ``stages`` (infra/stages.py's STAGES) and their promotion order; raises ConfigError
+    naming the stage and field. No CDK here: operator commands read stage configs without starting jsii."""
+    configs = {name: load_stage(name, values) for name, values in stages.items()}
+    check_promotion_order(configs)
+    return configs

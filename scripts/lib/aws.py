@@ -104,9 +104,12 @@ def stack_output(cloudformation: Any, stack_name: str, key: str) -> str:
 
 def stage_config(stage: str) -> Any:
     """The validated config of a stage (infra/stages.py), for the commands that need more than its name."""
-    from infra.app import stage_configs  # late: only the commands that need a stage's config load infra
+    from infra.config import (
+        load_stages,  # late, and without the CDK: only commands that need a config load it
+    )
+    from infra.stages import STAGES
 
-    configs = stage_configs()
+    configs = load_stages(STAGES)
     if stage not in configs:
         raise OperatorError(f"--stage {stage}: unknown stage; expected one of {list(configs)}")
     return configs[stage]

@@ -131,7 +131,7 @@ def replay(
     ``release compare`` as an operator does before Prod; returns the replay report's folder."""
     from datetime import UTC, datetime
 
-    from scripts.release.replay.capture import capture_line
+    from scripts.lib.replay.capture import capture_line
 
     now = datetime.now(UTC)
     capture = workdir / "capture"

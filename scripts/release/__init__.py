@@ -17,7 +17,8 @@ the one every stage deploys. Promoting or rolling back changes only that pointer
 deploys the record through its gates (docs/releasing.md). Model packages go through the SageMaker Python SDK
 (``sagemaker.core.resources``), everything else through boto3. Exit codes: scripts/lib/cli.py (3: a gate said no).
 
-The package: ``__main__`` (the command line), ``records`` (the records of this checkout), ``create`` and ``images``
-(a new record), ``promotion`` (show, diff, approve, promote, history, rollback), ``gates``, ``checks`` and ``evidence`` (preflight,
-verify), ``compare`` and ``replay/`` (production traffic through candidate and champion), ``cleanup``.
+The package: ``__main__`` (the command line), ``records`` (the records of this checkout), ``create`` and
+``images`` (a new record), ``promotion`` (show, diff, approve, promote, history, rollback), ``gates``, ``checks`` and
+``evidence`` (preflight, verify), ``compare`` (production traffic through candidate and champion; the replay itself
+is scripts/lib/replay/), ``cleanup``.
 """

@@ -27,12 +27,12 @@ from infra.stack_outputs import ServingOutputs
 from scripts.lib.aws import assumed, aws_session, stack_output
 from scripts.lib.cli import OperatorError, existing_dir, fraction, non_negative_int, positive_int, stage_name
 from scripts.lib.folders import claim_own_folder
+from scripts.lib.replay import models
+from scripts.lib.replay.capture import CaptureFile, CaptureRead, local_files, newest_requests, s3_files
+from scripts.lib.replay.replay import Replay, side
+from scripts.lib.replay.report import REPORT_FILE
 from scripts.release.promotion import stage_history
 from scripts.release.records import by_id, read_release
-from scripts.release.replay import models
-from scripts.release.replay.capture import CaptureFile, CaptureRead, local_files, newest_requests, s3_files
-from scripts.release.replay.replay import Replay, side
-from scripts.release.replay.report import REPORT_FILE
 
 MARKER = ".release-compare"
 DEFAULT_OUT = REPO_ROOT / "build" / "replay"

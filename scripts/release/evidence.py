@@ -1,6 +1,6 @@
 """The evidence a release's preflight shows next to its gates: the champion comparison the training job wrote
 (``model.json["comparison"]``, app/contracts/comparison.py) and the replay of production traffic that
-``release compare`` wrote (scripts/release/replay/).
+``release compare`` wrote (scripts/lib/replay/).
 
 Gating (docs/releasing.md, "Promotion by evidence"):
 
@@ -31,7 +31,7 @@ from app.contracts.artifact import MODEL_JSON
 from app.contracts.comparison import Comparison
 from infra.release_record import Release
 from scripts.lib.endpoint_checks import Report
-from scripts.release.replay.report import ReportError, load_report
+from scripts.lib.replay.report import ReportError, load_report
 
 REPLAY_FOLDER = "replay"  # releases/replay/<release id>.json
 

@@ -62,11 +62,12 @@ def current_images(
     training = stack_outputs(cloudformation, f"{stage}-Training", required=[runner_key, dataprep_key])
     runner = session.client("lambda").get_function_configuration(FunctionName=training[runner_key])
     train_uri = runner["Environment"]["Variables"][launcher_environment.TRAINING_IMAGE_URI]
-    from infra.app import stage_configs  # late: loads infra
+    from infra.config import load_stages  # late, and without the CDK
     from infra.stage_release import serve_variant
+    from infra.stages import STAGES
 
     own = serve_variant(stage_config(stage).endpoint.instance_type)
-    needed = {serve_variant(c.endpoint.instance_type) for c in stage_configs().values()}
+    needed = {serve_variant(c.endpoint.instance_type) for c in load_stages(STAGES).values()}
     serve_uris = registry_serve_uris(
         data,
         stage=stage,

@@ -24,8 +24,7 @@ from infra.paths import EXAMPLE_RELEASES_DIR
 from infra.release_record import CURRENT, Release, load_current
 from infra.stack_outputs import ServingOutputs
 from scripts.lib.cli import EXIT_ERROR, EXIT_OK
-from scripts.release.__main__ import main
-from scripts.release.replay.capture import (
+from scripts.lib.replay.capture import (
     CapturedRequest,
     CaptureRead,
     capture_files,
@@ -34,8 +33,9 @@ from scripts.release.replay.capture import (
     newest_requests,
     s3_files,
 )
-from scripts.release.replay.matching import match
-from scripts.release.replay.report import load_report
+from scripts.lib.replay.matching import match
+from scripts.lib.replay.report import load_report
+from scripts.release.__main__ import main
 from tests.app.serving.samples import ultralytics_asset
 from tests.scripts.aws_fakes import stack_with_outputs
 

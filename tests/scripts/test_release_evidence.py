@@ -14,8 +14,8 @@ import boto3
 
 from app.contracts.comparison import ChampionRef, Comparison, Difference, Tolerances, verdict_of
 from infra.release_record import Release
+from scripts.lib.replay.report import Agreement, ReplayReport, Side
 from scripts.release.evidence import replay_report_path
-from scripts.release.replay.report import Agreement, ReplayReport, Side
 from tests.fixtures.comparisons import compared
 from tests.scripts.test_release_gates import failed, model_tar_gz, registry, run_preflight
 

@@ -169,7 +169,7 @@ def test_the_registrar_approves_on_the_tables_quality_metric() -> None:
 
 
 def test_the_release_records_the_same_quality_metric() -> None:
-    from app.contracts import release
+    from infra import release_record as release
 
     assert release.QUALITY_METRIC is QUALITY_METRIC
 

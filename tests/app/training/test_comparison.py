@@ -225,7 +225,9 @@ def test_a_corrupt_champion_fails_the_comparison_and_the_model_ships(
     model_dir = tmp_path / "model"
     shipped = write_artifact(
         model_dir=model_dir,
-        weights=trained_run.model_dir / "model.pt",
+        # a copy: the ONNX export writes next to the weights and moves the file into model_dir, which would take
+        # the session artifact's own model.onnx away from every later test
+        weights=Path(shutil.copy(trained_run.model_dir / "model.pt", tmp_path / "model.pt")),
         results=pd.read_csv(trained_run.model_dir / "results.csv"),
         metrics={BY_KEY[m.key].column: card.metrics[m.key] for m in MODEL_METRICS},
         dataset=check_dataset(dataset_dir),

@@ -18,10 +18,10 @@ from app.serving import images, payload
 from app.serving.errors import ServingError
 from app.serving.model import Detector
 from app.serving.settings import ServingSettings
-from scripts.release.replay import drawing
-from scripts.release.replay.capture import CapturedRequest, Unreadable
-from scripts.release.replay.matching import DEFAULT_IOU, ClassCounts, ImageAgreement, match
-from scripts.release.replay.report import Agreement, Disagreement, Problem, ReplayReport, Side
+from scripts.lib.replay import drawing
+from scripts.lib.replay.capture import CapturedRequest, Unreadable
+from scripts.lib.replay.matching import DEFAULT_IOU, ClassCounts, ImageAgreement, match
+from scripts.lib.replay.report import Agreement, Disagreement, Problem, ReplayReport, Side
 
 # The serving defaults (app/serving/settings.py): the same limits the endpoint applies to a request.
 MAX_IMAGES = ServingSettings.model_fields["max_images"].default
