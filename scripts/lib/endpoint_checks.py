@@ -59,6 +59,18 @@ class Report:
         return "\n".join(f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in self.checks)
 
 
+def invoke_sample(runtime: Any, endpoint: str, image: bytes) -> bytes:
+    """One verify request (a JPEG, marked synthetic in data capture); the answer's body. AWS errors raise."""
+    response = runtime.invoke_endpoint(
+        EndpointName=endpoint,
+        ContentType="image/jpeg",
+        Accept="application/json",
+        Body=image,
+        InferenceId=VERIFY_INFERENCE_ID,
+    )
+    return bytes(response["Body"].read())
+
+
 def sample_jpeg() -> bytes:
     """A 640x480 JPEG (grey with a darker block), enough for a detector to answer."""
     from PIL import Image, ImageDraw
@@ -193,14 +205,7 @@ def verify(
         return report
 
     try:
-        response = runtime.invoke_endpoint(
-            EndpointName=name,
-            ContentType="image/jpeg",
-            Accept="application/json",
-            Body=image,
-            InferenceId=VERIFY_INFERENCE_ID,
-        )
-        body = response["Body"].read()
+        body = invoke_sample(runtime, name, image)
     except runtime.exceptions.ClientError as exc:
         report.add(
             "invocation", False, f"{exc.response['Error']['Code']}: {exc.response['Error']['Message']}"

@@ -28,7 +28,7 @@ from infra.stack_outputs import ServingOutputs
 from infra.stage_release import serve_variant
 from scripts.lib.aws import outputs_of
 from scripts.lib.capacity_checks import endpoint_instances_needed, endpoint_quota_name, quota_value
-from scripts.lib.endpoint_checks import VERIFY_INFERENCE_ID, Expectation, Report, verify
+from scripts.lib.endpoint_checks import Expectation, Report, invoke_sample, verify
 from scripts.lib.image_access import check_pull_access
 
 # An endpoint in one of these states is changing: a deploy now would fail or race a rollback.
@@ -347,17 +347,10 @@ def _load_smoke(
     def make() -> Any:
         def invoke() -> int:
             try:
-                response = runtime.invoke_endpoint(
-                    EndpointName=endpoint,
-                    ContentType="image/jpeg",
-                    Accept="application/json",
-                    Body=image,
-                    InferenceId=VERIFY_INFERENCE_ID,
-                )
+                invoke_sample(runtime, endpoint, image)
             except runtime.exceptions.ClientError as exc:  # the status SageMaker or the container answered
                 meta = exc.response.get("ResponseMetadata", {})
                 return int(exc.response.get("OriginalStatusCode") or meta.get("HTTPStatusCode") or 599)
-            response["Body"].read()
             return 200  # boto3 raises for every non-2xx answer
 
         return invoke
