@@ -137,3 +137,27 @@ def test_load_thread_spends_little_cpu_and_reconnects(
     cpu_ms = (time.thread_time() - started) * 1000
     assert statuses == [503 if i % 5 == 0 else 200 for i in range(1, 21)]
     assert cpu_ms < 25, f"{cpu_ms:.1f} ms of CPU for one load thread's client and 20 requests"
+
+
+def test_a_step_rate_counts_neither_warm_up_nor_drain() -> None:
+    """A service that answers in 50 ms to each of 2 clients runs at 40 requests/s. Each client's first request
+    (its connection's warm-up, unmeasured) takes 0.6 s: timing it without counting it gave ~16/s for a 1 s step,
+    and a saturated bench step read ~10 % below the server's rate."""
+
+    def make() -> load.Invoke:
+        calls = 0
+
+        def invoke() -> int:
+            nonlocal calls
+            calls += 1
+            time.sleep(0.6 if calls == 1 else 0.05)
+            return 200
+
+        return invoke
+
+    step = load.run_step(make, concurrency=2, max_requests=10_000, max_seconds=1.0)
+    assert 36 <= step.rps <= 41, step
+    assert step.errors == 0 and step.requests >= 38
+
+    bounded = load.run_step(make, concurrency=2, max_requests=10, max_seconds=30)
+    assert bounded.requests == 10 and 36 <= bounded.rps <= 41, bounded
