@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        help="server processes (default: one per vCPU on CPU, 1 on GPU; or SERVING_WORKERS)",
+        help="server processes (default: one per 4 vCPUs on CPU, 1 on GPU; or SERVING_WORKERS)",
     )
     return parser.parse_args(argv)
 

@@ -130,7 +130,7 @@ class Detector:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Off by default: idle ORT threads spinning for work steal CPU from the other requests' decode/postprocess
-        # and from the other worker processes (settings.default_layout).
+        # and from the other runs (settings.default_layout).
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         try:
             session = ort.InferenceSession(

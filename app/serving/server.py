@@ -1,9 +1,10 @@
 """Starts the HTTP server: checks the artifact first, then uvicorn (httptools + uvloop) on the chosen port.
 
 Why this stack: an asyncio server keeps ``/ping`` and request I/O on the event loop while inference runs on a
-bounded thread pool (service.py). The process layout comes from settings.default_layout: on CPU one worker process
-per vCPU, each with single-threaded ONNX Runtime runs - the machine's measured limit (issue 15) - run by uvicorn's
-multi-process supervisor; on a GPU one process. ``SERVING_WORKERS`` / ``SERVING_INTRA_OP_THREADS`` override it.
+bounded thread pool (service.py). The process layout comes from settings.default_layout: on CPU single-threaded
+ONNX Runtime runs, one per vCPU - the machine's measured limit (issue 15) - side by side in one process per 4 vCPUs
+(uvicorn's multi-process supervisor runs several); on a GPU one process. ``SERVING_WORKERS`` /
+``SERVING_INTRA_OP_THREADS`` override it.
 
 SIGTERM (SageMaker stopping the container): uvicorn stops accepting, in-flight requests finish within
 ``SERVING_GRACEFUL_TIMEOUT_S`` (default 20 s, below the 25 s budget), then the pool shuts down and the process exits.

@@ -21,6 +21,12 @@ DEFAULT_MODEL_DIR = Path("/opt/ml/model")
 DEFAULT_PORT = 8080
 # Memory guard on very large hosts: each worker holds its own session (YOLOv8s fp32: ~250 MB RSS per worker).
 MAX_DEFAULT_WORKERS = 32
+# CPU: single-thread runs at once per process by default. One process serves up to this many vCPUs; the GIL bounds
+# it: a request holds the GIL for ~3 ms (HTTP, JSON, numpy glue; perf on 2 vCPUs), so 4 int8 runs (~45 img/s on
+# 4 vCPUs) keep it ~15 % busy, while 16 would saturate it.
+MAX_RUNS_PER_WORKER = 4
+# Inference threads per concurrent run: while one request runs, the next decodes.
+THREADS_PER_RUN = 2
 
 
 def cpu_count() -> int:
@@ -44,12 +50,15 @@ class Layout:
 def default_layout(vcpus: int, device: str) -> Layout:
     """The default worker layout for ``vcpus`` CPUs on ``device`` (``cpu`` or ``cuda``).
 
-    CPU: one process per vCPU, each running single-threaded ONNX Runtime sessions. That is the machine's limit:
-    measured on 2 vCPUs with YOLOv8s at 640x480, 2 processes x 1 thread gave ~12.2 img/s against ~11.4 for one
-    2-thread process (issue 15), because a single-threaded run has no intra-op barrier to wait on. Two inference
-    threads per process let the next request decode while the current one runs (runs take turns: run_slots = 1).
-    Spinning stays off: a spinning idle ORT thread steals the core another process needs. Above
-    MAX_DEFAULT_WORKERS vCPUs the extra cores become intra-op threads instead of more copies of the model.
+    CPU: single-threaded ONNX Runtime runs, one per vCPU, as many at once in one process as it has vCPUs (up to
+    MAX_RUNS_PER_WORKER; more vCPUs, more processes). Single-threaded runs are the machine's limit: on 2 vCPUs
+    with YOLOv8s at 640x480, two 1-thread runs gave ~12.2 img/s against ~11.4 for one 2-thread run (issue 15),
+    because a single-threaded run has no intra-op barrier to wait on. They share a process rather than one
+    process per vCPU with one run each: a keep-alive connection stays with the process that accepted it, and
+    two connections often landed on the same one, which then ran them in turn while the other vCPU idled (2
+    clients on 2 vCPUs: 4.0 img/s and p50 500 ms in 1 of 8 rounds, ~9 otherwise; saturated the same within noise,
+    bench/bench_serving.py). THREADS_PER_RUN inference threads per run let the next request decode while one runs.
+    Spinning stays off: a spinning idle ORT thread steals the core another run needs.
 
     GPU: one process (one CUDA context, one copy of the model on the device); a few inference threads keep the
     GPU fed while the CPU decodes and postprocesses, and two runs can be in flight."""
@@ -58,8 +67,9 @@ def default_layout(vcpus: int, device: str) -> Layout:
         return Layout(
             workers=1, threads=max(2, min(4, vcpus)), intra_op_threads=max(1, vcpus // 2), spinning=False
         )
-    workers = min(vcpus, MAX_DEFAULT_WORKERS)
-    return Layout(workers=workers, threads=2, intra_op_threads=max(1, vcpus // workers), spinning=False)
+    workers = min(-(-vcpus // MAX_RUNS_PER_WORKER), MAX_DEFAULT_WORKERS)
+    runs = -(-vcpus // workers)
+    return Layout(workers=workers, threads=THREADS_PER_RUN * runs, intra_op_threads=1, spinning=False)
 
 
 def resolved_device(device: str) -> str:
@@ -92,9 +102,14 @@ class ServingSettings(BaseSettings):
     workers: int = Field(
         ge=1,
         le=64,
-        description="server processes, each with its own ONNX Runtime session; default: one per vCPU",
+        description="server processes, each with its own ONNX Runtime session; default on CPU: one per "
+        "MAX_RUNS_PER_WORKER (4) vCPUs, on a GPU: one",
     )
-    threads: int = Field(ge=1, le=64, description="inference threads per worker (requests run concurrently)")
+    threads: int = Field(
+        ge=1,
+        le=64,
+        description="inference threads per worker (requests run concurrently); default: 2 per run slot",
+    )
     intra_op_threads: int = Field(
         ge=0, le=256, description="ONNX Runtime threads per run; 0 = CPUs / workers; default: 1 on CPU"
     )
@@ -103,8 +118,8 @@ class ServingSettings(BaseSettings):
         0,
         ge=0,
         le=64,
-        description="ONNX Runtime runs at once per worker; 0 = what the cores hold without oversubscribing: "
-        "CPUs / (workers x ONNX Runtime threads), at least 1 (other requests decode and postprocess meanwhile)",
+        description="ONNX Runtime runs at once per worker; 0 = the worker's share of the cores in runs: "
+        "(CPUs / workers) / ONNX Runtime threads, at least 1 (other requests decode and postprocess meanwhile)",
     )
     max_queue: int = Field(
         128,
@@ -154,8 +169,9 @@ class ServingSettings(BaseSettings):
         if data.get("workers") is None:
             data["workers"] = layout.workers
             data.setdefault("intra_op_threads", layout.intra_op_threads)
+            data.setdefault("threads", layout.threads)
         data.setdefault("intra_op_threads", 0)
-        data.setdefault("threads", layout.threads)
+        data.setdefault("threads", THREADS_PER_RUN)
         data.setdefault("spinning", layout.spinning)
         return data
 
@@ -169,7 +185,8 @@ class ServingSettings(BaseSettings):
 
     @property
     def run_slots(self) -> int:
-        """Session runs allowed at once per worker. With the defaults one run already uses every core, so runs
-        take turns: two inferences of N threads each on N cores only thrash (throughput at concurrency 4 fell
-        below concurrency 1), while decode and postprocess of the next request overlap the current run."""
-        return self.parallel_runs or max(1, cpu_count() // (self.workers * self.ort_threads))
+        """Session runs allowed at once per worker: the worker's share of the cores, in runs of ``ort_threads``
+        (the default layout: one single-thread run per vCPU). When one run already uses every core, runs take
+        turns: two inferences of N threads each on N cores only thrash (throughput at concurrency 4 fell below
+        concurrency 1), while decode and postprocess of the next request overlap the current run."""
+        return self.parallel_runs or max(1, -(-cpu_count() // self.workers) // self.ort_threads)

@@ -150,7 +150,7 @@ def test_multi_worker_mode_serves_and_drains(
 def test_sigterm_drains_every_worker_of_the_multi_process_layout(
     trained_artifact: Path, tmp_path: Path, photos: dict[str, bytes]
 ) -> None:
-    """The default CPU layout runs one process per vCPU: SageMaker's SIGTERM reaches uvicorn's supervisor, which
+    """The default CPU layout runs one process per 4 vCPUs: SageMaker's SIGTERM reaches uvicorn's supervisor, which
     forwards it to every worker; each finishes its in-flight requests, and the supervisor exits 0 within 25 s."""
     server = start_server(
         trained_artifact, tmp_path / "serve.log", args=("--workers", "2"), SERVING_THREADS="1"

@@ -61,20 +61,27 @@ def test_invalid_setting_stops_serve_naming_it(
 
 
 @pytest.mark.parametrize(
-    ("vcpus", "workers", "intra_op"),
-    [(1, 1, 1), (2, 2, 1), (4, 4, 1), (8, 8, 1), (64, 32, 2)],
+    ("vcpus", "workers", "runs"),
+    [(1, 1, 1), (2, 1, 2), (4, 1, 4), (8, 2, 4), (16, 4, 4), (48, 12, 4), (192, 32, 6)],
 )
-def test_cpu_layout_is_one_single_thread_process_per_vcpu(vcpus: int, workers: int, intra_op: int) -> None:
-    """Issue 15: N single-thread sessions in N processes is the machine's limit (2 vCPUs: ~12.2 img/s vs ~11.4
-    for one 2-thread process); beyond MAX_DEFAULT_WORKERS the extra cores become intra-op threads."""
+def test_cpu_layout_runs_a_single_thread_session_per_vcpu_in_few_processes(
+    monkeypatch: pytest.MonkeyPatch, vcpus: int, workers: int, runs: int
+) -> None:
+    """Issue 15: N single-thread runs are the machine's limit (2 vCPUs: ~12.2 img/s vs ~11.4 for one 2-thread
+    run). Issue 25: they run side by side in one process of up to MAX_RUNS_PER_WORKER vCPUs, so a process can use
+    every core it is given: with one process per vCPU, two clients whose connections the same process accepted ran
+    in turn while the other vCPU idled. Never more run slots than one per vCPU plus one per process."""
     layout = default_layout(vcpus, "cpu")
     assert (layout.workers, layout.intra_op_threads, layout.threads, layout.spinning) == (
         workers,
-        intra_op,
-        2,
+        1,
+        2 * runs,
         False,
     )
-    assert layout.workers * layout.intra_op_threads <= vcpus
+    monkeypatch.setattr("app.serving.settings.cpu_count", lambda: vcpus)
+    settings = ServingSettings(device="cpu")
+    assert (settings.workers, settings.ort_threads, settings.run_slots) == (workers, 1, runs)
+    assert vcpus <= settings.workers * settings.run_slots < vcpus + settings.workers
 
 
 @pytest.mark.parametrize("vcpus", [1, 2, 4, 8])
@@ -83,12 +90,12 @@ def test_gpu_layout_is_one_process(vcpus: int) -> None:
     assert layout.workers == 1 and 2 <= layout.threads <= 4 and 1 <= layout.intra_op_threads <= vcpus
 
 
-def test_the_default_settings_follow_the_layout_and_one_run_per_process(
+def test_the_default_settings_follow_the_layout_and_one_run_per_vcpu(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("app.serving.settings.cpu_count", lambda: 8)
+    monkeypatch.setattr("app.serving.settings.cpu_count", lambda: 2)  # ml.c6i.large, Dev's endpoint
     settings = ServingSettings(device="cpu")
-    assert (settings.workers, settings.threads, settings.ort_threads, settings.run_slots) == (8, 2, 1, 1)
+    assert (settings.workers, settings.threads, settings.ort_threads, settings.run_slots) == (1, 4, 1, 2)
     assert settings.spinning is False
 
 
