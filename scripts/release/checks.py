@@ -356,9 +356,10 @@ def _load_smoke(
         return invoke
 
     step = run_step(make, concurrency, requests, seconds)
+    codes = f" {step.error_codes}" if step.error_codes else ""
     report.add(
         "load smoke",
         step.errors == 0 and step.requests >= requests,
-        f"{step.requests} requests at concurrency {concurrency}: {step.errors} errors {step.error_codes or ''}, "
-        f"p50 {step.p50_ms} ms, p99 {step.p99_ms} ms, {step.rps} rps".replace(" {}", ""),
+        f"{step.requests} requests at concurrency {concurrency}: {step.errors} errors{codes}, "
+        f"p50 {step.p50_ms} ms, p99 {step.p99_ms} ms, {step.rps} rps",
     )
