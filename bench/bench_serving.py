@@ -429,6 +429,12 @@ def median(rounds: list[tuple[float, float]], index: int) -> float:
     return float(np.median([r[index] for r in rounds]))
 
 
+def pooled(precision: str, rows: list[Row]) -> float:
+    """All of ours saturated over all of the limit: every round's images over the same total time."""
+    mine = sum(r[1] for r in rows if f"ours {precision} saturated" in r[0])
+    return mine / sum(r[1] for r in rows if r[0].endswith(f"machine limit {precision}"))
+
+
 def limit_median(precision: str, rows: list[Row], *, cpu: bool = False) -> float:
     """The median machine limit of ``precision`` over the rounds (img/s, or CPU s per image with ``cpu``)."""
     return float(np.median([r[4 if cpu else 1] for r in rows if r[0].endswith(f"machine limit {precision}")]))
@@ -568,7 +574,9 @@ def main() -> int:
     print(
         "paired rounds, ours saturated / the machine limit of the same round (img/s; CPU s): "
         + "; ".join(
-            f"{precision} " + ", ".join(f"{a:.2f} ({c:.2f})" for a, c in rounds)
+            f"{precision} "
+            + ", ".join(f"{a:.2f} ({c:.2f})" for a, c in rounds)
+            + f" (pooled {pooled(precision, rows):.2f})"
             for precision, rounds in (("fp32", fp32_rounds), ("int8", int8_rounds))
         )
         + f"; the int8 limit is {limit_median('int8', rows) / limit_median('fp32', rows):.2f}x the fp32 limit on "
