@@ -57,8 +57,9 @@ def default_layout(vcpus: int, device: str) -> Layout:
     process per vCPU with one run each: a keep-alive connection stays with the process that accepted it, and
     two connections often landed on the same one, which then ran them in turn while the other vCPU idled (2
     clients on 2 vCPUs, 10 rounds of fresh connections: 5 rounds on ~1.0 core at ~4.3 img/s; one process: every
-    round on ~1.95 cores, ~8.5 img/s; saturated the same within noise; the bench's "spread" rows). THREADS_PER_RUN inference threads per run let the next request decode while one runs.
-    Spinning stays off: a spinning idle ORT thread steals the core another run needs.
+    round on ~1.95 cores, ~8.5 img/s; saturated the same within noise; the bench's "spread" rows).
+    THREADS_PER_RUN inference threads per run let the next request decode while one runs. Spinning stays off: a
+    spinning idle ORT thread steals the core another run needs.
 
     GPU: one process (one CUDA context, one copy of the model on the device); a few inference threads keep the
     GPU fed while the CPU decodes and postprocesses, and two runs can be in flight."""

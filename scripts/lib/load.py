@@ -166,9 +166,7 @@ def run_step(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(
-            2 * max_seconds + 240
-        )  # warm-up and last request included; each has the invoker's timeout
+        thread.join(2 * max_seconds + 240)  # each request has the invoker's timeout; this bounds them all
     if "start" not in window:
         raise RuntimeError(f"the {concurrency} load threads never all finished their warm-up request")
     start = window["start"]

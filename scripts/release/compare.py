@@ -130,7 +130,10 @@ def compare(
     shutil.rmtree(out / "disagreements", ignore_errors=True)  # the previous run's images (the folder is ours)
     with tempfile.TemporaryDirectory() as tmp:
         s3 = own.client("s3")
-        print(f"replaying up to the newest {args.last} requests of {capture} through both models ...", flush=True)
+        print(
+            f"replaying up to the newest {args.last} requests of {capture} through both models ...",
+            flush=True,
+        )
         replay = Replay(
             candidate=models.open_model(candidate, s3=s3, workdir=Path(tmp), name="candidate"),
             champion=models.open_model(champion, s3=s3, workdir=Path(tmp), name="champion"),
