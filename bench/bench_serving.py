@@ -30,7 +30,7 @@ Runtime choice (issue 15, item 6): ONNX Runtime only. On this 2-vCPU box OpenVIN
 fp32 (+7%) and ~32.4 vs ~30.8 img/s int8 (+5%), both with 2 processes x 1 thread: below the 10% bar for carrying a
 second runtime in the image.
 
-Usage: .venv/bin/python bench/bench_serving.py [--seconds 6] [--rounds 6]   (~5 min on 2 vCPUs)
+Usage: .venv/bin/python bench/bench_serving.py [--seconds 6] [--rounds 6]   (~4 min on 2 vCPUs)
 """
 
 from __future__ import annotations

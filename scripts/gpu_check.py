@@ -43,7 +43,7 @@ if not __package__:  # run as a path (python scripts/x.py): import this checkout
 from app.contracts import cuda
 from infra.paths import REPO_ROOT
 from scripts.lib import cli, folders
-from scripts.lib.cli import CheckFailed, command, positive_int
+from scripts.lib.cli import CheckFailed, command, last_lines, positive_int
 
 WORKDIR_MARKER = ".gpu-check-workdir"
 GPU_INSTANCE = "ml.g5.xlarge"  # what resourceconfig.json says, so the training device check insists on a GPU
@@ -75,8 +75,7 @@ def _run(cmd: list[str], *, what: str) -> str:
         check=False,
     )
     if proc.returncode != 0:
-        tail = "\n".join(f"    | {line}" for line in proc.stdout.splitlines()[-15:])
-        raise CheckFailed(f"{what} exited with {proc.returncode}:\n{tail}")
+        raise CheckFailed(f"{what} exited with {proc.returncode}:\n{last_lines(proc.stdout, 15)}")
     return proc.stdout
 
 
@@ -160,7 +159,7 @@ def server(model_dir: Path, log_path: Path, *, device: str, timeout: float = 120
             if proc.poll() is not None or time.monotonic() - started > timeout:
                 raise CheckFailed(
                     f"the {device} server never answered /ping 200; its log ({log_path}) ends:\n"
-                    + "\n".join(f"    | {line}" for line in log_path.read_text().splitlines()[-10:])
+                    + last_lines(log_path.read_text(), 10)
                 )
             time.sleep(0.1)
         yield url

@@ -46,14 +46,17 @@ EXIT_CHECK_FAILED = 3
 EXIT_INTERRUPTED = 130
 
 
-# CloudFormation statuses in which a stack exists but its outputs cannot be trusted (stack status codes:
-# https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/view-stack-events.html, read 2026-11-30).
 class OperatorError(RuntimeError):
     """Something the operator must fix; printed as one ``error:`` line without a traceback."""
 
 
 class CheckFailed(OperatorError):
     """The command ran and its verdict is "no" (exit code 3)."""
+
+
+def last_lines(text: str, count: int) -> str:
+    """The last ``count`` lines of a process's output, indented and marked, for an error message that quotes them."""
+    return "\n".join(f"    | {line}" for line in text.splitlines()[-count:])
 
 
 def aws_error_message(exc: BaseException) -> str | None:

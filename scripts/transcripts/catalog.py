@@ -22,7 +22,7 @@ from pathlib import Path
 
 from app.contracts import metrics
 from infra.paths import REPO_ROOT
-from scripts.lib.cli import OperatorError
+from scripts.lib.cli import OperatorError, last_lines
 from scripts.transcripts.recording import Recording, normalise
 
 # Where the format strings of our own output live (packages: a module split or moved stays covered). infra prints
@@ -45,8 +45,9 @@ def _python(args: list[str], *, what: str, timeout: float) -> str:
         check=False,
     )
     if proc.returncode != 0:
-        tail = "\n".join(f"    | {line}" for line in proc.stdout.splitlines()[-12:])
-        raise OperatorError(f"{what} exited with {proc.returncode}; its last lines:\n{tail}")
+        raise OperatorError(
+            f"{what} exited with {proc.returncode}; its last lines:\n{last_lines(proc.stdout, 12)}"
+        )
     return proc.stdout
 
 
